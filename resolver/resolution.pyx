@@ -57,7 +57,11 @@ from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
+import dns.rdataclass
+import dns.rdatatype
+
 from resolver.dnssec import Suspend, with_ede
+from resolver.dnssec.validator import BOGUS_REASON
 from resolver.dnssec.sentinel import LENGTHS as _SENTINEL_LENGTHS, verdict as sentinel_verdict
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
@@ -110,16 +114,11 @@ cdef _log_validation_failure(tuple key, res, int level):
     ``val-log-level`` writes it: at 1 the question (``validation failure NAME TYPE CLASS``),
     at 2 the question in brackets, the reason and the server that gave the data (``res``
     came from one: :meth:`Resolution._finish` turned its name into (address, port))."""
-    import dns.rdataclass
-    import dns.rdatatype
-
     asked = (f"{to_text(key[0])} {dns.rdatatype.to_text(key[1])} "
              f"{dns.rdataclass.to_text(key[2])}")
     if level < 2:
         validator_log.info("validation failure %s", asked)
         return
-    from resolver.dnssec.validator import BOGUS_REASON
-
     validator_log.info("validation failure <%s>: %s from %s", asked,
                        (res.reason or "bogus").removeprefix(BOGUS_REASON),
                        (<CResult>res).server[0])

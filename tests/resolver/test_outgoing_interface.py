@@ -5,12 +5,9 @@ query came from."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
-import time
 import tomllib
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -21,6 +18,7 @@ import pytest
 from ci_policy import installed
 from daemon_proc import Daemon, cli
 from dnslab.ports import pick_port
+from dnslab.unbound import launch
 from procs import stop as stop_process
 
 AUTHORITY = "127.0.0.41"
@@ -68,16 +66,15 @@ def authority():
     a.close()
 
 
-def unbound_conf(path, port: int, authority_port: int, outgoing: list[str]) -> None:
-    path.write_text("\n".join([
-        "server:", "  interface: 127.0.0.1", f"  port: {port}", "  do-ip6: no",
-        "  do-not-query-localhost: no", "  access-control: 127.0.0.0/8 allow",
-        '  module-config: "iterator"', '  username: ""', '  chroot: ""', '  pidfile: ""',
-        "  use-syslog: no", "  prefetch: no",
-        *(f"  outgoing-interface: {a}" for a in outgoing),
-        "remote-control:", "  control-enable: no",
-        "forward-zone:", '  name: "corp.example."', f"  forward-addr: {AUTHORITY}@{authority_port}",
-        ""]))
+def unbound_lines(port: int, authority_port: int, outgoing: list[str]) -> list[str]:
+    """The unbound.conf both servers read (``launch`` adds the remote-control clause)."""
+    return ["  interface: 127.0.0.1", f"  port: {port}", "  do-ip6: no",
+            "  do-not-query-localhost: no", "  access-control: 127.0.0.0/8 allow",
+            '  module-config: "iterator"', '  username: ""', '  chroot: ""', '  pidfile: ""',
+            "  use-syslog: no", "  prefetch: no",
+            *(f"  outgoing-interface: {a}" for a in outgoing),
+            "forward-zone:", '  name: "corp.example."',
+            f"  forward-addr: {AUTHORITY}@{authority_port}"]
 
 
 def ask_each(port: int, names: list[str]) -> None:
@@ -87,30 +84,13 @@ def ask_each(port: int, names: list[str]) -> None:
         assert r.rcode() == dns.rcode.NOERROR and r.answer[0][0].address == "192.0.2.77"
 
 
-def start_unbound(conf, port: int) -> subprocess.Popen:
-    """Unbound on ``conf``, once it answers (its local ``localhost.``) on ``port``."""
-    proc = subprocess.Popen([installed("unbound", "unbound"), "-d", "-c", str(conf)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            dns.query.udp(dns.message.make_query("localhost.", "A"), "127.0.0.1", port=port,
-                          timeout=0.2)
-            return proc
-        except (dns.exception.Timeout, OSError):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop_process(proc, 5.0, group=True)
-                raise RuntimeError(f"unbound did not start on {conf}")
-
-
 def served_by_both(tmp_path, authority, outgoing: list[str], names: list[str]):
     """The addresses the authority saw ``names`` asked from, by Unbound and by the daemon
     serving the same unbound.conf (converted by ``import-unbound``)."""
-    conf = tmp_path / "unbound.conf"
+    installed("unbound", "unbound")
     port = pick_port(["127.0.0.1"])
-    unbound_conf(conf, port, authority.port, outgoing)
-    proc = start_unbound(conf, port)
+    proc = launch(tmp_path, unbound_lines(port, authority.port, outgoing), "127.0.0.1", port)
+    conf = tmp_path / "unbound.conf"                  # what launch wrote and Unbound read
     try:
         ask_each(port, names)
     finally:
