@@ -190,6 +190,12 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            [("", stats["refused_acl"])])
     metric("truncated_total", "counter", "UDP answers truncated (TC) to the client's size.",
            [("", stats["truncated"])])
+    sent = stats.get("udp_sent", {"datagrams": 0, "sends": 0})
+    metric("udp_datagrams_sent_total", "counter", "UDP answers sent to clients.",
+           [("", sent["datagrams"])])
+    metric("udp_sends_total", "counter",
+           "Messages the UDP answers left in: several answers of one size to one client"
+           " go in one, which the kernel cuts into datagrams.", [("", sent["sends"])])
     t = stats["tcp"]
     metric("tcp_connections_open", "gauge", "TCP connections open.", [("", t["open"])])
     metric("tcp_connections_total", "counter", "TCP connections, by outcome.",

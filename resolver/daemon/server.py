@@ -385,11 +385,14 @@ class Server:
         qtypes = {str(k): v for k, v in c.qtypes.items()}
         iterations = [0] * (len(udp_listener.ITERATION_BOUNDS_MS) + 1)
         iteration_max = 0.0
+        sent = {"datagrams": 0, "sends": 0}
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 k = u.counters()
                 iterations = [a + b for a, b in zip(iterations, k["iterations"])]
                 iteration_max = max(iteration_max, k["iteration_max"])
+                sent["datagrams"] += k["sent"]
+                sent["sends"] += k["sends"]
         r = self.resolver
         out = {
             "queries": queries,
@@ -421,6 +424,7 @@ class Server:
             "inflight": len(self.misses),
             "udp_iterations": {"bounds_ms": list(udp_listener.ITERATION_BOUNDS_MS),
                                "counts": iterations, "max_ms": iteration_max * 1000},
+            "udp_sent": sent,
             "gc": gc_stats(),
             "uptime": time.time() - self.started_at,
             "process": process_stats(),

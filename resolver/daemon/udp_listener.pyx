@@ -13,7 +13,8 @@ passed (``corenet.capi.read_often``): a cached name waits about that long at mos
 replies, timers and callbacks of the misses started before it. A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
-512), and all answers of a batch go out with one ``sendmmsg``. Oversized datagrams are
+512), and all answers of a batch go out with one ``sendmmsg``, those of one size to one
+client (a burst of its queries) in one message the kernel cuts into datagrams. Oversized datagrams are
 counted (in the front door's ``Counters``) and dropped; every other datagram goes to the
 front door (``FrontDoor.handle_at``, in C) with the listener's batch slot as its reply
 (``UdpSlot``): the door answers into the slot (a hit, REFUSED, NOTIMP, a local answer),
@@ -99,6 +100,7 @@ cdef class UDPListener(FdWatcher):
     cdef list keep              # answers referenced by the pending sendmmsg
     cdef list misses            # (query, addr, over, absent key) of this wake-up, started once read
     cdef bint closed
+    cdef bint told_unsegmented  # the log has said that segmented sends were refused
     # what only this listener knows (read by metrics through counters()); its verdicts and
     # drops are counted in the front door's block
     cdef readonly unsigned long long received
@@ -111,8 +113,8 @@ cdef class UDPListener(FdWatcher):
         self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
         if self.batch == NULL or self.outbox == NULL:
             raise MemoryError()
-        cn_batch_init(self.batch)
-        self.outbox.n = 0
+        cn_batch_init(self.batch, fd)
+        cn_out_init(self.outbox, fd)
         self.keep = []
         self.outkeep = []
         self.misses = []
@@ -162,12 +164,16 @@ cdef class UDPListener(FdWatcher):
         self.sock.close()
 
     def counters(self):
-        """What this listener counts itself, for metrics: datagrams read and its loop
-        iterations (its verdicts and drops are in the front door's ``Counters``)."""
+        """What this listener counts itself, for metrics: datagrams read, its loop
+        iterations, the datagrams sent and in how many messages (several answers to one
+        client go in one, see ``corenet/include/batch.h``; its verdicts and drops are in
+        the front door's ``Counters``)."""
         return {
             "received": self.received,
             "iterations": [self.iteration_counts[i] for i in range(ITERATION_BUCKETS)],
             "iteration_max": self.iteration_max,
+            "sent": self.batch.out.datagrams + self.outbox.out.datagrams,
+            "sends": self.batch.out.sends + self.outbox.out.sends,
         }
 
     cdef int queue(self, bytes data, addr) except -1:
@@ -186,6 +192,8 @@ cdef class UDPListener(FdWatcher):
         """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
         if self.outbox.n and not self.closed:
             self.counts.drops[R_SEND_ERROR] += cn_out_flush(self.fd, self.outbox)
+            if not self.outbox.out.gso and not self.told_unsegmented:
+                self._tell_unsegmented()
         self.outbox.n = 0
         del self.outkeep[:]
 
@@ -275,7 +283,16 @@ cdef class UDPListener(FdWatcher):
         if self.batch.nsend:
             self.counts.drops[R_SEND_ERROR] += cn_flush(self.fd, self.batch)
             del self.keep[:]
+            if not self.batch.out.gso and not self.told_unsegmented:
+                self._tell_unsegmented()
         return 0
+
+    def _tell_unsegmented(self):
+        """Once: the kernel refused a send of several datagrams on this socket (a device
+        without checksum offload, an MTU below an answer's size), so each goes alone."""
+        self.told_unsegmented = True
+        logger.info("UDP listener %s: the kernel takes no segmented sends on this path;"
+                    " each answer is sent alone", self.sock.getsockname())
 
     cdef int hold(self, bytes q, int i, key) except -1:
         """A miss of datagram ``i`` of the batch, kept for the end of the wake-up. Behind
