@@ -10,7 +10,8 @@ server pinned to core 0 and dnsperf to core 1) taken apart.
   call runs (softirq) and pays for, with the wake-up of dnsperf's thread;
 - **system calls per query, by name**, and **queries per receive call**: the kernel's
   ``syscalls:sys_enter_*`` tracepoints counted by ``perf stat`` (a count per event,
-  nothing recorded);
+  nothing recorded); **answers per message sent** (corenet-resolver's ``stats``: answers of
+  one size to one client leave in one segmented send);
 - and apart, **user-space instructions per query** (callgrind), split by the object they
   run in (the Python interpreter, corenet's compiled modules, libc, libevent, ...), over
   ``-n`` passes of the name list with 64 queries outstanding, the cache warmed first.
@@ -68,6 +69,15 @@ def _completed(out: str) -> int:
     return int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
 
 
+def _sent(s: mi._Server) -> tuple[int, int]:
+    """corenet-resolver's UDP answers sent and the messages they left in (answers of one
+    size to one client go in one); Unbound sends each alone: (0, 0)."""
+    if s.d is None:
+        return 0, 0
+    sent = s.d.stats()["udp_sent"]
+    return sent["datagrams"], sent["sends"]
+
+
 def _perf_counts(path: Path) -> dict[str, int]:
     counts = {}
     for line in path.read_text().splitlines():
@@ -123,10 +133,11 @@ def saturated(kind: str, lab: Lab, work: Path, datafile: Path, seconds: int) -> 
                                   "-o", str(data), "-p", str(s.pid)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         time.sleep(0.5)
-        c0 = cpu_seconds(s.pid)
+        c0, sent0 = cpu_seconds(s.pid), _sent(s)
         done = _completed(_dnsperf(s.port, datafile, "-l", str(seconds), "-c", "4",
                                    "-q", "200"))
         cpu = cpu_seconds(s.pid) - c0
+        sent = [a - b for a, b in zip(_sent(s), sent0)]
         for p in perf:
             p.send_signal(2)
         for p in perf:
@@ -139,6 +150,7 @@ def saturated(kind: str, lab: Lab, work: Path, datafile: Path, seconds: int) -> 
     named["other"] = total - sum(named.values())
     receives = sum(calls.get(c, 0) for c in RECEIVES)
     return {"queries": done, "cpu_us": cpu / done * 1e6, "syscalls_per_query": total / done,
+            "datagrams_per_send": sent[0] / sent[1] if sent[1] else 1.0,
             "queries_per_receive": done / receives if receives else float("nan"),
             "syscalls": {k: v / done for k, v in sorted(named.items(), key=lambda kv: -kv[1])},
             "shares": _shares(data)}
@@ -225,7 +237,8 @@ def main() -> None:
                 print(f"{kind}: {r['queries']:,} queries, {r['cpu_us']:.2f} µs of CPU each;"
                       f" {r['syscalls_per_query']:.3f} system calls per query"
                       f" ({', '.join(f'{k} {v:.3f}' for k, v in r['syscalls'].items())}),"
-                      f" {r['queries_per_receive']:.2f} queries per receive call; share of CPU"
+                      f" {r['queries_per_receive']:.2f} queries per receive call,"
+                      f" {r['datagrams_per_send']:.2f} answers per message sent; share of CPU"
                       f" samples: {', '.join(f'{k} {v:.1f}%' for k, v in r['shares'].items())}",
                       flush=True)
             if not a.no_callgrind:
