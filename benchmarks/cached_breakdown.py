@@ -189,7 +189,8 @@ def _group(obj: str) -> str:
         return "corenet's compiled modules"
     for key, label in (("python", "Python interpreter"), ("libc.so", "libc"),
                        ("ld-linux", "libc"), ("libevent", "libevent"), ("libssl", "OpenSSL"),
-                       ("libcrypto", "OpenSSL"), ("unbound", "unbound"), ("vgpreload", "valgrind's malloc")):
+                       ("libcrypto", "OpenSSL"), ("unbound", "unbound"),
+                       ("vgpreload", "valgrind's malloc")):
         if key in base:
             return label
     return base

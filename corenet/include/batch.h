@@ -37,6 +37,9 @@
 #define CN_GSO_SEGMENT_MAX 1232
 #define CN_GSO_BYTES_MAX 65000
 #define CN_GSO_SLOTS 64         /* the open send of an address is found by its hash */
+#if CN_BATCH > 64
+#error "a send of a whole batch would carry more datagrams than older kernels take"
+#endif
 
 typedef struct {
     struct mmsghdr msgs[CN_BATCH];

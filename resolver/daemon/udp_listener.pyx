@@ -11,14 +11,14 @@ once all its batches are read and answered. Besides its epoll wake-ups, the loop
 socket again between two callbacks of an iteration once ``read_interval`` seconds of it have
 passed (``corenet.capi.read_often``): a cached name waits about that long at most behind the
 replies, timers and callbacks of the misses started before it. A query whose answer is in the
-message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
-entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
-512), and all answers of a batch go out with one ``sendmmsg``, those of one size to one
-client (a burst of its queries) in one message the kernel cuts into datagrams. Oversized datagrams are
-counted (in the front door's ``Counters``) and dropped; every other datagram goes to the
-front door (``FrontDoor.handle_at``, in C) with the listener's batch slot as its reply
-(``UdpSlot``): the door answers into the slot (a hit, REFUSED, NOTIMP, a local answer),
-drops, or hands a miss back to the slot (``held``), which keeps it, with the query's message
+message cache is answered without leaving C (``resolver.cache.answer``: parse the question,
+find the entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS
+size or 512), and all answers of a batch go out with one ``sendmmsg``, those of one size to
+one client (a burst of its queries) in one message the kernel cuts into datagrams.
+Oversized datagrams are counted (in the front door's ``Counters``) and dropped; every other
+datagram goes to the front door (``FrontDoor.handle_at``, in C) with the listener's batch
+slot as its reply (``UdpSlot``): the door answers into the slot (a hit, REFUSED, NOTIMP, a
+local answer), drops, or hands a miss back to the slot (``held``), which keeps it, with the query's message
 cache key when the cache has no fresh entry for it (the engine need neither look again nor
 build the key), for the end of the wake-up. Then the misses go back to the door
 (``FrontDoor.miss``, in C), each with a ``UdpReply`` for its client's address, ``busy`` set past a
