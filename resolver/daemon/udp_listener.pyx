@@ -18,9 +18,9 @@ one client (a burst of its queries) in one message the kernel cuts into datagram
 Oversized datagrams are counted (in the front door's ``Counters``) and dropped; every other
 datagram goes to the front door (``FrontDoor.handle_at``, in C) with the listener's batch
 slot as its reply (``UdpSlot``): the door answers into the slot (a hit, REFUSED, NOTIMP, a
-local answer), drops, or hands a miss back to the slot (``held``), which keeps it, with the query's message
-cache key when the cache has no fresh entry for it (the engine need neither look again nor
-build the key), for the end of the wake-up. Then the misses go back to the door
+local answer), drops, or hands a miss back to the slot (``held``), which keeps it, with the
+query's message cache key when the cache has no fresh entry for it (the engine need neither
+look again nor build the key), for the end of the wake-up. Then the misses go back to the door
 (``FrontDoor.miss``, in C), each with a ``UdpReply`` for its client's address, ``busy`` set past a
 quota of misses per loop iteration that adapts to how long the loop's iterations take
 (``_iteration_end``): the door then starts the miss only for a client with none in flight,
