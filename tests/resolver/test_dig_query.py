@@ -20,6 +20,7 @@ import pytest
 
 from ci_policy import unavailable
 from daemon_proc import ROOT, Daemon, free_tcp_port
+from dnslab.ports import refusing_port
 from tcp_queries import send, serve_tcp
 from test_daemon_dot import tool
 from tls_certs import CA, SERVER_NAME
@@ -447,11 +448,9 @@ def test_a_tcp_connection_refused_as_dig(opts):
     "no servers could be reached" (with +yaml a DIG_ERROR entry, the rest left out) each
     time no server is left to try next, the command lines left out; a try again starts
     from the first server."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]              # closed again: nothing listens there
-    args = ["@127.0.0.1", "-p", str(port), "a.example", "+tcp", "+time=1", *opts]
-    ours, theirs = query(*args), dig(*args)
+    with refusing_port() as port:
+        args = ["@127.0.0.1", "-p", str(port), "a.example", "+tcp", "+time=1", *opts]
+        ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 9, ours.stderr
     assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
     tries = int([o for o in opts if o.startswith("+tries=")][0][len("+tries="):])
@@ -470,12 +469,10 @@ def test_a_tcp_connection_refused_as_dig(opts):
 def test_a_connection_refused_is_said_as_dig_over_every_transport(opts):
     """TLS, HTTPS and plain HTTP connect over TCP first: a connection that fails is
     dig's "Connection to ADDR#PORT(ADDR) for NAME failed: REASON.", NAME as given."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]              # closed again: nothing listens there
-    args = ["@127.0.0.1", "-p", str(port), "+time=1", "+tries=1",
-            *(["a.example"] if opts[0].startswith("+") else []), *opts]
-    ours, theirs = query(*args), dig(*args)
+    with refusing_port() as port:
+        args = ["@127.0.0.1", "-p", str(port), "+time=1", "+tries=1",
+                *(["a.example"] if opts[0].startswith("+") else []), *opts]
+        ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 9, ours.stderr
     assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
     if "+yaml" not in opts:
@@ -975,11 +972,9 @@ def test_any_goes_over_tcp_unless_notcp(fixed):
 
 
 def test_a_refused_port_says_connection_refused_as_dig():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]              # closed again: nothing listens there
-    args = ["@127.0.0.1", "-p", str(port), "example.com", "+tries=2", "+time=1"]
-    ours, theirs = query(*args), dig(*args)
+    with refusing_port(socket.SOCK_DGRAM) as port:
+        args = ["@127.0.0.1", "-p", str(port), "example.com", "+tries=2", "+time=1"]
+        ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 9
     assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
     assert ours.stdout.count("connection refused") == 2

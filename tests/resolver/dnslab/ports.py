@@ -5,10 +5,11 @@ machine (the resolver's random source ports among them) can be handed it meanwhi
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 #: Ports pick_port handed out lately in this process. A port is free when picked and taken
 #: only later, when its server binds it: a test that picks the ports of several servers
@@ -58,6 +59,20 @@ def pick_port(addresses: Iterable[str], tries: int = 200, low: int = 20000) -> i
         _RECENT.append(port)
         return port
     raise OSError(f"no port free on all of {addresses} after {tries} tries")
+
+
+@contextlib.contextmanager
+def refusing_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> Iterator[int]:
+    """A port of ``address`` where a client is refused at once for as long as the block
+    runs: TCP connections get a reset, UDP datagrams an ICMP port unreachable. The port is
+    held meanwhile (a TCP socket bound but not listening; a UDP socket connected elsewhere,
+    which takes no one else's datagrams), so no server another test starts can be given it
+    between the choice and the client's use."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((address, 0))
+        if kind == socket.SOCK_DGRAM:
+            s.connect((address, 9))
+        yield s.getsockname()[1]
 
 
 def loopback_usable(address: str) -> bool:
