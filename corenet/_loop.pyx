@@ -733,6 +733,10 @@ cdef class BaseLoop:
             n = 0
         else:
             n = self._poll(timeout)
+            if self._often_every > 0.0:
+                # The poll has just told which watchers are readable: read_often's interval
+                # is of this iteration's work, counted from here.
+                self._often_next = self._clock() + self._often_every
         timers = self._timers
         due = None
         if timers and (<TimerHandle>timers[0])._at < self._now() + 1e-9:
@@ -832,13 +836,14 @@ cdef class BaseLoop:
     cdef int read_often(self, FdWatcher w, double every) except -1:
         """Besides its epoll events, ``w.on_events(loop, EPOLLIN)`` is called between two
         callbacks of an iteration (I/O events, ready callbacks, timers) once ``every``
-        seconds have passed since the last such call: a socket whose readers must not wait
-        for a long iteration to end (a resolver's listener, whose cached answers would wait
-        behind the replies and timers of its misses) is read in the middle of it. The
-        watcher must be registered for reading, and its ``on_events`` must cope with an
-        empty socket. The loop reads all such watchers together, at the shortest ``every``
-        asked. ``unregister_watcher`` (or ``read_often_stop``) ends it
-        (``corenet.capi.read_often``)."""
+        seconds have passed since the poll or the last such call, whichever came later (an
+        iteration shorter than ``every`` reads nothing more than its poll said): a socket
+        whose readers must not wait for a long iteration to end (a resolver's listener,
+        whose cached answers would wait behind the replies and timers of its misses) is
+        read in the middle of it. The watcher must be registered for reading, and its
+        ``on_events`` must cope with an empty socket. The loop reads all such watchers
+        together, at the shortest ``every`` asked. ``unregister_watcher`` (or
+        ``read_often_stop``) ends it (``corenet.capi.read_often``)."""
         if every <= 0.0:
             raise ValueError("every must be positive")
         if w not in self._often:

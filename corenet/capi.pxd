@@ -40,11 +40,13 @@
 #     ``read_often(loop, watcher, every)``: a watched descriptor whose waiting readers must not
 #     wait for a long iteration to end. Besides its epoll events, the loop calls
 #     ``watcher.on_events(loop, EPOLLIN)`` between two of an iteration's callbacks (I/O
-#     events, ready callbacks, timers) once ``every`` seconds have passed since the last such
-#     call, so ``on_events`` must cope with a socket that has nothing to read. All such watchers
-#     are read together, at the shortest ``every`` asked. ``read_often_stop(loop, watcher)``
-#     ends it; so does ``unwatch``. A resolver's listener uses it: its cached answers would
-#     otherwise wait behind every reply and timer of the misses it started.
+#     events, ready callbacks, timers) once ``every`` seconds have passed since the poll or
+#     the last such call, whichever came later (an iteration shorter than ``every`` reads
+#     nothing its poll did not report), so ``on_events`` must cope with a socket that has
+#     nothing to read. All such watchers are read together, at the shortest ``every``
+#     asked. ``read_often_stop(loop, watcher)`` ends it; so does ``unwatch``. A resolver's
+#     listener uses it: its cached answers would otherwise wait behind every reply and
+#     timer of the misses it started.
 #
 # Readers and timers without argument tuples
 #     ``add_reader_fd(loop, fd, callback)`` is ``loop.add_reader(fd, callback)``;

@@ -163,6 +163,30 @@ def test_read_often_reads_a_watcher_between_the_callbacks_of_a_long_iteration(ca
         os.close(w)
 
 
+def test_read_often_counts_the_interval_from_the_poll(capi_ext, loop):
+    """A short iteration after a long idle poll does not read the watcher again: its poll
+    has just said the descriptor is empty. A long one still does."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        d = capi_ext.Drain(r)
+        d.start(loop)
+        d.often(loop, 0.01)
+        marks = []
+        loop.call_later(0.05, lambda: marks.append(len(d.events)))    # 5 intervals idle
+        loop.call_later(0.08, lambda: marks.append(len(d.events)))
+        loop.call_later(0.1, loop.stop)
+        loop.run_forever()
+        assert marks == [0, 0] and d.events == [] and d.data == b""
+        seen = _long_iteration(loop, w, 0.02, d)
+        loop.run_forever()
+        assert seen == ["read"] and d.data == b"x"
+    finally:
+        d.stop(loop)
+        os.close(r)
+        os.close(w)
+
+
 def test_a_watcher_made_without_arguments_is_watched_on_the_descriptor_set_later(capi_ext,
                                                                                  loop):
     a, b = socket.socketpair()
