@@ -11,8 +11,9 @@ Unbound asks), loaded by dnsperf from Debian with the same query files.
   server busy);
 - cold: both servers fresh, a few hundred distinct names (100 of them in zones never seen)
   asked one at a time: latency p50/p99 and CPU per cache miss; then the rest of a known
-  zone's names with 50 outstanding: CPU per miss of a busy server. The servers take turns
-  chunk by chunk, so the machine's slow spells fall on both;
+  zone's names with 50 outstanding: CPU per miss of a busy server; then the first names
+  again, of two fresh servers, one at a time back to back. The servers take turns chunk by
+  chunk, so the machine's slow spells fall on both;
 - workers: ``--workers 2`` next to one worker, and Unbound's two threads next to one, all
   unpinned and driven by ``dns_load.c`` (a C generator), with each worker capped at a share
   of a core (a cgroup) and on the whole machine;
@@ -256,7 +257,9 @@ def _percentile(xs: list[float], p: float) -> float:
 
 
 def _one_at_a_time(port: int, pid: int, datafile: Path, n: int) -> tuple[list, list, float]:
-    """Latencies, rcodes and server CPU seconds for ``datafile`` asked one name at a time."""
+    """Latencies, rcodes and server CPU seconds for ``datafile`` asked one name at a time.
+    dnsperf's ``-v`` (a line per answer, for the latencies and rcodes) paces it: about 45 ms
+    pass between an answer and the next query, so the server is idle between misses."""
     c0 = _cpu(pid)
     out = _dnsperf(port, datafile, "-n", "1", "-q", "1", "-v", "-t", "10")
     cpu = _cpu(pid) - c0
@@ -264,6 +267,16 @@ def _one_at_a_time(port: int, pid: int, datafile: Path, n: int) -> tuple[list, l
     rcodes = [m.group(1) for m in re.finditer(r"^> (\S+) ", out, re.M)]
     assert len(lat) == n, out[-2000:]
     return lat, rcodes, cpu
+
+
+def _back_to_back(port: int, pid: int, datafile: Path, n: int) -> float:
+    """Server CPU seconds for ``datafile`` asked one name at a time, each query sent as the
+    answer before it arrives (dnsperf without ``-v``)."""
+    c0 = _cpu(pid)
+    out = _dnsperf(port, datafile, "-n", "1", "-q", "1", "-t", "10")
+    cpu = _cpu(pid) - c0
+    assert _field(out, "Queries completed") == n, out
+    return cpu
 
 
 def _burst(port: int, pid: int, datafile: Path, n: int) -> float:
@@ -280,38 +293,50 @@ def test_cold_names_vs_unbound(benchmark, lab53, tmp_path):
     """Both servers start with empty caches and take turns: the names are cut into chunks
     of the same mix (new zones and a known zone), each chunk is asked of one server then of
     the other (the order alternating), so a slow spell of this shared machine falls on both
-    and not on whichever ran second. Each server sees every name once, in the same order."""
+    and not on whichever ran second. Each server sees every name once, in the same order.
+    Asked one at a time through dnsperf's ``-v`` the servers sleep between misses, so two
+    fresh servers are then asked the same chunks back to back: a miss's CPU without the
+    idle wake-up."""
     new_zones = [n for n, _ in many_zone_names()][:COLD_NAMES // 3]
     bulk = [n for n, _ in bulk_names()]
     names = new_zones + bulk[:COLD_NAMES - len(new_zones)]
     rest = bulk[COLD_NAMES - len(new_zones):]
     chunks = [names[i::COLD_CHUNKS] for i in range(COLD_CHUNKS)]
     bursts = [rest[i::BURST_CHUNKS] for i in range(BURST_CHUNKS)]
-    s = Servers(lab53, tmp_path / "cold")
-    targets = {n: (p, i) for n, p, i in s.targets()}
-    acc = {w: {"lat": [], "rcodes": [], "cpu": [], "burst_cpu": []} for w in targets}
+    acc = {w: {"lat": [], "rcodes": [], "cpu": [], "burst_cpu": [], "b2b_cpu": []}
+           for w in ("corenet-resolver", "unbound")}
+
+    def turns(s: Servers, what: str, parts: list[list[str]]) -> None:
+        targets = {n: (p, i) for n, p, i in s.targets()}
+        for k, part in enumerate(parts):
+            datafile = tmp_path / f"{what}{k}.txt"
+            datafile.write_text("".join(f"{n} A\n" for n in part))
+            order = list(targets) if k % 2 == 0 else list(reversed(targets))
+            for which in order:
+                port, pid = targets[which]
+                a = acc[which]
+                if what == "one":
+                    lat, rcodes, cpu = _one_at_a_time(port, pid, datafile, len(part))
+                    a["lat"] += lat
+                    a["rcodes"] += rcodes
+                    a["cpu"].append(cpu / len(part))
+                elif what == "burst":
+                    a["burst_cpu"].append(_burst(port, pid, datafile, len(part)) / len(part))
+                else:
+                    a["b2b_cpu"].append(_back_to_back(port, pid, datafile, len(part))
+                                        / len(part))
 
     def run():
-        for what, parts in (("one", chunks), ("burst", bursts)):
-            for k, part in enumerate(parts):
-                datafile = tmp_path / f"{what}{k}.txt"
-                datafile.write_text("".join(f"{n} A\n" for n in part))
-                order = list(targets) if k % 2 == 0 else list(reversed(targets))
-                for which in order:
-                    port, pid = targets[which]
-                    a = acc[which]
-                    if what == "one":
-                        lat, rcodes, cpu = _one_at_a_time(port, pid, datafile, len(part))
-                        a["lat"] += lat
-                        a["rcodes"] += rcodes
-                        a["cpu"].append(cpu / len(part))
-                    else:
-                        a["burst_cpu"].append(_burst(port, pid, datafile, len(part)) / len(part))
+        for what, parts, where in (("one", chunks, "cold"), ("b2b", chunks, "cold-again")):
+            s = Servers(lab53, tmp_path / where)
+            try:
+                turns(s, what, parts)
+                if what == "one":
+                    turns(s, "burst", bursts)
+            finally:
+                s.stop()
 
-    try:
-        benchmark.pedantic(run, rounds=1, iterations=1)
-    finally:
-        s.stop()
+    benchmark.pedantic(run, rounds=1, iterations=1)
     results = {}
     for which, a in acc.items():
         lat, n = a["lat"], len(names)
@@ -320,13 +345,14 @@ def test_cold_names_vs_unbound(benchmark, lab53, tmp_path):
             "p50_ms": _percentile(lat, 50) * 1000, "p99_ms": _percentile(lat, 99) * 1000,
             "mean_ms": sum(lat) / n * 1000, "max_ms": max(lat) * 1000,
             "us_cpu_per_miss": sum(a["cpu"]) / len(a["cpu"]) * 1e6,
+            "us_cpu_per_miss_back_to_back": sum(a["b2b_cpu"]) / len(a["b2b_cpu"]) * 1e6,
             "us_cpu_per_miss_burst": sum(a["burst_cpu"]) / len(a["burst_cpu"]) * 1e6}
     ratios = _report("cold", results, ["p50_ms", "p99_ms", "us_cpu_per_miss",
-                                       "us_cpu_per_miss_burst"])
+                                       "us_cpu_per_miss_back_to_back", "us_cpu_per_miss_burst"])
     ours, theirs = acc["corenet-resolver"], acc["unbound"]
-    per_chunk = {"us_cpu_per_miss": [round(o / t, 2) for o, t in zip(ours["cpu"], theirs["cpu"])],
-                 "us_cpu_per_miss_burst": [round(o / t, 2) for o, t in
-                                           zip(ours["burst_cpu"], theirs["burst_cpu"])]}
+    fields = (("us_cpu_per_miss", "cpu"), ("us_cpu_per_miss_back_to_back", "b2b_cpu"),
+              ("us_cpu_per_miss_burst", "burst_cpu"))
+    per_chunk = {k: [round(o / t, 2) for o, t in zip(ours[f], theirs[f])] for k, f in fields}
     print(f"[cold] ratios chunk by chunk {per_chunk}")
     benchmark.extra_info.update({"corenet": results["corenet-resolver"],
                                  "unbound": results["unbound"], "ratios": ratios,
