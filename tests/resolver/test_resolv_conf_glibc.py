@@ -28,6 +28,7 @@ import dns.flags
 import dns.resolver
 import pytest
 
+from dnslab.ports import refusing_port
 from resolver import hostconf, sync
 from resolver.limits import Limits
 
@@ -727,19 +728,19 @@ def test_query_asks_the_nameservers_dig_asks(glibc, tmp_path, lines, family):
     if shutil.which("dig") is None:
         from ci_policy import unavailable
         unavailable("BIND's dig (bind9-dnsutils)")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])         # closed: nothing listens there
     path = tmp_path / "resolv.conf"
     path.write_text(lines + "\n")
-    argv = [*filter(None, [family]), "-p", port, "+time=1", "+tries=1", "a.example"]
 
     def asked(out: str) -> list[str]:
         return [line.split()[4] for line in out.splitlines()
                 if line.startswith(";; communications error to ")]
 
-    theirs = glibc(path, "dig", *argv)
-    ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
+    # the port refuses on every address the cases name, held until both clients are done
+    with refusing_port(socket.SOCK_DGRAM, "127.0.0.1", "127.0.0.61", "127.0.0.62",
+                       "127.0.0.63", "127.0.0.64", "::1") as port:
+        argv = [*filter(None, [family]), "-p", str(port), "+time=1", "+tries=1", "a.example"]
+        theirs = glibc(path, "dig", *argv)
+        ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
     assert theirs.returncode == ours.returncode == 9, (theirs, ours.stderr)
     assert asked(theirs.stdout)
     assert asked(ours.stdout) == asked(theirs.stdout), ours.stdout + theirs.stdout

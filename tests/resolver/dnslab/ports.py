@@ -6,6 +6,7 @@ machine (the resolver's random source ports among them) can be handed it meanwhi
 from __future__ import annotations
 
 import contextlib
+import errno
 import random
 import socket
 from collections import deque
@@ -62,17 +63,37 @@ def pick_port(addresses: Iterable[str], tries: int = 200, low: int = 20000) -> i
 
 
 @contextlib.contextmanager
-def refusing_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> Iterator[int]:
-    """A port of ``address`` where a client is refused at once for as long as the block
-    runs: TCP connections get a reset, UDP datagrams an ICMP port unreachable. The port is
-    held meanwhile (a TCP socket bound but not listening; a UDP socket connected elsewhere,
-    which takes no one else's datagrams), so no server another test starts can be given it
-    between the choice and the client's use."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((address, 0))
-        if kind == socket.SOCK_DGRAM:
-            s.connect((address, 9))
-        yield s.getsockname()[1]
+def refusing_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1",
+                  *others: str) -> Iterator[int]:
+    """A port of ``address`` (and of each of ``others``; IPv4 or IPv6) where a client is
+    refused at once for as long as the block runs: TCP connections get a reset, UDP
+    datagrams an ICMP port unreachable. The port is held meanwhile on each address (a TCP
+    socket bound but not listening; a UDP socket connected elsewhere, which takes no one
+    else's datagrams), so no server another test starts can be given it between the
+    choice and the client's use."""
+    addresses = (address, *others)
+    for _ in range(50):
+        held: list[socket.socket] = []
+        try:
+            for a in addresses:
+                s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, kind)
+                held.append(s)
+                s.bind((a, held[0].getsockname()[1] if len(held) > 1 else 0))
+                if kind == socket.SOCK_DGRAM:
+                    s.connect((a, 9))
+        except OSError as e:
+            for s in held:
+                s.close()
+            if e.errno != errno.EADDRINUSE:
+                raise
+            continue                # the first address's port is taken on another: again
+        try:
+            yield held[0].getsockname()[1]
+        finally:
+            for s in held:
+                s.close()
+        return
+    raise OSError(f"no port free on all of {addresses} after 50 tries")
 
 
 def loopback_usable(address: str) -> bool:
