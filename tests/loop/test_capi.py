@@ -171,14 +171,14 @@ def test_read_often_counts_the_interval_from_the_poll(capi_ext, loop):
     try:
         d = capi_ext.Drain(r)
         d.start(loop)
-        d.often(loop, 0.01)
+        d.often(loop, 0.05)
         marks = []
-        loop.call_later(0.05, lambda: marks.append(len(d.events)))    # 5 intervals idle
-        loop.call_later(0.08, lambda: marks.append(len(d.events)))
-        loop.call_later(0.1, loop.stop)
+        loop.call_later(0.3, lambda: marks.append(len(d.events)))     # 6 intervals idle
+        loop.call_later(0.4, lambda: marks.append(len(d.events)))
+        loop.call_later(0.45, loop.stop)
         loop.run_forever()
         assert marks == [0, 0] and d.events == [] and d.data == b""
-        seen = _long_iteration(loop, w, 0.02, d)
+        seen = _long_iteration(loop, w, 0.1, d)
         loop.run_forever()
         assert seen == ["read"] and d.data == b"x"
     finally:
