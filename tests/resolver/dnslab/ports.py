@@ -74,11 +74,13 @@ def refusing_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1",
     addresses = (address, *others)
     for _ in range(50):
         held: list[socket.socket] = []
+        port = 0                    # the first address's, chosen by the kernel
         try:
             for a in addresses:
                 s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, kind)
                 held.append(s)
-                s.bind((a, held[0].getsockname()[1] if len(held) > 1 else 0))
+                s.bind((a, port))
+                port = s.getsockname()[1]
                 if kind == socket.SOCK_DGRAM:
                     s.connect((a, 9))
         except OSError as e:
@@ -88,7 +90,7 @@ def refusing_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1",
                 raise
             continue                # the first address's port is taken on another: again
         try:
-            yield held[0].getsockname()[1]
+            yield port
         finally:
             for s in held:
                 s.close()
