@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "resolver")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "resolver"), str(HERE.parent / "tests")]
 
 import miss_instructions as mi  # noqa: E402  (the two servers, started the same way)
 from dnslab import Lab  # noqa: E402

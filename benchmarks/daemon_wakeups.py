@@ -20,7 +20,7 @@ from pathlib import Path
 from unittest import mock
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "resolver")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "resolver"), str(HERE.parent / "tests")]
 
 import test_daemon as td  # noqa: E402
 from dnslab import bulk_names, many_zone_names  # noqa: E402

@@ -163,8 +163,8 @@ def main() -> None:
         return
 
     from https_pki import make_pki
-    from https_servers import (JSON_1K, SMALL, TEXT_4M, free_port, nginx_conf, start_nginx,
-                               write_docroot)
+    from https_servers import JSON_1K, SMALL, TEXT_4M, nginx_conf, start_nginx, write_docroot
+    from ports import free_port
     from procs import stop
 
     with tempfile.TemporaryDirectory() as td:

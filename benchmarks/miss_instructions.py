@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "resolver"))
+sys.path[:0] = [str(HERE.parent / "tests" / "resolver"), str(HERE.parent / "tests")]
 
 from daemon_proc import Daemon  # noqa: E402
 import dns.flags  # noqa: E402
@@ -40,7 +40,7 @@ import dns.query  # noqa: E402
 import dnssec_lab  # noqa: E402
 from dnslab import Lab, bulk_names  # noqa: E402
 from dnslab.unbound import launch, server_lines  # noqa: E402
-from dnslab.ports import pick_port  # noqa: E402
+from ports import pick_port  # noqa: E402
 from procs import stop as stop_process  # noqa: E402
 
 UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE.parent / "tests" / "resolver")]
 
 import corenet  # noqa: E402
-from dnslab.ports import pick_port  # noqa: E402
+from ports import pick_port  # noqa: E402
 from test_rpz_daemon import POLICY, Primary  # noqa: E402
 
 from resolver.daemon.rpz_feed import Feed, RpzSource  # noqa: E402

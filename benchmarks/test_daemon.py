@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("resolver", "")]
 
 from daemon_proc import Daemon  # noqa: E402
 from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
@@ -748,13 +748,13 @@ def test_reload_stall_vs_unbound(benchmark, lab53, tmp_path):
     so its names are resolved again) once a second."""
     import signal
 
-    from daemon_proc import free_tcp_port
+    from ports import free_port
     from reload_shape import Shape
     from resolver.daemon.control import request
 
     shape = Shape(tmp_path / "shape", "127.0.0.1@9", "127.0.0.1@9")
     conf = tmp_path / "corenet.toml"
-    conf.write_text(shape.corenet_toml(free_tcp_port()))
+    conf.write_text(shape.corenet_toml(free_port()))
     ub = Unbound.start(tmp_path / "unbound", lab53, threads=1, extra="\n".join(
         ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
          "  ratelimit: 0", "  ip-ratelimit: 0", UNBOUND_RCVBUF, *shape.unbound_lines()]),

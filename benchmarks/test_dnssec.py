@@ -31,7 +31,7 @@ import pytest
 import resolver
 from resolver.wire.codec import build_query, from_text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("resolver", "")]
 
 SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
 NAMES = 40 if SHORT else 300
@@ -47,7 +47,7 @@ def signed(tmp_path_factory):
     from dnslab import Lab, LabError
     from dnslab import zones as Z
     from dnslab.nsd import NSD
-    from dnslab.ports import bind_all
+    from ports import bind_all
 
     if not os.path.exists(NSD):
         pytest.skip("nsd (Debian package 'nsd') is not installed")

@@ -37,7 +37,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests" / d)
                 for d in ("resolver", "https", "")]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon_proc import Daemon, free_tcp_port  # noqa: E402
+from daemon_proc import Daemon  # noqa: E402
+from ports import free_port  # noqa: E402
 from doh_attacks import (LegitClient, Target, hpack_bomb, ping_holders,  # noqa: E402
                          rapid_reset, unread_output)
 from loadgen import cpu_seconds  # noqa: E402
@@ -72,8 +73,8 @@ class Servers:
         ca = CA(tmp / "pki")
         pem, key = ca.issue("server")
         self.ca = str(ca.pem)
-        self.ub_port, self.d_port = free_tcp_port(), free_tcp_port()
-        self.ub = _unbound(lab, tmp / "unbound", pem, key, free_tcp_port(),
+        self.ub_port, self.d_port = free_port(), free_port()
+        self.ub = _unbound(lab, tmp / "unbound", pem, key, free_port(),
                            f"  interface: 127.0.0.1@{self.ub_port}",
                            f"  https-port: {self.ub_port}", '  http-endpoint: "/dns-query"',
                            f"  incoming-num-tcp: {CAP}")

@@ -37,7 +37,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests" / d)
                 for d in ("resolver", "https", "")]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon_proc import Daemon, free_tcp_port  # noqa: E402
+from daemon_proc import Daemon  # noqa: E402
+from ports import free_port  # noqa: E402
 from dnslab.unbound import Unbound  # noqa: E402
 from https_servers import wait_port  # noqa: E402
 from procs import stop  # noqa: E402
@@ -79,8 +80,8 @@ class DoTServers:
     def __init__(self, lab, tmp: Path) -> None:
         ca = CA(tmp / "pki")
         self.pem, self.key = pem, key = ca.issue("server")
-        self.ub_tls, self.d_tls = free_tcp_port(), free_tcp_port()
-        self.ub_https, self.d_https = free_tcp_port(), free_tcp_port()
+        self.ub_tls, self.d_tls = free_port(), free_port()
+        self.ub_https, self.d_https = free_port(), free_port()
         self.ub = _unbound(lab, tmp / "unbound", pem, key, self.ub_tls,
                            f"  interface: 127.0.0.1@{self.ub_https}",
                            f"  https-port: {self.ub_https}", '  http-endpoint: "/dns-query"')
@@ -147,7 +148,7 @@ class HandshakeServers:
         try:
             # Unbound with corenet's TLS 1.3 suite order: the handshake cost of the same
             # cryptography (OpenSSL's default order, Unbound's, puts AES-256-GCM first).
-            self.ub_suites_port = free_tcp_port()
+            self.ub_suites_port = free_port()
             self.ub_suites = _unbound(lab, tmp / "unbound-suites", pem, key,
                                       self.ub_suites_port,
                                       f'  tls-ciphersuites: "{TLS13_CIPHERSUITES}"')
@@ -159,7 +160,7 @@ class HandshakeServers:
                                       str(HANDSHAKE_SERVERS / "loop_server.py")]),
                     ("corenet-loop-c-handshake",
                      [sys.executable, str(HANDSHAKE_SERVERS / "c_handshake_server.py")])):
-                port = free_tcp_port()
+                port = free_port()
                 proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)], env=env,
                                         stdout=subprocess.DEVNULL)
                 self.procs.append((name, port, proc))

@@ -19,7 +19,8 @@ import pytest
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("https", "")]
 from https_pki import make_pki  # noqa: E402
-from https_servers import SMALL, free_port, nginx_conf, start_nginx, write_docroot  # noqa: E402
+from https_servers import SMALL, nginx_conf, start_nginx, write_docroot  # noqa: E402
+from ports import free_port  # noqa: E402
 from procs import stop  # noqa: E402
 
 SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"

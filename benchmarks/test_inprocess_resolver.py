@@ -33,10 +33,11 @@ import corenet
 import resolver
 from resolver.getaddrinfo import uninstall
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("resolver", "")]
 
 from dnslab import bulk_names, many_zone_names  # noqa: E402
 from dnslab.unbound import Unbound, lab_on_port_53  # noqa: E402
+from ports import free_port  # noqa: E402
 
 SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
 CACHED = 300 if SHORT else 20000
@@ -53,16 +54,10 @@ def lab53(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unbound(lab53, tmp_path_factory):
-    ub = Unbound.start(tmp_path_factory.mktemp("unbound-inprocess"), lab53, port=_free_port(),
+    ub = Unbound.start(tmp_path_factory.mktemp("unbound-inprocess"), lab53, port=free_port(),
                        extra="  prefetch: no\n  ratelimit: 0\n  ip-ratelimit: 0")
     yield ub
     ub.stop()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _peers(lab, ub) -> dict:

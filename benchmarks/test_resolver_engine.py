@@ -26,7 +26,7 @@ import resolver
 from resolver.cache.answer import parse_query
 from resolver.wire.codec import build_query, from_text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("resolver", "")]
 
 SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
 BATCH = 50 if SHORT else 500

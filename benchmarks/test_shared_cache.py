@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
 
 from ci_policy import unavailable  # noqa: E402
-from daemon_proc import ROOT, Daemon, free_port  # noqa: E402
+from daemon_proc import ROOT, Daemon  # noqa: E402
+from ports import free_port  # noqa: E402
 from dnslab import Lab  # noqa: E402
 from loadgen import CoreShares, build_dns_load, cpu_seconds, dns_load, wire_queries  # noqa: E402
 from netns_hosts import HostNetwork, start_dnsdist  # noqa: E402

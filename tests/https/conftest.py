@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from https_pki import make_pki
-from https_servers import free_port, nginx_conf, start_nginx, write_docroot
+from https_servers import nginx_conf, start_nginx, write_docroot
+from ports import free_port
 from procs import stop
 
 HERE = Path(__file__).parent

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ports import free_port
 from procs import stop
 
 HERE = Path(__file__).parent
@@ -21,12 +22,6 @@ JSON_1K = b"".join(b'{"id": %d, "name": "item %d", "tags": ["a", "b"]},\n' % (i,
                    for i in range(40))[:1024]
 TEXT_4M = b"".join(b"line %07d of a compressible text download, with a few words\n" % i
                    for i in range(70000))[:4 * 1024 * 1024]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from ci_policy import unavailable
 from corenet.tools.fetch_output import render_progress
-from https_servers import SMALL, TEXT, free_port
+from https_servers import SMALL, TEXT
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

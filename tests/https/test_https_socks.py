@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from corenet.https import AsyncClient, Client, ConnectError, Proxy, ProxyError
 from corenet.https.socks import Socks5Connect
-from https_servers import free_port
+from ports import free_port
 from procs import stop
 from test_https_hostile import wire_head
 

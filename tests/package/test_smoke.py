@@ -25,6 +25,7 @@ import pytest
 import corenet
 import resolver
 from corenet.framing import open_framed_connection, start_framed_server
+from ports import free_port
 
 ADDRESS = "192.0.2.7"
 
@@ -163,22 +164,6 @@ def test_the_resolver_library_resolves_through_an_authority_on_loopback():
         assert [rr.address for rr in answer] == [ADDRESS]
         assert [rr.address for rr in again] == [ADDRESS]
         assert authority.asked == asked > 0
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (the daemon serves both), and not held
-    by a TCP connection of an earlier test in TIME_WAIT."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
 
 
 def test_the_installed_daemon_serves_a_client(tmp_path):

@@ -15,31 +15,10 @@ from pathlib import Path
 import dns.message
 import dns.query
 
-from dnslab.ports import pick_port
+from ports import free_port
 from procs import stop as stop_process
 
 ROOT = Path(__file__).resolve().parents[2]      # the worktree: resolver/ and corenet/ live here
-
-
-def free_port() -> int:
-    return pick_port(["127.0.0.1"], low=30000)
-
-
-#: TCP ports handed out in this process: the kernel may give a released port again, and two
-#: ports picked for one daemon (its TLS listener and its metrics) must differ
-_HANDED_OUT: set[int] = set()
-
-
-def free_tcp_port() -> int:
-    """A TCP port free on 127.0.0.1 now and not handed out before in this process."""
-    for _ in range(1000):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no TCP port that was not handed out already")
 
 
 def cli(*args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
@@ -58,7 +37,7 @@ class Daemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.control = str(self.workdir / "control.sock") if control else None
-        self.metrics_port = free_tcp_port() if metrics else None
+        self.metrics_port = free_port() if metrics else None
         self.log = self.workdir / "daemon.log"
         args = ["serve", "--log-level", "INFO"]
         if listen:

@@ -2,7 +2,7 @@
 its settings (a fresh CA and server certificate, free ports) and the server itself."""
 from __future__ import annotations
 
-from daemon_proc import free_port, free_tcp_port
+from ports import free_port
 from resolver.daemon.server import Server
 from tls_certs import CA
 
@@ -11,7 +11,7 @@ def dot_settings(tmp_path, lab) -> tuple[dict, CA, int, int]:
     """(settings for ``config.build``, the CA, the UDP/TCP port, the DNS-over-TLS port)."""
     ca = CA(tmp_path / "pki")
     pem, key = ca.issue("server")
-    port, tls_port = free_port(), free_tcp_port()
+    port, tls_port = free_port(), free_port()
     settings = {"listen": [f"127.0.0.1:{port}"], "root_hints": None,
                 "upstream_port": lab.port, "do_not_query_localhost": False,
                 "tls_listen": [f"127.0.0.1:{tls_port}"], "tls_service_pem": str(pem),

@@ -16,7 +16,7 @@ import pytest
 
 from ci_policy import installed
 from daemon_proc import Daemon, cli
-from dnslab.ports import pick_port
+from ports import pick_port
 from procs import stop as stop_process
 
 LINES = ["127.0.0.0/8 allow", "127.0.1.0/24 refuse", "127.0.1.8/29 allow",

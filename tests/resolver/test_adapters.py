@@ -11,6 +11,7 @@ from aiohttp import web
 import resolver
 from resolver.adapters import AiohttpResolver
 from resolver.limits import Limits
+from ports import free_port
 from scenario import FakeServers, root_hints, small_internet
 
 P = "127.54"
@@ -29,12 +30,6 @@ def world(run):
         run(fs.stop())
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 async def _hello_site(hport: int) -> web.AppRunner:
     """An aiohttp server on SVC:hport that says which host it was asked for."""
     app = web.Application()
@@ -51,7 +46,7 @@ async def _hello_site(hport: int) -> web.AppRunner:
 def test_aiohttp_connects_to_a_name_the_resolver_finds(world, run):
     net, port = world
     r = resolver.Resolver(root_hints(P), port=port, limits=FAST, do_not_query_localhost=False)
-    hport = _free_port(SVC)
+    hport = free_port(SVC)
 
     async def go():
         runner = await _hello_site(hport)
@@ -138,7 +133,7 @@ def test_a_machine_that_reaches_dns_only_through_its_resolver(world, run, tmp_pa
                                   do_not_query_localhost=False)
     with pytest.raises(socket.gaierror):     # the root is out of reach
         run(AiohttpResolver(recursing, hosts=None).resolve("svc.example.com", 80))
-    hport = _free_port(SVC)
+    hport = free_port(SVC)
     url = f"http://svc.example.com:{hport}/"
 
     async def go():

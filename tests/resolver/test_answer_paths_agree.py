@@ -28,7 +28,7 @@ import dns.message
 import dns.rdata
 import dns.rrset
 
-from daemon_proc import free_port
+from ports import free_port
 from looptools import make_loop
 from resolver.daemon.config import build
 from resolver.daemon.server import Server

@@ -210,7 +210,7 @@ def test_the_source_attribute_is_checked(lab_resolver):
 
 
 def test_a_stub_servers_own_port_is_the_answers(run, lab, lab_resolver, fakes):
-    from dnslab.ports import pick_port
+    from ports import pick_port
 
     from resolver.daemon.zone_tables import stub_zone
     from resolver.zones import Zones

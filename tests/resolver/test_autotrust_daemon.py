@@ -111,7 +111,7 @@ def test_unbound_reads_the_state_file_corenet_writes(tmp_path):
     a loopback server it never asks, so nothing leaves the machine)."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from dnslab.ports import pick_port
+    from ports import pick_port
     from dnslab.unbound import UNBOUND, launch
     from procs import stop as stop_process
     from resolver.dnssec.autotrust import TrackedKey, TrustPoint

@@ -12,7 +12,7 @@ import pytest
 
 from ci_policy import installed
 from daemon_proc import Daemon, cli
-from dnslab.ports import pick_port
+from ports import pick_port
 from procs import stop as stop_process
 from resolver import chaos
 

@@ -11,7 +11,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from daemon_proc import Daemon, cli, free_port
+from daemon_proc import Daemon, cli
+from ports import free_port
 from resolver.daemon import config
 from resolver.daemon.config import ConfigError
 from resolver.limits import DEFAULT, Limits

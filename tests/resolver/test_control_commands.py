@@ -17,7 +17,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from daemon_proc import Daemon, cli, free_tcp_port
+from daemon_proc import Daemon, cli
+from ports import free_port
 from dnssec_cases import flagged_query
 from loopback_authority import LoopbackAuthority
 from tls_certs import CA
@@ -504,7 +505,7 @@ def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(la
     server_pem, server_key = ca.self_signed()
     client_pem, client_key = ca.issue("control", purpose="client")
     rogue_pem, rogue_key = CA(tmp_path / "other", "other").issue("rogue", purpose="client")
-    port = free_tcp_port()
+    port = free_port()
 
     def config(path, pem, key) -> None:
         path.write_text(f'control-enable = true\ncontrol-interface = ["127.0.0.1"]\n'

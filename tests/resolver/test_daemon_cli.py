@@ -15,7 +15,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from daemon_proc import Daemon, cli, free_port, refused_as_nobody
+from daemon_proc import Daemon, cli, refused_as_nobody
+from ports import free_port
 
 
 @pytest.mark.parametrize("args, names", [

@@ -18,7 +18,8 @@ import h2.connection
 import h2.events
 import pytest
 
-from daemon_proc import Daemon, free_tcp_port
+from daemon_proc import Daemon
+from ports import free_port
 from test_daemon_dot import tool
 from tls_certs import CA, SERVER_NAME
 
@@ -31,7 +32,7 @@ def daemon(lab, tmp_path_factory):
     work = tmp_path_factory.mktemp("doh")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
-    https, plain = free_tcp_port(), free_tcp_port()
+    https, plain = free_port(), free_port()
     conf = work / "doh.toml"
     conf.write_text(f'https-listen = ["127.0.0.1:{https}"]\nhttp-listen = ["127.0.0.1:{plain}"]\n'
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n')
@@ -150,7 +151,7 @@ def test_http11_over_tls_by_alpn(daemon):
 
 
 def test_acl_and_endpoint_apply_to_http(lab, tmp_path):
-    plain = free_tcp_port()
+    plain = free_port()
     conf = tmp_path / "doh.toml"
     conf.write_text(f'http-listen = ["127.0.0.1:{plain}"]\nhttp-endpoint = "/q"\n')
     d = Daemon(tmp_path, lab, "--config", str(conf), "--allow", "10.0.0.0/8").start()

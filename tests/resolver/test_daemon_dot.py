@@ -19,7 +19,8 @@ import dns.rcode
 import pytest
 
 from ci_policy import installed
-from daemon_proc import Daemon, frame, free_tcp_port, read_frame
+from daemon_proc import Daemon, frame, read_frame
+from ports import free_port
 from tls_certs import CA, SERVER_NAME
 
 
@@ -32,7 +33,7 @@ def start_dot(workdir, lab, *extra: str, ready: str = "ready", **settings) -> Da
     once its log says ``ready`` (with workers, the parent's "ready: N workers")."""
     ca = CA(workdir / "pki")
     pem, key = ca.issue("server")
-    port = free_tcp_port()
+    port = free_port()
     lines = [f'tls-listen = ["127.0.0.1:{port}"]', f'tls-service-pem = "{pem}"',
              f'tls-service-key = "{key}"']
     lines += [f"{k.replace('_', '-')} = {v}" for k, v in settings.items()]

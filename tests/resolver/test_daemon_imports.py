@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from daemon_proc import ROOT, free_port
+from daemon_proc import ROOT
+from ports import free_port
 
 from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE
 

@@ -16,7 +16,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from daemon_proc import free_port
+from ports import free_port
 from looptools import CORENET_KINDS, open_fds
 from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL

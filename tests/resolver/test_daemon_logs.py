@@ -17,7 +17,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from daemon_proc import ROOT, Daemon, cli, free_port
+from daemon_proc import ROOT, Daemon, cli
+from ports import free_port
 from resolver.daemon import logs, querylog
 
 

@@ -272,7 +272,7 @@ def test_oversized_tcp_frame_closes_that_connection_only(tight):
 def test_ipv6_and_ipv4_listeners_on_one_port(lab, tmp_path):
     import dns.query
 
-    from daemon_proc import free_port
+    from ports import free_port
 
     port = free_port()
     d = Daemon(tmp_path, lab, "--listen", f"[::1]:{port}", listen=False, port=port,

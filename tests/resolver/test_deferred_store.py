@@ -34,7 +34,7 @@ async def _settle() -> None:
 
 def _server(r):
     """The daemon's miss path over resolver ``r``."""
-    from daemon_proc import free_port
+    from ports import free_port
     from resolver.daemon.config import build
     from resolver.daemon.server import Server
 

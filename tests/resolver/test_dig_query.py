@@ -19,8 +19,9 @@ import dns.rrset
 import pytest
 
 from ci_policy import unavailable
-from daemon_proc import ROOT, Daemon, free_tcp_port
-from dnslab.ports import refusing_port
+from daemon_proc import ROOT, Daemon
+from ports import free_port
+from ports import refusing_port
 from tcp_queries import send, serve_tcp
 from test_daemon_dot import tool
 from tls_certs import CA, SERVER_NAME
@@ -33,7 +34,7 @@ def daemon(lab, tmp_path_factory):
     work = tmp_path_factory.mktemp("digq")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
-    tls, https, http = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    tls, https, http = free_port(), free_port(), free_port()
     conf = work / "enc.toml"
     # rrset-roundrobin off: both digs, asking with their own IDs, see one order
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'

@@ -14,7 +14,8 @@ import h2.errors
 import h2.events
 import pytest
 
-from daemon_proc import Daemon, free_tcp_port
+from daemon_proc import Daemon
+from ports import free_port
 from doh_attacks import (PING, LegitClient, Target, hpack_bomb, ping_holders, rapid_reset,
                          read_to_end, unread_output)
 from test_daemon_doh import b64, h2_connect, h2_exchange, h2_headers, query
@@ -33,7 +34,7 @@ def daemon(lab, tmp_path_factory):
     work = tmp_path_factory.mktemp("doh-abuse")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
-    https = free_tcp_port()
+    https = free_port()
     conf = work / "doh.toml"
     conf.write_text(f'https-listen = ["127.0.0.1:{https}"]\n'
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'

@@ -13,7 +13,7 @@ import dns.rcode
 import pytest
 from looptools import open_fds
 
-from daemon_proc import free_port
+from ports import free_port
 from resolver.daemon.admission import ALLOWED_ACL, CallReply
 from resolver.daemon.config import build
 from resolver.limits import DEFAULT

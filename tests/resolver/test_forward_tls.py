@@ -23,7 +23,8 @@ import dns.rrset
 import pytest
 
 from ci_policy import unavailable
-from daemon_proc import Daemon, free_tcp_port
+from daemon_proc import Daemon
+from ports import free_port
 from dnslab import zones as Z
 from dnslab.unbound import UNBOUND, launch, server_lines
 from procs import stop as stop_process
@@ -48,7 +49,7 @@ class UnboundDoT:
                         "scripts/setup.sh installs it")
         w = self.dir = Path(workdir)
         w.mkdir(parents=True, exist_ok=True)
-        self.port, self.tls_port = free_tcp_port(), free_tcp_port()
+        self.port, self.tls_port = free_port(), free_port()
         self.proc = launch(w, [
             f"  interface: 127.0.0.1@{self.port}",
             f"  interface: 127.0.0.1@{self.tls_port}",
@@ -89,7 +90,7 @@ IN_ORDER = DEFAULT.replace(exploration=0.0)
 
 def dead_port() -> int:
     """A loopback TCP port nobody listens on (bound, then released)."""
-    return free_tcp_port()
+    return free_port()
 
 
 def tls_zone(name: str, servers, ca=None) -> Zones:
@@ -554,7 +555,7 @@ def test_reload_changes_the_authentication_name_and_the_ca(lab, pki, unbound, tm
 
 def test_unbound_forwards_over_tls_to_the_daemons_dot_listener(lab, pki, tmp_path):
     ca, pem, key = pki
-    tls_port = free_tcp_port()
+    tls_port = free_port()
     conf = tmp_path / "dot.toml"
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls_port}"]\ntls-service-pem = "{pem}"\n'
                     f'tls-service-key = "{key}"\n')

@@ -19,7 +19,7 @@ import pytest
 from dnslab import zones as Z
 from dnslab.authority import ZoneAuthority
 from dnslab.fake import serve
-from dnslab.ports import pick_port
+from ports import pick_port
 from resolver.zones import ForwardZone, Upstream, Zones
 from test_zones import CORP
 

@@ -15,7 +15,8 @@ import h2.connection
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daemon_proc import Daemon, free_tcp_port, frame, read_frame
+from daemon_proc import Daemon, frame, read_frame
+from ports import free_port
 from test_daemon_doh import b64, h2_exchange, h2_headers
 from tls_certs import CA, SERVER_NAME
 
@@ -215,7 +216,7 @@ def daemon(lab, tmp_path_factory, request):
     work = tmp_path_factory.mktemp("front-door")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
-    tls, https = free_tcp_port(), free_tcp_port()
+    tls, https = free_port(), free_port()
     conf = work / "front.toml"
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'

@@ -17,8 +17,9 @@ import dns.rdataclass
 import pytest
 
 from ci_policy import installed, unavailable
-from daemon_proc import Daemon, cli, free_port
-from dnslab.ports import pick_port
+from daemon_proc import Daemon, cli
+from ports import free_port
+from ports import pick_port
 from dnslab.unbound import local_unbound
 from procs import stop as stop_process
 from resolver.daemon import settings, unbound_conf

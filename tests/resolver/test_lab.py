@@ -19,7 +19,7 @@ import pytest
 
 from dnslab import CASES, Lab, LabError, bulk_names, many_zone_names
 from dnslab import zones as Z
-from dnslab.ports import bind_all, loopback_usable
+from ports import bind_all, loopback_usable
 
 HERE = os.path.dirname(__file__)
 
@@ -179,7 +179,7 @@ def test_root_hints_file_has_the_usual_format(lab):
 
 
 def test_start_fails_cleanly_when_the_port_is_taken(tmp_path):
-    from dnslab.ports import pick_port
+    from ports import pick_port
 
     port = pick_port(Z.ALL_ADDRESSES)
     held = bind_all([Z.GTLD_B], port)

@@ -11,7 +11,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from daemon_proc import free_port
+from ports import free_port
 from resolver.daemon.config import build
 from resolver.daemon.server import Server
 from resolver.zones import LocalZone, Zones

@@ -21,7 +21,7 @@ import pytest
 from ci_policy import installed
 from daemon_proc import Daemon
 from dnslab.nsd import nsd_on_loopback
-from dnslab.ports import pick_port
+from ports import pick_port
 from procs import stop as stop_process
 from resolver.iterator.private import PrivateAddresses, make
 from resolver.wire.codec import parse_response

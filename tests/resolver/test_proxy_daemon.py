@@ -20,7 +20,8 @@ import h2.connection
 import pytest
 
 from ci_policy import installed
-from daemon_proc import Daemon, answer_or_shut, frame, free_port, free_tcp_port, read_frame
+from daemon_proc import Daemon, answer_or_shut, frame, read_frame
+from ports import free_port
 from procs import stop as stop_process
 from test_daemon_doh import b64, h2_exchange, h2_headers
 from tls_certs import CA, SERVER_NAME
@@ -212,7 +213,7 @@ def encrypted(lab, tmp_path_factory):
     work = tmp_path_factory.mktemp("proxied-tls")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
-    dot, https, plain = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    dot, https, plain = free_port(), free_port(), free_port()
     conf = work / "tls.toml"
     conf.write_text(f'tls-listen = ["127.0.0.1:{dot}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
                     f'http-listen = ["127.0.0.1:{plain}"]\n'
@@ -405,7 +406,7 @@ def test_dnsdist_in_front_of_dns_over_tls_the_daemon_sees_the_real_clients(lab, 
     dnsdist = installed("dnsdist", "dnsdist")
     ca = CA(tmp_path / "pki")
     pem, key = ca.issue("server")
-    tls, front = free_tcp_port(), free_port()
+    tls, front = free_port(), free_port()
     conf = tmp_path / "tls.toml"
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\ntls-service-pem = "{pem}"\n'
                     f'tls-service-key = "{key}"\nproxy-protocol-port = [{tls}]\n')

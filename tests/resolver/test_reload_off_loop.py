@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from daemon_proc import free_port
+from ports import free_port
 from resolver.daemon import config as config_mod
 from resolver.daemon import reloads
 from resolver.daemon import server as server_mod

@@ -28,7 +28,7 @@ import dns.flags
 import dns.resolver
 import pytest
 
-from dnslab.ports import refusing_port
+from ports import refusing_port
 from resolver import hostconf, sync
 from resolver.limits import Limits
 

@@ -18,7 +18,7 @@ import pytest
 
 from daemon_proc import Daemon, cli
 from dnslab.nsd import NSD_CONTROL, NsdServer
-from dnslab.ports import pick_port
+from ports import pick_port
 from procs import reap  # noqa: F401  (NsdServer stops through it)
 
 POLICY = """$TTL 60

@@ -14,7 +14,7 @@ import pytest
 from dnslab import zones as Z
 from dnslab.authority import ZoneAuthority, response
 from dnslab.fake import serve
-from dnslab.ports import pick_port
+from ports import pick_port
 from resolver.limits import DEFAULT
 from resolver.daemon.zone_tables import forward_zone, stub_zone
 from resolver.zones import ForwardZone, StubZone, Upstream, Zones

@@ -7,7 +7,7 @@ import logging
 import dns.asyncquery
 import dns.message
 
-from daemon_proc import free_port
+from ports import free_port
 from resolver.daemon.config import build
 from resolver.daemon.server import Server
 from resolver.limits import DEFAULT

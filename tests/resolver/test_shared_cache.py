@@ -16,7 +16,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from daemon_proc import Daemon, cli, free_port
+from daemon_proc import Daemon, cli
+from ports import free_port
 from redis_proc import Redis
 from resolver.cache.shared import (HEADER, INSECURE, SECURE, VERSION, BadEntry, pack,
                                    shared_key, unpack)

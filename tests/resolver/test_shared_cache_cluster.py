@@ -19,7 +19,8 @@ import dns.rcode
 import pytest
 
 from ci_policy import unavailable
-from daemon_proc import ROOT, Daemon, free_port
+from daemon_proc import ROOT, Daemon
+from ports import free_port
 from netns_hosts import HostNetwork, start_dnsdist
 from procs import stop as stop_process
 from redis_proc import Redis

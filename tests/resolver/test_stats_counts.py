@@ -20,7 +20,7 @@ import dns.opcode
 import dns.rcode
 import pytest
 
-from daemon_proc import free_port
+from ports import free_port
 from resolver.daemon import proxy_protocol
 from resolver.daemon.admission import DROP_REASONS, Counters
 from resolver.daemon.config import build

@@ -11,7 +11,7 @@ import pytest
 
 from dnslab.authority import ZoneAuthority, response
 from dnslab.fake import serve
-from dnslab.ports import pick_port
+from ports import pick_port
 from resolver.resolution import iterator_for
 from resolver.daemon.zone_tables import stub_zone
 from resolver.zones import StubFirst, StubZone, Upstream, Zones

@@ -11,7 +11,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from daemon_proc import cli, free_port
+from daemon_proc import cli
+from ports import free_port
 from resolver.dnssec.trust_anchor import TrustAnchorError, load, unusable
 
 # the root's KSK-2017 DS, and the same with its SHA-256 digest cut short by one byte

@@ -20,7 +20,8 @@ import dns.rcode
 import pytest
 from ci_policy import unavailable
 
-from daemon_proc import Daemon, cli, free_port, free_tcp_port
+from daemon_proc import Daemon, cli
+from ports import free_port
 from dnslab import zones as Z
 from dnslab.unbound import local_unbound
 from procs import stop as stop_process
@@ -117,7 +118,7 @@ def certs(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_unbound_control_over_tls_drives_the_daemon(lab, tmp_path, certs, workers):
     need_unbound()
-    port = free_tcp_port()
+    port = free_port()
     conf = tmp_path / "resolver.toml"
     conf.write_text("control-enable = true\ncontrol-interface = [\"127.0.0.1\"]\n"
                     f"control-port = {port}\n"
@@ -170,7 +171,7 @@ def test_unbound_control_over_tls_drives_the_daemon(lab, tmp_path, certs, worker
 
 def test_unbound_control_over_plain_tcp_and_the_unix_socket(lab, tmp_path):
     need_unbound()
-    port = free_tcp_port()
+    port = free_port()
     conf = tmp_path / "resolver.toml"
     conf.write_text("control-enable = true\ncontrol-interface = [\"127.0.0.1\"]\n"
                     f"control-port = {port}\ncontrol-use-cert = false\n")
@@ -219,7 +220,7 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
     types, rcodes, recursions and their histogram (cache hits and local answers untimed),
     the queries' flags, EDNS, DO, class and opcode; unbound_exporter's keys are all there."""
     need_unbound()
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     bulk = f"{Z.BULK}@{lab.port}"
     w = tmp_path / "unbound"
     w.mkdir()
@@ -316,7 +317,7 @@ def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, wor
     (``extended-statistics: yes``) prints, each once non-zero. corenet prints them without
     ``extended-statistics`` too, as it does the rcodes."""
     need_unbound()
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     bulk = f"{Z.BULK}@{lab.port}"
     ub_policy, ours_policy = [], ""
     for origin, rules, (override, target) in POLICY_ZONES:
@@ -407,7 +408,7 @@ def test_dnssec_stats_keys_count_as_a_real_unbound_s(signed_lab, tmp_path):
     lab's port through stub zones, as it asks only port 53 of a delegation's servers)."""
     need_unbound()
     lab, anchor = signed_lab
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     stubs = []
     for zone, address in ((".", Z.ROOT_A), ("com.", Z.GTLD_A),
                           ("example.com.", Z.EXAMPLE_COM_1), ("altered.com.", Z.EXAMPLE_COM_2),
@@ -479,7 +480,7 @@ def test_requestlist_commands_and_views_as_unbound(lab, tmp_path):
     import socket
     import threading
 
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     w = tmp_path / "unbound"
     w.mkdir()
     proc = local_unbound(w, uport, [], plain_control(cport))
@@ -608,7 +609,7 @@ DEFAULTED = ("cache-max-ttl", "cache-min-ttl", "cache-max-negative-ttl", "val-bo
 
 def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_path):
     need_unbound()
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     w = tmp_path / "unbound"
     w.mkdir()
     proc = local_unbound(w, uport, [], plain_control(cport))
@@ -635,7 +636,7 @@ def test_list_commands_forward_flush_stats_and_reload_keep_cache_as_unbound(lab,
     answers alike; forward shows, sets and removes the root's forwarders; flush_stats
     zeroes what stats shows; reload_keep_cache answers ok."""
     need_unbound()
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     w = tmp_path / "unbound"
     w.mkdir()
     proc = local_unbound(w, uport, [], plain_control(cport))
@@ -711,7 +712,7 @@ def test_policy_zone_commands_as_unbound(lab, tmp_path):
     file, and the errors for a zone that is not there: a real Unbound and the daemon (two
     workers) print the same and answer the same after each command."""
     need_unbound()
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     bulk = f"{Z.BULK}@{lab.port}"
     zone = tmp_path / "rpz.zone"
 
@@ -779,7 +780,7 @@ def test_status_of_a_daemon_not_listening_is_unbound_control_s(tmp_path):
     stale = tmp_path / "stale.sock"
     left = socket.socket(socket.AF_UNIX)
     left.bind(str(stale))                       # bound, never listening: refused
-    port = free_tcp_port()
+    port = free_port()
     ours_tcp = tmp_path / "resolver.toml"
     ours_tcp.write_text('control-enable = true\ncontrol-interface = ["127.0.0.1"]\n'
                         f"control-port = {port}\ncontrol-use-cert = false\n")
@@ -829,7 +830,7 @@ def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
     default zones' records too, in Unbound's text form and order) and ``forward`` print the
     same lines."""
     need_unbound()
-    uport, cport = free_port(), free_tcp_port()
+    uport, cport = free_port(), free_port()
     w = tmp_path / "ub"
     w.mkdir()
     hints = f'root-hints: "{lab.root_hints_file}"'

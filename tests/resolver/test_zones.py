@@ -11,7 +11,7 @@ import pytest
 from dnslab import zones as Z
 from dnslab.authority import ZoneAuthority
 from dnslab.fake import serve
-from dnslab.ports import pick_port
+from ports import pick_port
 from resolver import operations
 from resolver.daemon.zone_tables import forward_zone, local_zone, stub_zone
 from resolver.zones import (DROP, Denied, ForwardZone, LocalZone, StubZone, Upstream, Zones,

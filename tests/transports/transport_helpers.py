@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from ports import free_port
 
 
 class Recorder(asyncio.Protocol):
@@ -98,13 +99,6 @@ class Echo(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.lost_calls += 1
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def closed_port() -> int:

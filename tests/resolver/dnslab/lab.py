@@ -19,7 +19,7 @@ import dns.query
 
 from . import zones as Z
 from .nsd import LabError, NsdServer
-from .ports import bind_all, loopback_usable, pick_port
+from ports import bind_all, loopback_usable, pick_port
 
 
 class Lab:

@@ -152,7 +152,7 @@ def nsd_on_loopback(workdir: Path, zones: dict[str, str], timeout: float = 10.0)
     """One NSD on 127.0.0.1 at a free port serving ``zones`` (origin -> zone text), once it
     answers; stop it with ``signal_stop`` and ``wait_stopped``. Raises LabError if it dies
     or does not answer in ``timeout``."""
-    from .ports import pick_port
+    from ports import pick_port
 
     srv = NsdServer(Path(workdir), "127.0.0.1", pick_port(["127.0.0.1"]), zones)
     srv.start()

@@ -21,7 +21,7 @@ from procs import stop as stop_process
 from . import zones as Z
 from .lab import Lab
 from .nsd import LabError
-from .ports import bind_all, pick_port
+from ports import bind_all, pick_port
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 

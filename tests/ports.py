@@ -1,7 +1,10 @@
-"""Choosing the lab's one port: free for UDP and TCP on every lab address at once.
+"""Choosing ports for the servers the tests start, the one way every test area does it
+(import as ``from ports import ...``): free for UDP and TCP on every address asked for.
 
-The port is taken below the kernel's ephemeral range so that no client socket of the
-machine (the resolver's random source ports among them) can be handed it meanwhile.
+A port handed to a server that binds it later is taken below the kernel's ephemeral range,
+so that no client socket of the machine (the resolvers' random source ports, every
+connect()) can be handed it meanwhile; a port bound to 0 and closed again has no such
+guarantee.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ def bind_all(addresses: Iterable[str], port: int) -> list[socket.socket]:
     try:
         for addr in addresses:
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
+                s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, kind)
                 held.append(s)
                 s.bind((addr, port))
     except OSError:
@@ -60,6 +63,11 @@ def pick_port(addresses: Iterable[str], tries: int = 200, low: int = 20000) -> i
         _RECENT.append(port)
         return port
     raise OSError(f"no port free on all of {addresses} after {tries} tries")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port of ``host`` (IPv4 or IPv6) free for UDP and TCP, for a server started next."""
+    return pick_port([host])
 
 
 @contextlib.contextmanager
