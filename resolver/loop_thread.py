@@ -99,17 +99,23 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     target = loop()
     _check_caller()
     fut: concurrent.futures.Future = concurrent.futures.Future()
-
-    def go() -> None:
-        if not fut.set_running_or_notify_cancel():
-            return
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:       # handed to the caller, raised there
-            fut.set_exception(exc)
-
-    target.call_soon_threadsafe(go)
+    target.call_soon_threadsafe(_call_into, fut, fn, args, kwargs)
     try:
         return fut.result()
+    except BaseException:
+        fut.cancel()    # an interrupt while waiting: fn is not run if it has not started
+        raise
     finally:
         del fut         # as in run()
+
+
+def _call_into(fut: concurrent.futures.Future, fn: Callable[..., Any], args: tuple,
+               kwargs: dict) -> None:
+    """:func:`call`'s work, on the private loop: ``fn``'s outcome into ``fut``, unless the
+    caller gave up first."""
+    if not fut.set_running_or_notify_cancel():
+        return
+    try:
+        fut.set_result(fn(*args, **kwargs))
+    except BaseException as exc:       # handed to the caller, raised there
+        fut.set_exception(exc)

@@ -360,6 +360,37 @@ def test_the_hand_over_is_bounded_and_cancels_what_it_gave_up():
         loop_thread.call(lambda: 1 / 0)         # an error is raised in the caller
 
 
+class _Interrupted(BaseException):
+    """What a signal handler raises in the waiting thread, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def test_an_interrupted_call_is_given_up_and_not_run_later():
+    """A caller interrupted while it waits for ``call`` (the private loop busy with other
+    work) gets the interrupt at once; the work it gave up is not run when the loop comes to
+    it, and nothing goes wrong there."""
+    import signal
+    private = loop_thread.loop()
+    release, ran, errors = threading.Event(), [], []
+    loop_thread.call(private.set_exception_handler, lambda loop, context: errors.append(context))
+    private.call_soon_threadsafe(release.wait, 10)          # the loop's thread is busy
+    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(_Interrupted()))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        t0 = time.monotonic()
+        with pytest.raises(_Interrupted):
+            loop_thread.call(ran.append, "given up")
+        assert time.monotonic() - t0 < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        release.set()
+    try:
+        assert loop_thread.call(lambda: 42) == 42               # the loop came to it and on
+        assert ran == [] and errors == []
+    finally:
+        loop_thread.call(private.set_exception_handler, None)
+
+
 def test_answers_and_errors_leave_nothing_to_the_cycle_collector(lab_sync):
     """An answer or an error (NXDOMAIN, NoAnswer) crosses from the private loop to the
     caller's thread without leaving objects in reference cycles (an exception's traceback
