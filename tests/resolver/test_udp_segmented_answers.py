@@ -144,7 +144,7 @@ def test_mixed_sizes_and_clients_each_get_their_own_answers(daemon):
 
 NETNS_CLIENT = """
 import json, sys
-sys.path[:0] = [{here!r}]
+sys.path[:0] = [{here!r}, {tests!r}]
 from test_udp_segmented_answers import _burst
 asked = [tuple(a) for a in json.loads(sys.argv[1])]
 got = _burst("127.0.0.1", int(sys.argv[2]), asked, int(sys.argv[3]) or None)
@@ -177,8 +177,8 @@ def test_a_path_that_refuses_segmented_sends_gets_each_answer_alone(tmp_path):
                 before = _sent(d)
                 out = subprocess.run(
                     ["ip", "netns", "exec", ns, sys.executable, "-c",
-                     NETNS_CLIENT.format(here=str(HERE)), json.dumps(asked), str(d.port),
-                     str(d.pid)], capture_output=True, text=True, timeout=60, check=True)
+                     NETNS_CLIENT.format(here=str(HERE), tests=str(HERE.parent)),
+                     json.dumps(asked), str(d.port), str(d.pid)], capture_output=True, text=True, timeout=60, check=True)
                 got = {int(c): {int(i): dns.message.from_text(t) for i, t in ms.items()}
                        for c, ms in json.loads(out.stdout).items()}
                 _check(asked, got)
