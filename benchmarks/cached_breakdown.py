@@ -41,6 +41,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "resolver"), str(HERE.par
 import miss_instructions as mi  # noqa: E402  (the two servers, started the same way)
 from dnslab import Lab  # noqa: E402
 from loadgen import cpu_seconds  # noqa: E402
+from procs import sigterm_as_interrupt  # noqa: E402
 from test_daemon import CACHED_QUERIES, LOAD_CORE, SERVER_CORE, TWO_CORES  # noqa: E402
 
 #: the system calls counted one by one (the rest are counted together as "other")
@@ -227,6 +228,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=100, help="passes of the names under callgrind")
     ap.add_argument("--no-callgrind", action="store_true")
     a = ap.parse_args()
+    sigterm_as_interrupt()         # a terminated run still stops its lab and servers
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         datafile = work / "cached.txt"

@@ -13,6 +13,7 @@ Needs what ``test_daemon.py`` needs (nsd, unbound, dnsperf, port 53 on the lab a
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -24,6 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "resolver"), str(HERE.par
 
 import test_daemon as td  # noqa: E402
 from dnslab import bulk_names, many_zone_names  # noqa: E402
+from procs import sigterm_as_interrupt  # noqa: E402
 
 
 def runs(pid: int) -> tuple[float, int]:
@@ -38,6 +40,9 @@ def runs(pid: int) -> tuple[float, int]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                            epilog=__doc__.split("\n\n", 1)[1]).parse_args()
+    sigterm_as_interrupt()         # a terminated run still stops its lab and servers
     paced = os.environ.get("PACED", "1") != "0"
     burst = os.environ.get("BURST") == "1"
     env = dict(kv.split("=", 1) for kv in os.environ.get("DAEMON_ENV", "").split())

@@ -30,9 +30,10 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "tests")]
 
 import test_echo as te  # noqa: E402  (the same server program and socket settings)
+from procs import sigterm_as_interrupt  # noqa: E402
 
 WARMUP_REQUESTS = 2000
 # A fixed hash seed removes one cause of variation between runs: how often the dict lookups
@@ -121,6 +122,7 @@ def main() -> None:
     ap.add_argument("--split", action="store_true",
                     help="also each cell's instructions by where they ran")
     args = ap.parse_args()
+    sigterm_as_interrupt()         # a terminated run still stops its server
     for tool in ("valgrind", "callgrind_control", "gcc"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed")

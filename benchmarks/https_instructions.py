@@ -165,7 +165,9 @@ def main() -> None:
     from https_pki import make_pki
     from https_servers import JSON_1K, SMALL, TEXT_4M, nginx_conf, start_nginx, write_docroot
     from ports import free_port
-    from procs import stop
+    from procs import sigterm_as_interrupt, stop
+
+    sigterm_as_interrupt()         # a terminated run still stops nginx
 
     with tempfile.TemporaryDirectory() as td:
         work = a.keep or Path(td)

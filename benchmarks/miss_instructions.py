@@ -41,6 +41,7 @@ import dnssec_lab  # noqa: E402
 from dnslab import Lab, bulk_names  # noqa: E402
 from dnslab.unbound import launch, server_lines  # noqa: E402
 from ports import pick_port  # noqa: E402
+from procs import sigterm_as_interrupt  # noqa: E402
 from procs import stop as stop_process  # noqa: E402
 
 UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
@@ -164,6 +165,7 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR", type=Path,
                     help="work in DIR and leave the callgrind dumps there (callgrind_annotate)")
     a = ap.parse_args()
+    sigterm_as_interrupt()         # a terminated run still stops its lab and servers
     if a.keep:
         a.keep.mkdir(parents=True, exist_ok=True)
     with (contextlib.nullcontext(str(a.keep)) if a.keep

@@ -115,7 +115,7 @@ class Servers:
         try:
             self.d = Daemon(tmp / "corenet", lab, *NO_IPV6, *NO_RATELIMIT, *daemon_args,
                             metrics=False).start()
-        except Exception:
+        except BaseException:           # an interrupt too: Unbound is not left running
             self.ub.stop()
             raise
         self.ub_pid = self.ub.proc.pid

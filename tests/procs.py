@@ -1,12 +1,16 @@
 """Stopping a test's child process, the one way every test area does it (import as ``from
 procs import ...``; dnslab puts this folder on ``sys.path`` for benchmarks and
-``python -m dnslab``): ask it to exit, wait a bounded time, SIGKILL it if it lingers, reap it; and a terminated
-test run still stopping them (:func:`sigterm_as_interrupt`)."""
+``python -m dnslab``): ask it to exit, wait a bounded time, SIGKILL it if it lingers, reap
+it; a server started but not handed out yet when its start fails or is interrupted
+(:func:`stopped_unless_ready`); and a terminated test run still stopping them
+(:func:`sigterm_as_interrupt`)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 
 
 def stop(proc: subprocess.Popen, timeout: float = 5.0, *, group: bool = False) -> int:
@@ -31,6 +35,18 @@ def reap(proc: subprocess.Popen, timeout: float, *, group: bool = False) -> int:
         else:
             proc.kill()
         return proc.wait()
+
+
+@contextlib.contextmanager
+def stopped_unless_ready(proc: subprocess.Popen, *, group: bool = False) -> Iterator[None]:
+    """Around the wait for a server just started: if the wait ends in any exception (its
+    own timeout, or an interrupt, which a caller's ``finally`` or a fixture's teardown never
+    sees because the server was not handed out yet), ``proc`` is stopped before it goes on."""
+    try:
+        yield
+    except BaseException:
+        stop(proc, group=group)
+        raise
 
 
 def sigterm_as_interrupt() -> None:

@@ -68,3 +68,24 @@ def test_a_terminated_run_still_stops_what_its_fixtures_started(tmp_path):
             run.wait()
         if pid is not None and _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_server_whose_start_is_interrupted_is_stopped_and_one_that_starts_is_kept():
+    """An interrupt (or the start's own timeout) while a helper waits for its server ends
+    before the server is handed to a fixture or a ``finally``: stopped_unless_ready stops
+    it there; a start that completes leaves it running."""
+    import pytest
+
+    from procs import stop, stopped_unless_ready
+    given_up = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with pytest.raises(KeyboardInterrupt):
+        with stopped_unless_ready(given_up):
+            raise KeyboardInterrupt("stopped by signal 15")
+    assert given_up.poll() is not None
+    started = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with stopped_unless_ready(started):
+            pass
+        assert started.poll() is None
+    finally:
+        stop(started)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ports import free_port
-from procs import stop
+from procs import stopped_unless_ready
 
 HERE = Path(__file__).parent
 SMALL = bytes(range(256)) * 4  # 1 KiB
@@ -129,12 +129,12 @@ def start_nginx(tmp: Path, conf: str, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf"),
          "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_port(port, proc, "nginx")
-    except RuntimeError as exc:
-        err = proc.stderr.read().decode() if proc.poll() is not None else ""
-        stop(proc)
-        raise RuntimeError(f"{exc}: {err}") from None
+    with stopped_unless_ready(proc):
+        try:
+            wait_port(port, proc, "nginx")
+        except RuntimeError as exc:
+            err = proc.stderr.read().decode() if proc.poll() is not None else ""
+            raise RuntimeError(f"{exc}: {err}") from None
     return proc
 
 

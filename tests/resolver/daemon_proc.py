@@ -17,6 +17,7 @@ import dns.query
 
 from ports import free_port
 from procs import stop as stop_process
+from procs import stopped_unless_ready
 
 ROOT = Path(__file__).resolve().parents[2]      # the worktree: resolver/ and corenet/ live here
 
@@ -64,16 +65,17 @@ class Daemon:
                                      stderr=open(self.log, "wb"), cwd=str(ROOT), env=env,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
-        while True:
-            text = self.log_text()
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{text[-3000:]}")
-            if ready in text:
-                return self
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"daemon not ready after {timeout}s:\n{text[-3000:]}")
-            time.sleep(0.05)
+        with stopped_unless_ready(self.proc, group=True):
+            while True:
+                text = self.log_text()
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n"
+                                       f"{text[-3000:]}")
+                if ready in text:
+                    return self
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"daemon not ready after {timeout}s:\n{text[-3000:]}")
+                time.sleep(0.05)
 
     @property
     def pid(self) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ci_policy import unavailable
 from ports import free_port
 from procs import stop as stop_process
+from procs import stopped_unless_ready
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -37,18 +38,18 @@ class Redis:
                                      stdout=open(self.workdir / "redis.log", "ab"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self.log()[-2000:]}")
-            try:
-                if self.client().ping():
-                    return self
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server not ready: {self.log()[-2000:]}")
-            time.sleep(0.05)
+        with stopped_unless_ready(self.proc, group=True):
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited: {self.log()[-2000:]}")
+                try:
+                    if self.client().ping():
+                        return self
+                except Exception:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server not ready: {self.log()[-2000:]}")
+                time.sleep(0.05)
 
     def client(self):
         import redis

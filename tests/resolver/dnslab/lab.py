@@ -63,6 +63,9 @@ class Lab:
             except LabError as e:
                 last = e
                 lab.stop()
+            except BaseException:           # an interrupt: nothing of the lab is left running
+                lab.stop()
+                raise
         raise LabError(f"lab did not start: {last}")
 
     @property

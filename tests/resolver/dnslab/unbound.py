@@ -17,6 +17,7 @@ import dns.exception
 import dns.message
 import dns.query
 from procs import stop as stop_process
+from procs import stopped_unless_ready
 
 from . import zones as Z
 from .lab import Lab
@@ -81,17 +82,18 @@ def launch(w: Path, lines: list[str], address: str, port: int,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     q = dns.message.make_query("localhost.", "A")  # answered locally by Unbound
-    while True:
-        if proc.poll() is not None:
-            err = (w / "stderr.log").read_text(errors="replace")[-2000:]
-            raise LabError(f"unbound exited with {proc.returncode}: {err}")
-        try:
-            dns.query.udp(q, address, port=port, timeout=0.1)
-            return proc
-        except (dns.exception.Timeout, OSError):
-            if time.monotonic() > deadline:
-                stop_process(proc, 5.0, group=True)
-                raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
+    with stopped_unless_ready(proc, group=True):
+        while True:
+            if proc.poll() is not None:
+                err = (w / "stderr.log").read_text(errors="replace")[-2000:]
+                raise LabError(f"unbound exited with {proc.returncode}: {err}")
+            try:
+                dns.query.udp(q, address, port=port, timeout=0.1)
+                return proc
+            except (dns.exception.Timeout, OSError):
+                if time.monotonic() > deadline:
+                    raise LabError(f"unbound not answering on {address}:{port} after "
+                                   f"{timeout}s") from None
 
 
 def unasked_root_hints(path: Path) -> Path:
