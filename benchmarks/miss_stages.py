@@ -61,12 +61,13 @@ class Sniffer:
                 continue
             if addr[2] == socket.PACKET_OUTGOING or len(data) < 28 or data[9] != 17:
                 continue                    # lo shows each datagram leaving and arriving
-            ts = next((sec + ns / 1e9 for level, kind, d in anc if kind == SO_TIMESTAMPNS
-                       for sec, ns in [struct.unpack("qq", d[:16])]), None)
+            stamps = [d for _level, kind, d in anc if kind == SO_TIMESTAMPNS]
+            if not stamps:
+                continue
+            sec, ns = struct.unpack("qq", stamps[0][:16])
             ihl = (data[0] & 15) * 4
             sport, dport = struct.unpack("!HH", data[ihl:ihl + 4])
-            if ts is not None:
-                self.seen.append((ts, sport, dport))
+            self.seen.append((sec + ns / 1e9, sport, dport))
 
     def close(self) -> None:
         self.running = False

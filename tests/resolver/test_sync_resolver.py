@@ -373,7 +373,11 @@ def test_an_interrupted_call_is_given_up_and_not_run_later():
     release, ran, errors = threading.Event(), [], []
     loop_thread.call(private.set_exception_handler, lambda loop, context: errors.append(context))
     private.call_soon_threadsafe(release.wait, 10)          # the loop's thread is busy
-    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(_Interrupted()))
+
+    def interrupt(signum, frame):
+        raise _Interrupted()
+
+    old = signal.signal(signal.SIGALRM, interrupt)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         t0 = time.monotonic()
