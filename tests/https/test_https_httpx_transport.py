@@ -156,7 +156,11 @@ def test_a_cancelled_request_gives_its_connection_back(env, run):
         t = AsyncCorenetTransport(verify=env.ca, limits=httpx.Limits(max_connections=1))
         async with httpx.AsyncClient(transport=t, timeout=5) as c:
             task = asyncio.ensure_future(c.get(env.raw + "/stall-headers"))
-            await asyncio.sleep(0.2)
+            for _ in range(500):        # its connection made (a loaded machine takes a while)
+                if t.network.pool.connections_opened:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)   # and its request sent
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
