@@ -66,6 +66,8 @@ class _Server:
 
     def __init__(self, kind: str, lab: Lab, work: Path, callgrind_out: str | None,
                  anchor: Path | None) -> None:
+        if kind not in ("corenet", "unbound"):
+            raise ValueError(f"kind is 'corenet' or 'unbound', not {kind!r}")
         self.kind = kind
         wrap = (("valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}")
                 if callgrind_out else ())

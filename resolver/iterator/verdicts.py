@@ -2,7 +2,10 @@
 reply, and Bogus, which it raises for data that fails."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:                       # the iterator imports this module
+    from resolver.iterator.algorithm import Iterator
 
 #: A validator sits between replies and the cache. It is called as
 #: ``validator(parsed, zone, server, iterator)`` for every usable reply and returns the reply
