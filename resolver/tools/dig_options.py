@@ -220,15 +220,31 @@ PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec"
                 "defname": "search"}
 
 
-def _plus(o: Options, arg: str) -> None:
-    body = arg[1:]
-    key, eq, value = body.partition("=")
+def plus_name(key: str) -> str | None:
+    """The +option ``key`` (without +no) names, as dig reads it: a whole name (or one of its
+    other spellings), or the start of the names of one option only (``ans`` is ``answer``,
+    ``mult`` is ``multi``; ``sh`` is ``short``, ``showsearch`` or ``showbadcookie``: none)."""
+    if key in PLUS_OPTIONS or key in PLUS_ALIASES:
+        return key
+    meant = {PLUS_ALIASES.get(n, n) for n in (*PLUS_OPTIONS, *PLUS_ALIASES) if n.startswith(key)}
+    return meant.pop() if key and len(meant) == 1 else None
+
+
+def plus_parts(arg: str) -> tuple[str, bool, str, str]:
+    """A +option as (the name it stands for, on (not +no), "=" or "", its value)."""
+    key, eq, value = arg[1:].partition("=")
     key = key.lower()
     on = True
-    if key.startswith("no") and key not in ("nsid",):
+    if key.startswith("no") and plus_name(key) is None:
         on, key = False, key[2:]
-    if key not in PLUS_OPTIONS and key not in PLUS_ALIASES:
+    name = plus_name(key)
+    if name is None:
         raise UsageError(f"Invalid option: {arg}")
+    return name, on, eq, value
+
+
+def _plus(o: Options, arg: str) -> None:
+    key, on, eq, value = plus_parts(arg)
     flags = {"rec": "rec", "recurse": "rec", "rdflag": "rec", "cd": "cd", "cdflag": "cd",
              "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
@@ -673,7 +689,7 @@ def parse(argv: list[str], base: Options | None = None,
                     cur.port = _int(at_port, "port")
                 except UsageError:
                     raise UsageError(f"bad port in {a!r}") from None
-        elif a.lower() == "+dns64prefix":
+        elif a.startswith("+") and len(a) > 1 and plus_parts(a)[:2] == ("dns64prefix", True):
             printcmd = False
             # as dig: a look-up of its own (ipv4only.arpa AAAA, the global options), added
             # where it stands among the names; what follows it applies to it
@@ -682,9 +698,7 @@ def parse(argv: list[str], base: Options | None = None,
             cur.dns64prefix, cur.show = True, dict.fromkeys(DISPLAY, False)
         elif a.startswith("+") and len(a) > 1:
             _plus(cur, a)
-            key = a[1:].partition("=")[0].lower()
-            on = not key.startswith("no")
-            key = key[2:] if not on else key
+            key, on = plus_parts(a)[:2]
             if key in ("cmd", "all"):
                 printcmd = on
             elif key in ("short", "yaml") and on:

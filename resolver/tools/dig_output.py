@@ -3,6 +3,7 @@ prints it, records in BIND's presentation format, the command lines."""
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import time
 
@@ -379,6 +380,10 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
         if size is not None:
             out.append(f";; MSG SIZE  rcvd: {size}")
         out.append("")
+    elif o.identify and not sending and size is not None and elapsed is not None:
+        # as dig: +identify without the statistics says where the reply came from
+        where = re.sub(r" \([A-Z-]+\)$", "", server)
+        out += [f";; Received {size} bytes from {where} in {elapsed * 1000:.0f} ms", ""]
     return "".join(line + "\n" for line in out)
 
 
