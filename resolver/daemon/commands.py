@@ -59,8 +59,9 @@ COMMANDS: tuple[Command, ...] = (
             "supervisor and every worker"),
     Command("log_reopen", "", "Reopens the log file (after it was rotated). Prints ``ok``.",
             "supervisor and every worker"),
-    Command("flush", "[NAME]", "Forgets the whole cache, or every type of NAME (the "
-            "shared cache's entries for it too). Prints what was flushed.", "every worker"),
+    Command("flush", "NAME", "Forgets every type of NAME (the shared cache's entries for "
+            "it too). Prints what was flushed. (``flush_zone .`` forgets everything.)",
+            "every worker"),
     Command("flush_zone", "NAME", "Forgets everything cached at or below NAME: answers, "
             "rrsets, negative entries and DNSSEC verdicts. Prints ``ok removed N rrsets, N "
             "messages and N key entries`` (the workers' caches summed).", "every worker"),
@@ -183,7 +184,8 @@ COMMANDS: tuple[Command, ...] = (
             "``val-bogus-ttl``...) prints the value in force, its default, as Unbound "
             "prints it.", "every worker"),
     Command("set_option", "NAME: VALUE", "Sets the setting NAME to VALUE (TOML syntax, or a "
-            "bare word as text; ``yes``/``no`` too) until the next reload. A setting that "
+            "bare word as text; ``yes``/``no`` too) until the next reload; ``NAME VALUE``, "
+            "without the colon, as Unbound takes it too. A setting that "
             "changes only at a restart is refused, naming it. Prints ``ok``.",
             "every worker"),
 )

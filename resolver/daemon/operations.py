@@ -87,7 +87,9 @@ def _change(ctl: WorkerControl, **values) -> dict:
 async def flush(ctl: WorkerControl, req: dict) -> dict:
     args = _args(req, 0, 1)
     name = req.get("name") or (args[0] if args else None)
-    name = _name(name) if name else None
+    if not name:          # as unbound-control: an empty $NAME in a script forgets nothing
+        raise CommandError("this option requires a domain name")
+    name = _name(name)
     r = ctl.server.resolver
     out: dict = {"ok": True, "flushed": name or "everything"}
     if name and r.shared is not None:         # the name's entries in Redis go too
@@ -689,9 +691,9 @@ def parse_value(text: str) -> Any:
 
 def set_option(ctl: WorkerControl, req: dict) -> dict:
     text = " ".join(_args(req, 1))
-    if ":" not in text:
-        raise CommandError("usage: set_option NAME: VALUE")
-    name, value = text.split(":", 1)
+    first = text.split(None, 1)[0]
+    # NAME: VALUE, or as Unbound takes it too, NAME VALUE (the colon is the name's)
+    name, value = text.split(":", 1) if ":" in first else (first, text[len(first):])
     if not value.strip():
         raise CommandError("usage: set_option NAME: VALUE")
     name = setting_name(name)

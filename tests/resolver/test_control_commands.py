@@ -301,15 +301,15 @@ def test_set_option_changes_the_ttl_clamps_at_once_until_reload(daemon):
     changes them: answers cached from then on are held at most that long."""
     def ttls() -> set[int]:
         return {rr.ttl for r in everywhere(daemon, "www.example.net.") for rr in r.answer}
-    ok(daemon, "flush")
+    removed(daemon, "flush_zone", ".")
     assert max(ttls()) > 5
     ok(daemon, "set_option", "cache-max-ttl:", "5")
     assert ctl(daemon, "get_option", "cache-max-ttl").stdout == "5\n"
-    ok(daemon, "flush")
+    removed(daemon, "flush_zone", ".")
     assert max(ttls()) <= 5
     ok(daemon, "reload")
     assert ctl(daemon, "get_option", "cache-max-ttl").stdout == "86400\n"   # unset: the default
-    ok(daemon, "flush")
+    removed(daemon, "flush_zone", ".")
     assert max(ttls()) > 5
 
 
@@ -448,7 +448,7 @@ def test_dump_and_load_cache_round_trip_answers_and_ad_bits(signed_lab, tmp_path
         assert status[("www.insecure.com.", "A")] == "insecure"
         assert status[("nope.example.com.", "A")] == "secure"
         assert status[("nope.unsigned.org.", "A")] == "insecure"
-        ok(d, "flush")
+        removed(d, "flush_zone", ".")
         assert ctl(d, "dump_cache").stdout.count("\nmsg ") == 0
         r = ctl(d, "load_cache", input=dump)
         assert r.returncode == 0 and r.stdout == "ok\n", r.stdout + r.stderr
@@ -456,7 +456,7 @@ def test_dump_and_load_cache_round_trip_answers_and_ad_bits(signed_lab, tmp_path
         assert ask_all() == first
         assert upstream(d) == before          # every answer came from the loaded caches
         # a status edited by hand is what the entry gets: AD follows it
-        ok(d, "flush")
+        removed(d, "flush_zone", ".")
         edited = "\n".join(x.replace(" secure ", " insecure ")
                            if x.split()[1:3] == ["www.example.com.", "A"] else x
                            for x in dump.splitlines())
@@ -465,7 +465,7 @@ def test_dump_and_load_cache_round_trip_answers_and_ad_bits(signed_lab, tmp_path
         r = d.ask(flagged_query("www.example.com.", "A", do=True))
         assert not r.flags & dns.flags.AD and r.answer
         # a bad line: an error naming it, nothing loaded
-        ok(d, "flush")
+        removed(d, "flush_zone", ".")
         bad = dump.replace("msg ", "msg www.bad. ", 1)
         r = ctl(d, "load_cache", input=bad)
         first = next(i for i, x in enumerate(dump.splitlines(), 1) if x.startswith("msg "))

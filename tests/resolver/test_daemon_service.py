@@ -251,7 +251,7 @@ def test_the_quick_start_s_commands_find_the_daemon_without_flags(lab, tmp_path,
         assert stat.S_IMODE(os.stat(expected).st_mode) == 0o660
         r = cli("status")
         assert r.returncode == 0 and f"(pid {d.pid}) is running" in r.stdout, r.stderr
-        assert cli("flush").returncode == 0 and cli("reload").returncode == 0
+        assert cli("flush_zone", ".").returncode == 0 and cli("reload").returncode == 0
     finally:
         assert d.stop() == 0
     assert not os.path.exists(expected)

@@ -629,6 +629,40 @@ def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_pat
         stop_process(proc, group=True)
 
 
+def test_set_option_without_the_colon_and_flush_without_a_name_as_unbound(lab, tmp_path):
+    """``set_option NAME VALUE`` sets as ``NAME: VALUE`` does, on both; ``flush`` with no
+    name is refused on both (a script's empty $NAME forgets nothing), through
+    unbound-control and through the daemon's own command line."""
+    need_unbound()
+    uport, cport = free_port(), free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, [], plain_control(cport))
+    d = Daemon(tmp_path / "d", lab).start()
+    confs = {"unbound": control_conf(tmp_path / "ub.conf", "127.0.0.1", cport),
+             "corenet": control_conf(tmp_path / "d.conf", d.control)}
+    try:
+        for who, conf in confs.items():
+            r = ubctl(conf, "set_option", "cache-max-ttl", "77")
+            assert (r.returncode, r.stdout) == (0, "ok\n"), (who, r.stdout, r.stderr)
+            r = ubctl(conf, "get_option", "cache-max-ttl")
+            assert (r.returncode, r.stdout) == (0, "77\n"), (who, r.stdout, r.stderr)
+            r = ubctl(conf, "flush")
+            assert r.returncode == 1 and "requires a domain name" in r.stdout + r.stderr, \
+                (who, r.stdout, r.stderr)
+        assert ask(d.port, "www.example.com.").rcode() == dns.rcode.NOERROR
+        cached = d.stats()["cache"]["messages"]
+        r = cli("--control", d.control, "flush")
+        assert r.returncode == 1 and "requires a domain name" in r.stdout + r.stderr, r
+        assert d.stats()["cache"]["messages"] == cached > 0
+        r = cli("--control", d.control, "set_option", "cache-min-ttl", "5")
+        assert r.returncode == 0, r.stderr
+        assert cli("--control", d.control, "get_option", "cache-min-ttl").stdout == "5\n"
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+        stop_process(proc, group=True)
+
+
 def test_list_commands_forward_flush_stats_and_reload_keep_cache_as_unbound(lab, tmp_path):
     """The same unbound-control commands, with the same lists on stdin, to a real Unbound
     and to the daemon (two workers): local_zones, local_datas and their _remove forms print
