@@ -24,6 +24,7 @@ from typing import Iterable
 import dns.exception
 import dns.message
 import dns.name
+import dns.nameserver
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -282,7 +283,17 @@ class Resolver(ResolverCore):
         they share one port, that port becomes ``port`` (the forwarders' port: no authority
         is asked while forwarding); forwarders on different ports are a forward zone for
         "." (``zones``) holding them."""
-        ups = _upstreams(entries or ())
+        entries = list(entries or ())
+        tls = [e for e in entries if isinstance(e, dns.nameserver.DoTNameserver)]
+        if tls:                             # DNS over TLS: a TLS forward zone for "."
+            if len(tls) != len(entries):
+                raise ValueError("nameservers: DoTNameserver entries cannot be mixed with "
+                                 "plain ones (one transport for all)")
+            ups, bundle = _tls_upstreams(tls)
+            self._root_forward = ForwardZone(".", ups, transport="tls", tls_cert_bundle=bundle)
+            self.forward = [u.key for u in ups]
+            return
+        ups = _upstreams(entries)
         self._root_forward = None
         if not ups:
             self.forward = None
@@ -1079,6 +1090,10 @@ def _upstreams(entries) -> list[Upstream]:
             if not 1 <= port <= 65535:
                 raise ValueError(f"forward=: {e!r}: port {port} out of range 1-65535")
             up = Upstream(up.addr, port)
+        elif isinstance(e, dns.nameserver.Nameserver) and not isinstance(
+                e, dns.nameserver.Do53Nameserver):
+            raise ValueError(f"nameservers: {type(e).__name__} is not asked here (plain "
+                             "addresses, Do53Nameserver or DoTNameserver)")
         elif hasattr(e, "address") and hasattr(e, "port"):     # dns.nameserver.Do53Nameserver
             up = Upstream(Upstream.parse(str(e.address), "forward=").addr, int(e.port))
         elif isinstance(e, str):
@@ -1087,6 +1102,27 @@ def _upstreams(entries) -> list[Upstream]:
             raise ValueError(f"forward= takes numeric IPv4 or IPv6 addresses, not {e!r}")
         out.append(up)
     return out
+
+
+def _tls_upstreams(entries) -> tuple[tuple[Upstream, ...], str | None]:
+    """dnspython ``DoTNameserver`` entries as TLS forwarders, and the CA file their
+    certificates are verified against (None: the system's store). Each needs its
+    ``hostname`` (the name its certificate must carry) and one ``verify`` for all; a
+    certificate is always verified (``verify=False`` is refused)."""
+    ups, bundles = [], set()
+    for e in entries:
+        if not e.hostname:
+            raise ValueError(f"nameservers: {e}: a DoTNameserver needs hostname= (the name "
+                             "its certificate is verified against)")
+        if e.verify is False:
+            raise ValueError(f"nameservers: {e}: verify=False is refused; the certificate "
+                             "is always verified (verify= a CA file to trust another CA)")
+        bundles.add(None if e.verify is True else os.fspath(e.verify))
+        ups.append(Upstream.parse(f"{e.address}@{e.port}#{e.hostname}", "nameservers",
+                                  tls=True))
+    if len(bundles) > 1:
+        raise ValueError("nameservers: the DoTNameservers name different verify= CA files")
+    return tuple(ups), bundles.pop()
 
 
 async def _settled(fut: asyncio.Future, give_up):

@@ -135,6 +135,46 @@ def test_forwards_over_tls_with_the_certificate_and_its_name_verified(run, lab_r
     assert r.stats.upstream_queries == 1           # asked of Unbound only, not the lab
 
 
+def test_dnspython_dot_nameservers_are_asked_over_tls_never_plain(run, lab_resolver, pki,
+                                                                 unbound):
+    """dnspython's ``DoTNameserver`` as ``nameservers``: the questions go over TLS, the
+    certificate checked against its ``hostname`` (a wrong one: no answer); what the resolver
+    cannot ask as asked (``verify=False``, no hostname, DoH, mixed with plain) is refused
+    when set, never sent in the clear."""
+    import dns.nameserver
+    import dns.resolver
+
+    ca = pki[0]
+    r = lab_resolver()
+    r.nameservers = [dns.nameserver.DoTNameserver("127.0.0.1", unbound.tls_port,
+                                                  hostname=SERVER_NAME, verify=str(ca.pem))]
+    assert r.nameservers == [f"127.0.0.1@{unbound.tls_port}#{SERVER_NAME}"]
+
+    async def go():
+        ans = await r.resolve("www.example.com.", "A")
+        return {x.to_text() for x in ans.rrset}
+
+    assert run(go()) == {"192.0.2.1", "192.0.2.11"}
+    s = r.tls_upstreams.stats()
+    assert s["connections"] == 1 and s["queries"] == 1
+    wrong = lab_resolver()
+    wrong.nameservers = [dns.nameserver.DoTNameserver("127.0.0.1", unbound.tls_port,
+                                                      hostname="other.test", verify=str(ca.pem))]
+    with pytest.raises((dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout)):
+        run(wrong.resolve("www.example.com.", "A"))
+    s = wrong.tls_upstreams.stats()
+    assert s["connections"] == 0 and s["failed_verify"] >= 1, s
+    for bad in ([dns.nameserver.DoTNameserver("127.0.0.1", 853, hostname="a.test",
+                                              verify=False)],
+                [dns.nameserver.DoTNameserver("127.0.0.1", 853)],
+                [dns.nameserver.DoHNameserver("https://127.0.0.1/dns-query")],
+                [dns.nameserver.DoTNameserver("127.0.0.1", 853, hostname="a.test"),
+                 "127.0.0.1"]):
+        with pytest.raises(ValueError):
+            r.nameservers = bad
+    assert r.nameservers == [f"127.0.0.1@{unbound.tls_port}#{SERVER_NAME}"]
+
+
 def test_the_tls_connection_leaves_from_the_resolvers_source(run, lab_resolver, pki, unbound):
     ca = pki[0]
     r = lab_resolver(zones=tls_zone("example.com.", [
