@@ -32,6 +32,24 @@ def stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
         loop.close()
 
 
+class _Escaped:
+    """A KeyboardInterrupt or SystemExit that the work raised on the loop's thread (an event
+    hook, a transport's handler), carried to the caller and raised there: left to rise, it
+    would end the loop's thread and leave the caller waiting for ever."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+async def _carried(aw: Awaitable[Any]) -> Any:
+    try:
+        return await await_step(aw)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _Escaped(exc)
+
+
 class Portal:
     """Runs coroutines to their end on a loop running in another thread."""
 
@@ -60,12 +78,15 @@ class Portal:
             if asyncio.iscoroutine(aw):
                 aw.close()
             raise RuntimeError("the Client is closed")
-        fut = asyncio.run_coroutine_threadsafe(await_step(aw), self.loop)
+        fut = asyncio.run_coroutine_threadsafe(_carried(aw), self.loop)
         try:
-            return fut.result()
+            outcome = fut.result()
         except BaseException:
             fut.cancel()
             raise
+        if type(outcome) is _Escaped:
+            raise outcome.exc
+        return outcome
 
     def run(self, aw: Awaitable[Any]) -> Any:
         return self(aw)[1]

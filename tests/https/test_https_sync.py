@@ -116,6 +116,40 @@ def test_sync_client_with_mock_and_wsgi_transports():
         == ["GET", "/x", "", "", ""]  # no query, body or token
 
 
+@pytest.mark.parametrize("escape", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("where", ["hook", "handler"])
+def test_an_interrupt_or_exit_raised_by_the_clients_own_code_reaches_the_caller(
+        sync_loop, escape, where):
+    """A KeyboardInterrupt or SystemExit raised on the private loop's thread (an event hook,
+    a mock transport's handler) is raised to the caller, as httpx raises it in its own
+    thread, and the client keeps working (its loop's thread did not die of it)."""
+    armed = [True]
+
+    def fire(*_):
+        if armed[0]:
+            armed[0] = False
+            raise escape(3)
+
+    def handler(request):
+        if where == "handler":
+            fire()
+        return Response(200, text="ok")
+
+    hooks = {"request": [fire]} if where == "hook" else {}
+    done = []
+
+    def caller():
+        with Client(transport=MockTransport(handler), event_hooks=hooks) as c:
+            with pytest.raises(escape):
+                c.get("http://a.test/")
+            done.append(c.get("http://a.test/").text)
+
+    t = threading.Thread(target=caller, daemon=True)    # a hung caller fails, not hangs
+    t.start()
+    t.join(10)
+    assert not t.is_alive() and done == ["ok"]
+
+
 def test_calling_the_client_from_its_own_loop_is_refused():
     def hook(request):
         c.get("https://m.test/inner")  # would wait for the loop it runs on
