@@ -639,9 +639,11 @@ class AsyncClient:
                     body: Any) -> tuple[str, "ParsedURL", Headers, Any]:
         """(method, URL, headers, body) of the request a redirect asks for, as httpx
         makes it: the Location joined to the URL (the request's fragment kept when the
-        Location has none); GET without a body after a 303 (but for HEAD) or a POST's
-        301 or 302; credentials dropped for another origin (an upgrade from http to https
-        on the same host too, where httpx keeps Authorization)."""
+        Location has none); GET after a 302 or 303 (but for HEAD) or a POST's 301, then
+        without the body and its Content-Length and Transfer-Encoding; a Cookie header
+        given by hand dropped (the jar gives the next request its cookies); the other
+        credentials dropped for another origin (an upgrade from http to https on the same
+        host too, where httpx keeps Authorization)."""
         next_url = urljoin(u.text, resp.headers["location"])
         if u.fragment and "#" not in next_url:
             next_url += "#" + u.fragment
@@ -650,12 +652,16 @@ class AsyncClient:
         if nu.origin != u.origin and "host" in merged:  # the next origin's own, as httpx
             merged = merged.copy()
             merged.pop("host")
-        if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
+        if (code in (302, 303) and method != "HEAD" or code == 301 and method == "POST") \
+                and method != "GET":
             method = "GET"
             body = None
             merged = merged.copy()
-            for h in ("content-length", "content-type", "transfer-encoding"):
+            for h in ("content-length", "transfer-encoding"):
                 merged.pop(h)
+        if "cookie" in merged:
+            merged = merged.copy()
+            merged.pop("cookie")
         if nu.origin != u.origin and any(h in merged for h in _CREDENTIALS):
             # The cookie jar still gives the new origin the cookies its rules allow.
             merged = merged.copy()
