@@ -15,7 +15,7 @@ from .errors import (
 )
 from .headers import Headers, HeaderTypes, parse_links
 from .limits import DEFAULT_LIMITS, Limits
-from .multipart import boundary_of, encode_multipart
+from .multipart import FileStream, boundary_of, encode_multipart
 from .status import REASONS
 from .urls import URL, encode_params
 
@@ -80,7 +80,11 @@ class Request:
             for k, v in body_headers:
                 self.headers.setdefault(k, v)
         elif content is not None and content.__class__ is not bytes:
-            content = encode_body(content, None, None)[0]   # checked, an iterator wrapped
+            # checked, an iterator wrapped, a file's size its Content-Length
+            content, body_headers = encode_body(content, None, None)
+            for k, v in body_headers:
+                if "transfer-encoding" not in self.headers:
+                    self.headers.setdefault(k, v)
         if content.__class__ is bytes and not content:
             content = None                  # b"": no body, framed as httpx frames none
         self.body = content
@@ -233,6 +237,10 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
         content = content.encode()
     if isinstance(content, (bytes, bytearray, memoryview)):
         return bytes(content), []
+    if hasattr(content, "read") and not hasattr(content, "__aiter__"):
+        # a file object: read as sent, its size the Content-Length when it can tell it
+        body = FileStream([content])
+        return body, [] if body.length is None else [("Content-Length", str(body.length))]
     if hasattr(content, "__anext__"):
         return _AsyncOnce(content), []
     if hasattr(content, "__next__"):
@@ -631,8 +639,9 @@ class Response:
 
     @property
     def is_redirect(self) -> bool:
-        """A redirect status with a Location to follow (httpx's definition)."""
-        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
+        """A 3xx status, as httpx's: not every one is a redirect to follow
+        (``has_redirect_location`` says which)."""
+        return 300 <= self.status_code < 400
 
     @property
     def is_client_error(self) -> bool:
@@ -648,7 +657,8 @@ class Response:
 
     @property
     def has_redirect_location(self) -> bool:
-        return self.is_redirect
+        """A redirect status (301, 302, 303, 307, 308) with a Location to follow."""
+        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
 
     def raise_for_status(self) -> "Response":
         """HTTPStatusError for any status but 2xx (1xx and 3xx too, as in httpx);
@@ -662,7 +672,7 @@ class Response:
             return self
         message = (f"{_STATUS_KINDS.get(code // 100, 'Invalid status code')} "
                    f"'{code} {self.reason_phrase}' for url '{self.url}'\n")
-        if self.is_redirect:
+        if self.has_redirect_location:
             message += f"Redirect location: '{self.headers['location']}'\n"
         message += f"For more information check: {_STATUS_DOCS}{code}"
         raise HTTPStatusError(message, request=self._request, response=self)

@@ -67,8 +67,9 @@ def _size(f: Any) -> int | None:
         return None
 
 
-class MultipartStream:
-    """A multipart body with file objects in it: their bytes are read as the body is sent,
+class FileStream:
+    """A body of bytes and file objects (a multipart body with files in it, or a file given
+    as ``content=``): the files' bytes are read as the body is sent,
     ``FILE_CHUNK`` at a time, so an upload costs no memory of its size. It can be sent again
     (an auth retry, a 307 redirect) when its files can seek, each from its start; one that
     cannot (a pipe) is read once, and a second sending is StreamConsumed. ``length``: the
@@ -137,8 +138,8 @@ def _items(value: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> list[
 
 
 def encode_multipart(data: Any, files: Any, boundary: bytes | None = None
-                     ) -> tuple[bytes | MultipartStream, str]:
-    """(body, Content-Type): bytes, or a MultipartStream when a file is a file object (read
+                     ) -> tuple[bytes | FileStream, str]:
+    """(body, Content-Type): bytes, or a FileStream when a file is a file object (read
     as it is sent). `data` fields come first (a list value gives one part per item), then
     each file: content, (filename, content), (filename, content, content_type) or
     (filename, content, content_type, headers); a file object opened in text mode is
@@ -191,7 +192,7 @@ def encode_multipart(data: Any, files: Any, boundary: bytes | None = None
         else:
             pieces += [dash + b"\r\n" + p[0], p[1], b"\r\n"]
     pieces.append(dash + b"--\r\n")
-    return MultipartStream(pieces), ctype
+    return FileStream(pieces), ctype
 
 
 def _field_value(value: Any) -> bytes:

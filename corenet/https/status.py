@@ -1,7 +1,8 @@
 """HTTP status codes by name, as httpx's ``codes``: ``codes.NOT_FOUND == 404``, the lower-case
 names too (``codes.not_found``), ``str(codes.OK) == "200"``, and the class tests
-``codes.is_success(200)``. The names and reason phrases are those of the running Python's
-``http.HTTPStatus`` (3.13's new names, ``CONTENT_TOO_LARGE`` and the like, beside the old)."""
+``codes.is_success(200)``, each code's ``phrase``. The names and reason phrases are those of
+the running Python's ``http.HTTPStatus`` (3.13's new names, ``CONTENT_TOO_LARGE`` and the like,
+beside the old)."""
 from __future__ import annotations
 
 from enum import IntEnum
@@ -43,6 +44,10 @@ class _Codes(IntEnum):
         return 400 <= value <= 599
 
 
+#: The reason phrase of each standard code, for responses that came without one (HTTP/2):
+#: HTTPStatus's, but RFC 2324's "I'm a teapot" (as httpx has it)
+REASONS = {int(s): s.phrase for s in HTTPStatus} | {418: "I'm a teapot"}
+
 # Made from HTTPStatus through enum's functional API, which type checkers do not follow.
 _make_enum: Any = _Codes
 codes: Any = _make_enum(
@@ -50,6 +55,5 @@ codes: Any = _make_enum(
     module=__name__)
 for _name, _status in HTTPStatus.__members__.items():
     setattr(codes, _name.lower(), codes(int(_status)))
-
-#: The reason phrase of each standard code, for responses that came without one (HTTP/2).
-REASONS = {int(s): s.phrase for s in HTTPStatus}
+for _member in codes:
+    _member.phrase = REASONS[int(_member)]      # httpx's codes.NOT_FOUND.phrase

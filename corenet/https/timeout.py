@@ -6,7 +6,7 @@ _UNSET: object = object()
 
 class Timeout:
     """`Timeout(5.0)` (or `timeout=5.0`) sets connect, read, write and pool to 5 s, as in
-    httpx, which also takes a Timeout to copy or a (connect, read, write, pool) tuple;
+    httpx, which also takes a Timeout to copy or a (connect, read[, write[, pool]]) tuple;
     keyword arguments override one stage. Without that first argument all four stages must
     be given (ValueError otherwise, as in httpx); `DEFAULT_TIMEOUT` is 5 s each. `total`
     bounds the whole request, body included, so a body trickling in forever still ends in
@@ -39,10 +39,11 @@ class Timeout:
             given = dict(getattr(timeout, "as_dict")())
             timeout = None
         elif isinstance(timeout, tuple):
-            if len(timeout) != 4:
-                raise ValueError("a timeout tuple is (connect, read, write, pool), not "
+            # as httpx: (connect, read[, write[, pool]]), the stages left out without limit
+            if not 2 <= len(timeout) <= 4:
+                raise ValueError("a timeout tuple is (connect, read[, write[, pool]]), not "
                                  f"{timeout!r}")
-            given = dict(zip(("connect", "read", "write", "pool"), timeout))
+            given = dict(zip(("connect", "read", "write", "pool"), (*timeout, None, None)))
             timeout = None
         given.setdefault("total", None)
         if timeout is _UNSET:

@@ -560,8 +560,16 @@ def test_codes_are_httpx_codes():
                      "is_server_error", "is_error"):
             assert getattr(codes, test)(value) == getattr(httpx.codes, test)(value), \
                 (test, value)
+    for name, member in httpx.codes.__members__.items():      # each code's phrase
+        assert getattr(codes, name).phrase == member.phrase, name
     r = Response(codes.IM_A_TEAPOT)
-    assert r.status_code == 418 and r.reason_phrase == "I'm a Teapot" and r.is_client_error
+    assert r.status_code == 418 and r.reason_phrase == httpx.Response(418).reason_phrase
+    assert r.is_client_error
+    for code, headers in ((300, {}), (301, {}), (304, {}), (302, {"location": "/x"}),
+                          (307, {"location": "/x"}), (200, {"location": "/x"})):
+        ours, theirs = Response(code, headers=headers), httpx.Response(code, headers=headers)
+        assert (ours.is_redirect, ours.has_redirect_location) == \
+            (theirs.is_redirect, theirs.has_redirect_location), code
 
 
 LINK_HEADERS = [
@@ -873,15 +881,17 @@ def test_timeout_takes_httpx_forms():
     from corenet.https import Timeout
 
     for args, kw in [((), {"timeout": 10}), (((1, 2, 3, 4),), {}), ((None,), {}),
-                     ((5,), {"read": None}), ((httpx.Timeout(3),), {})]:
+                     ((5,), {"read": None}), ((httpx.Timeout(3),), {}), (((3.05, 27),), {}),
+                     (((1, 2, 3),), {})]:
         theirs = httpx.Timeout(*args, **kw).as_dict()
         assert Timeout(*args, **kw).as_dict() == theirs, (args, kw)
         assert Timeout.coerce(theirs).as_dict() == theirs
     copied = Timeout(Timeout(3, total=9), read=1)
     assert (copied.connect, copied.read, copied.total) == (3.0, 1.0, 9.0)
     assert Timeout(2, total=5).as_dict()["total"] == 5.0
-    with pytest.raises(ValueError, match="tuple"):
-        Timeout((1, 2))
+    for bad in ((1,), (1, 2, 3, 4, 5)):
+        with pytest.raises(ValueError, match="tuple"):
+            Timeout(bad)
 
 
 URLS = ["https://u:p@a.example:8443/p/q?x=1&x=2#f", "http://b.example/", "https://[::1]:9/a",
