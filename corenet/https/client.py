@@ -328,6 +328,14 @@ class AsyncClient:
                 found.append(m.transport)
         return found
 
+    def forget_connections(self) -> None:
+        """In a child after ``fork``: the pools of the transport and the mounted ones forget
+        the parent's connections (:meth:`Pool.forget_after_fork`)."""
+        for t in self._transports():
+            pool = getattr(t, "pool", None)
+            if pool is not None:
+                pool.forget_after_fork()
+
     async def aclose(self) -> None:
         """Close the transport and every mounted one (each once)."""
         self.is_closed = True

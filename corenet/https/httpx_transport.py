@@ -32,7 +32,7 @@ from .errors import HTTPError, InvalidURL
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .proxy import Proxy
-from .portal import Portal, stop
+from .portal import Portal
 from .transport import AsyncHTTPTransport
 
 __all__ = ["AsyncCorenetTransport", "CorenetTransport"]
@@ -160,10 +160,9 @@ class _SyncPool:
 
     def __init__(self, transport: AsyncHTTPTransport) -> None:
         self.transport = transport
-        self._portal = Portal()
+        self._portal = Portal(on_fork=transport.pool.forget_after_fork)
         self._closed = False
-        self._finalizer = weakref.finalize(self, stop, self._portal.loop,
-                                           self._portal.thread)
+        self._finalizer = weakref.finalize(self, self._portal.stop)
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
         if self._closed:

@@ -24,6 +24,10 @@ from .network import NetworkStream, expire
 Origin = tuple[str, str, int]
 
 
+#: What pools forgot in a child after fork: the parent's connections, never touched here.
+_PARENTS: list[tuple] = []
+
+
 class Pool:
     """`max_connections` bounds open connections (busy + idle) across all origins;
     `max_keepalive` bounds idle ones (HTTP/2 ones with no stream open count too); an idle
@@ -59,6 +63,19 @@ class Pool:
         self.connections_opened = 0
         self._sweep: asyncio.TimerHandle | None = None  # the idle-expiry timer, when armed
         self._sweep_at = 0.0
+
+    def forget_after_fork(self) -> None:
+        """In a child after ``fork``: every connection is the parent's (its socket, its TLS
+        state, its loop), so this pool forgets them all, unused and unclosed, and the
+        parent's go on; they are held for the child's life so that no finalizer of theirs
+        runs here (the TLS sessions, plain data, are kept for resumption)."""
+        _PARENTS.append((self._idle, self._busy, self._shared, self._draining,
+                         self._connecting, self._waiters, self._sweep))
+        self._idle, self._busy, self._shared, self._shared_idle = {}, set(), {}, set()
+        self._opening, self._draining, self._connecting = {}, set(), set()
+        self._waiters = deque()
+        self._idle_count = self._total = 0
+        self._sweep, self._sweep_at = None, 0.0
 
     @property
     def idle_count(self) -> int:

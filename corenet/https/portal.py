@@ -4,8 +4,9 @@ through httpx's sync transport interface."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from .models import await_step
 
@@ -17,19 +18,6 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return corenet.new_event_loop()
     except ImportError:  # the loop extension is not built: the client runs on any loop
         return asyncio.new_event_loop()
-
-
-def stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    """Stop the loop and its thread (also when a Client is dropped unclosed)."""
-    if loop.is_closed():
-        return
-    try:
-        loop.call_soon_threadsafe(loop.stop)
-    except RuntimeError:
-        return
-    if thread is not threading.current_thread():
-        thread.join()
-        loop.close()
 
 
 class _Escaped:
@@ -50,14 +38,41 @@ async def _carried(aw: Awaitable[Any]) -> Any:
         return _Escaped(exc)
 
 
-class Portal:
-    """Runs coroutines to their end on a loop running in another thread."""
+#: The loops a child after fork had from its parent: never run, closed or collected there
+#: (their epoll set and wake-up descriptor are the parent's too).
+_PARENT_LOOPS: list[asyncio.AbstractEventLoop] = []
 
-    def __init__(self) -> None:
+
+class Portal:
+    """Runs coroutines to their end on a loop running in another thread. In a child after
+    ``fork`` (where the parent's thread does not run) the first call starts a loop and
+    thread of the child's own, after ``on_fork()``: its owner forgets the parent's
+    connections there."""
+
+    def __init__(self, on_fork: Callable[[], None] | None = None) -> None:
+        self.on_fork = on_fork
+        self._start()
+
+    def _start(self) -> None:
         self.loop = new_loop()
         self.thread = threading.Thread(target=self._main, name="corenet-https-sync",
                                        daemon=True)
         self.thread.start()
+        self.pid = os.getpid()
+
+    def stop(self) -> None:
+        """Stops the loop and its thread (also when its owner is dropped unclosed); in a
+        child after fork, the parent's are left alone."""
+        loop, thread = self.loop, self.thread
+        if self.pid != os.getpid() or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:
+            return
+        if thread is not threading.current_thread():
+            thread.join()
+            loop.close()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -67,6 +82,11 @@ class Portal:
             asyncio.set_event_loop(None)
 
     def __call__(self, aw: Awaitable[Any]) -> tuple[bool, Any]:
+        if self.pid != os.getpid() and not self.loop.is_closed():
+            _PARENT_LOOPS.append(self.loop)
+            self._start()
+            if self.on_fork is not None:
+                self.on_fork()
         if threading.current_thread() is self.thread:
             if asyncio.iscoroutine(aw):
                 aw.close()

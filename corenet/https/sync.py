@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Iterator
 
 from .client import AsyncClient, send_arguments, through_send
 from .models import Request, Response
-from .portal import Portal, stop
+from .portal import Portal
 
 __all__ = ["Client", "request", "stream", "get", "options", "head", "post", "put",
            "patch", "delete"]
@@ -58,9 +58,9 @@ class Client:
     def __init__(self, **kwargs: Any) -> None:
         self._client = AsyncClient(**kwargs)
         self._client._sync_caller = True
-        self._portal = Portal()
+        self._portal = Portal(on_fork=self._client.forget_connections)
         self._closed = False
-        self._finalizer = weakref.finalize(self, stop, self._portal.loop, self._portal.thread)
+        self._finalizer = weakref.finalize(self, self._portal.stop)
 
     @property
     def is_closed(self) -> bool:

@@ -22,7 +22,7 @@ from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .pool import Origin, Pool, connection_over
-from .portal import Portal, stop
+from .portal import Portal
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .network import open_stream
@@ -284,8 +284,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             if self.pool.open_count:
                 raise RuntimeError("this transport already serves an event loop: give the "
                                    "sync caller a transport of its own")
-            portal = self._portal = Portal()
-            self._portal_finalizer = weakref.finalize(self, stop, portal.loop, portal.thread)
+            portal = self._portal = Portal(on_fork=self.pool.forget_after_fork)
+            self._portal_finalizer = weakref.finalize(self, portal.stop)
         elif not self._portal_finalizer.alive:
             raise RuntimeError("the transport is closed")
         return portal.run(_read_whole(self.handle_async_request(request)))

@@ -150,6 +150,34 @@ def test_an_interrupt_or_exit_raised_by_the_clients_own_code_reaches_the_caller(
     assert not t.is_alive() and done == ["ok"]
 
 
+@pytest.mark.parametrize("used", [False, True])
+def test_a_client_made_before_fork_works_in_the_child_and_the_parent_keeps_its_own(env,
+                                                                                  used):
+    """A Client made before ``fork`` (gunicorn --preload, a prefork worker pool) answers in
+    the child, on a loop and connections of the child's own, and the parent's connection,
+    untouched by the child, goes on serving the parent."""
+    import os
+    import signal
+
+    with Client(verify=env.ca, base_url=env.raw) as c:
+        if used:
+            assert c.get("/echo").status_code == 200
+        pid = os.fork()
+        if pid == 0:                                    # the child: an exit status only
+            code = 1
+            try:
+                signal.alarm(10)                        # a hang fails, bounded
+                # a connection of its own: the parent's (counted before) is not used
+                code = 0 if c.get("/echo").status_code == 200 and \
+                    c.pool.connections_opened == 1 + used else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert c.get("/echo").status_code == 200
+        assert c.pool.connections_opened == 1            # the parent's, kept
+
+
 def test_calling_the_client_from_its_own_loop_is_refused():
     def hook(request):
         c.get("https://m.test/inner")  # would wait for the loop it runs on
