@@ -104,11 +104,29 @@ def env_proxies() -> dict[str, str]:
 
 def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | None:
     url = env.get(scheme) or env.get("all")
-    # proxy_bypass_environment: urllib's NO_PROXY rule, public but not in typeshed
-    if not url or urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
-            host_port, env):
+    if not url or _bypassed(env, scheme, host_port):
         return None
     return Proxy(url)
+
+
+def _bypassed(env: dict[str, str], scheme: str, host_port: str) -> bool:
+    """NO_PROXY's rule: urllib's for names and addresses, and as httpx, an entry with a
+    scheme (``http://127.0.0.1``) read as a mount pattern that goes direct."""
+    entries = [e.strip() for e in env.get("no", "").split(",")]
+    with_scheme = [e for e in entries if "://" in e]
+    if with_scheme:
+        host, _, port = host_port.rpartition(":")
+        host = host.strip("[]").lower()
+        for entry in with_scheme:
+            try:
+                if Mount(entry, None).matches(scheme, host, int(port)):
+                    return True
+            except InvalidURL:
+                continue
+        env = dict(env, no=",".join(e for e in entries if "://" not in e))
+    # proxy_bypass_environment: urllib's NO_PROXY rule, public but not in typeshed
+    return bool(urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+        host_port, env))
 
 
 class Mount:

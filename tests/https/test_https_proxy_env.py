@@ -86,3 +86,28 @@ def test_bad_mount_pattern_is_refused():
             AsyncClient(mounts={bad: None})
     with pytest.raises(InvalidURL):
         AsyncClient(mounts={"all://": "socks4://127.0.0.1:1"})
+
+
+@pytest.mark.parametrize("no_proxy, url, direct", [
+    ("http://127.0.0.1", "http://127.0.0.1:8080/", True),      # a scheme: a mount pattern
+    ("http://127.0.0.1", "https://127.0.0.1/", False),
+    ("all://127.0.0.1", "https://127.0.0.1/", True),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080/", True),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:9090/", False),
+    ("http://*.example.org", "http://a.example.org/", True),
+    ("http://other.test, example.org", "http://www.example.org/", True),   # urllib's rule
+    ("127.0.0.1", "https://127.0.0.1/", True),
+    ("", "http://127.0.0.1/", False),
+])
+def test_no_proxy_entries_with_a_scheme_are_mount_patterns_as_httpx(no_proxy, url, direct):
+    """NO_PROXY as httpx reads it: an entry with a scheme is a mount pattern going direct
+    (scheme, host, port), the others urllib's names and addresses."""
+    import httpx
+
+    from corenet.https.proxy import proxy_from_env
+
+    u = httpx.URL(url)
+    env = {"http": "http://proxy.test:3128", "https": "http://proxy.test:3128",
+           "no": no_proxy}
+    port = u.port or (443 if u.scheme == "https" else 80)
+    assert (proxy_from_env(env, u.scheme, f"{u.host}:{port}") is None) is direct
