@@ -131,8 +131,7 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
             except OSError as e:          # no packet went: dig's "UDP setup ... failed"
                 raise UdpSetupFailed(str(e)) from e
             sent("UDP")
-            r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
-                              raise_on_truncation=False, ignore_unexpected=True, sock=sock)
+            r = _udp(q, o, sock, (addr, port))
         if r.flags & dns.flags.TC and not o.ignore_tc and follow_tc:
             comment(o, "Truncated, retrying in TCP mode.")
             return _tcp(q, o, addr, port, sent), "TCP"
@@ -145,6 +144,27 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
     proto = "HTTPS" if o.transport == "https" else "HTTP"
     sent(proto)
     return doh(q, o, addr, hostname, port), proto + ("-GET" if o.https_get else "")
+
+
+def _udp(q, o: Options, sock: socket.socket, where: tuple[str, int]):
+    """``q``'s reply on the connected UDP ``sock`` within ``o.timeout``. A reply with
+    another ID (a late one to an earlier try, a stray) is said, as dig says it, and the
+    wait goes on for the right one."""
+    import time
+
+    import dns.query
+
+    expiration = time.time() + o.timeout         # dnspython's clock for expirations
+    dns.query.send_udp(sock, q, where, expiration)
+    while True:
+        r = dns.query.receive_udp(sock, where, expiration, ignore_unexpected=True,
+                                  request_mac=q.request_mac, raise_on_truncation=False)[0]
+        if r.id == q.id:
+            break
+        print(f";; Warning: ID mismatch: expected ID {q.id}, got {r.id}", flush=True)
+    if not q.is_response(r):
+        raise dns.query.BadResponse
+    return r
 
 
 class ConnectFailed(OSError):

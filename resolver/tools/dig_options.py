@@ -243,8 +243,14 @@ def plus_parts(arg: str) -> tuple[str, bool, str, str]:
     return name, on, eq, value
 
 
+#: the +options that put EDNS back after +noedns (each needs it), as dig's do
+EDNS_NEEDED = ("dnssec", "do", "nsid", "subnet", "bufsize", "cookie", "padding", "ednsflags")
+
+
 def _plus(o: Options, arg: str) -> None:
     key, on, eq, value = plus_parts(arg)
+    if on and key in EDNS_NEEDED:
+        o.edns = True
     flags = {"rec": "rec", "recurse": "rec", "rdflag": "rec", "cd": "cd", "cdflag": "cd",
              "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
@@ -635,8 +641,6 @@ def parse(argv: list[str], base: Options | None = None,
     options after it.  No name and no ``-f``: one look-up of the root's NS, as dig.
     ``base``: a batch line's, the command line's global options (its look-up greets with
     the line's words; ``first_greeting``: no command lines were made before it)."""
-    import dns.reversename
-
     glob = replace(base, show=dict(base.show)) if base else resolv_conf_defaults(Options())
     lookups: list[Options] = []
     cur = glob
@@ -661,6 +665,8 @@ def parse(argv: list[str], base: Options | None = None,
     # dig's short_form, likewise one setting for the whole line: the last +short or
     # +noshort given (+nssearch turns it on)
     short_form = glob.short
+    line_port: int | None = None            # the line's -p, and its -4 or -6
+    line_family: int | None = None
     greeted = False
 
     def greet(o: Options) -> None:
@@ -733,33 +739,32 @@ def parse(argv: list[str], base: Options | None = None,
                 raise UsageError(f"Invalid option: {a}")
         elif a.startswith("-") and len(a) > 1:
             opt, rest = a[:2], a[2:]
-            if opt == "-4":
-                cur.family = socket.AF_INET
-            elif opt == "-6":
-                cur.family = socket.AF_INET6
+            if opt in ("-4", "-6"):
+                family = socket.AF_INET if opt == "-4" else socket.AF_INET6
+                if line_family not in (None, family):
+                    raise UsageError("only one of -4 and -6 allowed")
+                line_family = cur.family = family
             elif opt in ("-t", "-c", "-q", "-x", "-p", "-f"):
                 val = rest or value(opt)
+                # as dig: a type or class it does not know is said and passed over
                 if opt == "-t":
-                    if not _is_type(val):
-                        raise UsageError(f"invalid type: {val}")
-                    _set_type(cur, val)
+                    if _is_type(val):
+                        _set_type(cur, val)
+                    else:
+                        print(f";; Warning, ignoring invalid type {val}", file=sys.stderr)
                     open_type_class = False
                 elif opt == "-c":
-                    if not _is_class(val):
-                        raise UsageError(f"invalid class: {val}")
-                    _set_class(cur, val)
+                    if _is_class(val):
+                        _set_class(cur, val)
+                    else:
+                        print(f";; Warning, ignoring invalid class {val}", file=sys.stderr)
                     open_type_class = False
                 elif opt == "-q":
                     start(val)
                 elif opt == "-x":
-                    try:
-                        rev = dns.reversename.from_address(val).to_text()
-                    except Exception:
-                        raise UsageError(f"-x needs an IPv4 or IPv6 address, got {val!r}") \
-                            from None
-                    start(rev, reverse=True).rdtype = "PTR"
+                    start(reverse_name(val), reverse=True).rdtype = "PTR"
                 elif opt == "-p":
-                    cur.port = _int(val, "-p")
+                    line_port = cur.port = _int(val, "-p")
                 else:
                     glob.batch = cur.batch = val
             else:
@@ -792,7 +797,24 @@ def parse(argv: list[str], base: Options | None = None,
     # line, as in dig)
     for o in (glob, *lookups):
         o.short = short_form
+    # so are the port and the address family: the line's last -p, -4 or -6 is every look-up's
+    for o in (glob, *lookups):
+        if line_port is not None:
+            o.port = line_port
+        if line_family is not None:
+            o.family = line_family
     return glob, lookups
+
+
+def reverse_name(text: str) -> str:
+    """-x's name, as dig makes it: an IPv6 address's nibbles under ip6.arpa (an IPv4-mapped
+    one's too), else the dotted words in reverse under in-addr.arpa, however many
+    (``10.1`` is ``1.10.in-addr.arpa.``, a reverse zone's own name)."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return ".".join(reversed(text.split("."))) + ".in-addr.arpa."
+    return ".".join(reversed(packed.hex())) + ".ip6.arpa."
 
 
 def _is_type(a: str) -> bool:
