@@ -58,11 +58,12 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG, description="A recursive, caching DNS resolver.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"control commands, run as  {PROG} [-c CONFIG] [-s PATH] [-q] COMMAND "
-               "[ARGS]\n  -c CONFIG  the daemon's config file: its control socket (or TCP "
-               "control listener, control-enable) is used\n  -s PATH, --control PATH  the "
+               "[ARGS]\n  -c CONFIG  the daemon's config file (or an unbound.conf): its "
+               "control socket (or TCP control listener, control-enable) is used\n"
+               "  -s PATH, --control PATH  the "
                f"control socket (default {SYSTEM_CONTROL}, or the non-root\n"
                "             daemon's, or $CORENET_RESOLVER_CONTROL); -s ADDR[@PORT]: the TCP "
-               "control listener, with -c's certificates\n  -q  no 'ok' on "
+               "control listener, with -c's certificates\n  -q  nothing printed on "
                "success   --json  stats and status as JSON   --prometheus  stats as "
                "Prometheus text\n  COMMAND -h  the command's doc\n\n" + usage())
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -221,19 +222,30 @@ def split_control(argv: list[str]) -> tuple[dict, list[str]]:
     return opts, rest
 
 
+def _config_of(path: str | None):
+    """The config a control command reads from ``-c``: a TOML file, or an unbound.conf
+    (converted, as ``unbound-control -c`` reads one: its remote-control clause)."""
+    from resolver.daemon import config, unbound_conf
+
+    if path is not None and unbound_conf.looks_like_unbound(path):
+        return _check_converted(_converted(path), path)
+    return config.build(path)
+
+
 def control_target(opts: dict):
     """Where the daemon listens for commands: ``-s``/``--control``, else the control socket
-    (or TCP control interface) of the config file ``-c`` names, else the default socket."""
+    (or TCP control interface) of the config file ``-c`` names (TOML or unbound.conf), else
+    the default socket."""
     from resolver.daemon import config
     from resolver.daemon.control import is_address, tcp_target
     from resolver.daemon.service import find_control
 
     if opts.get("control") and is_address(opts["control"]):     # -s ADDR[@PORT]: over TCP
-        return tcp_target(config.build(opts.get("config")), opts["control"])
+        return tcp_target(_config_of(opts.get("config")), opts["control"])
     if opts.get("control"):
         return opts["control"]
     if opts.get("config"):
-        cfg = config.build(opts["config"])
+        cfg = _config_of(opts["config"])
         target = tcp_target(cfg)
         if target is not None:
             return target
@@ -277,7 +289,8 @@ def cmd_control(argv: list[str]) -> int:
         return _fail(str(e), 1)
     fmt = "json" if opts.get("json") else "prometheus" if opts.get("prometheus") else "unbound"
     out = replies.text(cmd, answer, fmt, bool(opts.get("quiet")))
-    sys.stdout.write(out)
+    if not opts.get("quiet") or out.startswith("error"):   # -q: errors only, as unbound-control
+        sys.stdout.write(out)
     if cmd == "flush" and "shared_deleted" in answer and answer["shared_deleted"] is None:
         return _fail("the shared cache could not be reached: the name's entries there stay "
                      "until they expire", 1)

@@ -607,15 +607,25 @@ DEFAULTED = ("cache-max-ttl", "cache-min-ttl", "cache-max-negative-ttl", "val-bo
              "infra-host-ttl", "val-sig-skew-min", "val-sig-skew-max")
 
 
-def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_path):
+def unbound_beside_daemon(lab, tmp_path: Path):
+    """A real Unbound, unbound-control reaching it over plain TCP, and the daemon over the
+    lab: (Unbound's process, the daemon, Unbound's unbound.conf for unbound-control)."""
     need_unbound()
-    uport, cport = free_port(), free_port()
+    cport = free_port()
     w = tmp_path / "unbound"
     w.mkdir()
-    proc = local_unbound(w, uport, [], plain_control(cport))
-    d = Daemon(tmp_path / "d", lab).start()
+    proc = local_unbound(w, free_port(), [], plain_control(cport))
     try:
-        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        d = Daemon(tmp_path / "d", lab).start()
+    except BaseException:
+        stop_process(proc, group=True)
+        raise
+    return proc, d, control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+
+
+def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_path):
+    proc, d, ub = unbound_beside_daemon(lab, tmp_path)
+    try:
         for option in DEFAULTED:
             theirs = ubctl(ub, "get_option", option)
             ours = cli("--control", d.control, "get_option", option)
@@ -629,18 +639,13 @@ def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_pat
         stop_process(proc, group=True)
 
 
-def test_set_option_without_the_colon_and_flush_without_a_name_as_unbound(lab, tmp_path):
+def test_set_option_without_the_colon_flush_without_a_name_and_quiet_as_unbound(lab, tmp_path):
     """``set_option NAME VALUE`` sets as ``NAME: VALUE`` does, on both; ``flush`` with no
     name is refused on both (a script's empty $NAME forgets nothing), through
-    unbound-control and through the daemon's own command line."""
-    need_unbound()
-    uport, cport = free_port(), free_port()
-    w = tmp_path / "unbound"
-    w.mkdir()
-    proc = local_unbound(w, uport, [], plain_control(cport))
-    d = Daemon(tmp_path / "d", lab).start()
-    confs = {"unbound": control_conf(tmp_path / "ub.conf", "127.0.0.1", cport),
-             "corenet": control_conf(tmp_path / "d.conf", d.control)}
+    unbound-control and through the daemon's own command line; ``-q`` prints nothing but
+    an error; ``-c`` takes the unbound.conf unbound-control is given."""
+    proc, d, ub = unbound_beside_daemon(lab, tmp_path)
+    confs = {"unbound": ub, "corenet": control_conf(tmp_path / "d.conf", d.control)}
     try:
         for who, conf in confs.items():
             r = ubctl(conf, "set_option", "cache-max-ttl", "77")
@@ -650,6 +655,15 @@ def test_set_option_without_the_colon_and_flush_without_a_name_as_unbound(lab, t
             r = ubctl(conf, "flush")
             assert r.returncode == 1 and "requires a domain name" in r.stdout + r.stderr, \
                 (who, r.stdout, r.stderr)
+        for args in (["status"], ["get_option", "do-ip4"], ["flush_zone", "example.com."]):
+            r = cli("--control", d.control, "-q", *args)     # as unbound-control -q: silent
+            assert (r.returncode, r.stdout) == (0, ""), (args, r)
+            assert ubctl(confs["unbound"], "-q", *args).stdout == ""
+        for who, conf in confs.items():       # -c an unbound.conf: its remote-control clause
+            r = cli("-c", str(conf), "status") if who == "corenet" else ubctl(conf, "status")
+            assert r.returncode == 0 and "is running" in r.stdout, (who, r)
+        r = cli("--control", d.control, "-q", "get_option", "no-such-option")
+        assert r.returncode == 1 and r.stdout.startswith("error"), r
         assert ask(d.port, "www.example.com.").rcode() == dns.rcode.NOERROR
         cached = d.stats()["cache"]["messages"]
         r = cli("--control", d.control, "flush")
