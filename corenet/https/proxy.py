@@ -115,11 +115,12 @@ def _bypassed(env: dict[str, str], scheme: str, host_port: str) -> bool:
     entries = [e.strip() for e in env.get("no", "").split(",")]
     with_scheme = [e for e in entries if "://" in e]
     if with_scheme:
-        host, _, port = host_port.rpartition(":")
+        host, _, port_text = host_port.rpartition(":")
         host = host.strip("[]").lower()
+        port = int(port_text) if port_text.isdigit() else -1
         for entry in with_scheme:
             try:
-                if Mount(entry, None).matches(scheme, host, int(port)):
+                if Mount(entry, None).matches(scheme, host, port):
                     return True
             except InvalidURL:
                 continue
