@@ -34,10 +34,16 @@ def param_pairs(params: Any) -> list[tuple[Any, Any]]:
 
 def merge_params(base: Any, params: Any) -> list[tuple[Any, Any]]:
     """httpx's rule for a client's and a request's parameters: a name the request gives
-    replaces the client's values for it; the others are kept, the client's first."""
-    given = param_pairs(params)
-    names = {k for k, _ in given}
-    return [(k, v) for k, v in param_pairs(base) if k not in names] + given
+    replaces the client's values for it, where the client's name stood; the request's
+    other names follow (values grouped by name, as httpx's QueryParams keeps them)."""
+    merged: dict[Any, list[Any]] = {}
+    for k, v in param_pairs(base):
+        merged.setdefault(k, []).append(v)
+    given: dict[Any, list[Any]] = {}
+    for k, v in param_pairs(params):
+        given.setdefault(k, []).append(v)
+    merged.update(given)
+    return [(k, v) for k, values in merged.items() for v in values]
 
 
 def _param_text(value: Any) -> str:

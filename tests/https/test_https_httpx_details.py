@@ -1451,6 +1451,23 @@ def test_a_file_as_content_is_sent_with_its_length_as_httpx_s(kind, tmp_path):
     assert (ours["length"] is None) == (kind == "generator")
 
 
+@pytest.mark.parametrize("client_params, params", [
+    ({"a": "1", "b": "2"}, {"b": "9", "c": "3", "a": "7"}),
+    ({"a": ["1", "2"], "z": "0"}, {"a": "3"}),
+    ([("x", "1"), ("y", "2"), ("x", "3")], {"y": "4"}),
+])
+def test_merged_params_keep_httpx_s_order(client_params, params):
+    """The order of merged parameters matters to a signed URL: the client's names where
+    they stood, a name the request gives with the request's values, the request's new
+    names after."""
+    def seen(mod):
+        with mod.Client(transport=mod.MockTransport(lambda r: mod.Response(200, text=str(r.url))),
+                        params=client_params) as client:
+            return client.get("https://example.org/p", params=params).text
+
+    assert seen(https) == seen(httpx)
+
+
 def test_client_params_are_query_params_and_a_challenge_s_cookie_goes_back_as_httpx_s():
     for mod in (https, httpx):
         client = mod.Client(params={"a": "1"})
