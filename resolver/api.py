@@ -495,10 +495,10 @@ class Resolver(ResolverCore):
             raise Denied("the query is dropped by a deny local zone")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        settle = _settler(fut, loop)
 
         def done(_, out):
-            if not fut.done():
-                fut.cancel() if out is None else fut.set_result(out)
+            settle(out)
 
         drive = Drive(self, loop, query, miss, done)
         return await _settled(fut, drive.cancel)
@@ -789,11 +789,7 @@ class Resolver(ResolverCore):
         wrong of each of its queries that failed so far."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-
-        def done(res):
-            if not fut.done():
-                fut.cancel() if res is None else fut.set_result(res)
-
+        done = _settler(fut, loop)
         resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
 
         def give_up():
@@ -1123,6 +1119,28 @@ def _tls_upstreams(entries) -> tuple[tuple[Upstream, ...], str | None]:
     if len(bundles) > 1:
         raise ValueError("nameservers: the DoTNameservers name different verify= CA files")
     return tuple(ups), bundles.pop()
+
+
+def _settler(fut: asyncio.Future, loop: asyncio.AbstractEventLoop):
+    """``done(result)`` for a caller waiting on ``fut`` (of ``loop``): its result, or None
+    to cancel it. A resolution in flight is shared by the callers of the same question,
+    whatever their loop (one Resolver used from threads that each run their own), and it
+    ends on one of them: a caller of another loop is woken through its loop's thread-safe
+    call (which it never was: it slept until something else woke its loop)."""
+    def settle(res) -> None:
+        if not fut.done():
+            fut.cancel() if res is None else fut.set_result(res)
+
+    def done(res) -> None:
+        if asyncio._get_running_loop() is loop:
+            settle(res)
+            return
+        try:
+            loop.call_soon_threadsafe(settle, res)
+        except RuntimeError:            # that caller's loop is closed: no one waits there
+            pass
+
+    return done
 
 
 async def _settled(fut: asyncio.Future, give_up):

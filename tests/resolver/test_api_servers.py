@@ -221,3 +221,63 @@ def test_a_stub_servers_own_port_is_the_answers(run, lab, lab_resolver, fakes):
                                                   "stub-addr": [f"{FAKE}@{port}"]})]))
     ans = run(r.resolve("www.test.", "A"))
     assert port != lab.port and (ans.nameserver, ans.port) == (FAKE, port)
+
+
+def test_one_resolver_shared_by_threads_each_with_its_loop_wakes_every_caller(lab):
+    """One Resolver used from threads that each run a loop of their own, asking the same
+    question at once: the resolution in flight is shared, ends on one loop, and every
+    caller is woken with the answer (the others slept until their own timeout)."""
+    import asyncio
+    import socket
+    import threading
+    import time
+
+    import resolver
+
+    slow = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # a forwarder taking 0.3 s
+    slow.bind(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        slow.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                data, peer = slow.recvfrom(4096)
+            except OSError:
+                continue
+            q = dns.message.from_wire(data)
+            reply = dns.message.make_response(q)
+            reply.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A",
+                                                    "192.0.2.7"))
+            time.sleep(0.3)
+            slow.sendto(reply.to_wire(), peer)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    r = resolver.Resolver(forward=[f"127.0.0.1@{slow.getsockname()[1]}"],
+                          do_not_query_localhost=False)
+    start = threading.Barrier(4)
+    got: list = []
+
+    def caller():
+        async def ask():
+            start.wait(5)
+            try:
+                ans = await asyncio.wait_for(r.resolve("shared.example.", "A"), 120)
+                got.append([rd.address for rd in ans.rrset])
+            except BaseException as e:
+                got.append(type(e).__name__)
+        asyncio.run(ask())
+
+    callers = [threading.Thread(target=caller, daemon=True) for _ in range(4)]
+    try:
+        for t in callers:
+            t.start()
+        deadline = time.monotonic() + 30             # a caller left asleep: not joined
+        for t in callers:
+            t.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        stop.set()
+        server.join(5)
+        slow.close()
+    assert got == [["192.0.2.7"]] * 4
