@@ -80,12 +80,20 @@ def _has_pointer(question: bytes) -> bool:
     return False
 
 
+def _text_name(qname) -> str:
+    """``qname`` as text, when it is text: anything else (bytes, a number) is a TypeError
+    rather than a name made of its repr."""
+    if not isinstance(qname, str):
+        raise TypeError(f"a name is a dns.name.Name or a str, not {type(qname).__name__}")
+    return qname
+
+
 def name_wire(qname) -> bytes:
     """A name (a dnspython Name or text; relative ones taken as absolute) in wire form."""
     if isinstance(qname, dns.name.Name):
         name = qname
     else:
-        name = dns.name.from_text(str(qname))
+        name = dns.name.from_text(_text_name(qname))
     if not name.is_absolute():
         name = name.concatenate(dns.name.root)
     return name.to_wire()
@@ -594,10 +602,11 @@ class Resolver(ResolverCore):
     async def resolve_name(self, name, family: int = socket.AF_UNSPEC,
                            **kwargs) -> dns.resolver.HostAnswers:
         """IPv4 and/or IPv6 addresses of ``name`` as dnspython's ``HostAnswers``: A for
-        AF_INET, AAAA for AF_INET6, both for AF_UNSPEC (NoAnswer only if neither has any)."""
-        for bad in ("rdtype", "rdclass"):
-            if bad in kwargs:
-                raise TypeError(f"resolve_name() got an unexpected keyword argument {bad!r}")
+        AF_INET, AAAA for AF_INET6, both for AF_UNSPEC (NoAnswer only if neither has any).
+        ``rdtype`` and ``rdclass``, when given, are passed over (the class is IN), as
+        dnspython passes them over."""
+        kwargs.pop("rdtype", None)
+        kwargs["rdclass"] = dns.rdataclass.IN
         raise_on_no_answer = kwargs.pop("raise_on_no_answer", True)
         if family == socket.AF_INET:
             return dns.resolver.HostAnswers.make(
@@ -635,8 +644,8 @@ class Resolver(ResolverCore):
             found = _CANDIDATES.get(key)
             if found is not None:
                 return found
-        name = qname if isinstance(qname, dns.name.Name) else dns.name.from_text(str(qname),
-                                                                                origin=None)
+        name = qname if isinstance(qname, dns.name.Name) else dns.name.from_text(
+            _text_name(qname), origin=None)
         if name.is_absolute():
             names = [name]
         else:

@@ -281,3 +281,13 @@ def test_one_resolver_shared_by_threads_each_with_its_loop_wakes_every_caller(la
         server.join(5)
         slow.close()
     assert got == [["192.0.2.7"]] * 4
+
+
+def test_a_name_that_is_not_text_is_a_type_error(run, lab_resolver):
+    """bytes (or a number) as a name is a TypeError, not a question about its repr
+    ("b'www.example.com'.", which came back NXDOMAIN)."""
+    r = lab_resolver()
+    for name in (b"www.example.com", 42):
+        with pytest.raises(TypeError, match="dns.name.Name or a str"):
+            run(r.resolve(name, "A"))
+    assert r.stats.upstream_queries == 0

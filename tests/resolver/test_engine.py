@@ -434,8 +434,9 @@ def test_resolve_name_gives_host_answers(world, run):
         run(r.resolve_name("txt.example.com"))
     empty = run(r.resolve_name("txt.example.com", raise_on_no_answer=False))
     assert list(empty.addresses()) == [] and len(empty) == 2     # both answers, empty
-    with pytest.raises(TypeError):
-        run(r.resolve_name("www.example.com", rdtype="A"))
+    # as dnspython: a type or class given is passed over (A and AAAA, in IN)
+    given = run(r.resolve_name("www.example.com", rdtype="MX", rdclass="CH"))
+    assert set(given.addresses()) == {"192.0.2.1", "2001:db8::1"}
 
 
 def test_resolve_address_asks_the_reverse_name_for_ptr(world, run):
