@@ -287,10 +287,9 @@ class Resolver(ResolverCore):
             self.auto_anchors.start(self)
 
     def _set_forward(self, entries) -> None:
-        """Forward to ``entries`` (see ``_upstreams``); ``[]`` or None: recurse again. When
-        they share one port, that port becomes ``port`` (the forwarders' port: no authority
-        is asked while forwarding); forwarders on different ports are a forward zone for
-        "." (``zones``) holding them."""
+        """Forward to ``entries`` (see ``_upstreams``); ``[]`` or None: recurse again.
+        Forwarders on ``port`` are asked there; any on a port of its own make a forward
+        zone for "." (``zones``) holding them all, ``port`` unchanged."""
         entries = list(entries or ())
         tls = [e for e in entries if isinstance(e, dns.nameserver.DoTNameserver)]
         if tls:                             # DNS over TLS: a TLS forward zone for "."
@@ -306,9 +305,9 @@ class Resolver(ResolverCore):
         if not ups:
             self.forward = None
         else:
-            ports = {self.port if u.port is None else u.port for u in ups}
-            if len(ports) == 1:
-                self.port = ports.pop()
+            # a server's own port is its own: ``port`` stays (as dnspython's) for the
+            # addresses given without one, now and later
+            if all(u.port in (None, self.port) for u in ups):
                 self.forward = [u.addr for u in ups]
             else:
                 self.forward = [u.key for u in ups]

@@ -58,7 +58,7 @@ def test_forwarders_with_a_port_of_their_own(world, run, form):
     good = f"{P}.3.1"                 # example.com's server answers for it
     entry = {"at": f"{good}@{port}", "hash": f"{good}#{port}", "tuple": (good, port)}[form]
     r = resolver.Resolver(forward=[entry], limits=FAST)      # port= left at 53
-    assert r.forward == [good] and r.port == port
+    assert r.forward == [f"{good}@{port}"] and r.port == 53  # the server's port its own
     ans = run(r.resolve("www.example.com"))
     assert [rd.address for rd in ans] == ["192.0.2.1"]
     assert set(seen) == {good}
@@ -77,6 +77,22 @@ def test_forwarders_on_different_ports(world, run):
     assert r.stats.forwarded >= 1
 
 
+def test_a_nameserver_s_own_port_does_not_become_the_resolver_s(world):
+    """As dnspython's: a Do53Nameserver's port is its own; ``port`` stays what it was for
+    the addresses given later without one (it became the first server's port)."""
+    import dns.nameserver
+
+    net, fs, port = world
+    good = f"{P}.3.1"
+    r = resolver.Resolver(limits=FAST)
+    r.nameservers = [dns.nameserver.Do53Nameserver(good, port)]
+    assert (r.nameservers, r.port) == ([f"{good}@{port}"], 53)
+    r.nameservers = [f"{P}.3.2"]
+    assert (r.nameservers, r.port) == ([f"{P}.3.2"], 53)
+    r.nameservers = ["192.0.2.53", dns.nameserver.Do53Nameserver(good, port)]
+    assert r.nameservers == ["192.0.2.53", f"{good}@{port}"]
+
+
 def test_forward_entries_are_checked():
     with pytest.raises(ValueError, match="numeric"):
         resolver.Resolver(forward=["dns.example@53"])
@@ -86,7 +102,8 @@ def test_forward_entries_are_checked():
         resolver.Resolver(forward=[("192.0.2.1", 70000)])
     with pytest.raises(ValueError, match="twice"):
         resolver.Resolver(forward=[("192.0.2.1@53", 53)])
-    assert resolver.Resolver(forward="192.0.2.1#5353").port == 5353
+    r = resolver.Resolver(forward="192.0.2.1#5353")
+    assert (r.forward, r.port) == (["192.0.2.1@5353"], 53)
 
 
 # ---- dnspython's attributes ------------------------------------------------------------------
