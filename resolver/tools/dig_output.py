@@ -336,6 +336,7 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     client cookie the query carried (+cookie), which the reply's is checked against.
     ``sending``: the query itself, as +qr shows it before it is sent."""
     import dns.flags
+    import dns.rcode
 
     if o.short:
         said = (f" from server {server.split('#')[0]} in {elapsed * 1000:.0f} ms."
@@ -353,6 +354,11 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
         if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA and not sending:
             out.append(";; WARNING: recursion requested but not available")
         out.append("")
+        if not sending and o.edns and msg.edns < 0 and \
+                msg.rcode() in (dns.rcode.FORMERR, dns.rcode.NOTIMP):
+            # as dig: a server that may not take EDNS is said so
+            out += [f";; WARNING: EDNS query returned status {status} - retry with '+noedns'",
+                    ""]
         if msg.edns >= 0:
             out += _opt_lines(msg, sent_cookie)
     if s["question"] and (msg.question or sending):

@@ -989,6 +989,35 @@ def test_a_reply_with_another_id_is_said_and_the_right_one_awaited_as_dig():
         f.close()
 
 
+class Refusing(Fixed):
+    """Answers every query with ``rcode`` and no OPT record, as a server that does not
+    take EDNS may."""
+
+    def __init__(self, rcode: int):
+        self.rcode = rcode
+        super().__init__([])
+
+    def respond(self, q: dns.message.Message, transport: str) -> dns.message.Message:
+        r = dns.message.make_response(q)
+        r.set_rcode(self.rcode)
+        r.use_edns(False)
+        return r
+
+
+@pytest.mark.parametrize("rcode", ["FORMERR", "NOTIMP"])
+@pytest.mark.parametrize("opts", [[], ["+norec"], ["+noedns"]])
+def test_an_edns_query_refused_without_opt_is_warned_of_as_dig(rcode, opts):
+    f = Refusing(dns.rcode.from_text(rcode))
+    try:
+        args = ["@127.0.0.1", "-p", str(f.port), "example.com", "+tries=1", *opts]
+        ours, theirs = query(*args), dig(*args)
+        assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+        assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+        assert ("EDNS query returned status" in ours.stdout) is ("+noedns" not in opts)
+    finally:
+        f.close()
+
+
 class CookieServer(Fixed):
     """Answers with a server cookie after the client's; a UDP query that carries only the
     client cookie (every UDP query when ``stubborn``) gets BADCOOKIE."""
