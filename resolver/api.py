@@ -1140,7 +1140,11 @@ def _settler(fut: asyncio.Future, loop: asyncio.AbstractEventLoop):
             fut.cancel() if res is None else fut.set_result(res)
 
     def done(res) -> None:
-        if asyncio._get_running_loop() is loop:
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:            # called from a thread that runs no loop
+            here = None
+        if here is loop:
             settle(res)
             return
         try:
