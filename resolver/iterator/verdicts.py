@@ -2,10 +2,7 @@
 reply, and Bogus, which it raises for data that fails."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:                       # the iterator imports this module
-    from resolver.iterator.algorithm import Iterator
+from typing import Callable
 
 #: A validator sits between replies and the cache. It is called as
 #: ``validator(parsed, zone, server, iterator)`` for every usable reply and returns the reply
@@ -13,7 +10,7 @@ if TYPE_CHECKING:                       # the iterator imports this module
 #: at the VALIDATED rank) or raises :class:`Bogus`. It may instead return a generator: the
 #: iterator runs it with ``yield from``, so it can fetch DNSKEY/DS through
 #: ``iterator.lookup(name, rdtype)`` inside the same state machine and budget.
-Validator = Callable[[object, bytes, str, "Iterator"], object]
+Validator = Callable[[object, bytes, str, object], object]    # the last: the Iterator
 
 #: values of ``Parsed.security``
 UNCHECKED, INSECURE, SECURE, BOGUS = 0, 1, 2, 3

@@ -68,8 +68,8 @@ def comparable(text: str) -> list[str]:
             continue
         line = re.sub(r"id: \d+", "id: N", line)
         line = re.sub(r" in \d+ ms$", " in N ms", line)
-        if not line.startswith(";"):
-            line = re.sub(r"^(\S+\s+)\d+(\s)", r"\1TTL\2", line)
+        if not line.startswith(";"):            # a TTL in seconds, or +ttlunits' 59m47s
+            line = re.sub(r"^(\S+\s+)\d[\dwdhms]*(\s)", r"\1TTL\2", line)
         out.append(line)
     return out
 
