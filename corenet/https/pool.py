@@ -42,6 +42,16 @@ class Pool:
         self.max_connections = max_connections
         self.max_keepalive = max_keepalive
         self.keepalive_expiry = keepalive_expiry
+        self._h1_origins: set[Origin] = set()  # answered HTTP/1.1 to an offer of h2
+        self.http2 = False
+        self._sessions: dict[Origin, TLSSession | ssl.SSLSession] = {}
+        self.reuse_tls_sessions = reuse_tls_sessions
+        self.closed = False
+        self.connections_opened = 0
+        self._no_connections()
+
+    def _no_connections(self) -> None:
+        """The pool's connections and what waits on them, none yet."""
         self._idle: dict[Origin, list[HTTPConnection]] = {}
         self._idle_count = 0
         self._total = 0
@@ -52,15 +62,9 @@ class Pool:
         self._shared: dict[Origin, list] = {}
         self._shared_idle: set = set()  # of those, the ones with no stream: counted idle
         self._opening: dict[Origin, bool] = {}
-        self._h1_origins: set[Origin] = set()  # answered HTTP/1.1 to an offer of h2
-        self.http2 = False
         self._draining: set = set()  # taken out of the pool, their last streams running
         self._connecting: set[asyncio.Task] = set()  # cancelled by aclose()
         self._waiters: deque[asyncio.Future] = deque()
-        self._sessions: dict[Origin, TLSSession | ssl.SSLSession] = {}
-        self.reuse_tls_sessions = reuse_tls_sessions
-        self.closed = False
-        self.connections_opened = 0
         self._sweep: asyncio.TimerHandle | None = None  # the idle-expiry timer, when armed
         self._sweep_at = 0.0
 
@@ -71,11 +75,7 @@ class Pool:
         runs here (the TLS sessions, plain data, are kept for resumption)."""
         _PARENTS.append((self._idle, self._busy, self._shared, self._draining,
                          self._connecting, self._waiters, self._sweep))
-        self._idle, self._busy, self._shared, self._shared_idle = {}, set(), {}, set()
-        self._opening, self._draining, self._connecting = {}, set(), set()
-        self._waiters = deque()
-        self._idle_count = self._total = 0
-        self._sweep, self._sweep_at = None, 0.0
+        self._no_connections()
 
     @property
     def idle_count(self) -> int:

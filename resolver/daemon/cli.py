@@ -288,7 +288,7 @@ def cmd_control(argv: list[str]) -> int:
             return 3
         return _fail(str(e), 1)
     fmt = "json" if opts.get("json") else "prometheus" if opts.get("prometheus") else "unbound"
-    out = replies.text(cmd, answer, fmt, bool(opts.get("quiet")))
+    out = replies.text(cmd, answer, fmt)
     if not opts.get("quiet") or out.startswith("error"):   # -q: errors only, as unbound-control
         sys.stdout.write(out)
     if cmd == "flush" and "shared_deleted" in answer and answer["shared_deleted"] is None:

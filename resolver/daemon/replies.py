@@ -34,7 +34,7 @@ def request(cmd: str, args: list[str], stdin: str | None = None) -> dict:
     return req
 
 
-def text(cmd: str, answer: dict, fmt: str = "unbound", quiet: bool = False) -> str:
+def text(cmd: str, answer: dict, fmt: str = "unbound") -> str:
     """What the command prints for the daemon's ``answer`` (lines, each ending in a
     newline; "" for nothing). A refusal raises :class:`Refused`."""
     if not answer.get("ok"):
@@ -53,10 +53,10 @@ def text(cmd: str, answer: dict, fmt: str = "unbound", quiet: bool = False) -> s
         lines = [f"ok removed {r['rrsets']} rrsets, {r['messages']} messages and "
                  f"{r['keys']} key entries"]
     elif cmd in ("flush", "reload", "reload_keep_cache"):
-        lines = [] if quiet else ["ok"]
+        lines = ["ok"]
         if answer.get("shared_deleted") is not None:
             lines.append(f"deleted {answer['shared_deleted']} entries from the shared cache")
-    elif answer.get("text") and not (quiet and answer["text"] == "ok"):
+    elif answer.get("text"):
         lines = [answer["text"]]
     else:
         lines = []
