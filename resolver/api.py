@@ -101,6 +101,9 @@ def name_wire(qname) -> bytes:
 
 #: dnspython's ``lifetime`` after ``reset()`` (seconds)
 RESET_LIFETIME = 5.0
+#: dnspython's ``timeout``, what one try of a nameserver waits (seconds): a sync
+#: Resolver's (``resolver.sync``) unless its ``limits`` say otherwise
+DNSPYTHON_TIMEOUT = 2.0
 
 
 class Resolver(ResolverCore):
@@ -185,9 +188,11 @@ class Resolver(ResolverCore):
         self._port_as_made = self.port        # what reset() goes back to
         #: dnspython's: a nameserver's port by its address, for the plain addresses set in
         #: ``nameservers``; ``flags`` (``set_flags``), kept; the TSIG settings (``use_tsig``:
-        #: none, TSIG is not supported); ``retry_servfail``, kept (a SERVFAIL is a server's
-        #: failure here, and the next server is asked within the lifetime anyway)
+        #: none, TSIG is not supported); ``retry_servfail``: the nameservers ask again one
+        #: that answered SERVFAIL (without it, it is not asked again for the question)
         self.nameserver_ports: dict[str, int] = {}
+        self._entries: list = []                # ``nameservers`` as set, and the ports
+        self._ports_seen: dict[str, int] = {}   # they were set with
         self.flags: int | None = None
         self.keyring, self.keyname, self.keyalgorithm = None, None, dns.tsig.default_algorithm
         self.retry_servfail = False
@@ -225,6 +230,7 @@ class Resolver(ResolverCore):
             self._set_forward(forward)
         self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
         self.limits = limits
+        self._timeout_as_made = limits.max_rto        # what reset() goes back to
         self.minimise = qname_minimisation
         self.ipv6 = ipv6
         self.do_ip4 = do_ip4
@@ -345,6 +351,9 @@ class Resolver(ResolverCore):
         ports = self.nameserver_ports
         self._set_forward([(e, ports[e]) if isinstance(e, str) and e in ports else e
                            for e in entries])
+        # dnspython reads ``nameserver_ports`` at each call: ``resolve`` applies them again
+        # when they change
+        self._entries, self._ports_seen = list(entries), dict(ports)
         if self.forward:                    # forwarded answers are not validated
             if self.dnssec is not None:
                 self._recursive_dnssec = self.dnssec
@@ -382,8 +391,9 @@ class Resolver(ResolverCore):
 
     @property
     def timeout(self) -> float:
-        """dnspython's ``timeout``, the most one server's reply is waited for:
-        ``Limits.max_rto`` (setting it replaces the limits, see ``set_limits``)."""
+        """dnspython's ``timeout``, what one try of a nameserver waits, and the most the
+        recursion waits for an authority's reply: ``Limits.max_rto`` (setting it replaces
+        the limits, see ``set_limits``)."""
         return self.limits.max_rto
 
     @timeout.setter
@@ -395,9 +405,9 @@ class Resolver(ResolverCore):
     # ---- dnspython's configuration calls --------------------------------------------------
     def reset(self) -> None:
         """dnspython's ``reset``: no nameservers (recursion), no search list, the host's
-        domain, ``lifetime`` 5 s, no EDNS, no ``attempts`` or ``trust_ad``, ``port`` as
-        made, and dnspython's defaults for ``nameserver_ports``, ``flags``, the TSIG
-        settings and ``retry_servfail``."""
+        domain, ``lifetime`` 5 s, no EDNS, no ``attempts`` or ``trust_ad``, ``port`` and
+        ``timeout`` as made, and dnspython's defaults for ``nameserver_ports``, ``flags``,
+        the TSIG settings and ``retry_servfail``."""
         domain = dns.name.Name(dns.name.from_text(socket.gethostname())[1:])
         self.attempts, self.trust_ad = None, False
         self.nameserver_ports = {}
@@ -407,6 +417,8 @@ class Resolver(ResolverCore):
         self.domain = domain if len(domain) else dns.name.root
         self.rotate = False
         self.lifetime = RESET_LIFETIME
+        if self.timeout != self._timeout_as_made:
+            self.timeout = self._timeout_as_made
         self.use_edns(-1, 0, 0, None)
         self.flags = None
         self.keyring, self.keyname, self.keyalgorithm = None, None, dns.tsig.default_algorithm
@@ -533,7 +545,8 @@ class Resolver(ResolverCore):
         (``resolve_message`` answers ANY).
 
         ``tcp``: every upstream query of the resolution over TCP. ``lifetime``: seconds the
-        whole call may take (the resolution itself is bounded by ``Limits.max_query_time``).
+        whole call may take (a recursion is bounded by ``Limits.max_query_time`` too; the
+        nameservers are asked until the lifetime ends, see ``nameserver_rules``).
         ``search``: try a relative name with the search domains (``self.search``, else
         ``self.domain``, as dnspython does with ``ndots``); ``None`` means
         ``use_search_by_default``. ``source``: the upstream sockets are bound to the
@@ -557,6 +570,8 @@ class Resolver(ResolverCore):
                              f"random source port (RFC 5452); only 0 is accepted")
         if lifetime is None:
             lifetime = self._lifetime
+        if self.nameserver_ports != self._ports_seen and self._entries:
+            self.nameservers = self._entries
         rdtype = _enum(dns.rdatatype.RdataType, rdtype)
         rdclass = _enum(dns.rdataclass.RdataClass, rdclass)
         if rdtype in _META or dns.rdataclass.is_metaclass(rdclass):
@@ -572,7 +587,7 @@ class Resolver(ResolverCore):
                 for name, wire in candidates:
                     try:
                         return await self._resolve_one(wire, rdtype, rdclass, tcp,
-                                                       raise_on_no_answer, tried)
+                                                       raise_on_no_answer, tried, lifetime)
                     except dns.resolver.NXDOMAIN as exc:
                         nxdomains.update(exc.responses())
                 raise dns.resolver.NXDOMAIN(qnames=[n for n, _ in candidates],
@@ -668,9 +683,11 @@ class Resolver(ResolverCore):
         return out
 
     async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
-                           raise_on_no_answer: bool, tried: list | None = None) -> Answer:
+                           raise_on_no_answer: bool, tried: list | None = None,
+                           lifetime: float | None = None) -> Answer:
         """The question's outcome (``resolver.response``) as dnspython gives it. ``tried``:
-        where the failed queries of the resolution go when the caller cancels it."""
+        where the failed queries of the resolution go when the caller cancels it;
+        ``lifetime``: the call's, which the nameservers' rounds may use up."""
         o = response.lookup(self, name, rdtype, rdclass)
         if o.kind == _HIT:
             return self._answer(o.entry, name, rdtype, rdclass, self.clock(),
@@ -679,7 +696,7 @@ class Resolver(ResolverCore):
             return self._local_answer(o.local, name, rdtype, rdclass, raise_on_no_answer)
         stats = self.stats
         t0, timeouts = self.clock(), stats.upstream_timeouts
-        res = await self._result(name, rdtype, rdclass, tcp, tried)
+        res = await self._result(name, rdtype, rdclass, tcp, tried, lifetime)
         o = response.resolved(self, o.key, name + struct.pack("!HH", rdtype, rdclass), rdtype,
                               res)
         now = self.clock()
@@ -729,7 +746,7 @@ class Resolver(ResolverCore):
         out = [(addr, tcp, port, dns.exception.Timeout() if what == "timeout" else what, None)
                for (addr, port), what in last.items()]
         server = self.forward[0] if self.forward and len(self.forward) == 1 else None
-        named = {e[0] for e in out}
+        named = {e[0] for e in out} | {f"{e[0]}@{e[2]}" for e in out}
         # the reason is added unless it repeats what a listed server's entry says
         if not out or (server not in named and reason not in {str(e[3]) for e in out}
                        and not any(addr in reason for addr in named)):
@@ -791,14 +808,19 @@ class Resolver(ResolverCore):
 
     # ---- resolution ---------------------------------------------------------------------------
     async def _result(self, qname: bytes, qtype: int, qclass: int, tcp: bool = False,
-                      tried: list | None = None) -> Result:
+                      tried: list | None = None, lifetime: float | None = None) -> Result:
         """The Result of resolving the question (shared with identical ones in flight).
         A caller that gives up first gets, in ``tried``, the (address, port) and what went
-        wrong of each of its queries that failed so far."""
+        wrong of each of its queries that failed so far. ``lifetime``: what the caller
+        allows, which a question asking the nameservers may take (``nameserver_rules``)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         done = _settler(fut, loop)
         resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
+        if lifetime is not None and self.forward:
+            allow = getattr(resolution, "allow_time", None)     # a DNS64 Synthesis has none
+            if allow is not None:
+                allow(lifetime)
 
         def give_up():
             if tried is not None:
@@ -850,6 +872,19 @@ class Resolver(ResolverCore):
         if found is None or found is DROP:
             return found
         return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
+
+    def nameserver_rules(self, zone: ForwardZone | None = None) -> dict:
+        """The Forwarder arguments that make its servers asked as this resolver's own
+        nameservers are (``forward``, or ``zone`` when it is the forward zone for "." they
+        make, ``nameservers`` with ports or over TLS): glibc's ``attempts`` and
+        ``trust_ad``; without ``attempts``, as dnspython asks them (``stub``,
+        ``retry_servfail``); within the ``lifetime``. Another forward zone: none (its
+        servers are asked as Unbound asks them)."""
+        if zone is not None and zone is not self._root_forward:
+            return {}
+        return {"attempts": self.attempts, "trust_ad": self.trust_ad,
+                "stub": self.attempts is None, "retry_servfail": bool(self.retry_servfail),
+                "time_limit": self.lifetime}
 
     def validating(self, zone: bytes) -> dict:
         """The Forwarder arguments for a question of the forward zone ``zone`` (wire): with

@@ -25,9 +25,10 @@ leave once, as Unbound's serviced queries do.
 A question whose servers are all marked down (``InfraCache``: consecutive timeouts, no
 probe due) or at their most queries in flight sends nothing: the iterator is told the query
 could not leave, and a SERVFAIL it ends in carries extended error 22 (No Reachable
-Authority); a forwarder that counts its tries per server (resolv.conf's ``options
-attempts:N``) asks a server marked down all the same, as glibc asks each server N times
-per call. ``InfraCache.rates`` (Unbound's ``ratelimit``) ends a question whose zone's
+Authority); a Forwarder with a ``try_timeout`` (a stub's nameservers, or resolv.conf's
+``options attempts:N``) asks a server marked down all the same, each try waiting that long,
+as dnspython and glibc ask their nameservers on every call; its ``time_limit`` is the
+question's. ``InfraCache.rates`` (Unbound's ``ratelimit``) ends a question whose zone's
 servers have had their queries for the second; the process's upstream UDP sockets are capped
 (``Limits.max_upstream_sockets``, ``upstream.udp``).
 
@@ -165,8 +166,7 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
             return cut.iterator(r, qname, qtype, qclass, iterator_for)
     if r.forward:
         return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits,
-                         private=r.private, attempts=(<object>r).attempts,
-                         trust_ad=(<object>r).trust_ad)
+                         private=r.private, **(<object>r).nameserver_rules())
     return iterator_for(r, qname, qtype, qclass)
 
 
@@ -422,8 +422,9 @@ cdef class Resolution:
     cdef object resume          # the call_soon handle of a suspended validation
     cdef str server
     cdef double timeout
-    cdef double try_timeout     # what each query waits (a Forwarder's, with attempts)
-    cdef bint counted_tries     # each server gets its tries, marked down or not (attempts)
+    cdef double try_timeout     # what each query waits (a Forwarder's, with attempts or
+                                # as a stub)
+    cdef bint counted_tries     # each server gets its tries, marked down or not (the same)
     cdef double rtt             # of the UDP exchange a TCP retry follows
     cdef bint edns
     cdef bint corenet
@@ -451,8 +452,9 @@ cdef class Resolution:
             else:                                  # a Forwarder
                 self.t0 = iterator.t0
                 self.ports = getattr(iterator, "ports", None)
+                self.max_time = getattr(iterator, "time_limit", self.max_time)
                 self.try_timeout = getattr(iterator, "try_timeout", 0.0)
-                self.counted_tries = getattr(iterator, "attempts", None) is not None
+                self.counted_tries = self.try_timeout > 0
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
                 tls = getattr(iterator, "tls_upstream", None)
@@ -463,6 +465,14 @@ cdef class Resolution:
             self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
+
+    def allow_time(self, double seconds):
+        """Lets a question whose iterator keeps a time limit of its own (a Forwarder's
+        ``time_limit``: a stub's is its first caller's lifetime) take ``seconds`` from its
+        start when that is longer: a caller with a longer lifetime has joined it."""
+        if self.native is None and seconds > self.max_time and hasattr(self.iterator,
+                                                                       "time_limit"):
+            self.max_time = self.iterator.time_limit = seconds
 
     cdef object _feed(self, event):
         """The iterator's next action for ``event`` (None to start it)."""

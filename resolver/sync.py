@@ -40,6 +40,7 @@ sync resolver does, without deadlocking. Setting an attribute is done on that lo
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import warnings
@@ -66,6 +67,7 @@ from dns.resolver import (Cache as Cache, CacheBase as CacheBase, CacheKey as Ca
                           CacheStatistics as CacheStatistics, LRUCache as LRUCache)
 
 from resolver import api, functions, hostconf, loop_thread, operations
+from resolver.limits import DEFAULT
 from resolver.zones import ForwardZone, Upstream, Zones
 
 #: seconds a caller waits beyond the call's own lifetime before it gives up (the engine
@@ -93,6 +95,8 @@ class Resolver:
         if "forward" in engine:
             raise TypeError("Resolver(): set nameservers (or read a resolv.conf) rather "
                             "than forward=")
+        if "limits" not in engine:           # dnspython's timeout, the rest the engine's
+            engine["limits"] = dataclasses.replace(DEFAULT, max_rto=api.DNSPYTHON_TIMEOUT)
         validate = engine.pop("validate", None)
         if validate is False:
             engine["validate"] = False
@@ -167,7 +171,8 @@ class Resolver:
     keyring = _engine_attribute("keyring", "dnspython's TSIG keyring: None.")
     keyname = _engine_attribute("keyname", "dnspython's TSIG key name.")
     keyalgorithm = _engine_attribute("keyalgorithm", "dnspython's TSIG algorithm.")
-    retry_servfail = _engine_attribute("retry_servfail", "dnspython's; kept.")
+    retry_servfail = _engine_attribute("retry_servfail", "dnspython's: a nameserver that "
+                                       "answered SERVFAIL is asked again.")
     search = _engine_attribute("search", "dnspython's search list (Names, or text).")
     domain = _engine_attribute("domain", "dnspython's domain: the search list when "
                                          "``search`` is empty.")
@@ -181,8 +186,8 @@ class Resolver:
     trust_ad = _engine_attribute("trust_ad", "resolv.conf's ``options trust-ad``: AD asked "
                                              "for and kept from the nameservers' answers.")
     lifetime = _engine_attribute("lifetime", "Seconds one call may take (5 by default).")
-    timeout = _engine_attribute("timeout", "The most one server's reply is waited for "
-                                           "(``Limits.max_rto``).")
+    timeout = _engine_attribute("timeout", "What one try of a nameserver waits (2 s by "
+                                           "default, as dnspython's; ``Limits.max_rto``).")
     cache = _engine_attribute("cache", "The engine's cache, always on (see "
                                        "resolver.Resolver.cache).")
     source = _engine_attribute("source", "The address the upstream sockets are bound to.")

@@ -602,7 +602,7 @@ class _ForwardCut:
                          transport=self.zone.transport, fallback=fallback,
                          tls=_tls_route(resolver, zones.tls if zones is not None
                                         else self.tls), private=resolver.private,
-                         **resolver.validating(self.wire))
+                         **resolver.validating(self.wire), **resolver.nameserver_rules(self.zone))
 
     def lookup_iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
         """A validator's lookup in this zone: its forwarders, asked without counting a

@@ -16,7 +16,13 @@ iterator ``fallback()`` makes (recursion), within the same time limit. With ``at
 times, in rounds over them, a forwarder marked down after its timeouts included, each
 try waiting ``Limits.max_rto`` for its reply (glibc waits its whole timeout), and then the
 question fails: SERVFAIL, its ``errors`` saying
-what each try met. With ``trust_ad`` (resolv.conf's ``options trust-ad``) the queries
+what each try met. With ``stub`` the forwarders are a stub's nameservers, asked as
+dnspython's resolver asks them: in rounds, each try waiting ``Limits.max_rto`` whatever the
+server's down mark, until ``time_limit`` (the caller's lifetime); a timeout leaves the
+server in the next round, but one that answers an error rcode (SERVFAIL too, unless
+``retry_servfail``), sends a malformed reply or cannot be reached is not asked again for
+the question, and once none is left it fails (SERVFAIL); a YXDOMAIN answer is the result.
+With ``trust_ad`` (resolv.conf's ``options trust-ad``) the queries
 carry AD and an answer whose AD bit is set is taken as secure (the Result's ``security``
 SECURE), as glibc keeps that bit only then; otherwise a forwarded answer is never
 secure unless ``dnssec`` validated it. ``ports`` maps a
@@ -44,7 +50,7 @@ from resolver.wire.codec import WireError, is_subdomain, parse_response
 
 log = logging.getLogger("resolver.iterator")
 
-NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+NOERROR, SERVFAIL, NXDOMAIN, YXDOMAIN = 0, 2, 3, 6
 AD = 0x0020
 SOA, RRSIG, NSEC, NSEC3 = 6, 46, 47, 50
 #: what an answer's authority section keeps (Unbound's ``minimal-responses``, as the
@@ -63,7 +69,8 @@ class Forwarder:
                  limits, *, ports: dict | None = None, transport: str = "udp",
                  fallback=None, dnssec=None, cache=None, route=None,
                  zone: bytes = ROOT, tls=None, private=None, attempts: int | None = None,
-                 trust_ad: bool = False) -> None:
+                 trust_ad: bool = False, stub: bool = False, retry_servfail: bool = False,
+                 time_limit: float | None = None) -> None:
         self.qname, self.qtype, self.qclass = qname, qtype, qclass
         #: the DNS-rebinding guard (``resolver.iterator.private``) or None
         self.private = private
@@ -86,8 +93,14 @@ class Forwarder:
         self.attempts = attempts
         if attempts is not None:
             self.most = min(self.most, len(self.servers) * attempts)
-        #: what each try waits for its reply with ``attempts``, seconds (read by the driver)
-        self.try_timeout = limits.max_rto if attempts is not None else 0.0
+        #: asked as a stub asks its nameservers (see the module's text)
+        self.stub = stub
+        self.retry_servfail = retry_servfail
+        #: seconds the question may take from ``t0`` (read by the driver)
+        self.time_limit = limits.max_query_time if time_limit is None else time_limit
+        #: what each try waits for its reply whatever the server's down mark, with
+        #: ``attempts`` or as a stub, seconds; 0: the server's own timeout (read by the driver)
+        self.try_timeout = limits.max_rto if attempts is not None or stub else 0.0
         #: the queries carry AD and the answers' AD is believed
         self.trust_ad = trust_ad
         self.recursion = None        # the fallback's iterator, once forwarding gave up
@@ -147,6 +160,7 @@ class Forwarder:
         or NXDOMAIN (the Result), or SERVFAIL once the query budget or the time limit is
         spent. With ``first``, None once each forwarder had its tries (forward-first)."""
         failed: set[str] = set()          # servers that failed this question
+        dropped: set[str] = set()         # a stub's servers not to be asked again
         last = "no forwarder answered"
         sent = 0
         lim = self.limits
@@ -158,16 +172,21 @@ class Forwarder:
                 log.info("SERVFAIL forwarding, each forwarder asked %d times: %s",
                          self.attempts, last)
                 return Result(SERVFAIL, reason=last)
-            spent = self.clock() - self.t0 > lim.max_query_time
+            spent = self.clock() - self.t0 > self.time_limit
             if self.queries >= lim.max_upstream_queries or spent:
                 log.info("SERVFAIL forwarding: %s", last)
                 return Result(SERVFAIL, reason=last, time_exhausted=spent)
+            servers = self.servers
+            if failed or dropped:
+                servers = [s for s in servers if s not in failed and s not in dropped]
+            if not servers:
+                servers = [s for s in self.servers if s not in dropped]
+                failed.clear()           # every one failed once: each may be asked again
+                if not servers:
+                    log.info("SERVFAIL forwarding, no nameserver left: %s", last)
+                    return Result(SERVFAIL, reason=last)
             self.queries += 1
             sent += 1
-            servers = [s for s in self.servers if s not in failed] if failed else None
-            if not servers:
-                servers = self.servers
-                failed.clear()           # every one failed once: each may be asked again
             event = yield Query(qname, qtype, self.qclass, ROOT, servers, rd=True,
                                 ad=self.trust_ad)
             if isinstance(event, Reply):
@@ -178,7 +197,7 @@ class Forwarder:
                                            lim.max_records_per_section)
                 except WireError as exc:
                     last = f"{event.server} sent a malformed reply: {exc}"
-                    failed.add(event.server)
+                    (dropped if self.stub else failed).add(event.server)
                     continue
                 if self.private is not None:
                     self.private.scrub(m)
@@ -188,16 +207,21 @@ class Forwarder:
                                   authority=[r for r in m.authority
                                              if r[1] in _AUTHORITY_KEPT],
                                   security=SECURE if self.trust_ad and m.flags & AD else 0)
+                if m.rcode == YXDOMAIN and self.stub and not m.tc:
+                    self._replied = event.server
+                    return Result(YXDOMAIN)
                 last = f"{event.server} answered rcode {m.rcode}"
                 what = _RCODES.get(m.rcode, f"rcode {m.rcode}")
+                keep = not self.stub or m.tc or (m.rcode == SERVFAIL and self.retry_servfail)
             else:
                 last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
                 what = "timeout" if isinstance(event, Timeout) else (
                     getattr(event, "reason", "") or "failure")
+                keep = not self.stub or isinstance(event, Timeout)
             if self.errors is None:
                 self.errors = []
             self.errors.append((event.server, what))
-            failed.add(event.server)
+            (failed if keep else dropped).add(event.server)
 
     # ---- what the validator calls ----------------------------------------------------------
     def lookup(self, name: bytes, rdtype: int):

@@ -160,10 +160,11 @@ def test_dnspython_dot_nameservers_are_asked_over_tls_never_plain(run, lab_resol
     wrong = lab_resolver()
     wrong.nameservers = [dns.nameserver.DoTNameserver("127.0.0.1", unbound.tls_port,
                                                       hostname="other.test", verify=str(ca.pem))]
-    with pytest.raises((dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout)):
+    with pytest.raises(dns.resolver.NoNameservers):
         run(wrong.resolve("www.example.com.", "A"))
     s = wrong.tls_upstreams.stats()
-    assert s["connections"] == 0 and s["failed_verify"] >= 1, s
+    # a server that cannot be reached is not asked again for the question (as dnspython)
+    assert s["connections"] == 0 and s["failed_verify"] == 1, s
     for bad in ([dns.nameserver.DoTNameserver("127.0.0.1", 853, hostname="a.test",
                                               verify=False)],
                 [dns.nameserver.DoTNameserver("127.0.0.1", 853)],

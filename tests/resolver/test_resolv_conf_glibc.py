@@ -281,24 +281,28 @@ def test_a_lifetime_shorter_than_the_rounds_ends_the_call(nameservers, tmp_path)
     r.close()
 
 
-def test_without_attempts_a_silent_nameserver_is_marked_down(nameservers, tmp_path):
+def test_without_attempts_a_silent_nameserver_is_asked_until_the_lifetime(nameservers,
+                                                                          tmp_path):
     """The tries of a call with attempts:N are each server's whatever its down mark (as
-    glibc's); without attempts a server that timed out ``server_down_timeouts`` times in a
-    row is marked down and the call ends without asking it further."""
+    glibc's); without attempts, as dnspython's, a silent server is asked again, each try
+    waiting the timeout, until the lifetime ends (never given up on after a few timeouts)."""
     fakes = nameservers(1, "silent")
     path = _conf(tmp_path, fakes, "timeout:1")
     r = sync.Resolver(filename=str(path), limits=LIMITS)
-    r.lifetime = LIFETIME
+    r.lifetime = 3.5
     t0 = time.monotonic()
-    with pytest.raises(dns.exception.DNSException):
+    with pytest.raises(dns.resolver.LifetimeTimeout):
         r.resolve(NAME, "A")
-    assert fakes[0].count(A) == LIMITS.server_down_timeouts
-    assert time.monotonic() - t0 < LIFETIME - 5
+    assert fakes[0].count(A) == 4 > LIMITS.server_down_timeouts
+    assert 3.4 < time.monotonic() - t0 < 5
     r.close()
 
 
-def test_without_attempts_the_nameservers_are_asked_until_the_lifetime(nameservers, tmp_path):
-    """dnspython's behaviour, kept when the file sets no attempts: past 3 rounds."""
+def test_without_attempts_a_servfail_ends_the_server_s_part_as_in_dnspython(nameservers,
+                                                                          tmp_path):
+    """dnspython's behaviour, kept when the file sets no attempts: a server that answered
+    SERVFAIL is not asked again for the question, unless ``retry_servfail``; then it is
+    asked until the lifetime."""
     fakes = nameservers(1, "servfail")
     path = _conf(tmp_path, fakes, "timeout:1")
     r = sync.Resolver(filename=str(path), limits=Limits(max_query_time=2.0))
@@ -306,6 +310,10 @@ def test_without_attempts_the_nameservers_are_asked_until_the_lifetime(nameserve
     r.lifetime = 2.0
     with pytest.raises(dns.resolver.NoNameservers):
         r.resolve(NAME, "A")
+    assert fakes[0].count(A) == 1
+    r.retry_servfail = True
+    with pytest.raises(dns.exception.DNSException):
+        r.resolve("again." + NAME, "A")
     assert fakes[0].count(A) > 5
     r.close()
 

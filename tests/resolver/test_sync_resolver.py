@@ -230,7 +230,6 @@ def test_a_silent_nameserver_times_out_on_every_call_as_in_dnspython():
                     with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
                         r.resolve("www.example.com", lifetime=lifetime)
                 assert str(ei.value).count("127.0.0.20") == 1, str(ei.value)
-            assert mine.stats.upstream_skipped_down > 0
         finally:
             mine.close()
 
