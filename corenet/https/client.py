@@ -440,7 +440,7 @@ class AsyncClient:
         read, and the response must be closed (`await response.aclose()`)."""
         return await self._dispatch(request.method, ParsedURL(request.url), request.headers,
                                     request.body, timeout, follow_redirects, stream, auth,
-                                    None, request.extensions or None)
+                                    None, request.extensions or None, request)
 
     def _prepare(self, url: URL | str, params: Any, headers: HeaderTypes, content: Any,
                  data: Any, json: Any, files: Any) -> tuple["ParsedURL", Headers, Any]:
@@ -500,9 +500,11 @@ class AsyncClient:
 
     def _dispatch(self, method: str, u: "ParsedURL", merged: Headers, body: Any, timeout: Any,
                   follow_redirects: bool | None, stream: bool, auth: Any,
-                  cookies: Any, extensions: dict | None = None) -> Awaitable[Response]:
+                  cookies: Any, extensions: dict | None = None,
+                  given: Request | None = None) -> Awaitable[Response]:
         """Everything that needs no waiting, then the coroutine that sends (one coroutine
-        frame less per request than awaiting it here)."""
+        frame less per request than awaiting it here). ``given``: the Request `send()` was
+        given, sent as it is (see `_follow`)."""
         if self.is_closed:  # httpx's words
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         loop = asyncio.get_running_loop()
@@ -531,17 +533,20 @@ class AsyncClient:
             coerce_auth(auth)
         if flow_auth is None:
             return self._follow(method, u, merged, body, deadline, follow, stream, jar, None,
-                                extensions)
+                                extensions, given)
         return self._send_with_auth(flow_auth, method, u, merged, body, deadline, follow,
-                                    stream, jar, extensions)
+                                    stream, jar, extensions, given)
 
     async def _send_with_auth(self, flow_auth: Auth, method: str, u: "ParsedURL", merged: Headers,
                               body: Any, deadline: Deadline, follow: bool, stream: bool,
-                              jar: Cookies, extensions: dict | None = None) -> Response:
+                              jar: Cookies, extensions: dict | None = None,
+                              given: Request | None = None) -> Response:
         """The auth flow may answer a challenge with another request; each of them follows
-        its redirects, and every response it consumed goes into the history."""
+        its redirects, and every response it consumed goes into the history. The flow
+        gets ``given`` (httpx's: the Request `send()` was given) and sets its headers."""
         history: list[Response] = []
-        first = Request(method, u.url, merged.copy(), body, extensions=extensions)
+        first = given if given is not None else Request(method, u.url, merged.copy(), body,
+                                                        extensions=extensions)
         if self._sync_caller:  # the Client's: a flow of its own thread's kind, httpx's
             sync_flow = flow_auth.sync_auth_flow(first)
             req = next(sync_flow)
@@ -551,7 +556,8 @@ class AsyncClient:
         while True:
             ru = u if req.url is u.url else ParsedURL(req.url)
             resp = await self._follow(req.method, ru, req.headers, req.body, deadline,
-                                      follow, stream, jar, history, req.extensions or None)
+                                      follow, stream, jar, history, req.extensions or None,
+                                      req if given is not None else None)
             try:
                 if self._sync_caller:
                     if flow_auth.requires_response_body and not resp.is_read:
@@ -567,8 +573,11 @@ class AsyncClient:
     async def _follow(self, method: str, u: "ParsedURL", merged: Headers, body: Any,
                       deadline: Deadline, follow: bool, stream: bool, jar: Cookies,
                       history: list[Response] | None,
-                      extensions: dict | None = None) -> Response:
-        """Send the request; follow its redirects when asked."""
+                      extensions: dict | None = None,
+                      given: Request | None = None) -> Response:
+        """Send the request; follow its redirects when asked. ``given``, a Request made by
+        the caller (`send()`), goes as it is, as httpx's does: its hooks see it, its
+        response's `request` is it, and the jar adds no cookie it was built without."""
         hist = list(history) if history else None  # made only when there is one
         start = u
         # Read per request: a list assigned into event_hooks (httpx's mutable dict) counts.
@@ -580,13 +589,17 @@ class AsyncClient:
                 merged = merged.copy()
                 merged["Authorization"] = u.auth
             hop = merged
-            if jar.has_any() and "cookie" not in hop:
-                cookie = jar.header_for(u.text)
-                if cookie:
-                    hop = hop.copy()
-                    hop["Cookie"] = cookie
-            req = Request.outgoing(method, u.url, hop, body,
-                                   None if extensions is None else dict(extensions))
+            if given is not None and hop is given.headers:
+                req, given = given, None
+            else:
+                given = None
+                if jar.has_any() and "cookie" not in hop:
+                    cookie = jar.header_for(u.text)
+                    if cookie:
+                        hop = hop.copy()
+                        hop["Cookie"] = cookie
+                req = Request.outgoing(method, u.url, hop, body,
+                                       None if extensions is None else dict(extensions))
             try:
                 if request_hooks:
                     req.complete_headers()  # a hook sees what httpx's would

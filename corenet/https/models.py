@@ -590,10 +590,14 @@ class Response:
     @property
     def request(self) -> Request:
         """The request this response answers (RuntimeError on a hand-made response that
-        was given none, as in httpx)."""
+        was given none, as in httpx), with the headers it was sent with: Host and the
+        body's framing, which the client's own requests leave to the wire, are added on
+        first look."""
         request = self._request
         if request is None:
             raise RuntimeError("The request instance has not been set on this response.")
+        if "host" not in request.headers:
+            request.complete_headers()
         return request
 
     @request.setter

@@ -1605,3 +1605,60 @@ def test_json_without_a_json_form_is_a_value_error_as_in_httpx(value):
             module.Response(200, json=[value])
     with https.Client() as client, pytest.raises(ValueError, match="Out of range float"):
         client.build_request("POST", "https://a.test/", json={"x": value})
+
+
+@pytest.mark.parametrize("http2", [False, True])
+def test_response_request_is_the_request_sent_with_its_host_as_in_httpx(env, run, http2):
+    """`send(req)` answers with `response.request is req`; a verb's response's request has
+    the headers it went with, Host first (a client's request leaves Host to the wire until
+    it is looked at); a POST's has its Content-Length."""
+    url = (env.h2 if http2 else env.base) + "/small.txt"
+
+    async def main(mod):
+        ctx = ssl.create_default_context(cafile=str(env.ca))
+        async with mod.AsyncClient(verify=ctx, http2=http2) as c:
+            req = c.build_request("GET", url, headers={"X-One": "1"})
+            sent = await c.send(req)
+            got = await c.get(url)
+            posted = await c.post(url.replace("/small.txt", "/"), content=b"abc")
+        host = url.split("/")[2]
+        return (sent.request is req, sent.request.headers.get("x-one"),
+                got.request.headers.get("host") == host,
+                next(iter(got.request.headers.keys())),
+                posted.request.headers.get("content-length"))
+
+    assert run(main(https)) == run(main(httpx)) == (True, "1", True, "host", "3")
+
+
+def test_a_sync_send_answers_with_the_request_it_was_given_as_httpx(env):
+    for mod in (https, httpx):
+        ctx = ssl.create_default_context(cafile=str(env.ca))
+        with mod.Client(verify=ctx) as c:
+            req = c.build_request("GET", env.base + "/small.txt")
+            r = c.send(req)
+            assert r.request is req, mod
+            assert c.get(env.base + "/small.txt").request.headers["host"] == \
+                env.base.split("/")[2], mod
+
+
+def test_hooks_and_auth_flows_get_the_request_send_was_given_as_in_httpx(run):
+    """The request hook, the auth flow and the response's `request` are the object
+    `send()` was given: what the flow sets on it is what went out."""
+    async def main(mod):
+        seen = []
+
+        async def hook(request):
+            seen.append(request is req)
+
+        def handler(request):
+            return mod.Response(200, json={"auth": request.headers.get("authorization")})
+
+        async with mod.AsyncClient(transport=mod.MockTransport(handler),
+                                   event_hooks={"request": [hook]}) as c:
+            req = c.build_request("GET", "https://api.test/")
+            r = await c.send(req, auth=("u", "p"))
+        return seen, r.request is req, req.headers.get("authorization"), r.json()["auth"]
+
+    ours, theirs = run(main(https)), run(main(httpx))
+    assert ours == theirs
+    assert ours[:2] == ([True], True) and ours[2] == ours[3] == "Basic dTpw"
