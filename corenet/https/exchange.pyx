@@ -269,12 +269,18 @@ cdef tuple _body_limit(limits, bint streaming):
     return (NO_LIMIT if limit > NO_LIMIT else limit), "max_body_bytes"
 
 
-cdef inline Py_ssize_t _cr(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
-    """The offset of the first CR at or after `pos`, or -1."""
+cdef inline Py_ssize_t _line_end(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n,
+                                 Py_ssize_t* after):
+    """The end of the line that starts at `pos` (its CR, or its LF when it has no CR), or
+    -1; the next line's start goes to `after`."""
     if pos >= n:
         return -1
-    cdef const unsigned char* c = <const unsigned char*>memchr(p + pos, 13, n - pos)
-    return -1 if c == NULL else c - p
+    cdef const unsigned char* c = <const unsigned char*>memchr(p + pos, 10, n - pos)
+    if c == NULL:
+        return -1
+    cdef Py_ssize_t lf = c - p
+    after[0] = lf + 1
+    return lf - 1 if lf > pos and p[lf - 1] == 13 else lf
 
 
 _HTTP_11 = "1.1"
@@ -364,6 +370,9 @@ cdef class ResponseExchange:
     # bytes still expected (readers may size their next read by it).
     cdef readonly long long body_left
     cdef bint _keep_alive
+    # Transfer-Encoding and Content-Length both came: the chunks framed the body, and a
+    # connection whose peer framed it two ways is not used again (RFC 9112 6.3)
+    cdef bint _mixed_framing
     cdef readonly long long body_limit
     cdef object _limit_name
     # Bytes of earlier feeds while the head is incomplete (read once it is whole).
@@ -386,6 +395,11 @@ cdef class ResponseExchange:
             # checked it.
             self._callbacks = _Callbacks()
             self._parser = httptools.HttpResponseParser(self._callbacks)
+            # What RFC 9112 lets a client read, as httpx reads it: a line ended by a bare
+            # LF (2.2), and Transfer-Encoding over a Content-Length beside it (6.3; the
+            # connection is then not used again, see _scan)
+            self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True,
+                                                  lenient_chunked_length=True)
         self._parser_clean = False
         self._limits = limits
         self._is_head = method == "HEAD"
@@ -402,6 +416,7 @@ cdef class ResponseExchange:
         self._body_bytes = 0
         self.body_limit, self._limit_name = _body_limit(limits, streaming)
         self._framing = CLOSE_DELIMITED
+        self._mixed_framing = False
         self._content_length = -1
         self.body_left = -1
         self._keep_alive = False
@@ -440,22 +455,23 @@ cdef class ResponseExchange:
         self._scan(head)
         if self._is_head or status == 204 or status == 304:
             self._framing = NO_BODY
-        self._keep_alive = parser.should_keep_alive()
+        self._keep_alive = parser.should_keep_alive() and not self._mixed_framing
         self.head = head
         self._events.append(head)
         if self._is_head:
-            self._finish(parser.should_keep_alive())
+            self._finish(self._keep_alive)
             raise _Stop()
 
     cdef _scan(self, ResponseHead head):
         """Act on the fields of a final response's head: the framing (CHUNKED when the
-        last transfer coding is chunked, else LENGTH when a Content-Length came, its value
-        -1 when unreadable, else CLOSE_DELIMITED), the last Content-Encoding, Location and
+        last transfer coding is chunked, whatever Content-Length says, else LENGTH when a
+        Content-Length came, its value -1 when unreadable, else CLOSE_DELIMITED), the last Content-Encoding, Location and
         Keep-Alive values, whether any Set-Cookie came. Names are compared without case
         and without lowercased copies."""
         cdef Framing framing = CLOSE_DELIMITED
         cdef bytes name
         cdef Py_ssize_t n
+        cdef bint sized = False
         length = -1
         keep_alive = None
         for name, value in head.headers:
@@ -464,6 +480,7 @@ cdef class ResponseExchange:
                 if value.rsplit(b",", 1)[-1].strip().lower() == b"chunked":
                     framing = CHUNKED
             elif n == 14 and _is(name, b"content-length", 14):
+                sized = True
                 if framing != CHUNKED:
                     framing = LENGTH
                     try:
@@ -483,6 +500,7 @@ cdef class ResponseExchange:
             head.keep_alive_timeout = _keep_alive_timeout(keep_alive)
         self._framing = framing
         self._content_length = length
+        self._mixed_framing = sized and framing == CHUNKED
 
     cdef ResponseHead _read_head(self, bint final):
         """The head llhttp has just accepted (its headers-complete or, for an interim
@@ -505,17 +523,17 @@ cdef class ResponseExchange:
     cdef ResponseHead _parse_head(self, const unsigned char* p, Py_ssize_t n, bint final):
         """``_read_head`` over the bytes fed, from ``_head_at``. llhttp has checked the
         grammar: empty lines before the status line, ``PROTO/d.d SP ddd [SP reason]`` and
-        ``name ":" OWS value CRLF`` lines (no folding, no bare CR or LF) up to an empty
-        line; each value runs from its first character that is not a space or tab to
-        the CR, as llhttp gives it."""
-        cdef Py_ssize_t pos = self._head_at, end, v, count = 0
+        ``name ":" OWS value CRLF`` lines (no folding, no bare CR; a bare LF ends a line
+        too) up to an empty line; each value runs from its first character that is not a
+        space or tab to the line's end, as llhttp gives it."""
+        cdef Py_ssize_t pos = self._head_at, end, v, count = 0, after = 0
         cdef Py_ssize_t max_count = self._limits.max_header_count
         cdef Py_ssize_t max_bytes = self._limits.max_header_bytes
         cdef const unsigned char* slash
         cdef const unsigned char* colon
         while pos < n and (p[pos] == 13 or p[pos] == 10):
             pos += 1
-        end = _cr(p, pos, n)
+        end = _line_end(p, pos, n, &after)
         if end < 0:
             raise _malformed_head()
         slash = <const unsigned char*>memchr(p + pos, 47, end - pos)   # the "/" of HTTP/1.1
@@ -527,13 +545,13 @@ cdef class ResponseExchange:
                   if slash + 9 < p + end else b"")
         cdef Py_ssize_t nbytes = self._head_bytes + PyBytes_GET_SIZE(reason)
         fields = [] if final else None
-        pos = end + 2
+        pos = after
         while True:
-            end = _cr(p, pos, n)
+            end = _line_end(p, pos, n, &after)
             if end < 0:
                 raise _malformed_head()
             if end == pos:              # the empty line that ends the head
-                pos += 2
+                pos = after
                 break
             colon = <const unsigned char*>memchr(p + pos, 58, end - pos)
             if colon == NULL:
@@ -553,7 +571,7 @@ cdef class ResponseExchange:
                 PyList_Append(fields, (
                     PyBytes_FromStringAndSize(<const char*>p + pos, colon - p - pos),
                     PyBytes_FromStringAndSize(<const char*>p + v, end - v)))
-            pos = end + 2
+            pos = after
         self._head_at = pos
         self._head_bytes = nbytes
         if not final:
@@ -580,7 +598,8 @@ cdef class ResponseExchange:
                 )
             self._read_head(False)  # counted against the limits, not kept
             return
-        self._finish(self._parser.should_keep_alive() and self._framing != CLOSE_DELIMITED)
+        self._finish(self._parser.should_keep_alive() and not self._mixed_framing
+                     and self._framing != CLOSE_DELIMITED)
 
     cdef _finish(self, bint reusable):
         """The response is complete (llhttp's parser is kept for the next exchange: see

@@ -55,6 +55,40 @@ def test_chunked_with_trailers(step):
     assert all(name != b"Trailer-X" for name, _ in events[0].headers)
 
 
+BARE_LF = b"HTTP/1.1 200 OK\nContent-Length: 5\nX-A: 1\r\nX-B:  two\n\nhello"
+
+
+@pytest.mark.parametrize("step", [None, 1, 2, 5])
+def test_lines_ended_by_a_bare_lf_are_read_as_rfc_9112_lets_a_client(step):
+    """A bare LF ends a line (RFC 9112 2.2), mixed with CRLF ones too, in any split."""
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, BARE_LF, step)
+    head = events[0]
+    assert head.status_code == 200 and head.reason == b"OK"
+    assert head.headers == [(b"Content-Length", b"5"), (b"X-A", b"1"), (b"X-B", b"two")]
+    assert body_of(events) == b"hello" and events[-1] is END and ex.reusable
+    after = ResponseExchange("GET", previous=ex)
+    events = feed_all(after, b"HTTP/1.1 204 No\n\n", step)
+    assert events[0].status_code == 204 and events[-1] is END
+
+
+@pytest.mark.parametrize("step", [None, 1, 6])
+@pytest.mark.parametrize("order", ["te-first", "cl-first"])
+def test_transfer_encoding_frames_the_body_over_a_content_length_once(step, order):
+    """Both came (RFC 9112 6.3): the chunks frame the body whatever Content-Length says, and
+    the connection is not used again (a peer that frames a body two ways may desync it)."""
+    te, cl = b"Transfer-Encoding: chunked\r\n", b"Content-Length: 50\r\n"
+    raw = (b"HTTP/1.1 200 OK\r\n" + (te + cl if order == "te-first" else cl + te)
+           + b"\r\n3\r\nabc\r\n0\r\n\r\n")
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, raw, step)
+    assert body_of(events) == b"abc" and events[-1] is END
+    assert not ex.reusable
+    head = ResponseExchange("HEAD")
+    head.feed(raw)
+    assert head.done and not head.reusable
+
+
 def test_close_delimited_ends_at_eof_and_is_not_reusable():
     ex = ResponseExchange("GET")
     events = ex.feed(b"HTTP/1.1 200 OK\r\n\r\nsome")

@@ -10,7 +10,9 @@ import hashlib
 import io
 import json
 import re
+import socket
 import ssl
+import threading
 import warnings
 
 import httpx
@@ -1662,3 +1664,53 @@ def test_hooks_and_auth_flows_get_the_request_send_was_given_as_in_httpx(run):
     ours, theirs = run(main(https)), run(main(httpx))
     assert ours == theirs
     assert ours[:2] == ([True], True) and ours[2] == ours[3] == "Basic dTpw"
+
+
+def _raw_server(reply: bytes, connections: int):
+    """A server on 127.0.0.1 that answers the first request of each of ``connections``
+    connections with ``reply`` and closes it: (its port, the thread serving)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve():
+        with listener:
+            for _ in range(connections):
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.settimeout(10)
+                    got = b""
+                    while b"\r\n\r\n" not in got and len(got) < 65536:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        got += data
+                    conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\nX-A: b\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n"
+    b"2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nok\r\n0\r\n\r\n",
+], ids=["bare-lf", "mixed-lf", "te-then-cl", "cl-then-te"])
+def test_a_response_rfc_9112_lets_a_client_read_is_read_as_by_httpx(reply):
+    """Lines ended by a bare LF, and Transfer-Encoding beside a Content-Length, which old
+    servers and embedded devices send: status, headers and body as httpx reads them."""
+    port, thread = _raw_server(reply, 2)
+    seen = []
+    for mod in (https, httpx):
+        with mod.Client() as c:
+            r = c.get(f"http://127.0.0.1:{port}/")
+            seen.append((r.status_code, r.headers.get("x-a"), r.content))
+    thread.join(10)
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 200 and seen[0][2] == b"ok"
