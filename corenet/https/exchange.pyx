@@ -465,9 +465,9 @@ cdef class ResponseExchange:
     cdef _scan(self, ResponseHead head):
         """Act on the fields of a final response's head: the framing (CHUNKED when the
         last transfer coding is chunked, whatever Content-Length says, else LENGTH when a
-        Content-Length came, its value -1 when unreadable, else CLOSE_DELIMITED), the last Content-Encoding, Location and
-        Keep-Alive values, whether any Set-Cookie came. Names are compared without case
-        and without lowercased copies."""
+        Content-Length came, its value -1 when unreadable, else CLOSE_DELIMITED), the last
+        Content-Encoding, Location and Keep-Alive values, whether any Set-Cookie came.
+        Names are compared without case and without lowercased copies."""
         cdef Framing framing = CLOSE_DELIMITED
         cdef bytes name
         cdef Py_ssize_t n
