@@ -182,7 +182,11 @@ COMMANDS: tuple[Command, ...] = (
             "Unbound's name accepted, ``-`` or ``_``): ``yes``/``no``, a number, a text, "
             "or a list one item per line. A limit left unset (``cache-max-ttl``, "
             "``val-bogus-ttl``...) prints the value in force, its default, as Unbound "
-            "prints it.", "every worker"),
+            "prints it. Unbound's options without a setting of their own print what "
+            "corenet does: ``do-udp``, ``minimal-responses``, ``edns-buffer-size``... the "
+            "one value corenet behaves as, ``msg-cache-size`` and ``rrset-cache-size`` the "
+            "one cache's size, ``port`` the first listener's, ``module-config`` the "
+            "modules that run.", "every worker"),
     Command("set_option", "NAME: VALUE", "Sets the setting NAME to VALUE (TOML syntax, or a "
             "bare word as text; ``yes``/``no`` too) until the next reload; ``NAME VALUE``, "
             "without the colon, as Unbound takes it too. A setting that "

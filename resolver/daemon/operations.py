@@ -30,7 +30,8 @@ from resolver import operations as ops
 from resolver.daemon import logs
 from resolver.daemon.commands import BY_NAME as COMMANDS
 from resolver.daemon.config import RELOADED_LIMIT_SETTINGS, ConfigError, convert, make_zones
-from resolver.daemon.settings import ALIASES, BY_NAME as SETTINGS
+from resolver.daemon import unbound_conf
+from resolver.daemon.settings import ALIASES, BY_NAME as SETTINGS, LIMITS
 from resolver.zones import default_local_zones
 
 OK = {"ok": True, "text": "ok"}
@@ -671,12 +672,45 @@ def option_text(value: Any) -> str:
 
 def get_option(ctl: WorkerControl, req: dict) -> dict:
     """A setting's value; one left unset that sets a limit of the engine is that limit's
-    value in force, as Unbound prints its default."""
-    name = setting_name(_args(req, 1, 1)[0])
+    value in force, as Unbound prints its default. An Unbound option with no setting of
+    its own is answered as ``_unbound_option`` says."""
+    (text,) = _args(req, 1, 1)
+    try:
+        name = setting_name(text)
+    except CommandError:
+        return {"ok": True, "text": _unbound_option(ctl, text.rstrip(":").strip())}
     value = getattr(ctl.server.cfg, name)
     if value is None and name in RELOADED_LIMIT_SETTINGS:
         value = getattr(ctl.server.resolver.limits, RELOADED_LIMIT_SETTINGS[name])
     return {"ok": True, "text": option_text(value)}
+
+
+def _unbound_option(ctl: WorkerControl, key: str) -> str:
+    """``get_option`` of Unbound's option ``key`` where no setting holds it: a limit of
+    the engine in force, the one value that is corenet's behaviour
+    (``unbound_conf.FIXED``), the one cache's size for ``msg-cache-size`` and
+    ``rrset-cache-size``, the first listener's port for ``port``, the modules that run for
+    ``module-config``; else the unknown-option error, with why corenet has none."""
+    key = key.replace("_", "-")
+    same = unbound_conf.same_setting(key)
+    if same is not None and same[0].replace("-", "_") in LIMITS:
+        return option_text(getattr(ctl.server.resolver.limits,
+                                   LIMITS[same[0].replace("-", "_")].limit))
+    if key in unbound_conf.FIXED:
+        return unbound_conf.FIXED[key][0]
+    cfg = ctl.server.cfg
+    if key in unbound_conf.CACHE_SIZES:
+        return str(cfg.cache_size)
+    if key == "port":
+        return str(cfg.listen[0][1]) if cfg.listen else "53"
+    if key == "module-config":
+        resolver = ctl.server.resolver
+        return " ".join(m for m, on in (("dns64", cfg.dns64),
+                                        ("validator", resolver.dnssec is not None),
+                                        ("cachedb", resolver.shared is not None),
+                                        ("iterator", True)) if on)
+    why = unbound_conf.NOT_CARRIED.get(key) or unbound_conf.BUILT_IN.get(key)
+    raise CommandError(f"unknown option {key!r}" + (f" ({why})" if why else ""))
 
 
 def parse_value(text: str) -> Any:

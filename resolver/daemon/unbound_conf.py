@@ -338,11 +338,6 @@ MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idl
                 "serve-expired-client-timeout": "serve-stale-client-timeout"}
 #: server: options whose effect corenet has without a setting: why
 BUILT_IN = {
-    "so-reuseport": "the workers always share their ports with SO_REUSEPORT",
-    "do-udp": "UDP is always served", "do-tcp": "TCP is always served",
-    "harden-dnssec-stripped": "validation never accepts stripped signatures",
-    "harden-below-nxdomain": "NXDOMAIN below a validated NXDOMAIN is always used",
-    "aggressive-nsec": "the aggressive NSEC/NSEC3 cache (RFC 8198) is always on with validation",
     "msg-cache-slabs": "one cache per worker, no slabs",
     "rrset-cache-slabs": "one cache per worker, no slabs",
     "infra-cache-slabs": "one cache per worker, no slabs",
@@ -361,6 +356,12 @@ BUILT_IN = {
 #: server: options whose one value is corenet's own behaviour: (that value, what corenet
 #: does); another value cannot be carried over
 FIXED = {
+    "so-reuseport": ("yes", "the workers always share their ports with SO_REUSEPORT"),
+    "do-udp": ("yes", "UDP is always served"), "do-tcp": ("yes", "TCP is always served"),
+    "harden-dnssec-stripped": ("yes", "validation never accepts stripped signatures"),
+    "harden-below-nxdomain": ("yes", "NXDOMAIN below a validated NXDOMAIN is always used"),
+    "aggressive-nsec": ("yes", "the aggressive NSEC/NSEC3 cache (RFC 8198) is always on "
+                               "with validation"),
     "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
     "edns-buffer-size": ("1232", "the EDNS size sent to authorities is 1232 bytes"),
     "use-caps-for-id": ("no", "0x20 case randomisation is not done"),

@@ -623,6 +623,41 @@ def unbound_beside_daemon(lab, tmp_path: Path):
     return proc, d, control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
 
 
+#: Unbound options with no setting of corenet's own whose value, at Unbound's default, is
+#: corenet's behaviour too (unbound_conf.FIXED, and limits that share Unbound's default)
+BEHAVIOUR = ("do-udp", "do-tcp", "so-reuseport", "minimal-responses", "aggressive-nsec",
+             "harden-dnssec-stripped", "harden-below-nxdomain", "edns-buffer-size",
+             "statistics-interval", "unwanted-reply-threshold", "ratelimit")
+#: ones that print corenet's own figure: the one cache's size, the first listener's port,
+#: the upstream sockets in flight (outgoing-range)
+FIGURES = ("msg-cache-size", "rrset-cache-size", "port", "outgoing-range")
+
+
+def test_get_option_answers_unbound_s_names_corenet_has_no_setting_for(lab, tmp_path):
+    """Monitoring reads these with unbound-control: each prints a value, the same as a
+    default Unbound's where corenet behaves as that value says."""
+    proc, d, ub = unbound_beside_daemon(lab, tmp_path)
+    try:
+        for option in BEHAVIOUR:
+            theirs = ubctl(ub, "get_option", option)
+            ours = cli("--control", d.control, "get_option", option)
+            assert theirs.returncode == ours.returncode == 0, (option, theirs, ours.stderr)
+            assert ours.stdout == theirs.stdout, (option, ours.stdout, theirs.stdout)
+        for option in FIGURES:
+            ours = cli("--control", d.control, "get_option", option)
+            assert ours.returncode == 0 and ours.stdout.strip().isdigit(), (option, ours)
+        assert cli("--control", d.control, "get_option", "port").stdout == \
+            f"{d.port}\n"
+        modules = cli("--control", d.control, "get_option", "module-config")
+        assert modules.stdout == "iterator\n", modules   # the lab's own root: no anchor
+        unknown = cli("--control", d.control, "get_option", "so-sndbuf")
+        assert unknown.returncode == 1 and "the send buffer is the system's" in \
+            unknown.stdout + unknown.stderr
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+        stop_process(proc, group=True)
+
+
 def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_path):
     proc, d, ub = unbound_beside_daemon(lab, tmp_path)
     try:
