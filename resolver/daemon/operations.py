@@ -741,10 +741,10 @@ def set_option(ctl: WorkerControl, req: dict) -> dict:
 # ---- the daemon -----------------------------------------------------------------------------
 def verbosity(ctl: WorkerControl | None, req: dict) -> dict:
     (level,) = _args(req, 1, 1)
-    try:
-        logs.set_verbosity(int(level))
-    except ValueError as e:
-        raise CommandError(f"verbosity: {e}") from None
+    if not level.isdigit():                 # "error in verbosity...", as Unbound says
+        raise CommandError(f"in verbosity number syntax: {level}")
+    # a level above the last shows what the last shows, as Unbound takes it
+    logs.set_verbosity(min(int(level), logs.MAX_VERBOSITY))
     return OK
 
 

@@ -182,7 +182,7 @@ def test_unbound_control_over_plain_tcp_and_the_unix_socket(lab, tmp_path):
             r = ubctl(ub, "status")
             assert r.returncode == 0 and r.stdout.splitlines()[-1].endswith("is running..."), \
                 r.stdout + r.stderr
-            r = ubctl(ub, "verbosity", "9")
+            r = ubctl(ub, "verbosity", "x")
             assert r.returncode == 1 and r.stdout.startswith("error"), r.stdout
         # a line that is neither JSON nor Unbound's version 1: an error, the daemon goes on
         import socket
@@ -650,6 +650,10 @@ def test_get_option_answers_unbound_s_names_corenet_has_no_setting_for(lab, tmp_
             f"{d.port}\n"
         modules = cli("--control", d.control, "get_option", "module-config")
         assert modules.stdout == "iterator\n", modules   # the lab's own root: no anchor
+        for args in (["verbosity", "x"], ["verbosity", "9"], ["verbosity", "1"]):
+            theirs = ubctl(ub, *args)
+            ours = cli("--control", d.control, *args)
+            assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), args
         unknown = cli("--control", d.control, "get_option", "so-sndbuf")
         assert unknown.returncode == 1 and "the send buffer is the system's" in \
             unknown.stdout + unknown.stderr
