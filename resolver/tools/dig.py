@@ -11,16 +11,17 @@ Exit codes: 0 a DNS reply (any rcode), 1 usage error, 8 batch file unreadable, 9
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import sys
 import time
 from dataclasses import replace
 
-from resolver.tools.dig_exchange import exchange, make_query, server_addresses
+from resolver.tools.dig_exchange import exchange, make_query, name_error, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
                                         EXIT_USAGE, PROG, Fatal, Options, UsageError,
-                                        parse)
+                                        digrc, parse)
 from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
 from resolver.tools.dig_trace import trace
@@ -34,6 +35,9 @@ def lookup(o: Options, argv: list[str]) -> int:
     try:
         q = make_query(o)
     except Exception as e:
+        why = name_error(e)
+        if why is not None:                # as dig's fatal(): the look-ups after it not asked
+            raise Fatal(f"'{o.name}' is not a legal name ({why})", EXIT_INTERNAL) from None
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE
     if o.nssearch:
@@ -209,8 +213,12 @@ def main(argv: list[str]) -> int:
     """``corenet-resolver query ARGV``: dig's exit status, that of the last look-up (dig
     sets 9 when a look-up goes unanswered and clears it as the next one's query goes); a
     fatal error ends the command with that status, else 1; 10 after an error of its own."""
+    if "-v" in argv:                      # as dig: the version, and nothing asked
+        from corenet import __version__
+        print(f"corenet-resolver query {__version__}", file=sys.stderr)
+        return EXIT_OK
     try:
-        glob, lookups = parse(argv)
+        glob, lookups = parse(digrc(argv, os.environ.get("HOME")) + argv)
         if glob.batch is not None:
             try:
                 with open(glob.batch, encoding="utf-8", errors="replace", newline="") as f:
@@ -240,7 +248,7 @@ def main(argv: list[str]) -> int:
                                short=line_glob.short)
     except Fatal as e:                    # resolv.conf refused: before anything else, as dig
         print(f"{PROG}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.status
     except UsageError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         print(f"usage: {PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-x ADDR] [-f FILE] "
@@ -252,9 +260,14 @@ def main(argv: list[str]) -> int:
             o.show["cmd"] = False
     for i, o in enumerate(lookups):
         if o.family and o.server is not None and _is_address_of_other_family(o):
-            print(f";; {o.server} is not an IPv{4 if o.family == socket.AF_INET else 6} "
-                  "address", flush=True)
-            status = EXIT_NO_ANSWER
+            if o.family == socket.AF_INET:        # as dig: -4 (or -b) and an IPv6 server
+                print(f"{PROG}: couldn't get address for '{o.server}': address family "
+                      "not supported", file=sys.stderr)
+                return EXIT_USAGE
+            # -6 and an IPv4 server: its mapped address is passed over, nothing asked
+            print(f";; Skipping mapped address '::ffff:{o.server}'\n"
+                  ";; No acceptable nameservers", flush=True)
+            status = EXIT_OK
             continue
         if i and o.greeting_words is None:
             o.show["cmd"] = False         # dig prints the command line's once
@@ -263,8 +276,7 @@ def main(argv: list[str]) -> int:
         except Fatal as e:                # as dig's fatal(): said, and nothing more asked
             sys.stdout.flush()
             print(f"{PROG}: {e}", file=sys.stderr, flush=True)
-            # dig's status then is this look-up's, cleared as its query went
-            return EXIT_USAGE
+            return e.status
         except Exception as e:            # a bug, not the network: dig's "internal error"
             print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
             internal = True

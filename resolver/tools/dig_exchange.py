@@ -37,6 +37,15 @@ def server_addresses(o: Options) -> list[tuple[str, str]]:
 
 
 # ---- one look-up -----------------------------------------------------------------------------
+def name_error(e: Exception) -> str | None:
+    """How BIND says why a name cannot be made (dig's "is not a legal name (...)"), for
+    dnspython's error ``e`` making one; None for another error."""
+    import dns.name
+    return {dns.name.EmptyLabel: "empty label", dns.name.LabelTooLong: "label too long",
+            dns.name.NameTooLong: "ran out of space",
+            dns.name.BadEscape: "bad escape"}.get(type(e))
+
+
 def make_query(o: Options):
     import dns.edns
     import dns.flags
@@ -127,6 +136,8 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
                            socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             try:
+                if o.source is not None:
+                    sock.bind(o.source)
                 sock.connect((addr, port))
             except OSError as e:          # no packet went: dig's "UDP setup ... failed"
                 raise UdpSetupFailed(str(e)) from e
@@ -193,6 +204,8 @@ def _connected(o: Options, addr: str, port: int) -> socket.socket:
                          socket.SOCK_STREAM)
     sock.settimeout(o.timeout)
     try:
+        if o.source is not None:
+            sock.bind(o.source)
         sock.connect((addr, port))
     except OSError as e:
         sock.close()

@@ -16,7 +16,11 @@ EXIT_OK, EXIT_USAGE, EXIT_BATCH, EXIT_NO_ANSWER, EXIT_INTERNAL = 0, 1, 8, 9, 10
 
 class Fatal(Exception):
     """dig's fatal(): the message is said (on stderr) and the command ends at once, the
-    look-ups after this one not asked; its exit status is the one dig has so far, else 1."""
+    look-ups after this one not asked; its exit status ``status`` (1 unless said)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 #: The file read for the default servers, and the variable that names another one.
 RESOLV_CONF, RESOLV_CONF_ENV = "/etc/resolv.conf", "CORENET_RESOLV_CONF"
@@ -93,6 +97,8 @@ class Options:
     qid: int | None = None               # +qid=N: the query's id (else a random one)
     ednsflags: int = 0                   # +ednsflags=N: EDNS flag bits no RFC defines
     ednsopts: list = field(default_factory=list)    # +ednsopt=CODE[:HEX], in order
+    source: tuple | None = None          # -b ADDR[#PORT]: the query's socket bound there
+    usec: bool = False                   # -u: the query time in microseconds
     header_only: bool = False            # +header-only: no question section
     expire: bool = False                 # +expire, +keepalive: those EDNS options
     keepalive: bool = False
@@ -150,8 +156,8 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
     anywhere, several look-ups on one line)."""
     q = sub.add_parser(
         "query", help="ask a DNS server (as dig), or resolve in-process with --in-process",
-        usage=f"{PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-c CLASS] [-x ADDR] [-q NAME] "
-              "[-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
+        usage=f"{PROG} [@SERVER] [-p PORT] [-4|-6] [-b ADDR] [-t TYPE] [-c CLASS] [-x ADDR] "
+              "[-q NAME] [-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="dig's +options (each with its +no form):\n"
                     "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid +subnet=ADDR[/LEN]\n"
@@ -174,6 +180,13 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
     q.add_argument("-f", dest="batch", metavar="FILE", help="batch: one look-up per line")
     q.add_argument("-4", dest="v4", action="store_true", help="IPv4 servers only")
     q.add_argument("-6", dest="v6", action="store_true", help="IPv6 servers only")
+    q.add_argument("-b", dest="source", metavar="ADDR[#PORT]",
+                   help="the address (and port) the query leaves from; its family only")
+    q.add_argument("-u", dest="usec", action="store_true",
+                   help="the query time in microseconds")
+    q.add_argument("-r", dest="no_digrc", action="store_true",
+                   help="~/.digrc not read (its words: options before the command line's)")
+    q.add_argument("-v", dest="version", action="store_true", help="the version, on stderr")
     q.add_argument("--in-process", action="store_true",
                    help="resolve in this process from the root servers, asking no server")
     q.add_argument("--root-hints", metavar="FILE", help="for --in-process (the real root)")
@@ -744,7 +757,11 @@ def parse(argv: list[str], base: Options | None = None,
                 if line_family not in (None, family):
                     raise UsageError("only one of -4 and -6 allowed")
                 line_family = cur.family = family
-            elif opt in ("-t", "-c", "-q", "-x", "-p", "-f"):
+            elif opt in ("-r", "-m", "-i") and not rest:
+                pass        # -r: ~/.digrc is not read (see digrc); -m, -i: nothing here
+            elif opt == "-u" and not rest:
+                glob.usec = cur.usec = True
+            elif opt in ("-t", "-c", "-q", "-x", "-p", "-f", "-b"):
                 val = rest or value(opt)
                 # as dig: a type or class it does not know is said and passed over
                 if opt == "-t":
@@ -765,6 +782,11 @@ def parse(argv: list[str], base: Options | None = None,
                     start(reverse_name(val), reverse=True).rdtype = "PTR"
                 elif opt == "-p":
                     line_port = cur.port = _int(val, "-p")
+                elif opt == "-b":
+                    # as dig: the source's family is the only one asked, as -4 or -6 say
+                    glob.source = cur.source = source_address(val)
+                    line_family = cur.family = (socket.AF_INET6 if ":" in val.split("#")[0]
+                                                else socket.AF_INET)
                 else:
                     glob.batch = cur.batch = val
             else:
@@ -804,6 +826,27 @@ def parse(argv: list[str], base: Options | None = None,
         if line_family is not None:
             o.family = line_family
     return glob, lookups
+
+
+def source_address(text: str) -> tuple[str, int]:
+    """-b's ADDR[#PORT]: a numeric address (and a port, else 0) the query leaves from."""
+    addr, _, port = text.partition("#")
+    if not _numeric_host(addr):
+        raise Fatal(f"invalid address {addr}")
+    return addr, _int(port, "-b") if port else 0
+
+
+def digrc(argv: list[str], home: str | None) -> list[str]:
+    """The words of dig's ``$HOME/.digrc``, every line's, which dig reads as options given
+    before the command line's; none with ``-r`` among ``argv``'s words or without a
+    file."""
+    if "-r" in argv or not home:
+        return []
+    try:
+        with open(os.path.join(home, ".digrc"), encoding="utf-8", errors="replace") as f:
+            return [w for line in f for w in re.split(r"[ \t\r\n]+", line) if w]
+    except OSError:
+        return []
 
 
 def reverse_name(text: str) -> str:

@@ -380,7 +380,8 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
         out += [f";; QUERY SIZE: {size}", ""]
     elif s["stats"]:
         if elapsed is not None:
-            out.append(f";; Query time: {elapsed * 1000:.0f} msec")
+            out.append(f";; Query time: {elapsed * 1e6:.0f} usec" if o.usec
+                       else f";; Query time: {elapsed * 1000:.0f} msec")
         out.append(f";; SERVER: {server}")
         out.append(f";; WHEN: {time.strftime('%a %b %d %H:%M:%S %Z %Y')}")
         if size is not None:
