@@ -772,30 +772,36 @@ class Resolver(ResolverCore):
 
     def _answer(self, e, name: bytes, rdtype, rdclass, now: float,
                 raise_on_no_answer: bool = True, server: tuple | None = None) -> Answer:
-        """The entry's Answer, built once and then shared by every hit, as dnspython's own
-        cache does (so its rrset TTLs are those of when it was stored; ``expiration`` is
+        """The entry's Answer, built once a second and shared by the hits within it: its
+        records' TTLs are what is left of them, as a server's answer from its cache says
+        (dnspython's own cache, by contrast, keeps them as stored); ``expiration`` is
         exact, and ``nameserver``/``port`` name the server that gave it when it was
-        resolved: ``server``, the Result's). A stale entry gets a fresh Answer with the
+        resolved: ``server``, the Result's. A stale entry gets a fresh Answer with the
         stale TTL."""
         outcome = e.parsed
-        if outcome is None or e.expires < now:
+        age = int(now - e.stored_at)            # whole seconds since it was stored
+        if outcome is None or e.expires < now or outcome[-1] != age:
             msg = dns.message.from_wire(e.wire)
             qname = msg.question[0].name
             if msg.rcode() == dns.rcode.NXDOMAIN:
-                outcome = ("nx", qname, msg)
+                outcome = ("nx", qname, msg, age)
             else:
                 if e.expires < now:
                     for rrset in msg.answer:
                         rrset.ttl = self.limits.stale_answer_ttl
                     expiration = time.time() + self.limits.stale_answer_ttl
                 else:
+                    if age > 0:
+                        for section in (msg.answer, msg.authority, msg.additional):
+                            for rrset in section:
+                                rrset.ttl = max(0, rrset.ttl - age)
                     expiration = time.time() + max(0.0, e.expires - now)
                 ans = Answer(qname, rdtype, rdclass, msg, expiration)
                 if server is not None:
                     ans.nameserver, ans.port = server
                 elif self.forward and len(self.forward) == 1 and self._root_forward is None:
                     ans.nameserver, ans.port = self.forward[0], self.port
-                outcome = ("ok", ans) if ans.rrset is not None else ("nodata", ans)
+                outcome = ("ok" if ans.rrset is not None else "nodata", ans, age)
             if e.expires >= now:
                 e.parsed = outcome
         if outcome[0] == "ok":
@@ -1023,10 +1029,11 @@ class Resolver(ResolverCore):
 class _LocalEntry:
     """A local answer in the shape ``Resolver._answer`` reads from a cache entry."""
 
-    __slots__ = ("wire", "expires", "ttl", "parsed")
+    __slots__ = ("wire", "expires", "ttl", "parsed", "stored_at")
 
     def __init__(self, wire: bytes, expires: float, ttl: float) -> None:
         self.wire, self.expires, self.ttl, self.parsed = wire, expires, ttl, None
+        self.stored_at = expires - ttl
 
 
 #: names asked by text, with their search candidates (bounded: cleared when full)

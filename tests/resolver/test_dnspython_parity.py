@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import time
 
 import dns.asyncresolver
 import dns.name
@@ -286,3 +287,21 @@ def test_the_compatibility_table_holds_for_the_sync_resolvers(both_sync, lab, ca
         except Exception as exc:
             observed.append(_kind_name(exc))
     assert observed == [theirs.split()[0], mine.split()[0]], (call, observed)
+
+
+def test_an_answer_asked_again_later_has_the_ttls_left_as_dnspython_sees_them(both_sync):
+    """dnspython (no cache) asks again and gets a server's answer from its cache, TTLs
+    counted down; an answer from corenet's cache says the same, and the Answer given
+    earlier is not changed under its holder."""
+    theirs, ours = both_sync
+    name = "www.example.com"
+    drops = []
+    for r in (theirs, ours):
+        first = r.resolve(name, "A")
+        ttl = first.rrset.ttl
+        time.sleep(2.2)
+        again = r.resolve(name, "A")
+        assert again is not first and first.rrset.ttl == ttl
+        drops.append(ttl - again.rrset.ttl)
+        assert again.expiration - time.time() <= again.rrset.ttl + 1
+    assert 2 <= drops[1] <= 3 and abs(drops[0] - drops[1]) <= 1, drops
