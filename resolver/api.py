@@ -57,6 +57,7 @@ log = logging.getLogger("resolver.api")
 _VARIANT_DO, _VARIANT_CD = response.KEY_VARIANT_DO, response.KEY_VARIANT_CD
 _HIT, _STALE, _LOCAL, _BOGUS = (response.OUTCOME_HIT, response.OUTCOME_STALE,
                                 response.OUTCOME_LOCAL, response.OUTCOME_BOGUS)
+_DO = 0x8000                # EDNS's DO flag (dns.flags.DO)
 
 
 class Answer(dns.resolver.Answer):
@@ -277,8 +278,8 @@ class Resolver(ResolverCore):
         self.domain = dns.name.root
         #: dnspython's ``rotate``: accepted; servers are picked by measured RTT, never in turn
         self.rotate = False
-        #: dnspython's EDNS settings (see ``use_edns``)
-        self.edns, self.ednsflags, self.payload, self.ednsoptions = 0, 0, 1232, None
+        #: dnspython's EDNS settings (see ``use_edns``), none by default as dnspython's
+        self.edns, self.ednsflags, self.payload, self.ednsoptions = -1, 0, 0, None
         self._lifetime: float | None = None
         self.hint_index_source = None
         #: the connections to forward zones' servers over TLS, kept between queries
@@ -460,9 +461,10 @@ class Resolver(ResolverCore):
     def use_edns(self, edns=0, ednsflags: int = 0, payload: int = 1232,
                  options=None) -> None:
         """dnspython's ``use_edns``: the values are kept (``edns``, ``ednsflags``,
-        ``payload``, ``ednsoptions``) but change no upstream query: the resolver sends EDNS
-        (DO set when validating) and falls back without it per server, as recursive
-        resolvers do."""
+        ``payload``, ``ednsoptions``) and an Answer's ``response`` is what a server gives a
+        query with them (its OPT record with EDNS; the signatures too with DO), but they
+        change no upstream query: the resolver sends EDNS (DO set when validating) and
+        falls back without it per server, as recursive resolvers do."""
         if edns is None or edns is False:
             edns = -1
         elif edns is True:
@@ -688,7 +690,10 @@ class Resolver(ResolverCore):
         """The question's outcome (``resolver.response``) as dnspython gives it. ``tried``:
         where the failed queries of the resolution go when the caller cancels it;
         ``lifetime``: the call's, which the nameservers' rounds may use up."""
-        o = response.lookup(self, name, rdtype, rdclass)
+        # dnspython's use_edns: the answer as a server gives it to a query with that EDNS
+        # (its signatures with DO)
+        o = response.lookup(self, name, rdtype, rdclass, self.edns >= 0,
+                            bool(self.edns >= 0 and self.ednsflags & _DO))
         if o.kind == _HIT:
             return self._answer(o.entry, name, rdtype, rdclass, self.clock(),
                                 raise_on_no_answer)

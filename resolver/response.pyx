@@ -143,14 +143,16 @@ cpdef object cached(ResolverCore r, bytes q):
     return answer_from_entry(e, q, qend, now)
 
 
-cpdef Outcome lookup(ResolverCore r, bytes qname, int qtype, int qclass):
-    """The library's first step for a question (asked without EDNS, DO or CD): LOCAL, HIT
-    or MISS."""
+cpdef Outcome lookup(ResolverCore r, bytes qname, int qtype, int qclass, bint edns=False,
+                     bint do=False):
+    """The library's first step for a question (asked without CD; with EDNS and DO as
+    ``edns`` and ``do`` say: with DO the answer keeps its signatures): LOCAL, HIT or
+    MISS."""
     r.counts.client_queries += 1
     local = local_data(r, qname, qtype, qclass)
     if local is not None:
         return _outcome(LOCAL, None, None, None, local)
-    key = cache_key(qname, qtype, qclass, variant_bits(False, False, False))
+    key = cache_key(qname, qtype, qclass, variant_bits(edns or do, do, False))
     cdef MsgEntry e = _hit(r, key, r.now())
     if e is not None:
         return _outcome(HIT, e, None, key)

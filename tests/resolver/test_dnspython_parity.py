@@ -305,3 +305,31 @@ def test_an_answer_asked_again_later_has_the_ttls_left_as_dnspython_sees_them(bo
         drops.append(ttl - again.rrset.ttl)
         assert again.expiration - time.time() <= again.rrset.ttl + 1
     assert 2 <= drops[1] <= 3 and abs(drops[0] - drops[1]) <= 1, drops
+
+
+def test_use_edns_with_do_gives_the_signatures_in_the_response_as_dnspython(signed_lab, run):
+    """dnspython asking a validating server with use_edns(0, DO) gets the answer's RRSIG,
+    AD and the OPT record in ``answer.response``; so does the library's Answer (the cache's
+    DO variant). Without it, neither (and no OPT)."""
+    import dns.flags
+    import dns.rdatatype
+    import resolver
+
+    lab, anchor = signed_lab
+    r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor,
+                          do_not_query_localhost=False)
+
+    def seen(ans):
+        m = ans.response
+        return (sorted(dns.rdatatype.to_text(s.rdtype) for s in m.answer),
+                bool(m.flags & dns.flags.AD), m.edns)
+
+    plain = run(r.resolve("www.example.com.", "A"))
+    r.use_edns(0, dns.flags.DO, 1232)
+    signed = run(r.resolve("www.example.com.", "A"))
+    r.use_edns(0, 0, 1232)
+    edns_only = run(r.resolve("www.example.com.", "A"))
+    assert seen(signed) == (["A", "RRSIG"], True, 0)
+    assert seen(plain)[0] == seen(edns_only)[0] == ["A"]
+    assert seen(plain)[2] == -1 and seen(edns_only)[2] == 0
+    run(r.close())
