@@ -46,7 +46,9 @@ class Limits:
 
     #: Times one server is asked the same question when its replies are lost (after every
     #: other server of the zone has been tried): a single lost datagram must not SERVFAIL a
-    #: zone that has one server. Unbound retries a server several times too.
+    #: zone that has one server. Unbound retries a server several times too. A forward
+    #: zone's server that answers an error or cannot be reached is asked no more often
+    #: than this for one question either: each try costs it a query or a TLS handshake.
     max_tries_per_server: int = 2
 
     #: Timeout of one upstream UDP query, seconds, before RTT is known (RFC 6298-style RTO seed),

@@ -7,7 +7,8 @@ the same upstream queries, retries (no EDNS, TCP), server choice by smoothed RTT
 (``cache.infra``), time limit and caching of the answer. A reply with NOERROR or NXDOMAIN is
 the result; SERVFAIL, REFUSED, other rcodes, timeouts and failures move on to the next
 forwarder until ``Limits.max_upstream_queries`` or the time limit, then SERVFAIL. A
-forwarder that failed is not asked again for the question while another has not failed.
+forwarder that failed is not asked again for the question while another has not failed,
+and one that failed otherwise than by silence only a few times (below).
 
 With a ``fallback`` (a forward zone's ``forward-first``) the forwarders get
 ``Limits.max_tries_per_server`` tries each; when none answers, the question goes on in the
@@ -22,6 +23,10 @@ server's down mark, until ``time_limit`` (the caller's lifetime); a timeout leav
 server in the next round, but one that answers an error rcode (SERVFAIL too, unless
 ``retry_servfail``), sends a malformed reply or cannot be reached is not asked again for
 the question, and once none is left it fails (SERVFAIL); a YXDOMAIN answer is the result.
+Otherwise (without ``attempts``) such a server is asked ``Limits.max_tries_per_server``
+times at most for one question, as the recursive Iterator asks an authority: a forwarder
+that answers SERVFAIL, refuses connections or fails its certificate costs a few queries or
+handshakes a question, not the whole budget.
 With ``trust_ad`` (resolv.conf's ``options trust-ad``) the queries
 carry AD and an answer whose AD bit is set is taken as secure (the Result's ``security``
 SECURE), as glibc keeps that bit only then; otherwise a forwarded answer is never
@@ -160,10 +165,17 @@ class Forwarder:
         or NXDOMAIN (the Result), or SERVFAIL once the query budget or the time limit is
         spent. With ``first``, None once each forwarder had its tries (forward-first)."""
         failed: set[str] = set()          # servers that failed this question
-        dropped: set[str] = set()         # a stub's servers not to be asked again
+        dropped: set[str] = set()         # servers not to be asked it again
+        strikes: dict[str, int] = {}      # failures that were not timeouts, by server
         last = "no forwarder answered"
         sent = 0
         lim = self.limits
+        # a server that answers an error, garbage, or cannot be reached (refused, a
+        # certificate that fails) is asked this often at most (each try is a query, a
+        # connection or a TLS handshake it costs them and us); glibc's attempts ask each
+        # server their count whatever it does
+        most_strikes = 1 if self.stub else (lim.max_tries_per_server if self.attempts is None
+                                            else 1 << 30)
         while True:
             if first and sent >= self.most:
                 log.info("forwarders failed (%s)", last)
@@ -197,7 +209,7 @@ class Forwarder:
                                            lim.max_records_per_section)
                 except WireError as exc:
                     last = f"{event.server} sent a malformed reply: {exc}"
-                    (dropped if self.stub else failed).add(event.server)
+                    self._strike(event.server, strikes, most_strikes, failed, dropped)
                     continue
                 if self.private is not None:
                     self.private.scrub(m)
@@ -212,16 +224,28 @@ class Forwarder:
                     return Result(YXDOMAIN)
                 last = f"{event.server} answered rcode {m.rcode}"
                 what = _RCODES.get(m.rcode, f"rcode {m.rcode}")
-                keep = not self.stub or m.tc or (m.rcode == SERVFAIL and self.retry_servfail)
+                # retried as a lost reply is: TC (answered over TCP) and, with
+                # retry_servfail, a stub's SERVFAIL
+                lost = m.tc or (self.stub and m.rcode == SERVFAIL and self.retry_servfail)
             else:
                 last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
                 what = "timeout" if isinstance(event, Timeout) else (
                     getattr(event, "reason", "") or "failure")
-                keep = not self.stub or isinstance(event, Timeout)
+                lost = isinstance(event, Timeout)
             if self.errors is None:
                 self.errors = []
             self.errors.append((event.server, what))
-            (failed if keep else dropped).add(event.server)
+            if lost:
+                failed.add(event.server)
+            else:
+                self._strike(event.server, strikes, most_strikes, failed, dropped)
+
+    @staticmethod
+    def _strike(server: str, strikes: dict, most: int, failed: set, dropped: set) -> None:
+        """``server`` failed otherwise than by silence: dropped for the question at its
+        ``most``-th such failure, else left for the next round."""
+        strikes[server] = n = strikes.get(server, 0) + 1
+        (dropped if n >= most else failed).add(server)
 
     # ---- what the validator calls ----------------------------------------------------------
     def lookup(self, name: bytes, rdtype: int):

@@ -238,3 +238,21 @@ def test_a_refusing_port_ends_the_call_at_once_where_dnspython_waits():
                 r.resolve("refused.test.", "A")
             assert type(caught.value).__name__ == raised
             assert least <= time.monotonic() - t0 < most, kind
+
+
+@pytest.mark.parametrize("rcode", [SERVFAIL, REFUSED])
+def test_a_forward_zone_s_failing_server_is_asked_a_few_times_a_question(nameserver, rcode):
+    """Unbound's semantics for a daemon's forward zone (not dnspython's): a forwarder that
+    answers an error is asked ``Limits.max_tries_per_server`` times for one question, not
+    until the query budget is spent."""
+    from resolver import Resolver
+    from resolver.zones import ForwardZone, Upstream, Zones
+
+    server = nameserver(lambda n, t: (rcode, 0))
+    zones = Zones(forward=[ForwardZone("fwd.test.", (Upstream(server.address,
+                                                              server.port),))])
+    r = sync.Resolver(configure=False, zones=zones)
+    with pytest.raises(dns.resolver.NoNameservers):
+        r.resolve("www.fwd.test.", "A")
+    assert len(server.arrivals) == Resolver().limits.max_tries_per_server
+    r.close()
