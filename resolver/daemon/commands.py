@@ -147,14 +147,15 @@ COMMANDS: tuple[Command, ...] = (
             "(the forward zone ``.``), or ``off (using root hints)``; ``off`` removes that "
             "zone; addresses (ADDR, ADDR@PORT) make them the root's forwarders. Until the "
             "next reload; prints ``ok``.", "every worker"),
-    Command("forward_add", "[+i] ZONE ADDR...", "Adds (or replaces) the forward zone ZONE "
+    Command("forward_add", "[+it] ZONE ADDR...", "Adds (or replaces) the forward zone ZONE "
             "with these servers (ADDR, ADDR@PORT) until the next reload; ``+i`` also makes "
-            "ZONE a negative trust anchor (domain-insecure). Prints ``ok``.", "every worker"),
+            "ZONE a negative trust anchor (domain-insecure), ``+t`` asks them over TLS "
+            "(each ADDR[@PORT]#AUTH-NAME). Prints ``ok``.", "every worker"),
     Command("forward_remove", "[+i] ZONE", "Removes the forward zone ZONE (``+i``: and its "
             "negative trust anchor) until the next reload. Prints ``ok``.", "every worker"),
-    Command("stub_add", "[+i] ZONE ADDR...", "Adds (or replaces) the stub zone ZONE with "
-            "these authorities until the next reload; ``+i`` as for forward_add. Prints "
-            "``ok``.", "every worker"),
+    Command("stub_add", "[+ip] ZONE ADDR...", "Adds (or replaces) the stub zone ZONE with "
+            "these authorities until the next reload; ``+i`` as for forward_add, ``+p`` "
+            "primes it (stub-prime). Prints ``ok``.", "every worker"),
     Command("stub_remove", "[+i] ZONE", "Removes the stub zone ZONE until the next reload. "
             "Prints ``ok``.", "every worker"),
     Command("insecure_add", "ZONE", "Adds ZONE to the negative trust anchors "

@@ -568,16 +568,30 @@ def _as_given(servers: list[str]) -> list[str]:
     return servers[::-1]
 
 
+#: the flags unbound-control's forward_add and stub_add take (one word, ``+ipt``): the
+#: zone table's key each sets; +i is the negative trust anchor, set apart
+_ZONE_FLAGS = {"forward_zone": {"i": None, "t": "forward-tls-upstream"},
+               "stub_zone": {"i": None, "p": "stub-prime"}}
+
+
 def _zone_add(ctl: WorkerControl, req: dict, key: str) -> dict:
-    insecure, args = _insecure_flag(_args(req, 2))
+    args = _args(req, 2)
+    flags = ""
+    if args and args[0].startswith("+"):
+        flags, args = args[0][1:], args[1:]
+        unknown = [f for f in flags if f not in _ZONE_FLAGS[key]]
+        if unknown:                          # Unbound's words
+            raise CommandError(f"unknown option {unknown[0]}")
     if len(args) < 2:
         raise CommandError(f"usage: {req['cmd']} {COMMANDS[req['cmd']].args}")
     name = _name(args[0])
     addr_key = "forward-addr" if key == "forward_zone" else "stub-addr"
-    (zone,) = _setting(key, [{"name": name, addr_key: _as_given(args[1:])}])
+    table = {"name": name, addr_key: _as_given(args[1:])}
+    table.update({_ZONE_FLAGS[key][f]: True for f in flags if _ZONE_FLAGS[key][f]})
+    (zone,) = _setting(key, [table])
     cfg = ctl.server.cfg
     changes = {key: tuple(z for z in getattr(cfg, key) if not _same(z.name, name)) + (zone,)}
-    if insecure:
+    if "i" in flags:
         changes["domain_insecure"] = _with_insecure(cfg, name, True)
     return _change(ctl, **changes)
 

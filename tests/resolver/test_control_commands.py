@@ -232,6 +232,13 @@ def test_forward_add_routes_the_zone_to_another_server_until_removed(daemon, res
     assert f"127.0.0.1@{responder.port}\trtt " in r.stdout
     ok(daemon, "forward_remove", "+i", "example.com.")
     assert ctl(daemon, "list_forwards").stdout.strip() == ""
+    # +t (newer Unbound's): the servers asked over TLS, each with its authentication name
+    ok(daemon, "forward_add", "+t", "tls.test.", "127.0.0.1@853#dns.example")
+    assert ctl(daemon, "get_option", "forward-zone").stdout == \
+        "tls.test. 127.0.0.1@853#dns.example\n"
+    r = ctl(daemon, "forward_add", "+x", "tls.test.", "127.0.0.1")
+    assert r.returncode == 1 and r.stdout == "error unknown option x\n"
+    ok(daemon, "forward_remove", "tls.test.")
     assert ctl(daemon, "get_option", "domain-insecure").stdout.strip() == ""
     assert all(addresses(a) == {"192.0.2.1", "192.0.2.11"}
                for a in everywhere(daemon, "www.example.com."))

@@ -938,7 +938,10 @@ def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
     try:
         for who, cf in servers.items():        # servers named on a command line
             for args in (("forward_add", "fwd-c.test.", "127.0.0.7", "127.0.0.8"),
-                         ("stub_add", "stub-c.test.", "127.0.0.9", "127.0.0.10")):
+                         ("stub_add", "stub-c.test.", "127.0.0.9", "127.0.0.10"),
+                         ("stub_add", "+p", "stub-d.test.", "127.0.0.11"),
+                         ("stub_add", "+ip", "stub-e.test.", "127.0.0.13"),
+                         ("forward_add", "+i", "fwd-d.test.", "127.0.0.12")):
                 r = ubctl(cf, *args)
                 assert (r.returncode, r.stdout) == (0, "ok\n"), (who, args, r.stdout)
         for command in ("list_forwards", "list_stubs", "list_local_data"):
