@@ -70,7 +70,7 @@ def library(r: resolver.Resolver, res: it.Result | None, name: str = NAME):
     """``Resolver.resolve`` for ``name``/A, resolving to ``res`` (None: it must not
     resolve): its Answer, or the exception it raises."""
 
-    async def result(qname, qtype, qclass, tcp=False, tried=None):
+    async def result(qname, qtype, qclass, tcp=False, tried=None, lifetime=None):
         assert res is not None, "the library resolved what the daemon took from the cache"
         return res
 
@@ -82,8 +82,8 @@ def library(r: resolver.Resolver, res: it.Result | None, name: str = NAME):
 
 
 def _records(msg: dns.message.Message):
-    """The answer section, TTLs aside (a library hit shares the Answer made when the entry
-    was first read, as dnspython's cache does, so its TTLs do not age)."""
+    """The answer section, TTLs aside (a library hit's age by whole seconds since the entry
+    was stored, the daemon's by the same rule, but the two are read at different times)."""
     return sorted((rrset.name.to_text(), rd.to_text()) for rrset in msg.answer for rd in rrset)
 
 
