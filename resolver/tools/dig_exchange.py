@@ -160,9 +160,11 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
 def _udp(q, o: Options, sock: socket.socket, where: tuple[str, int]):
     """``q``'s reply on the connected UDP ``sock`` within ``o.timeout``. A reply with
     another ID (a late one to an earlier try, a stray) is said, as dig says it, and the
-    wait goes on for the right one."""
+    wait goes on for the right one; one without QR set is said and taken."""
+    import copy
     import time
 
+    import dns.flags
     import dns.query
 
     expiration = time.time() + o.timeout         # dnspython's clock for expirations
@@ -173,7 +175,14 @@ def _udp(q, o: Options, sock: socket.socket, where: tuple[str, int]):
         if r.id == q.id:
             break
         print(f";; Warning: ID mismatch: expected ID {q.id}, got {r.id}", flush=True)
-    if not q.is_response(r):
+    if not r.flags & dns.flags.QR:
+        # as dig: said, and shown as it came if it answers the question otherwise
+        print(";; Warning: query response not set", flush=True)
+        answers = copy.copy(r)
+        answers.flags |= dns.flags.QR
+    else:
+        answers = r
+    if not q.is_response(answers):
         raise dns.query.BadResponse
     return r
 

@@ -1695,3 +1695,33 @@ def test_the_digrc_file_is_read_as_dig_reads_it_unless_r(recorder, tmp_path):
         assert ours.returncode == theirs.returncode == 0, ours.stderr
         assert comparable(ours.stdout) == comparable(theirs.stdout), args
     assert str(recorder.seen[-1].question[0]).endswith("IN MX")
+
+
+def test_a_reply_without_qr_is_said_and_shown_as_dig():
+    """A reply whose QR bit is clear but that otherwise answers the question: dig's
+    warning first, then the reply as it came (its flags without qr), exit 0."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(10)
+
+        def answer():
+            for _ in range(2):
+                try:
+                    data, peer = server.recvfrom(4096)
+                except OSError:
+                    return
+                r = dns.message.make_response(dns.message.from_wire(data))
+                r.answer.append(dns.rrset.from_text("www.example.org.", 60, "IN", "A",
+                                                    "192.0.2.1"))
+                r.flags &= ~dns.flags.QR
+                server.sendto(r.to_wire(), peer)
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        at = ["@127.0.0.1", "-p", str(server.getsockname()[1]), "+tries=1", "+time=2",
+              "www.example.org"]
+        theirs, ours = dig(*at), query(*at)
+        thread.join(10)
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout)
+    assert ours.stdout.startswith(";; Warning: query response not set\n")
