@@ -9,7 +9,7 @@ import re
 import ssl
 import warnings
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .auth import Auth, coerce_auth
 from .cache import Cache, coerce_cache, directives
@@ -420,7 +420,8 @@ class AsyncClient:
                       json: Any = None, files: Any = None, cookies: Any = None,
                       timeout: Any = ..., extensions: dict | None = None) -> Request:
         """A Request to inspect or change before `send()`, as in httpx: `cookies` go into
-        its Cookie header, `timeout` into its extensions, where `send()` finds it."""
+        its Cookie header, `timeout` (the client's unless given) into its extensions,
+        where `send()` finds it."""
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         merged = merged.copy()
         if cookies and "cookie" not in merged:
@@ -429,9 +430,10 @@ class AsyncClient:
             if cookie:
                 merged["Cookie"] = cookie
         ext = dict(extensions or {})
-        if "timeout" not in ext and timeout is not ... and timeout is not USE_CLIENT_DEFAULT:
-            ext["timeout"] = Timeout.coerce(timeout).as_dict()
-        return Request(method.upper(), u.url, merged, body, extensions=ext or None)
+        if "timeout" not in ext:
+            given = timeout is not ... and timeout is not USE_CLIENT_DEFAULT
+            ext["timeout"] = (Timeout.coerce(timeout) if given else self._timeout).as_dict()
+        return Request(method.upper(), u.url, merged, body, extensions=ext)
 
     async def send(self, request: Request, *, stream: bool = False, auth: Any = UNSET,
                    follow_redirects: bool | None = None,
@@ -449,7 +451,11 @@ class AsyncClient:
         url = str(url)
         base = self._base
         if base and not _ABSOLUTE.match(url):
-            # httpx's rule: the path is appended to the base's, never replaces it
+            # httpx's rule: the path is appended to the base's, never replaces it; a
+            # network-path reference ("//host/path") is relative to httpx too: its path
+            if url.startswith("//"):
+                sp = urlsplit(url)
+                url = urlunsplit(("", "", sp.path or "/", sp.query, ""))
             url = base + url.lstrip("/")
         ctype = None
         if files:
@@ -507,6 +513,7 @@ class AsyncClient:
         given, sent as it is (see `_follow`)."""
         if self.is_closed:  # httpx's words
             raise RuntimeError("Cannot send a request, as the client has been closed.")
+        self._opened = True  # httpx's rule: a client that has sent cannot be entered
         loop = asyncio.get_running_loop()
         if timeout is not ... and timeout is not USE_CLIENT_DEFAULT:
             timeout = Timeout.coerce(timeout)
@@ -672,22 +679,22 @@ class AsyncClient:
         code = resp.status_code
         if nu.origin != u.origin and "host" in merged:  # the next origin's own, as httpx
             merged = merged.copy()
-            merged.pop("host")
+            merged.pop("host", None)
         if (code in (302, 303) and method != "HEAD" or code == 301 and method == "POST") \
                 and method != "GET":
             method = "GET"
             body = None
             merged = merged.copy()
             for h in ("content-length", "transfer-encoding"):
-                merged.pop(h)
+                merged.pop(h, None)
         if "cookie" in merged:
             merged = merged.copy()
-            merged.pop("cookie")
+            merged.pop("cookie", None)
         if nu.origin != u.origin and any(h in merged for h in _CREDENTIALS):
             # The cookie jar still gives the new origin the cookies its rules allow.
             merged = merged.copy()
             for h in _CREDENTIALS:
-                merged.pop(h)
+                merged.pop(h, None)
         return method, nu, merged, body
 
     async def _send_cached(self, req: Request, u: "ParsedURL", deadline: Deadline,

@@ -396,12 +396,15 @@ class HTTPConnection(NetworkStream):
 
     def response_extensions(self, reused: bool) -> dict[str, Any]:
         """The Response's extensions for the exchange in progress (its head has come)."""
-        version = self.head.http_version  # type: ignore[union-attr]
+        head = self.head
+        version = head.http_version  # type: ignore[union-attr]
         return {"ssl_object": self.ssl_object, "connection_reused": reused,
                 "server_addr": self.peername,
                 "connect_times": (self.connected_at, self.secured_at),
                 "resolved_at": self.begun_at,
-                "http_version": _VERSIONS.get(version) or f"HTTP/{version}".encode("ascii")}
+                "http_version": _VERSIONS.get(version) or f"HTTP/{version}".encode("ascii"),
+                "reason_phrase": head.reason,  # type: ignore[union-attr]
+                "network_stream": self}
 
     def write(self, data: Any) -> None:
         """Send `data` (bytes, or a list of bytes) of the request, unless the response

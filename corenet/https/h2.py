@@ -313,7 +313,7 @@ class H2Stream:
                 "server_addr": conn.peername,
                 "connect_times": (conn.connected_at, conn.secured_at),
                 "http_version": b"HTTP/2", "stream_id": self.sid,
-                "resolved_at": conn.begun_at}
+                "resolved_at": conn.begun_at, "network_stream": conn}
 
     def finish(self) -> bool:
         """End the exchange; a stream whose response was not read to its end is reset."""

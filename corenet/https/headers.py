@@ -1,12 +1,14 @@
 """Case-insensitive, multi-valued, order-keeping headers (the shape httpx users know)."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping, Union
+from collections.abc import ItemsView, KeysView, ValuesView
+from typing import Iterable, Iterator, Mapping, MutableMapping, Union
 
 HeaderTypes = Union["Headers", Mapping[str, str], Mapping[bytes, bytes],
                     Iterable[tuple[Union[str, bytes], Union[str, bytes]]], None]
 # Fields whose values a repr masks (httpx's), so that logging a request leaks no credentials.
 SENSITIVE = frozenset({"authorization", "proxy-authorization"})
+_MISSING = object()
 
 
 def _text(value: str | bytes, what: str = "value") -> str:
@@ -19,12 +21,24 @@ def _text(value: str | bytes, what: str = "value") -> str:
     raise TypeError(f"Header {what} must be str or bytes, not {type(value)}")
 
 
-class Headers:
+def _set_value(value: object) -> str:
+    """A value assigned (`h[k] = v`, `add`, `setdefault`): str or bytes as given, any other
+    value but None as its str()."""
+    if value is None:
+        raise TypeError(f"Header value must be str or bytes, not {type(value)}")
+    return _text(value) if isinstance(value, bytes) else str(value)
+
+
+class Headers(MutableMapping[str, str]):
     """Headers as a list of (name, value) pairs, str or bytes as httpx takes them, held as
     they go on the wire (bytes as Latin-1); `h["x"]` joins repeated values with ", " as RFC
     9110 allows, `get_list` returns them apart (needed for Set-Cookie). Values are read in
     `encoding`, httpx's: ascii, else utf-8 when every field decodes as it, else
-    iso-8859-1 (settable)."""
+    iso-8859-1 (settable).
+
+    A MutableMapping as httpx's, with its rules: `len()` counts every field (a repeated
+    name as often as it comes), while `keys()`, `values()` and `items()` have one entry a
+    name."""
 
     __slots__ = ("_items", "_index", "_encoding")
 
@@ -96,7 +110,7 @@ class Headers:
             self._index = index
         return index
 
-    def get(self, key: str, default: str | None = None) -> str | None:
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
         values = self._idx().get(key.lower())
         return self._read(", ".join(values)) if values else default
 
@@ -119,7 +133,7 @@ class Headers:
         stands, the others go; a new name goes last."""
         lk = key.lower()
         items = self._items
-        field = (key, str(value))
+        field = (key, _set_value(value))
         at = next((i for i, (k, _) in enumerate(items) if k.lower() == lk), None)
         if at is None:
             items.append(field)
@@ -137,25 +151,36 @@ class Headers:
         self._index = None
 
     def add(self, key: str, value: str) -> None:
-        self._items.append((key, str(value)))
+        self._items.append((key, _set_value(value)))
         self._index = None
 
-    def setdefault(self, key: str, value: str) -> str:
+    def setdefault(self, key: str, default: str | None = None) -> str:
+        """The value of `key`; when there is none, `default` is added and returned
+        (None: TypeError, as a header needs a value)."""
         cur = self.get(key)
         if cur is None:
-            self.add(key, value)
-            return value
+            self.add(key, default)  # type: ignore[arg-type]
+            return self._read(_set_value(default))
         return cur
 
-    def pop(self, key: str, default: str | None = None) -> str | None:
-        value = self.get(key, default)
-        if key.lower() in self._idx():
-            del self[key]
+    def pop(self, key: str, default: object = _MISSING) -> str | None:  # type: ignore[override]
+        """Removes every field named `key` and returns their values joined; KeyError when
+        there is none, unless a `default` is given."""
+        value = self.get(key)
+        if value is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default  # type: ignore[return-value]
+        del self[key]
         return value
 
-    def update(self, other: HeaderTypes) -> None:
-        for k, v in Headers(other)._items:
-            self[k] = v
+    def update(self, other: HeaderTypes) -> None:  # type: ignore[override]
+        """As httpx's: each name of `other` replaces all the fields of that name, its
+        fields (every one, a repeated name too) going last."""
+        new = Headers(other)._items
+        names = {k.lower() for k, _ in new}
+        self._items = [(k, v) for k, v in self._items if k.lower() not in names] + new
+        self._index = None
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._idx()
@@ -164,19 +189,16 @@ class Headers:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self._idx())
+        return len(self._items)
 
-    def keys(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for k, _ in self._items:
-            seen.setdefault(k.lower(), None)
-        return list(seen)
+    def keys(self) -> KeysView[str]:
+        return self._idx().keys()
 
-    def items(self) -> list[tuple[str, str]]:
-        return [(k, self._read(", ".join(v))) for k, v in self._idx().items()]
+    def items(self) -> ItemsView[str, str]:
+        return {k: self._read(", ".join(v)) for k, v in self._idx().items()}.items()
 
-    def values(self) -> list[str]:
-        return [self._read(", ".join(v)) for v in self._idx().values()]
+    def values(self) -> ValuesView[str]:
+        return {k: self._read(", ".join(v)) for k, v in self._idx().items()}.values()
 
     def clear(self) -> None:
         self._items = []

@@ -136,6 +136,10 @@ class Request:
             ext = self._extensions = {}
         return ext
 
+    @extensions.setter
+    def extensions(self, value: dict) -> None:
+        self._extensions = value
+
     @property
     def stream(self) -> Any:
         """httpx's: the body as a byte stream, to iterate (sync or async) for its bytes:
@@ -147,6 +151,13 @@ class Request:
         if self._stream is None or self._stream.source is not body:
             self._stream = _OnceStream(body)
         return self._stream
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """httpx's: the body is sent from `value`, a byte stream (sync or async), as it
+        is: the headers are left as they are (their Content-Length, if any, frames it)."""
+        self.body = (value._stream or None) if value.__class__ is ByteStream else value
+        self._stream = None
 
     @property
     def content(self) -> bytes:
@@ -419,13 +430,13 @@ class Response:
             content = b""
         elif isinstance(content, str):
             content = content.encode()
-        if ctype is not None and "content-type" not in h:
-            h["Content-Type"] = ctype
         if isinstance(content, (bytes, bytearray, memoryview)):
             content = bytes(content)
             self.num_bytes_downloaded = len(content)
             if content and "content-length" not in h and "transfer-encoding" not in h:
                 h["Content-Length"] = str(len(content))
+            if ctype is not None and "content-type" not in h:
+                h["Content-Type"] = ctype  # after the length, as httpx orders them
             self.has_set_cookie = "set-cookie" in h
             coding = h.get("content-encoding")
             if coding:
@@ -497,7 +508,15 @@ class Response:
         hand-made response): iterate it, sync or async, then close it."""
         if self._source is not None:
             return self._source  # type: ignore[no-any-return]
-        return _BodyStream(self)
+        return _BodyStream(self, self._chunks)
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """httpx's: the body is read from `value` from now on, a byte stream (sync or
+        async), such as one wrapping the stream read from this property before, which
+        still reads the body as received. A sync stream is read on the caller's thread."""
+        self._source = value
+        self._chunks = _chunk_source(value)
 
     def read_through(self, portal: Any) -> None:
         """For a sync client: the body's coroutines run to their end through `portal`
@@ -536,10 +555,18 @@ class Response:
             h = self._headers = Headers.from_raw(self._raw_headers)  # type: ignore[arg-type]
         return h
 
+    @headers.setter
+    def headers(self, value: HeaderTypes) -> None:
+        self._headers = value if value.__class__ is Headers else Headers(value)
+
     @property
     def reason_phrase(self) -> str:
-        if self._reason:
-            return self._reason.decode("latin-1")
+        """As httpx's: the phrase of the status line as sent (empty when the line has
+        none), or the code's standard phrase when there was no status line (HTTP/2, a
+        response made by hand)."""
+        phrase = self.extensions.get("reason_phrase", self._reason)
+        if phrase or "reason_phrase" in self.extensions:
+            return phrase.decode("latin-1")  # type: ignore[no-any-return]
         return REASONS.get(self.status_code, "")
 
     @property
@@ -701,7 +728,17 @@ class Response:
         it = self._aiter_text()
         return it if chunk_size is None else _sized(it, chunk_size)
 
-    async def _aiter_raw(self) -> AsyncIterator[bytes]:
+    async def _aiter_raw(self, chunks: Callable[..., Any] | None = None
+                         ) -> AsyncIterator[bytes]:
+        if chunks is not None and chunks is not self._chunks:
+            # The body as received, read through the stream set in its place, which
+            # does the reading's bookkeeping (see the `stream` setter).
+            while True:
+                pieces = await chunks()
+                if not pieces:
+                    return
+                for c in pieces:
+                    yield c
         if self._content is not None:
             if self._content:
                 yield self._content
@@ -711,10 +748,10 @@ class Response:
         ok = False
         try:
             while True:
-                chunks = await self._chunks()  # type: ignore[misc]
-                if not chunks:
+                pieces = await self._chunks()  # type: ignore[misc]
+                if not pieces:
                     break
-                for c in chunks:
+                for c in pieces:
                     self.num_bytes_downloaded += len(c)
                     yield c
             ok = True
@@ -927,12 +964,13 @@ class Response:
         while the body is still to read, no loop at all once it is."""
         if self._content is not None:
             return _without_loop
+        source = self._source
+        if source is not None and not hasattr(source, "__aiter__"):
+            self._check_unread()
+            return _without_loop  # a sync byte stream (hand-made or set): read here
         portal = self._portal
         if portal is None:
             self._check_unread()  # a hand-made stream read, or closed, already
-            source = self._source
-            if source is not None and not hasattr(source, "__aiter__"):
-                return _without_loop  # a hand-made body from a sync iterable
             raise RuntimeError("this response came from an async client and its body is not "
                                "read: use await response.aread() or async for ... in "
                                "response.aiter_bytes()")
@@ -1027,16 +1065,21 @@ async def _pieces_of(source: Any) -> AsyncIterator[bytes]:
 
 
 class _BodyStream(AsyncByteStream, SyncByteStream):
-    """A response's body as httpx's byte-stream interface (its raw bytes)."""
+    """A response's body as httpx's byte-stream interface (its raw bytes), read from
+    `chunks`, the body's source when it was made (see `Response.stream`)."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, chunks: Callable[..., Any] | None) -> None:
         self._response = response
+        self._chunks = chunks
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._response.iter_raw()
+        r = self._response
+        if self._chunks is r._chunks:
+            return r.iter_raw()
+        return r._drive(r._aiter_raw(self._chunks), r._portal or _without_loop)
 
     def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
-        return self._response.aiter_raw()
+        return self._response._aiter_raw(self._chunks)
 
     def close(self) -> None:
         self._response.close()

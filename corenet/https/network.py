@@ -109,6 +109,25 @@ class NetworkStream(asyncio.BufferedProtocol):
             except OSError:
                 pass
 
+    def get_extra_info(self, info: str) -> Any:
+        """httpcore's network stream's (a response's ``extensions["network_stream"]``):
+        "ssl_object", "server_addr", "client_addr", "socket", "is_readable" (bytes or the
+        peer's close waiting: the connection is not idle and clean); None for others."""
+        if info == "ssl_object":
+            return self.ssl_object
+        if info == "server_addr":
+            return self.peername
+        transport = self.transport
+        if transport is None:
+            return None
+        if info == "client_addr":
+            return transport.get_extra_info("sockname")
+        if info == "socket":
+            return transport.get_extra_info("socket")
+        if info == "is_readable":
+            return self.broken or self.closed or bool(self._early)
+        return None
+
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._rview
 

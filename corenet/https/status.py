@@ -54,6 +54,6 @@ codes: Any = _make_enum(
     "codes", [(name, int(status)) for name, status in HTTPStatus.__members__.items()],
     module=__name__)
 for _name, _status in HTTPStatus.__members__.items():
-    setattr(codes, _name.lower(), codes(int(_status)))
+    setattr(codes, _name.lower(), int(_status))  # httpx's: a plain int
 for _member in codes:
     _member.phrase = REASONS[int(_member)]      # httpx's codes.NOT_FOUND.phrase

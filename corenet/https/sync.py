@@ -80,6 +80,8 @@ class Client:
         return self._client.transport
 
     def __enter__(self) -> "Client":
+        if self._closed:  # httpx's words
+            raise RuntimeError("Cannot reopen a client instance, once it has been closed.")
         self._run(self._client.__aenter__())  # enters the transports, as httpx's
         return self
 

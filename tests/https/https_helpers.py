@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import threading
 
 
 def open_fds() -> set[int]:
@@ -31,3 +33,30 @@ async def until(pred, limit: float = 3.0) -> bool:
         await asyncio.sleep(0.05)
     return pred()
 
+
+def reply_server(reply: bytes, connections: int):
+    """A server on 127.0.0.1 that answers the first request of each of ``connections``
+    connections with ``reply`` and closes it: (its port, the thread serving)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve():
+        with listener:
+            for _ in range(connections):
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.settimeout(10)
+                    got = b""
+                    while b"\r\n\r\n" not in got and len(got) < 65536:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        got += data
+                    conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread

@@ -10,15 +10,14 @@ import hashlib
 import io
 import json
 import re
-import socket
 import ssl
-import threading
 import warnings
 
 import httpx
 import pytest
 
 import corenet.https as https
+from https_helpers import reply_server
 
 
 @pytest.mark.parametrize("headers", [
@@ -1666,34 +1665,6 @@ def test_hooks_and_auth_flows_get_the_request_send_was_given_as_in_httpx(run):
     assert ours[:2] == ([True], True) and ours[2] == ours[3] == "Basic dTpw"
 
 
-def _raw_server(reply: bytes, connections: int):
-    """A server on 127.0.0.1 that answers the first request of each of ``connections``
-    connections with ``reply`` and closes it: (its port, the thread serving)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(10)
-
-    def serve():
-        with listener:
-            for _ in range(connections):
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                with conn:
-                    conn.settimeout(10)
-                    got = b""
-                    while b"\r\n\r\n" not in got and len(got) < 65536:
-                        data = conn.recv(4096)
-                        if not data:
-                            break
-                        got += data
-                    conn.sendall(reply)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], thread
-
-
 @pytest.mark.parametrize("reply", [
     b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: b\n\nok",
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\nX-A: b\r\n\r\nok",
@@ -1705,7 +1676,7 @@ def _raw_server(reply: bytes, connections: int):
 def test_a_response_rfc_9112_lets_a_client_read_is_read_as_by_httpx(reply):
     """Lines ended by a bare LF, and Transfer-Encoding beside a Content-Length, which old
     servers and embedded devices send: status, headers and body as httpx reads them."""
-    port, thread = _raw_server(reply, 2)
+    port, thread = reply_server(reply, 2)
     seen = []
     for mod in (https, httpx):
         with mod.Client() as c:

@@ -930,9 +930,9 @@ def test_headers_mapping_methods_as_httpx():
 
     pairs = [("Accept", "a"), ("X-Two", "1"), ("x-two", "2"), ("Host", "h")]
     ours, theirs = Headers(pairs), httpx.Headers(pairs)
-    assert ours.values() == list(theirs.values()) and ours.raw == theirs.raw
+    assert list(ours.values()) == list(theirs.values()) and ours.raw == theirs.raw
     assert ours.popitem() == theirs.popitem() == ("accept", "a")
-    assert ours.items() == list(theirs.items())
+    assert list(ours.items()) == list(theirs.items())
     ours.clear()
     theirs.clear()
     assert len(ours) == len(theirs) == 0 and ours.raw == []
