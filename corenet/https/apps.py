@@ -84,7 +84,6 @@ class ASGITransport(AsyncBaseTransport):
     async def handle_async_request(self, request: Request) -> Response:
         body = await request.aread()
         url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": request.method,
@@ -92,7 +91,8 @@ class ASGITransport(AsyncBaseTransport):
                         for k, v in _wire_headers(request, body)],
             "scheme": url.scheme, "path": unquote(url.path),
             "raw_path": url.raw_path.partition(b"?")[0], "query_string": url.query,
-            "server": (url.host, port), "client": self.client, "root_path": self.root_path,
+            "server": (url.host, url.port),  # httpx's: no port unless the URL has one
+            "client": self.client, "root_path": self.root_path,
         }
         sent_body = False
         done = asyncio.Event()

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from .cookies import Cookies
 from .decoder import Decoder
 from .errors import (
-    HTTPStatusError, RemoteProtocolError, RequestError, RequestNotRead, ResponseNotRead,
+    HTTPStatusError, ReadError, RemoteProtocolError, RequestError, RequestNotRead, ResponseNotRead,
     StreamClosed, StreamConsumed, attach_request,
 )
 from .headers import Headers, HeaderTypes, parse_links
@@ -957,7 +957,10 @@ class Response:
             if callable(getattr(source, "close", None)):
                 source.close()  # a sync stream; an async one needs its loop (aclose())
         else:
-            portal(self.aclose())  # the connection is the loop's to release
+            try:
+                portal(self.aclose())  # the connection is the loop's to release
+            except ReadError:  # the client is closed, and its connections with it
+                self._close(False)
 
     def _driver(self) -> Callable[[Any], tuple[bool, Any]]:
         """What runs this response's awaitables for a sync caller: its Client's loop

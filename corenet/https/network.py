@@ -24,6 +24,7 @@ It needs only a plain TCP transport, so it runs on any asyncio loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from typing import Any, Callable
@@ -522,10 +523,12 @@ async def open_stream(
                     raise
         except ssl.SSLError as exc:
             reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-            raise TLSError(f"TLS with {what} failed: {reason}", reason) from None
+            raise TLSError(f"TLS with {what} failed: {reason}", reason) from exc
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {what} ({where}): "
-                               f"{exc.strerror or exc}") from None
+            # the errno's own words ("Connection refused", as httpx's message has them):
+            # asyncio's strerror for a failed connect is "Connect call failed (addr)"
+            said = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+            raise ConnectError(f"cannot connect to {what} ({where}): {said}") from exc
         if proxy is not None and (scheme == "https" or proxy.socks):
             try:
                 if proxy.socks:

@@ -8,6 +8,7 @@ import os
 import threading
 from typing import Any, Awaitable, Callable
 
+from .errors import ReadError
 from .models import await_step
 
 
@@ -97,7 +98,10 @@ class Portal:
         if self.loop.is_closed():
             if asyncio.iscoroutine(aw):
                 aw.close()
-            raise RuntimeError("the Client is closed")
+            # Only a response's body is still asked for once its client is closed (a
+            # request is refused before): a read error, as httpx's on its closed socket.
+            raise ReadError("the client was closed: the response's body can no longer "
+                            "be read")
         fut = asyncio.run_coroutine_threadsafe(_carried(aw), self.loop)
         try:
             outcome = fut.result()

@@ -160,7 +160,10 @@ class Client:
         try:
             yield resp
         finally:
-            self._run(cm.__aexit__(None, None, None))
+            if self._closed:  # closed inside the block: its connections are gone
+                resp.close()
+            else:
+                self._run(cm.__aexit__(None, None, None))
 
     def build_request(self, method: str, url: Any, **kw: Any) -> Request:
         return self._client.build_request(method, url, **kw)

@@ -65,6 +65,20 @@ def test_connect_error_carries_the_request(env, run):
     assert exc.request.method == "GET" and exc.request.url == "https://127.0.0.1:1/x"
 
 
+def test_a_refused_connection_says_so_in_httpx_s_words_and_keeps_the_os_error():
+    said = []
+    for module in (https, httpx):
+        with module.Client() as c:
+            with pytest.raises(module.ConnectError) as info:
+                c.get("http://127.0.0.1:1/")  # nothing listens on port 1
+        said.append(str(info.value))
+        root = info.value.__cause__
+        while root is not None and not isinstance(root, OSError):
+            root = root.__cause__ or root.__context__
+        assert isinstance(root, ConnectionRefusedError)
+    assert "Connection refused" in said[0] and "Connection refused" in said[1]
+
+
 def test_timeouts_are_not_connect_errors_and_carry_the_request(env, run):
     async def main():
         async with AsyncClient(verify=env.ca, timeout=Timeout(5, connect=0.2, read=0.2)) as c:

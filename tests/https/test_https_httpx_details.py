@@ -398,6 +398,23 @@ def test_a_streamed_response_s_stream_is_its_raw_body(run):
     assert run(main()) == b"raw body"
 
 
+@pytest.mark.parametrize("url", ["http://testserver/p?q=1", "https://h.test:8443/a%20b?x=%2F",
+                                 "https://h.test/", "http://h.test:80/"])
+def test_an_asgi_app_s_scope_is_httpx_s(run, url):
+    async def app(scope, receive, send):
+        picked = {k: scope[k] for k in ("server", "client", "root_path", "http_version",
+                                        "raw_path", "path", "query_string", "scheme",
+                                        "method", "type")}
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": repr(picked).encode()})
+
+    async def scope(module):
+        async with module.AsyncClient(transport=module.ASGITransport(app=app)) as c:
+            return (await c.get(url)).text
+
+    assert run(scope(https)) == run(scope(httpx))
+
+
 def test_asgi_str_headers_as_httpx_takes_them(run):
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200,

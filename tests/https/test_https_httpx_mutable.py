@@ -280,3 +280,17 @@ def test_a_network_path_reference_is_under_base_url_as_in_httpx(url):
 def test_a_hand_made_response_s_headers_are_in_httpx_s_order(kw):
     assert https.Response(200, **kw).headers.multi_items() == \
         httpx.Response(200, **kw).headers.multi_items()
+
+
+def test_a_body_read_after_its_client_is_closed_is_a_read_error_as_in_httpx():
+    body = b"x" * 200_000  # more than the socket buffers: still on the wire when closed
+    port, thread = reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                                + body, 2)
+    for module in MODULES:
+        client = module.Client()
+        with client.stream("GET", f"http://127.0.0.1:{port}/") as r:
+            client.close()
+            with pytest.raises(module.ReadError):
+                r.read()
+        assert r.is_closed
+    thread.join(10)
