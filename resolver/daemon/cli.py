@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-from dataclasses import replace
 from typing import Any, Sequence
 
 from resolver.daemon.config import ConfigError
@@ -31,7 +29,9 @@ def _serve_parser(sub) -> None:
     from resolver.daemon.settings import add_flags
 
     p = sub.add_parser("serve", help="run the resolver daemon in the foreground")
-    p.add_argument("--config", metavar="FILE", help="TOML config file (the command line wins)")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="config file: corenet's TOML, or an unbound.conf, read as "
+                   "import-unbound reads it (the command line wins)")
     add_flags(p)
 
 
@@ -98,9 +98,22 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     overrides = settings.overrides(ns)
     try:
         cfg = config.build(ns.config, overrides)
+        if ns.config is not None:
+            _say_not_carried(ns.config)
         return daemon.run(cfg, overrides)
     except ConfigError as e:
         return _fail(str(e))
+
+
+def _say_not_carried(path: str) -> None:
+    """On standard error: the options of the unbound.conf at ``path`` that are not carried
+    over (nothing for a TOML file), as checkconf lists them."""
+    from resolver.daemon import unbound_conf
+
+    if unbound_conf.looks_like_unbound(path):
+        for u in _converted(path).unmapped:
+            print(f"{PROG}: {u.option.where}: {u.option.text}: not carried over: {u.why}",
+                  file=sys.stderr)
 
 
 def _converted(path: str):
@@ -108,27 +121,6 @@ def _converted(path: str):
     from resolver.daemon import unbound_conf
 
     return unbound_conf.convert(unbound_conf.read(path))
-
-
-def _check_converted(conv, path: str):
-    """The corenet config ``conv`` makes; ConfigError names the Unbound lines a bad value
-    came from."""
-    import tempfile
-
-    from resolver.daemon import config
-
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="import-unbound-") as f:
-        f.write(conv.toml(path))
-        f.flush()
-        try:
-            cfg = config.build(f.name)
-        except ConfigError as e:
-            text = str(e).replace(f.name, "the converted config")
-            came = [o.where for key, opts in conv.sources.items()
-                    if re.search(rf"\b{re.escape(key)}\b", text) for o in opts]
-            raise ConfigError(f"{path}: {text}" + (f" (from {', '.join(came[:3])})"
-                                                    if came else "")) from None
-    return replace(cfg, config_file=None)
 
 
 def cmd_import_unbound(ns: argparse.Namespace) -> int:
@@ -148,8 +140,10 @@ def cmd_import_unbound(ns: argparse.Namespace) -> int:
             return _fail(f"cannot write {ns.output!r}: {e.strerror}")
     else:
         sys.stdout.write(text)
+    from resolver.daemon import config
+
     try:
-        _check_converted(conv, ns.file)
+        config.build(ns.file)
     except ConfigError as e:
         print(f"{PROG}: the converted config does not pass checkconf: {e}", file=sys.stderr)
         return 1
@@ -166,16 +160,14 @@ def cmd_checkconf(ns: argparse.Namespace) -> int:
     if unbound_conf.looks_like_unbound(ns.file):
         try:
             conv = _converted(ns.file)
-            cfg = _check_converted(conv, ns.file)
+            cfg = config.build(ns.file)
         except ConfigError as e:
             return _fail(str(e))
         try:
             make_resolver(cfg)
         except (ValueError, OSError, TypeError) as e:
             return _fail(f"{ns.file}: root hints or trust anchor: {e}")
-        for u in conv.unmapped:
-            print(f"{PROG}: {u.option.where}: {u.option.text}: not carried over: {u.why}",
-                  file=sys.stderr)
+        _say_not_carried(ns.file)
         print(f"{ns.file}: ok (Unbound's format: {len(conv.mapped)} options carried over, "
               f"{len(conv.unmapped)} not)")
         return 0
@@ -225,10 +217,8 @@ def split_control(argv: list[str]) -> tuple[dict, list[str]]:
 def _config_of(path: str | None):
     """The config a control command reads from ``-c``: a TOML file, or an unbound.conf
     (converted, as ``unbound-control -c`` reads one: its remote-control clause)."""
-    from resolver.daemon import config, unbound_conf
+    from resolver.daemon import config
 
-    if path is not None and unbound_conf.looks_like_unbound(path):
-        return _check_converted(_converted(path), path)
     return config.build(path)
 
 

@@ -163,15 +163,20 @@ def load_file(path: str) -> dict[str, Any]:
     names the file, the line of the key (of the entry, in a zone table) and the key."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
-        data = tomllib.loads(raw.decode("utf-8"))
+            text = f.read().decode("utf-8")
     except OSError as e:
         raise ConfigError(f"--config: cannot read {path!r}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"--config: {path}: not UTF-8 text ({e.reason})") from None
+    return load_text(text, path)
+
+
+def load_text(text: str, path: str) -> dict[str, Any]:
+    """The settings of TOML ``text`` (from ``path``, which errors name), as `load_file`."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config: {path}: {e}") from None
-    text = raw.decode("utf-8")
     if isinstance(data.get("server"), dict):     # a [server] table is accepted too
         data = {**{k: v for k, v in data.items() if k != "server"}, **data["server"]}
 
@@ -311,10 +316,26 @@ def _strings(value: Any) -> list[str]:
 
 
 def build(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the file, then ``overrides`` (raw command-line values, None = unset)."""
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        values.update(load_file(config_file))
+    """Defaults, then the file, then ``overrides`` (raw command-line values, None = unset).
+    The file is corenet's TOML, or an unbound.conf, read as ``import-unbound`` converts it
+    (an error then names the Unbound lines the bad value came from)."""
+    from resolver.daemon import unbound_conf
+
+    if config_file is not None and unbound_conf.looks_like_unbound(config_file):
+        conv = unbound_conf.convert(unbound_conf.read(config_file))
+        conv.check_values()
+        try:
+            return _build(load_text(conv.toml(config_file), unbound_conf.CONVERTED),
+                          config_file, overrides)
+        except ConfigError as e:
+            raise ConfigError(conv.traced(str(e), config_file)) from None
+    return _build(load_file(config_file) if config_file is not None else {}, config_file,
+                  overrides)
+
+
+def _build(values: dict[str, Any], config_file: str | None,
+           overrides: dict[str, Any] | None) -> Config:
+    """`build` from the file's settings ``values``."""
     for name, value in (overrides or {}).items():
         if value is None:
             continue

@@ -265,9 +265,12 @@ def man_page() -> str:
 
 def _options() -> list[str]:
     """``serve``'s options, from the settings table (which makes them: ``add_flags``)."""
-    out = [".TP", ".BI \\-\\-config \" FILE\"",
-           _roff("A TOML file of settings (corenet-resolver.toml(5)); the options below win "
-                 "over it.")]
+    out = [".TP", "\\fB\\-c\\fR \\fIFILE\\fR, \\fB\\-\\-config\\fR \\fIFILE\\fR",
+           _roff("A TOML file of settings (corenet-resolver.toml(5)), or an unbound.conf, "
+                 "served as it is: read as import-unbound reads it, again at each reload, "
+                 "the options it cannot carry over listed on standard error at start, a value "
+                 "Unbound would refuse an error with its line; the options below win over "
+                 "it.")]
     for s in TABLE:
         f = s.flag
         if f is None:
@@ -296,7 +299,7 @@ def daemon_man_page() -> str:
            "corenet\\-resolver \\- a recursive, caching, DNSSEC\\-validating DNS resolver",
            ".SH SYNOPSIS",
            ".B corenet\\-resolver serve",
-           ".RB [ \\-\\-config",
+           ".RB [ \\-c",
            ".IR FILE ]",
            ".RI [ OPTION \" ...]\"",
            ".br",

@@ -191,6 +191,9 @@ class Mapped:
 class Unmapped:
     option: Option
     why: str
+    #: a value Unbound itself would refuse (not a number, an address, ...): an unbound.conf
+    #: served or checked with it is an error, as it is to Unbound
+    refused: bool = False
 
 
 @dataclass
@@ -202,6 +205,9 @@ class Unlike:
     value: Any              # Unbound's default as that key's value
     ours: Any               # corenet's default
     why: str
+
+#: What errors call the TOML an unbound.conf converts to (it is never written to a file).
+CONVERTED = "the converted config"
 
 
 @dataclass
@@ -232,6 +238,23 @@ class Conversion:
 
     def skip(self, opt: Option, why: str) -> None:
         self.unmapped.append(Unmapped(opt, why))
+
+    def refuse(self, opt: Option, error: Exception) -> None:
+        """A value not understood: reported, and an error when the file is served."""
+        self.unmapped.append(Unmapped(opt, f"value not understood: {error}", refused=True))
+
+    def check_values(self) -> None:
+        """ConfigError for the first value not understood, with its line."""
+        for u in self.unmapped:
+            if u.refused:
+                raise ConfigError(f"{u.option.where}: {u.option.text}: {u.why}")
+
+    def traced(self, error: str, path: str) -> str:
+        """An error of the converted config, said of the unbound.conf at ``path``: with the
+        Unbound lines of the keys it names."""
+        came = [o.where for key, opts in self.sources.items()
+                if re.search(rf"\b{re.escape(key)}\b", error) for o in opts]
+        return f"{path}: {error}" + (f" (from {', '.join(came[:3])})" if came else "")
 
     def toml(self, source: str = "") -> str:
         """The settings as a corenet-resolver TOML file."""
@@ -533,7 +556,7 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
             else:
                 conv.skip(o, "no corenet setting")
         except (ValueError, IndexError) as e:
-            conv.skip(o, f"value not understood: {e}")
+            conv.refuse(o, e)
     if listen:
         conv.settings["listen"] = listen
     if sizes:
@@ -609,7 +632,7 @@ def _control(conv: Conversion, opts: list[Option]) -> None:
             else:
                 conv.skip(o, "no corenet setting")
         except ValueError as e:
-            conv.skip(o, f"value not understood: {e}")
+            conv.refuse(o, e)
     if conv.settings.get("control-enable") and "control" in conv.settings \
             and not conv.settings.get("control-interface"):
         # only a Unix socket: corenet's TCP listener (its control-enable) stays off
@@ -657,7 +680,7 @@ def _zones(conv: Conversion, options: list[Option]) -> None:
             try:
                 value = kind(o.values[0])
             except (IndexError, ValueError) as e:
-                conv.skip(o, f"value not understood: {e}")
+                conv.refuse(o, e)
                 continue
             if many:
                 table.setdefault(o.key, []).append(value)
@@ -672,4 +695,4 @@ def _zones(conv: Conversion, options: list[Option]) -> None:
             try:
                 conv.set(o, key, kind(o.values[0]))
             except (IndexError, ValueError) as e:
-                conv.skip(o, f"value not understood: {e}")
+                conv.refuse(o, e)

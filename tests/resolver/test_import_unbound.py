@@ -260,6 +260,33 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
         d.stop()
 
 
+def test_an_unbound_conf_is_served_and_reloaded_as_it_is(lab, tmp_path):
+    """`serve -c unbound.conf`, as ``unbound -c`` is run: the options read as import-unbound
+    reads them (those not carried over said on standard error), the file read again at
+    reload, and a bad edit refused with its Unbound line while the old config serves on."""
+    port = free_port()
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(GUIDE.format(port=port, hints=lab.root_hints_file))
+    d = Daemon(tmp_path / "d", lab, "-c", str(conf), listen=False, port=port)
+    d.start()
+    try:
+        assert "so-rcvbuf: 1m: not carried over" in d.log_text()
+        assert d.ask("router.home.lan").answer[0][0].address == "192.168.1.1"
+        assert d.ask("www.example.com").answer
+        conf.write_text(conf.read_text().replace("192.168.1.1", "192.168.1.2"))
+        r = cli("-s", d.control, "reload")
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+        assert d.ask("router.home.lan").answer[0][0].address == "192.168.1.2"
+        lines = conf.read_text().splitlines()
+        lines.insert(3, "    cache-max-ttl: banana")  # line 4: Unbound says "number expected"
+        conf.write_text("\n".join(lines) + "\n")
+        r = cli("-s", d.control, "reload")
+        assert r.returncode == 1 and f"{conf}:4" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert d.alive() and d.ask("router.home.lan").answer[0][0].address == "192.168.1.2"
+    finally:
+        assert d.stop() == 0
+
+
 def test_unbound_s_lexer_quirks(tmp_path):
     inner = tmp_path / "inner.conf"
     inner.write_text("forward-zone:\n name: 'inner.example.' forward-addr: 192.0.2.1\n")
