@@ -658,8 +658,11 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``num.query.edns.present``, ``num.query.edns.DO``, ``num.query.ipv6``) and "
                 "the metrics as ``query_flags_total`` and its siblings. Off by default, as "
                 "Unbound's: reading the question's class and the OPT record is work a cached "
-                "answer otherwise skips. The types, rcodes and transports are counted either "
-                "way. A reload turns it on or off; what was counted stays."),
+                "answer otherwise skips. As Unbound's, ``stats`` prints the threads', the "
+                "total's and the times alone without it, and with it the rest (types, "
+                "rcodes, transports, the histogram, the caches), which are counted either "
+                "way, as the metrics show. A reload turns it on or off; what was counted "
+                "stays."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
             flag=Flag("PATH", "Unix control socket (the control commands)"),
             restart=True,

@@ -38,8 +38,11 @@ TLS = ("tls", "https")
 HTTP = ("https", "http")
 
 
-def render(stats: dict, now: float | None = None) -> str:
-    """The ``key=value`` lines for ``stats``, each ending in a newline."""
+def render(stats: dict, now: float | None = None, extended: bool | None = None) -> str:
+    """The ``key=value`` lines for ``stats``, each ending in a newline: the threads', the
+    total's and the times alone, as Unbound prints them without ``extended-statistics``;
+    with it (``extended``; None: whether ``stats`` holds the ``query_shape`` that setting
+    counts) the memory, the histogram and the rest too."""
     out: list[tuple[str, object]] = []
     e = stats["engine"]
     workers = stats.get("per_worker") or [None]
@@ -50,14 +53,22 @@ def render(stats: dict, now: float | None = None) -> str:
     out += [("time.now", _sec(time.time() if now is None else now)),
             ("time.up", _sec(up)),
             ("time.elapsed", _sec(float(stats.get("elapsed", up))))]
+    if not ("query_shape" in stats if extended is None else extended):
+        return "".join(f"{k}={v}\n" for k, v in out)
+    cache = stats["cache"]
+    out += [("mem.cache.rrset", cache["rrset_bytes"]),
+            ("mem.cache.message", cache["message_bytes"])]
     out += _histogram(stats)
+    # the types, classes and opcodes each once non-zero (``statistics-inhibit-zero``)
     for t, n in sorted(stats["qtypes"].items(), key=lambda kv: int(kv[0])):
-        out.append((f"num.query.type.{_qtype(int(t))}", n))
+        if n:
+            out.append((f"num.query.type.{_qtype(int(t))}", n))
     shape = stats.get("query_shape")
     if shape is not None:
-        out += [(f"num.query.class.{_qclass(c)}", n) for c, n in shape["classes"].items()]
+        out += [(f"num.query.class.{_qclass(c)}", n) for c, n in shape["classes"].items()
+                if n]
         out += [(f"num.query.opcode.{_opcode(int(o))}", n)
-                for o, n in shape["opcodes"].items()]
+                for o, n in shape["opcodes"].items() if n]
     by_transport: dict[str, int] = {}
     by_rcode: dict[str, int] = {name: 0 for name in RCODES_ALWAYS}
     for key, n in stats["queries"].items():
@@ -94,13 +105,10 @@ def render(stats: dict, now: float | None = None) -> str:
             ("num.query.aggressive.NXDOMAIN", v.get("aggressive_nxdomain", 0)),
             ("unwanted.queries", stats["refused_acl"] + stats["dropped"].get("acl", 0)),
             ("unwanted.replies", e["dropped_mismatched"]),
-            ("msg.cache.count", stats["cache"]["messages"]),
-            ("rrset.cache.count", stats["cache"]["rrsets"])]
-    cache = stats["cache"]
-    out += [("infra.cache.count", cache["servers"]),
-            ("key.cache.count", cache["key_zones"]),
-            ("mem.cache.rrset", cache["rrset_bytes"]),
-            ("mem.cache.message", cache["message_bytes"])]
+            ("msg.cache.count", cache["messages"]),
+            ("rrset.cache.count", cache["rrsets"]),
+            ("infra.cache.count", cache["servers"]),
+            ("key.cache.count", cache["key_zones"])]
     actions = stats.get("rpz", {}).get("actions", {})
     out += [(f"num.rpz.action.{name}", actions[name]) for name in RPZ_ACTIONS
             if actions.get(name)]

@@ -130,7 +130,8 @@ def test_the_same_rcodes_as_unbound_for_the_same_lines(lab, tmp_path):
         dropped = sum(o == "drop" for o in ours)
         after = d.stats()
         assert after["dropped"]["acl"] - before["dropped"].get("acl", 0) == dropped
-        lines = dict(line.partition("=")[::2] for line in render(after).splitlines())
+        lines = dict(line.partition("=")[::2]
+                     for line in render(after, extended=True).splitlines())
         assert int(lines["unwanted.queries"]) == after["refused_acl"] + after["dropped"]["acl"]
     finally:
         d.stop()

@@ -123,7 +123,7 @@ def test_unbound_control_over_tls_drives_the_daemon(lab, tmp_path, certs, worker
     conf.write_text("control-enable = true\ncontrol-interface = [\"127.0.0.1\"]\n"
                     f"control-port = {port}\n"
                     + "".join(f'{k} = "{v}"\n' for k, v in certs.items())
-                    + 'local-data = ["ub.test. 300 A 10.0.0.9"]\n')
+                    + 'local-data = ["ub.test. 300 A 10.0.0.9"]\nextended-statistics = true\n')
     d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
     d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     ub = control_conf(tmp_path / "unbound.conf", "127.0.0.1", port, certs)
@@ -276,6 +276,56 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
 
 
 
+#: Keys Unbound prints once their figure is non-zero (``statistics-inhibit-zero``), or the
+#: rcodes always (NOERROR, FORMERR ...): with ``extended-statistics`` alone.
+NONZERO = ("num.query.type.", "num.query.class.", "num.query.opcode.", "num.answer.rcode.")
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, extended):
+    """With Unbound's ``extended-statistics: no`` (its default) both print the same keys
+    (the threads', the total's, the times); with ``yes`` the types, classes, opcodes and
+    rcodes each once non-zero, on both: after a ``stats`` reset, those asked since alone."""
+    need_unbound()
+    uport, cport = free_port(), free_port()
+    bulk = f"{Z.BULK}@{lab.port}"
+    w = tmp_path / "unbound"
+    w.mkdir()
+    yes = "yes" if extended else "no"
+    proc = local_unbound(w, uport, [f"extended-statistics: {yes}", "local-zone: test. static",
+                                    'local-data: "a.test. A 10.0.0.1"',
+                                    "do-not-query-localhost: no", "forward-zone:",
+                                    'name: "bulk.net."', f"forward-addr: {bulk}"],
+                         plain_control(cport))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                    f"extended-statistics = {str(extended).lower()}\n"
+                    f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        for asked, reset in (((("h001.bulk.net.", "AAAA"), ("nx.test.", "MX")), True),
+                             ((("a.test.", "A"), ("h002.bulk.net.", "A")), False)):
+            for port in (uport, d.port):
+                for name, rdtype in asked:
+                    q = dns.message.make_query(name, rdtype)
+                    dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+            if reset:      # what was asked before is zero now: its keys go
+                assert ubctl(ub, "stats").returncode == 0
+                assert cli("--control", d.control, "stats").returncode == 0
+        theirs, ours = both_stats(ub, d)
+        if not extended:
+            assert set(ours) == set(theirs), (set(ours) ^ set(theirs))
+            return
+        shown = {who: {k for k in got if k.startswith(NONZERO)}
+                 for who, got in (("theirs", theirs), ("ours", ours))}
+        assert shown["ours"] == shown["theirs"], shown
+        assert "num.query.type.A" in shown["ours"] and "num.query.type.MX" not in shown["ours"]
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 #: The policy zones both resolvers apply, in this order: a zone whose matches are counted and
 #: not applied (``rpz-action-override: disabled``), a zone with a rule of every action, a
 #: zone whose matches all become a CNAME to ``h014.bulk.net.`` (``cname``).
@@ -314,8 +364,7 @@ def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, wor
     authority, the cache, a local name, the policy) and ``num.rpz.action.*`` (the policy's
     matches by Unbound's name of their action, summed over the zones and the workers) after
     the same questions under the same policy zones: the keys and counts a real Unbound
-    (``extended-statistics: yes``) prints, each once non-zero. corenet prints them without
-    ``extended-statistics`` too, as it does the rcodes."""
+    (``extended-statistics: yes``) prints, each once non-zero."""
     need_unbound()
     uport, cport = free_port(), free_port()
     bulk = f"{Z.BULK}@{lab.port}"
@@ -343,7 +392,7 @@ def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, wor
                                     'name: "bulk.net."', f"forward-addr: {bulk}", *ub_policy],
                          plain_control(cport))
     conf = tmp_path / "resolver.toml"
-    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\nextended-statistics = true\n'
                     f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n'
                     + ours_policy)
     d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
@@ -420,7 +469,8 @@ def test_dnssec_stats_keys_count_as_a_real_unbound_s(signed_lab, tmp_path):
                                     'module-config: "validator iterator"',
                                     f'trust-anchor-file: "{anchor}"', *stubs],
                          plain_control(cport))
-    d = Daemon(tmp_path / "d", lab, "--trust-anchor", str(anchor)).start()
+    d = Daemon(tmp_path / "d", lab, "--trust-anchor", str(anchor),
+               "--extended-statistics").start()
     try:
         ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
         assert ubctl(ub, "stats").returncode == 0

@@ -98,7 +98,8 @@ def test_stats_and_metrics_print_the_counts_and_zeros_without_them():
     for given, want in ((figures, (3, 5, 7)), (dnssec_counts(None), (0, 0, 0)),
                         (None, (0, 0, 0))):
         lines = dict(line.split("=", 1)
-                     for line in unbound_stats.render(_stats(given), now=0).splitlines())
+                     for line in unbound_stats.render(_stats(given), now=0,
+                                                          extended=True).splitlines())
         assert (int(lines["num.rrset.bogus"]), int(lines["num.query.aggressive.NOERROR"]),
                 int(lines["num.query.aggressive.NXDOMAIN"])) == want
         names = list(lines)                 # in Unbound's order, after num.answer.bogus
