@@ -271,7 +271,7 @@ def cmd_control(argv: list[str]) -> int:
         return _fail(str(e))
     except ControlError as e:
         if e.refused:                    # the daemon answered: unbound-control's form
-            print(f"error {e}")
+            print(replies.error_line(str(e)))
             return 1
         if e.stopped and cmd == "status":        # unbound-control's words and status 3
             print(f"{PROG} is stopped")

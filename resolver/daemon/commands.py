@@ -65,8 +65,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("flush_zone", "NAME", "Forgets everything cached at or below NAME: answers, "
             "rrsets, negative entries and DNSSEC verdicts. Prints ``ok removed N rrsets, N "
             "messages and N key entries`` (the workers' caches summed).", "every worker"),
-    Command("flush_type", "NAME TYPE", "Forgets the rrset and the answers of NAME with TYPE. "
-            "Prints ``ok``.", "every worker"),
+    Command("flush_type", "NAME TYPE", "Forgets the rrset and the answers of NAME with TYPE "
+            "(a type it does not know: nothing, as Unbound). Prints ``ok``.", "every worker"),
     Command("flush_bogus", "", "Forgets every bogus verdict of DNSSEC validation and the "
             "failures it caused, so bogus data is fetched and validated again. Prints "
             "``ok removed N rrsets, N messages and N key entries``.", "every worker"),
@@ -126,7 +126,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("local_zone_remove", "NAME", "Removes the local zone NAME (and the local data "
             "declared in it) until the next reload. Prints ``ok``.", "every worker"),
     Command("local_data", "RR...", "Adds the record (zone-file line, ``NAME [TTL] [IN] "
-            "TYPE RDATA``) to the local data until the next reload. Prints ``ok``.",
+            "TYPE RDATA``) to the local data until the next reload. Prints ``ok`` (also for "
+            "``NAME TYPE`` with no data, as Unbound, which is logged and not kept).",
             "every worker"),
     Command("local_data_remove", "NAME", "Removes every local record of NAME until the "
             "next reload. Prints ``ok``.", "every worker"),
@@ -148,7 +149,8 @@ COMMANDS: tuple[Command, ...] = (
             "zone; addresses (ADDR, ADDR@PORT) make them the root's forwarders. Until the "
             "next reload; prints ``ok``.", "every worker"),
     Command("forward_add", "[+it] ZONE ADDR...", "Adds (or replaces) the forward zone ZONE "
-            "with these servers (ADDR, ADDR@PORT) until the next reload; ``+i`` also makes "
+            "with these servers (ADDR, ADDR@PORT, or a host name, resolved as "
+            "``forward-host``'s) until the next reload; ``+i`` also makes "
             "ZONE a negative trust anchor (domain-insecure), ``+t`` asks them over TLS "
             "(each ADDR[@PORT]#AUTH-NAME). Prints ``ok``.", "every worker"),
     Command("forward_remove", "[+i] ZONE", "Removes the forward zone ZONE (``+i``: and its "

@@ -244,7 +244,7 @@ class ControlServer:
                 answer = await self.handler(replies.request(words[0], words[1:], stdin))
                 out = replies.text(words[0], answer)
             except replies.Refused as e:
-                out = f"error {e}\n"
+                out = f"{replies.error_line(str(e))}\n"
             except Exception as e:              # reported to the client, daemon keeps going
                 log.exception("control command %r failed", words[0])
                 out = f"error {type(e).__name__}: {e}\n"

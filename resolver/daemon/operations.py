@@ -32,9 +32,11 @@ from resolver.daemon.commands import BY_NAME as COMMANDS
 from resolver.daemon.config import RELOADED_LIMIT_SETTINGS, ConfigError, convert, make_zones
 from resolver.daemon import unbound_conf
 from resolver.daemon.settings import ALIASES, BY_NAME as SETTINGS, LIMITS
-from resolver.zones import default_local_zones
+from resolver.zones import LOCAL_TYPES, default_local_zones
 
 OK = {"ok": True, "text": "ok"}
+
+log = logging.getLogger("resolver.daemon.operations")
 
 
 class CommandError(Exception):
@@ -61,7 +63,23 @@ def _args(req: dict, low: int, high: int | None = None) -> list[str]:
     return args
 
 
+def _second(req: dict) -> tuple[str, str]:
+    """A command's first argument and the rest (Unbound's ``find_arg2``), refused in
+    Unbound's words when there is no second."""
+    args = _args(req, 0)
+    if len(args) < 2:
+        raise CommandError(f"could not find next argument after {' '.join(args)}")
+    return args[0], " ".join(args[1:])
+
+
+def _name_arg(req: dict) -> str:
+    """The one name a command takes (none: Unbound's words for it)."""
+    return _name(_args(req, 1, 1)[0] if _args(req, 0) else "")
+
+
 def _name(text: str) -> str:
+    if not text:                        # Unbound's words, its colon too
+        raise CommandError(": this option requires a domain name")
     try:
         return dns.name.from_text(text).to_text()
     except dns.exception.DNSException as e:
@@ -88,9 +106,7 @@ def _change(ctl: WorkerControl, **values) -> dict:
 async def flush(ctl: WorkerControl, req: dict) -> dict:
     args = _args(req, 0, 1)
     name = req.get("name") or (args[0] if args else None)
-    if not name:          # as unbound-control: an empty $NAME in a script forgets nothing
-        raise CommandError("this option requires a domain name")
-    name = _name(name)
+    name = _name(name or "")    # an empty $NAME in a script forgets nothing, as in Unbound
     r = ctl.server.resolver
     out: dict = {"ok": True, "flushed": name or "everything"}
     if name and r.shared is not None:         # the name's entries in Redis go too
@@ -117,18 +133,19 @@ def _removed(r, forget: Callable[[], None]) -> dict:
 
 
 def flush_zone(ctl: WorkerControl, req: dict) -> dict:
-    name = _name(_args(req, 1, 1)[0])
+    name = _name_arg(req)
     r = ctl.server.resolver
     return _removed(r, lambda: ops.flush_zone(r, name))
 
 
 def flush_type(ctl: WorkerControl, req: dict) -> dict:
-    name, rdtype = _args(req, 2, 2)
+    name, rdtype = _second(req)
+    name = _name(name)
     try:
         t = dns.rdatatype.from_text(rdtype)
-    except dns.exception.DNSException:
-        raise CommandError(f"{rdtype!r} is not a record type") from None
-    ops.flush_type(ctl.server.resolver, _name(name), t)
+    except dns.exception.DNSException:     # Unbound's type 0: nothing held, nothing flushed
+        return OK
+    ops.flush_type(ctl.server.resolver, name, t)
     return OK
 
 
@@ -145,13 +162,13 @@ def flush_negative(ctl: WorkerControl, req: dict) -> dict:
 
 
 def flush_infra(ctl: WorkerControl, req: dict) -> dict:
-    (which,) = _args(req, 1, 1)
+    which = " ".join(_args(req, 0))
     if which != "all":
         import ipaddress
         try:
             which = str(ipaddress.ip_address(which))
-        except ValueError:
-            raise CommandError(f"{which!r} is neither 'all' nor an IP address") from None
+        except ValueError:                 # Unbound's words
+            raise CommandError(f"parsing ip addr: '{which}'") from None
     ops.flush_infra(ctl.server.resolver, None if which == "all" else which)
     return OK
 
@@ -176,7 +193,7 @@ def load_cache(ctl: WorkerControl, req: dict) -> dict:
 
 
 def lookup(ctl: WorkerControl, req: dict) -> dict:
-    name = _name(_args(req, 1, 1)[0])
+    name = _name_arg(req)
     zone, servers = ops.servers_for(ctl.server.resolver, name)
     lines = [f"The servers that would be asked for {name}: zone {zone}"]
     for s in servers:
@@ -484,7 +501,10 @@ def _listed(ctl: WorkerControl, done: str, refused: list[str], **changes) -> dic
 
 
 def local_zone(ctl: WorkerControl, req: dict) -> dict:
-    name, kind = _args(req, 2, 2)
+    name, kind = _second(req)
+    name = _name(name)
+    if kind not in LOCAL_TYPES:
+        raise CommandError(f"not a zone type. {kind}")
     (zone,) = _setting("local_zone", [f"{name} {kind}"])
     return _change(ctl, local_zone=_with_zones(ctl.server.cfg.local_zone, [zone]))
 
@@ -503,7 +523,7 @@ def local_zones(ctl: WorkerControl, req: dict) -> dict:
 
 
 def local_zone_remove(ctl: WorkerControl, req: dict) -> dict:
-    name = _name(_args(req, 1, 1)[0])
+    name = _name_arg(req)
     cfg = ctl.server.cfg
     return _change(ctl, local_zone=tuple(z for z in cfg.local_zone if not _same(z.name, name)))
 
@@ -517,25 +537,52 @@ def local_zones_remove(ctl: WorkerControl, req: dict) -> dict:
     return _listed(ctl, f"removed {len(names)} zones", refused, **changes)
 
 
+def _without_rdata(line: str) -> bool:
+    """Whether a local-data line is ``NAME [TTL] [CLASS] TYPE`` with no data. Unbound takes
+    it with ``ok`` and serves a record of empty data (a malformed answer for most types);
+    corenet answers ``ok`` as well, keeps nothing and says so in its log."""
+    words = line.split()
+    if not 2 <= len(words) <= 4 or words[-1].isdigit():
+        return False
+    try:
+        dns.name.from_text(words[0])
+        dns.rdatatype.from_text(words[-1])
+    except dns.exception.DNSException:
+        return False
+    return all(w.isdigit() or w.upper() == "IN" for w in words[1:-1])
+
+
+def _has_data(line: str) -> bool:
+    """Whether a local-data line taken is kept: one with data (the others are logged)."""
+    if _without_rdata(line):
+        log.warning("local-data %r has no data: not served", line)
+        return False
+    return True
+
+
 def local_data(ctl: WorkerControl, req: dict) -> dict:
     line = " ".join(_args(req, 1))
+    if not _has_data(line):
+        return OK
     (line,) = _setting("local_data", [line])
     return _change(ctl, local_data=ctl.server.cfg.local_data + (line,))
 
 
 def local_datas(ctl: WorkerControl, req: dict) -> dict:
-    added, refused = [], []
+    added, refused, taken = [], [], 0
     for n, line in enumerate(_input_lines(req), 1):
         try:
-            added += _setting("local_data", [line])
+            if _has_data(line):
+                added += _setting("local_data", [line])
+            taken += 1
         except CommandError as e:
             refused.append(f"error parsing local-data at line {n} '{line}': {e}")
     changes = {"local_data": ctl.server.cfg.local_data + tuple(added)} if added else {}
-    return _listed(ctl, f"added {len(added)} datas", refused, **changes)
+    return _listed(ctl, f"added {taken} datas", refused, **changes)
 
 
 def local_data_remove(ctl: WorkerControl, req: dict) -> dict:
-    name = _name(_args(req, 1, 1)[0])
+    name = _name_arg(req)
     return _change(ctl, **_without_data(ctl.server.cfg, [name]))
 
 
@@ -574,19 +621,58 @@ _ZONE_FLAGS = {"forward_zone": {"i": None, "t": "forward-tls-upstream"},
                "stub_zone": {"i": None, "p": "stub-prime"}}
 
 
+def _is_address(text: str) -> bool:
+    """Whether a server on a command line is an address (``ADDR[@PORT][#NAME]``, or dig's
+    ``ADDR#PORT``), not a host name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.split("#", 1)[0].split("@", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _servers_given(servers: list[str], tls: bool) -> tuple[list[str], list[str]]:
+    """A command line's servers as Unbound's ``parse_delegpt`` reads them: addresses, and
+    host names for the others (resolved as ``forward-host``'s); without TLS an
+    authentication name (``#NAME``) is taken and not used, as in Unbound."""
+    addresses, hosts = [], []
+    for text in servers:
+        kept = text
+        if not tls and "#" in text and not text.rsplit("#", 1)[1].isdigit():
+            kept = text.rsplit("#", 1)[0]
+        if _is_address(kept):
+            addresses.append(kept)
+            continue
+        try:
+            dns.name.from_text(kept.split("@", 1)[0])
+        except dns.exception.DNSException:
+            raise CommandError(f"cannot parse '{text}'") from None
+        hosts.append(kept)
+    return addresses, hosts
+
+
 def _zone_add(ctl: WorkerControl, req: dict, key: str) -> dict:
-    args = _args(req, 2)
+    args = _args(req, 0)
     flags = ""
     if args and args[0].startswith("+"):
+        if len(args) < 2:
+            _second(req)
         flags, args = args[0][1:], args[1:]
-        unknown = [f for f in flags if f not in _ZONE_FLAGS[key]]
-        if unknown:                          # Unbound's words
-            raise CommandError(f"unknown option {unknown[0]}")
+        for i, f in enumerate(flags):
+            if f not in _ZONE_FLAGS[key]:          # Unbound's words: the rest of the word
+                raise CommandError(f": unknown option {flags[i:]}")
     if len(args) < 2:
-        raise CommandError(f"usage: {req['cmd']} {COMMANDS[req['cmd']].args}")
+        _second({**req, "args": args})
     name = _name(args[0])
-    addr_key = "forward-addr" if key == "forward_zone" else "stub-addr"
-    table = {"name": name, addr_key: _as_given(args[1:])}
+    kind = "forward" if key == "forward_zone" else "stub"
+    addresses, hosts = _servers_given(args[1:], "t" in flags)
+    table: dict[str, Any] = {"name": name}
+    if addresses:
+        table[f"{kind}-addr"] = _as_given(addresses)
+    if hosts:
+        table[f"{kind}-host"] = _as_given(hosts)
     table.update({_ZONE_FLAGS[key][f]: True for f in flags if _ZONE_FLAGS[key][f]})
     (zone,) = _setting(key, [table])
     cfg = ctl.server.cfg
@@ -642,12 +728,12 @@ def stub_remove(ctl: WorkerControl, req: dict) -> dict:
 
 
 def insecure_add(ctl: WorkerControl, req: dict) -> dict:
-    name = _name(_args(req, 1, 1)[0])
+    name = _name_arg(req)
     return _change(ctl, domain_insecure=_with_insecure(ctl.server.cfg, name, True))
 
 
 def insecure_remove(ctl: WorkerControl, req: dict) -> dict:
-    name = _name(_args(req, 1, 1)[0])
+    name = _name_arg(req)
     return _change(ctl, domain_insecure=_with_insecure(ctl.server.cfg, name, False))
 
 
@@ -688,7 +774,9 @@ def get_option(ctl: WorkerControl, req: dict) -> dict:
     """A setting's value; one left unset that sets a limit of the engine is that limit's
     value in force, as Unbound prints its default. An Unbound option with no setting of
     its own is answered as ``_unbound_option`` says."""
-    (text,) = _args(req, 1, 1)
+    text = " ".join(_args(req, 0))
+    if not text:                              # Unbound's words for no name
+        raise CommandError("unknown option")
     try:
         name = setting_name(text)
     except CommandError:
@@ -738,12 +826,15 @@ def parse_value(text: str) -> Any:
 
 
 def set_option(ctl: WorkerControl, req: dict) -> dict:
-    text = " ".join(_args(req, 1))
-    first = text.split(None, 1)[0]
-    # NAME: VALUE, or as Unbound takes it too, NAME VALUE (the colon is the name's)
-    name, value = text.split(":", 1) if ":" in first else (first, text[len(first):])
-    if not value.strip():
-        raise CommandError("usage: set_option NAME: VALUE")
+    # NAME: VALUE, or as Unbound takes it too, NAME VALUE (the colon is the name's); and
+    # NAME:VALUE in one word
+    args = _args(req, 0)
+    first = args[0] if args else ""
+    if ":" in first.rstrip(":"):
+        name, value = first.split(":", 1)
+        value = " ".join([value, *args[1:]])
+    else:
+        name, value = _second(req)
     name = setting_name(name)
     if SETTINGS[name].restart:
         raise CommandError(f"{SETTINGS[name].key}: changes only at a restart, not with "

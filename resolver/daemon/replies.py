@@ -21,6 +21,12 @@ class Refused(Exception):
     """The daemon refused the command: its message is the error line's."""
 
 
+def error_line(message: str) -> str:
+    """The line a refusal prints: ``error MESSAGE``, or ``error: ...`` for a message that
+    starts with its colon (Unbound's form for a missing name)."""
+    return f"error{'' if message.startswith(':') else ' '}{message}"
+
+
 def request(cmd: str, args: list[str], stdin: str | None = None) -> dict:
     """The request for ``cmd`` with ``args`` (``stdin``: what a command that reads its
     standard input read, ``load_cache``'s dump, ``local_datas``' list...)."""
