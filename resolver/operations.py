@@ -1,7 +1,7 @@
 """An operator's functions over a :class:`resolver.Resolver`: what its cache, validator and
 server facts forget (``flush``...), the cache as text (``dump_cache``, ``load_cache``), the
 negative trust anchors at run time (``set_insecure``) and the servers a name would be asked
-of (``servers_for``).
+of (``servers_for``, ``delegations``).
 
 Each takes the Resolver first and acts through its published attributes (``cache``,
 ``dnssec``, ``zones``, ``hints``, ``clock``) and :meth:`resolver.Resolver.forget`; the
@@ -17,6 +17,8 @@ import ipaddress
 from typing import Iterable
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 
 from resolver import iterator as it
@@ -112,48 +114,118 @@ def set_insecure(resolver: Resolver, names: Iterable) -> None:
 
 def servers_for(resolver: Resolver, name) -> tuple[str, list[dict]]:
     """The zone whose servers would be asked for ``name`` and those servers with what is
-    learnt of each (the daemon's ``lookup``): the deepest forward or stub zone holding the
-    name, else the deepest zone cut whose NS set the cache holds, else the root hints."""
+    learnt of each: the last of :func:`delegations`' steps, as ``ZONE (KIND)``."""
+    step = delegations(resolver, name)[-1]
+    return f"{step['zone']} ({step['kind']})", step["servers"]
+
+
+#: Unbound's trust of an rrset (``enum rrset_trust``) for the cache's ranks
+#: (``resolver.cache``): hints, additional, glue, referral, answer without AA, authority
+#: and answer of an authoritative reply, validated
+UNBOUND_TRUST = {0: 0, 1: 3, 2: 1, 3: 2, 4: 5, 5: 7, 6: 8, 7: 11}
+
+
+def delegations(resolver: Resolver, name) -> list[dict]:
+    """The delegations Unbound's ``lookup`` looks at for ``name``, in its order: the deepest
+    forward zone holding it; else the deepest delegation the cache holds (NS set and the
+    addresses of its servers), passed over for its parent's while it has no address and
+    every server is named inside it (Unbound's "useless"), and a stub zone at or below it
+    taking its place; else the root hints. Each step is a dict: ``kind`` (forward, stub,
+    cached delegation, root hints), ``zone``, ``prime`` (a stub's), ``useless``, ``rrsets``
+    (the cached NS set then each server's A and AAAA: ``ttl``, ``count``, ``sigs``,
+    ``trust``, ``secure``, ``lines``), ``names`` (the servers named) and ``servers`` (what
+    :func:`_server_facts` says of each address)."""
     wire = name_wire(name).lower()
     now = resolver.clock()
-    cut = resolver.zones.match(wire) if resolver.zones is not None else None
-    if cut is not None:
-        stub = isinstance(cut.zone, StubZone)
-        zone, kind = cut.zone.name, "stub" if stub else "forward"
-        addrs = [s.addr if stub else s.key for s in cut.zone.servers]
-    else:
-        zone, addrs, kind = _cached_cut(resolver, wire, now)
-    return f"{zone} ({kind})", [_server_facts(resolver, a, now) for a in addrs]
+    zones = resolver.zones
+    cut = zones.match(wire) if zones is not None else None
+    if cut is not None and not isinstance(cut.zone, StubZone):
+        return [_zone_step(resolver, cut.zone, "forward", now)]
+    steps = []
+    lname = wire
+    while True:
+        step = _cached_cut(resolver, lname, now)
+        if step is None:
+            break
+        stub = zones.match(lname, stub_only=True) if zones is not None else None
+        zone = name_wire(step["zone"]).lower()
+        if stub is not None and len(stub.wire) >= len(zone):   # at or below the cut
+            steps.append(_zone_step(resolver, stub.zone, "stub", now))
+            return steps
+        steps.append(step)
+        if not step["useless"] or zone == ROOT:
+            return steps
+        lname = zone[zone[0] + 1:]
+    steps.append({"kind": "root hints", "zone": ".", "prime": True, "useless": False,
+                  "rrsets": [], "names": list(dict.fromkeys(
+                      dns.name.from_wire(n, 0)[0].to_text() for n, _ in resolver.hints)),
+                  "servers": [_server_facts(resolver, a, now) for _, a in resolver.hints]})
+    return steps
 
 
-def _cached_cut(resolver: Resolver, wire: bytes, now: float):
-    """The deepest cached delegation at or above ``wire`` (its zone, its servers' cached
-    addresses, its kind), else the root hints."""
+def _zone_step(resolver: Resolver, zone, kind: str, now: float) -> dict:
+    """A forward or stub zone's step: its servers as configured."""
+    stub = kind == "stub"
+    return {"kind": kind, "zone": zone.name, "prime": bool(stub and zone.prime),
+            "useless": False, "rrsets": [], "names": [h.addr for h in zone.hosts],
+            "servers": [_server_facts(resolver, s.addr if stub else s.key, now, s.addr)
+                        for s in zone.servers]}
+
+
+def _rrset(entry, now: float) -> dict:
+    """A cached rrset as Unbound's ``lookup`` prints it: its records' lines."""
+    lines = []
+    for owner, rdtype, rdclass, ttl, rd in entry.records(now) + entry.sig_records(now):
+        text = dns.rdata.from_wire(rdclass, rdtype, rd, 0, len(rd)).to_text()
+        lines.append(f"{dns.name.from_wire(owner, 0)[0]}\t{ttl}\t"
+                     f"{dns.rdataclass.to_text(rdclass)}\t{dns.rdatatype.to_text(rdtype)}\t"
+                     f"{text}")
+    return {"ttl": max(0, int(entry.expires - now)), "count": len(entry.rdatas),
+            "sigs": len(entry.rrsigs), "trust": UNBOUND_TRUST.get(entry.rank, 0),
+            "secure": entry.rank == 7, "lines": lines}
+
+
+def _cached_cut(resolver: Resolver, wire: bytes, now: float) -> dict | None:
+    """The deepest cached delegation at or above ``wire``: its step (see
+    :func:`delegations`), or None."""
     rrsets = resolver.cache.rrsets
     lname = wire
     while True:
         ns = rrsets.get(lname, it.NS, 1, now)
         if ns is not None and ns.rdatas:
-            addrs = []
-            for rd in ns.rdatas:
-                target = dns.name.from_wire(rd, 0)[0].canonicalize().to_wire()
-                for t in (it.A, it.AAAA):
-                    e = rrsets.get(target, t, 1, now)
-                    if e is not None:
-                        addrs += [str(ipaddress.ip_address(a)) for a in e.rdatas]
-            return dns.name.from_wire(lname, 0)[0].to_text(), addrs, "cached delegation"
-        if lname == ROOT:
             break
+        if lname == ROOT:
+            return None
         lname = lname[lname[0] + 1:]
-    return ".", [a for _, a in resolver.hints], "root hints"
+    zone = dns.name.from_wire(lname, 0)[0]
+    names = [dns.name.from_wire(rd, 0)[0] for rd in ns.rdatas]
+    shown, addrs = [_rrset(ns, now)], []
+    for target in reversed(names):          # Unbound's order: the last server named first
+        for t in (it.A, it.AAAA):
+            e = rrsets.get(target.canonicalize().to_wire(), t, 1, now)
+            if e is not None and e.rdatas:
+                shown.append(_rrset(e, now))
+                addrs += [str(ipaddress.ip_address(a)) for a in e.rdatas]
+    inside = all(n.is_subdomain(zone) for n in names)
+    asked = dns.name.from_wire(wire, 0)[0]
+    useless = not addrs and (inside or (asked in names and asked.is_subdomain(zone)))
+    return {"kind": "cached delegation", "zone": zone.to_text(), "prime": False,
+            "useless": useless, "rrsets": shown, "names": [n.to_text() for n in names],
+            "servers": [_server_facts(resolver, a, now) for a in addrs[::-1]]}
 
 
-def _server_facts(resolver: Resolver, addr: str, now: float) -> dict:
-    s = resolver.cache.infra.servers.get(addr)
+def _server_facts(resolver: Resolver, addr: str, now: float, ip: str | None = None) -> dict:
+    """What the infra cache holds of the server ``addr`` (its key there; ``ip`` its
+    address, when the key has a port or a name too)."""
+    infra = resolver.cache.infra
+    s = infra.servers.get(addr)
     if s is None:
-        return {"address": addr, "known": False}
-    return {"address": addr, "known": True,
+        return {"address": addr, "ip": ip or addr, "known": False}
+    left = infra.host_ttl - (now - s.replied_at) if s.replied_at else infra.host_ttl
+    return {"address": addr, "ip": ip or addr, "known": True,
             "rtt_ms": None if s.srtt is None else round(s.srtt * 1000, 1),
+            "rttvar_ms": round(s.rttvar * 1000, 1), "ttl": max(0, int(left)),
+            "probe_in": max(0.0, round(s.probe_at - now, 1)),
             "rto_ms": round(s.rto * 1000, 1), "timeouts": s.timeouts,
             "down": s.down_until > now,
             "down_for": max(0.0, round(s.down_until - now, 1)),

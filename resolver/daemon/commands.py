@@ -100,10 +100,12 @@ COMMANDS: tuple[Command, ...] = (
             "every worker, each entry with its DNSSEC status and TTL left; expired entries "
             "are skipped. Prints ``ok``; a malformed line is an error naming its number and "
             "nothing is loaded.", "every worker", stdin=True),
-    Command("lookup", "NAME", "Prints the servers that would be asked for NAME (the "
-            "deepest zone cut the cache, the forward and stub zones or the root hints give) "
-            "with what is learnt of each: smoothed RTT, timeout, consecutive timeouts, down "
-            "and lame marks. Per worker: each has its own cache and server facts.",
+    Command("lookup", "NAME", "Prints, as Unbound's, the servers that would be asked for "
+            "NAME: the forward zone, else the deepest delegation the cache holds (its NS "
+            "and address rrsets, ``;rrset`` lines and records) or a stub zone below it, "
+            "the counts of names and addresses, then one line per address with what is "
+            "learnt of it (rto, ttl, smoothed RTT and variance, timeouts, EDNS; ``not in "
+            "infra cache.``). Per worker: each has its own cache and server facts.",
             "per worker"),
     Command("list_forwards", "", "Prints the forward zones as Unbound: name, ``IN "
             "forward`` (``+i`` when the zone is also domain-insecure) and the servers (host "

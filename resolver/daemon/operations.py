@@ -193,19 +193,52 @@ def load_cache(ctl: WorkerControl, req: dict) -> dict:
 
 
 def lookup(ctl: WorkerControl, req: dict) -> dict:
+    """Unbound's ``lookup``: the delegations looked at for the name and, for each, its
+    cached rrsets, its counts and one line per server address with what the infra cache
+    holds of it, in Unbound's words."""
     name = _name_arg(req)
-    zone, servers = ops.servers_for(ctl.server.resolver, name)
-    lines = [f"The servers that would be asked for {name}: zone {zone}"]
-    for s in servers:
-        if not s["known"]:
-            lines.append(f"{s['address']}\tnot in infra cache")
-            continue
-        rtt = "unmeasured" if s["rtt_ms"] is None else f"{s['rtt_ms']} ms"
-        marks = ([f"down {s['down_for']}s"] if s["down"] else []) + \
-            [f"lame for {z}" for z in s["lame"]] + ([] if s["edns"] else ["no EDNS"])
-        lines.append(f"{s['address']}\trtt {rtt}, rto {s['rto_ms']} ms, "
-                     f"timeouts {s['timeouts']}" + "".join(f", {m}" for m in marks))
-    return {"ok": True, "text": "\n".join(lines), "servers": servers}
+    steps = ops.delegations(ctl.server.resolver, name)
+    lines = [f"The following name servers are used for lookup of {name}"]
+    for step in steps:
+        if step["kind"] == "root hints":
+            lines.append("no delegation from cache; goes to configured roots")
+            break
+        if step["kind"] == "forward":
+            lines.append("forwarding request:")
+        elif step["kind"] == "stub":
+            lines.append("The stub is primed with servers:" if step["prime"]
+                         else "The noprime stub servers are used:")
+        for r in step["rrsets"]:
+            lines.append(f";rrset {r['ttl']} {r['count']} {r['sigs']} {r['trust']} "
+                         f"{5 if r['secure'] else 0}")
+            lines += r["lines"]
+        n = len(step["names"])
+        lines += [f"Delegation with {n} names, of which {n} can be examined to query "
+                  "further addresses.", f"It provides {len(step['servers'])} IP addresses."]
+        lines += [f"{s['ip']:<16}\t{_infra_text(s)}" for s in step["servers"]]
+        if step["useless"]:
+            lines.append("cache delegation was useless (no IP addresses)")
+            zone = dns.name.from_text(step["zone"])
+            if zone != dns.name.root:
+                lines.append(f"going up, lookup {zone.parent()}")
+    return {"ok": True, "text": "\n".join(lines), "delegations": steps}
+
+
+def _infra_text(s: dict) -> str:
+    """What the infra cache holds of a server, as Unbound's ``lookup`` says it: the RTO,
+    the entry's seconds left, the smoothed RTT and its variance (ms), the timeouts (not
+    told apart by type here: all under ``tother``), a down server's wait for its next
+    probe, EDNS."""
+    if not s["known"]:
+        return "not in infra cache."
+    lame = "LAME " if s["lame"] else ""
+    ping = 0 if s["rtt_ms"] is None else round(s["rtt_ms"])
+    rto = round(s["rto_ms"])
+    text = (f"{lame}rto {rto} msec, ttl {s['ttl']}, ping {ping} var "
+            f"{round(s['rttvar_ms'])} rtt {rto}, tA 0, tAAAA 0, tother {s['timeouts']}")
+    if s["down"]:
+        text += f", probedelay {round(s['probe_in'] * 1000)}"
+    return text + (", EDNS 0 probed." if s["edns"] else ", noEDNS probed.")
 
 
 # ---- zones and local data -----------------------------------------------------------------

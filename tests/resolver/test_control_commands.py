@@ -197,15 +197,15 @@ def test_lookup_shows_each_worker_s_servers_and_flush_infra_forgets_them(daemon)
     r = ctl(daemon, "lookup", "www.example.com.")
     assert r.returncode == 0, r.stdout
     assert "worker 0:" in r.stdout and "worker 1:" in r.stdout
-    assert "zone example.com. (cached delegation)" in r.stdout
+    assert r.stdout.count("\tIN\tNS\tns1.example.com.") == 2, r.stdout
     assert "127.0.0.10" in r.stdout and "127.0.0.11" in r.stdout
-    assert "rtt " in r.stdout and " ms" in r.stdout
+    assert " msec, " in r.stdout
     ok(daemon, "flush_infra", "127.0.0.10")
     r = ctl(daemon, "lookup", "www.example.com.")
-    assert r.stdout.count("127.0.0.10\tnot in infra cache") == 2, r.stdout
+    assert r.stdout.count("127.0.0.10      \tnot in infra cache.") == 2, r.stdout
     ok(daemon, "flush_infra", "all")
     r = ctl(daemon, "lookup", "www.example.com.")
-    assert "rtt " not in r.stdout and r.stdout.count("not in infra cache") >= 4, r.stdout
+    assert " msec, " not in r.stdout and r.stdout.count("not in infra cache.") >= 4, r.stdout
 
 
 # ---- zones and local data -----------------------------------------------------------------
@@ -227,8 +227,8 @@ def test_forward_add_routes_the_zone_to_another_server_until_removed(daemon, res
     assert all(addresses(a) == {"192.0.2.77"} for a in answers)
     assert "www.example.com." in responder.asked
     r = ctl(daemon, "lookup", "www.example.com.")
-    assert r.stdout.count("zone example.com. (forward)") == 2, r.stdout
-    assert f"127.0.0.1@{responder.port}\trtt " in r.stdout
+    assert r.stdout.count("forwarding request:") == 2, r.stdout
+    assert "127.0.0.1       \trto " in r.stdout, r.stdout
     ok(daemon, "forward_remove", "+i", "example.com.")
     assert ctl(daemon, "list_forwards").stdout.strip() == ""
     # +t (newer Unbound's): the servers asked over TLS, each with its authentication name

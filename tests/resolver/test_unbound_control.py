@@ -758,6 +758,74 @@ def test_arguments_taken_and_refused_as_unbound(lab, tmp_path):
         stop_process(proc, group=True)
 
 
+#: A server line of ``lookup``: the address padded to 16, a tab, then what the infra cache
+#: holds of it in one of Unbound's two forms
+LOOKUP_SERVER = re.compile(r"(\S+ *)\t(?:not in infra cache\.|(?:LAME )?rto \d+ msec, ttl \d+, "
+                           r"ping \d+ var \d+ rtt \d+, tA \d+, tAAAA \d+, tother \d+"
+                           r"(?:, probedelay \d+)?, (?:EDNS 0|noEDNS) probed\.)")
+
+
+def lookup_shape(text: str) -> list[str]:
+    """``lookup``'s lines with the TTLs and the infra cache's figures left out."""
+    out = []
+    for line in text.splitlines():
+        server = LOOKUP_SERVER.fullmatch(line)
+        if server:
+            out.append(f"{server.group(1)}\tINFRA")
+        elif line.startswith(";rrset "):
+            out.append(re.sub(r"^;rrset \d+", ";rrset TTL", line))
+        else:
+            out.append(re.sub(r"^(\S+)\t\d+\t", r"\1\tTTL\t", line))
+    return out
+
+
+def test_lookup_prints_unbound_s_lines(tmp_path):
+    """``lookup`` of a name under a cached delegation, a forward zone and a stub zone, and
+    of a name asked of neither: the same lines as a real Unbound's with the same zones
+    after the same question (the TTLs and the infra cache's figures aside, each server
+    line in one of Unbound's two forms)."""
+    from dnslab.unbound import lab_on_port_53, launch, server_lines
+
+    need_unbound()
+    lab = lab_on_port_53(tmp_path / "lab")
+    uport, cport = free_port(), free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    zones = ["forward-zone:", '  name: "fwd.test."', "  forward-addr: 127.0.0.12",
+             "stub-zone:", '  name: "stub.test."', "  stub-addr: 127.0.0.14"]
+    try:
+        proc = launch(w, [f"  interface: 127.0.0.1@{uport}", f"  port: {uport}",
+                          *server_lines(w, lab), *zones], "127.0.0.1", uport,
+                      control=plain_control(cport))
+    except BaseException:
+        lab.stop()
+        raise
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('[[forward-zone]]\nname = "fwd.test."\nforward-addr = ["127.0.0.12"]\n'
+                    '[[stub-zone]]\nname = "stub.test."\nstub-addr = ["127.0.0.14"]\n')
+    d = None
+    try:
+        d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        for port in (uport, d.port):
+            assert ask(port, "www.example.com.").rcode() == dns.rcode.NOERROR
+        for name in ("www.example.com.", "fwd.test.", "x.stub.test."):
+            theirs = ubctl(ub, "lookup", name)
+            ours = cli("--control", d.control, "lookup", name)
+            assert theirs.returncode == ours.returncode == 0, (name, ours.stderr)
+            assert lookup_shape(ours.stdout) == lookup_shape(theirs.stdout), \
+                (name, ours.stdout, theirs.stdout)
+            assert any(LOOKUP_SERVER.fullmatch(line) for line in ours.stdout.splitlines())
+        r = cli("--control", d.control, "lookup", "www.example.com.")
+        assert "Delegation with 2 names, of which 2 can be examined" in r.stdout, r.stdout
+        assert "example.com.\t" in r.stdout and "\tIN\tNS\tns1.example.com." in r.stdout
+    finally:
+        stop_process(proc, 5.0, group=True)
+        if d is not None:
+            assert d.stop() == 0, d.log_text()[-2000:]
+        lab.stop()
+
+
 def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_path):
     proc, d, ub = unbound_beside_daemon(lab, tmp_path)
     try:
