@@ -242,12 +242,16 @@ def _infra_text(s: dict) -> str:
 
 
 # ---- zones and local data -----------------------------------------------------------------
-def _tree_order(names):
-    """``names`` (text) in the order of Unbound's trees of forward and stub zones: by the
-    labels from the root down, a shorter label before a longer one, equal lengths by their
+def _tree_key(name: dns.name.Name) -> tuple:
+    """Where ``name`` sorts in Unbound's trees of zones (forward, stub, local): by the labels
+    from the root down, a shorter label before a longer one, equal lengths by their
     lower-case bytes; a name before the names below it."""
-    return sorted(names, key=lambda n: tuple((len(label), label.lower()) for label
-                                             in reversed(dns.name.from_text(n).labels)))
+    return tuple((len(label), label.lower()) for label in reversed(name.labels))
+
+
+def _tree_order(names):
+    """``names`` (text) in the order of Unbound's trees of zones (:func:`_tree_key`)."""
+    return sorted(names, key=lambda n: _tree_key(dns.name.from_text(n)))
 
 
 def _insecure(ctl: WorkerControl) -> set:
@@ -300,12 +304,13 @@ def list_stubs(ctl: WorkerControl, req: dict) -> dict:
 
 def list_local_zones(ctl: WorkerControl, req: dict) -> dict:
     """The local zones served, with the transparent ones local data outside every zone
-    makes (as Unbound lists them)."""
+    makes, in the order of Unbound's tree (as Unbound lists them)."""
     _args(req, 0, 0)
     local = ctl.server.resolver.local_zones
     types = local.types if local is not None else {}
-    return {"ok": True, "text": "\n".join(
-        f"{dns.name.from_wire(name, 0)[0]} {kind}" for name, kind in sorted(types.items()))}
+    zones = sorted(((dns.name.from_wire(name, 0)[0], kind) for name, kind in types.items()),
+                   key=lambda zone: _tree_key(zone[0]))
+    return {"ok": True, "text": "\n".join(f"{name} {kind}" for name, kind in zones)}
 
 
 def list_local_data(ctl: WorkerControl, req: dict) -> dict:

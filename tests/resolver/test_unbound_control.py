@@ -1078,8 +1078,8 @@ LISTED_ZONES = [
 def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
     """The same unbound.conf zones in a real Unbound and in the daemon (its import):
     ``list_forwards``, ``list_stubs`` (the root's hints first), ``list_local_data`` (the
-    default zones' records too, in Unbound's text form and order) and ``forward`` print the
-    same lines."""
+    default zones' records too, in Unbound's text form and order), ``list_local_zones`` (in
+    the order of Unbound's tree) and ``forward`` print the same lines."""
     need_unbound()
     uport, cport = free_port(), free_port()
     w = tmp_path / "ub"
@@ -1108,7 +1108,7 @@ def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
                          ("forward_add", "+i", "fwd-d.test.", "127.0.0.12")):
                 r = ubctl(cf, *args)
                 assert (r.returncode, r.stdout) == (0, "ok\n"), (who, args, r.stdout)
-        for command in ("list_forwards", "list_stubs", "list_local_data"):
+        for command in ("list_forwards", "list_stubs", "list_local_data", "list_local_zones"):
             out = {}
             for who, cf in servers.items():
                 r = ubctl(cf, command)
@@ -1118,6 +1118,9 @@ def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
                 # default zones of RFC 9462 and 9665, which Unbound 1.17 predates
                 out["corenet"] = "".join(re.findall(r"^(?!(?:service|resolver)\.arpa\.\t)"
                                                     r".*\n\n", out["corenet"], re.M))
+            if command == "list_local_zones":      # the same zones, in Unbound's tree order
+                out["corenet"] = re.sub(r"^(?:service|resolver)\.arpa\. .*\n", "",
+                                        out["corenet"], flags=re.M)
             assert out["corenet"] == out["unbound"], (command, out)
             assert out["unbound"].strip(), (command, out)
         shown = {who: ubctl(cf, "forward", "127.0.0.1@5353", "::1").returncode
