@@ -525,7 +525,7 @@ class MetricsServer:
 #: shows them as they are. ``max`` is the longest list of misses in flight since the start.
 GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hit_rates",
                     "latency_buckets", "udp_iterations", "workers", "workers_answering",
-                    "per_worker", "open", "tls_upstream", "max"})
+                    "open", "tls_upstream", "max"})
 
 
 def hit_rates(stats: dict) -> dict:

@@ -468,7 +468,10 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
 
 def worker_figures(stats: dict) -> dict:
     """One worker's cache figures, for the supervisor's ``per_worker`` list."""
+    from resolver.daemon.unbound_stats import thread_figures
+
     e, sc = stats["engine"], stats.get("shared_cache") or {}
     return {"client_queries": e["client_queries"], "cache_hits": e["cache_hits"],
             "shared_lookups": sc.get("lookups", 0), "shared_hits": sc.get("hits", 0),
-            "upstream_queries": e["upstream_queries"], "hit_rates": stats["hit_rates"]}
+            "upstream_queries": e["upstream_queries"], "hit_rates": stats["hit_rates"],
+            "thread": thread_figures(stats)}

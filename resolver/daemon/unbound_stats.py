@@ -116,34 +116,41 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
 
 
 def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, object]]:
-    """One thread's (a worker's) or the total's ``num.*``, ``requestlist.*``,
-    ``recursion.time.*`` and ``tcpusage``. A worker's own figures are its queries and
-    hits; the rest are the daemon's."""
-    e = stats["engine"]
-    if worker is None:
-        queries, hits = e["client_queries"], e["cache_hits"]
-    else:
-        queries, hits = worker["client_queries"], worker["cache_hits"]
-    lines: list[tuple[str, object]] = [(f"{prefix}.num.queries", queries)]
-    whole = worker is None or len(stats.get("per_worker", ())) <= 1
-    if whole:
-        lines.append((f"{prefix}.num.queries_ip_ratelimited",
-                      stats["dropped"].get("ratelimit", 0)))
-    lines += [(f"{prefix}.num.cachehits", hits), (f"{prefix}.num.cachemiss", queries - hits)]
-    if whole:
-        lines += [(f"{prefix}.num.prefetch", e["prefetches"]),
-                  (f"{prefix}.num.expired", e["stale_answers"]),
-                  (f"{prefix}.num.recursivereplies", e["cache_misses"]),
-                  (f"{prefix}.requestlist.avg", _general(_list_average(stats))),
-                  (f"{prefix}.requestlist.max", stats["requestlist"]["max"]),
-                  (f"{prefix}.requestlist.overwritten", stats["dropped"].get("jostled", 0)),
-                  (f"{prefix}.requestlist.exceeded", stats["requestlist"]["exceeded"]),
-                  (f"{prefix}.requestlist.current.all", stats["inflight"]),
-                  (f"{prefix}.requestlist.current.user", stats["inflight"]),
-                  (f"{prefix}.recursion.time.avg", _sec(_average(stats))),
-                  (f"{prefix}.recursion.time.median", _sec(_median(stats))),
-                  (f"{prefix}.tcpusage", stats["tcp"]["open"])]
-    return lines
+    """One thread's (a worker's own figures, its ``per_worker`` entry's ``thread``) or the
+    total's ``num.*``, ``requestlist.*``, ``recursion.time.*`` and ``tcpusage``."""
+    s = stats if worker is None else worker.get("thread", stats)
+    e = s["engine"]
+    queries, hits = e["client_queries"], e["cache_hits"]
+    return [(f"{prefix}.num.queries", queries),
+            (f"{prefix}.num.queries_ip_ratelimited", s["dropped"].get("ratelimit", 0)),
+            (f"{prefix}.num.cachehits", hits), (f"{prefix}.num.cachemiss", queries - hits),
+            (f"{prefix}.num.prefetch", e["prefetches"]),
+            (f"{prefix}.num.expired", e["stale_answers"]),
+            (f"{prefix}.num.recursivereplies", e["cache_misses"]),
+            (f"{prefix}.requestlist.avg", _general(_list_average(s))),
+            (f"{prefix}.requestlist.max", s["requestlist"]["max"]),
+            (f"{prefix}.requestlist.overwritten", s["dropped"].get("jostled", 0)),
+            (f"{prefix}.requestlist.exceeded", s["requestlist"]["exceeded"]),
+            (f"{prefix}.requestlist.current.all", s["inflight"]),
+            (f"{prefix}.requestlist.current.user", s["inflight"]),
+            (f"{prefix}.recursion.time.avg", _sec(_average(s))),
+            (f"{prefix}.recursion.time.median", _sec(_median(s))),
+            (f"{prefix}.tcpusage", s["tcp"]["open"])]
+
+
+#: What a worker's ``thread`` figures hold of its stats (:func:`thread_figures`): the
+#: engine's counters ``stats`` prints per thread, and the rest whole
+THREAD_ENGINE = ("client_queries", "cache_hits", "prefetches", "stale_answers",
+                 "cache_misses")
+THREAD_KEYS = ("dropped", "requestlist", "inflight", "recursion_counts", "recursion_sum",
+               "latency_buckets")
+
+
+def thread_figures(stats: dict) -> dict:
+    """The figures of one worker's ``stats`` that its ``thread{N}.`` lines show."""
+    return {"engine": {k: stats["engine"][k] for k in THREAD_ENGINE},
+            "tcp": {"open": stats["tcp"]["open"]},
+            **{k: stats[k] for k in THREAD_KEYS}}
 
 
 def _average(stats: dict) -> float:

@@ -282,18 +282,21 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
 NONZERO = ("num.query.type.", "num.query.class.", "num.query.opcode.", "num.answer.rcode.")
 
 
-@pytest.mark.parametrize("extended", [False, True])
-def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, extended):
+@pytest.mark.parametrize("extended,workers", [(False, 1), (True, 1), (False, 2)])
+def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, extended,
+                                                                 workers):
     """With Unbound's ``extended-statistics: no`` (its default) both print the same keys
-    (the threads', the total's, the times); with ``yes`` the types, classes, opcodes and
-    rcodes each once non-zero, on both: after a ``stats`` reset, those asked since alone."""
+    (each thread's, the total's, the times; two workers as two threads); with ``yes`` the
+    types, classes, opcodes and rcodes each once non-zero, on both: after a ``stats``
+    reset, those asked since alone."""
     need_unbound()
     uport, cport = free_port(), free_port()
     bulk = f"{Z.BULK}@{lab.port}"
     w = tmp_path / "unbound"
     w.mkdir()
     yes = "yes" if extended else "no"
-    proc = local_unbound(w, uport, [f"extended-statistics: {yes}", "local-zone: test. static",
+    proc = local_unbound(w, uport, [f"extended-statistics: {yes}", f"num-threads: {workers}",
+                                    "local-zone: test. static",
                                     'local-data: "a.test. A 10.0.0.1"',
                                     "do-not-query-localhost: no", "forward-zone:",
                                     'name: "bulk.net."', f"forward-addr: {bulk}"],
@@ -302,7 +305,8 @@ def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, e
     conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
                     f"extended-statistics = {str(extended).lower()}\n"
                     f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n')
-    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
+    d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     try:
         ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
         for asked, reset in (((("h001.bulk.net.", "AAAA"), ("nx.test.", "MX")), True),
@@ -317,6 +321,8 @@ def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, e
         theirs, ours = both_stats(ub, d)
         if not extended:
             assert set(ours) == set(theirs), (set(ours) ^ set(theirs))
+            # each thread's since the reset: the two asked last, over the workers
+            assert sum(int(ours[f"thread{i}.num.queries"]) for i in range(workers)) == 2
             return
         shown = {who: {k for k in got if k.startswith(NONZERO)}
                  for who, got in (("theirs", theirs), ("ours", ours))}
