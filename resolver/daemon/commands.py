@@ -148,8 +148,8 @@ COMMANDS: tuple[Command, ...] = (
             "line refused, then ``removed N datas``.", "every worker", stdin=True),
     Command("forward", "[off | ADDR...]", "Without arguments prints the root's forwarders "
             "(the forward zone ``.``), or ``off (using root hints)``; ``off`` removes that "
-            "zone; addresses (ADDR, ADDR@PORT) make them the root's forwarders. Until the "
-            "next reload; prints ``ok``.", "every worker"),
+            "zone; addresses (ADDR, ADDR@PORT) or host names make them the root's forwarders. "
+            "Until the next reload; prints ``ok``.", "every worker"),
     Command("forward_add", "[+it] ZONE ADDR...", "Adds (or replaces) the forward zone ZONE "
             "with these servers (ADDR, ADDR@PORT, or a host name, resolved as "
             "``forward-host``'s) until the next reload; ``+i`` also makes "

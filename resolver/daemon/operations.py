@@ -691,6 +691,18 @@ def _servers_given(servers: list[str], tls: bool) -> tuple[list[str], list[str]]
     return addresses, hosts
 
 
+def _zone_table(name: str, kind: str, servers: list[str], tls: bool) -> dict[str, Any]:
+    """The ``[[forward-zone]]`` or ``[[stub-zone]]`` table (``kind``) of a zone whose
+    servers a command line names."""
+    addresses, hosts = _servers_given(servers, tls)
+    table: dict[str, Any] = {"name": name}
+    if addresses:
+        table[f"{kind}-addr"] = _as_given(addresses)
+    if hosts:
+        table[f"{kind}-host"] = _as_given(hosts)
+    return table
+
+
 def _zone_add(ctl: WorkerControl, req: dict, key: str) -> dict:
     args = _args(req, 0)
     flags = ""
@@ -704,13 +716,8 @@ def _zone_add(ctl: WorkerControl, req: dict, key: str) -> dict:
     if len(args) < 2:
         _second({**req, "args": args})
     name = _name(args[0])
-    kind = "forward" if key == "forward_zone" else "stub"
-    addresses, hosts = _servers_given(args[1:], "t" in flags)
-    table: dict[str, Any] = {"name": name}
-    if addresses:
-        table[f"{kind}-addr"] = _as_given(addresses)
-    if hosts:
-        table[f"{kind}-host"] = _as_given(hosts)
+    table = _zone_table(name, "forward" if key == "forward_zone" else "stub", args[1:],
+                        "t" in flags)
     table.update({_ZONE_FLAGS[key][f]: True for f in flags if _ZONE_FLAGS[key][f]})
     (zone,) = _setting(key, [table])
     cfg = ctl.server.cfg
@@ -745,7 +752,7 @@ def forward(ctl: WorkerControl, req: dict) -> dict:
                 if root else "off (using root hints)"}
     if args == ["off"]:
         return _change(ctl, forward_zone=others)
-    (zone,) = _setting("forward_zone", [{"name": ".", "forward-addr": _as_given(args)}])
+    (zone,) = _setting("forward_zone", [_zone_table(".", "forward", args, False)])
     return _change(ctl, forward_zone=others + (zone,))
 
 

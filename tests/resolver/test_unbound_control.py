@@ -738,7 +738,9 @@ ALIKE = (("forward_add", "fa.test.", "192.0.2.2#dns.example"),
          ("local_zone", "z.test.", "badtype"), ("local_zone", "z.test.", "static", "x"),
          ("local_zone", "z.test."), ("local_zone",),
          ("flush_zone",), ("lookup",), ("insecure_add",), ("local_data_remove",),
-         ("flush_infra",), ("flush_infra", "nowhere"))
+         ("flush_infra",), ("flush_infra", "nowhere"),
+         ("forward", "ns.example", "192.0.2.1"), ("forward",), ("forward", "bad..x"),
+         ("forward", "off"), ("forward",))
 
 
 def test_arguments_taken_and_refused_as_unbound(lab, tmp_path):
