@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import re
 
 import dns.message
 import dns.name
@@ -98,3 +99,38 @@ def test_the_resolver_class_holds_no_operator_function():
              and not name.startswith("_")]
     assert "flush" in moved and "servers_for" in moved
     assert [name for name in moved if hasattr(resolver.Resolver, name)] == []
+
+
+def test_delegations_pass_over_a_cut_without_addresses_for_its_parent(r):
+    """A cached cut whose servers are all named inside it and have no address cached is
+    Unbound's "useless" delegation: ``lookup`` shows it, then goes up to its parent's."""
+    from types import SimpleNamespace
+
+    import dns.rdata
+
+    from resolver.cache import GLUE, REFERRAL
+    from resolver.daemon.operations import WorkerControl, lookup
+
+    def record(owner: str, rdtype: str, text: str) -> tuple:
+        rd = dns.rdata.from_text("IN", rdtype, text)
+        return dns.name.from_text(owner).to_wire(), int(rd.rdtype), 1, 300, rd.to_wire()
+
+    now = r.clock()
+    r.cache.rrsets.store_records([record("sub.example.", "NS", "ns.sub.example.")],
+                                 REFERRAL, now)
+    r.cache.rrsets.store_records([record("example.", "NS", "ns.example.")], REFERRAL, now)
+    r.cache.rrsets.store_records([record("ns.example.", "A", "192.0.2.53")], GLUE, now)
+    steps = operations.delegations(r, "www.sub.example.")
+    assert [(s["zone"], s["useless"]) for s in steps] == \
+        [("sub.example.", True), ("example.", False)]
+    assert [s["ip"] for s in steps[1]["servers"]] == ["192.0.2.53"]
+    assert [(x["count"], x["trust"]) for x in steps[1]["rrsets"]] == [(1, 2), (1, 1)]
+    ctl = WorkerControl(SimpleNamespace(resolver=r), reload=None, stop=None)
+    text = lookup(ctl, {"cmd": "lookup", "args": ["www.sub.example."]})["text"]
+    ttl = re.compile(r"^;rrset \d+|(?<=\t)\d+(?=\tIN\t)")      # 300 or a second less
+    assert [ttl.sub("TTL", line) for line in text.splitlines()[5:]] == [
+        "cache delegation was useless (no IP addresses)", "going up, lookup example.",
+        "TTL 1 0 2 0", "example.\tTTL\tIN\tNS\tns.example.",
+        "TTL 1 0 1 0", "ns.example.\tTTL\tIN\tA\t192.0.2.53",
+        "Delegation with 1 names, of which 1 can be examined to query further addresses.",
+        "It provides 1 IP addresses.", "192.0.2.53      \tnot in infra cache."], text
