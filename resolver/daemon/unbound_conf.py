@@ -404,6 +404,8 @@ FIXED = {
                            "answer (forward zones: forward-tcp-upstream)"),
     "udp-connect": ("yes", "each upstream UDP socket is connected to its server"),
     "trust-anchor-signaling": ("no", "no key tag queries (RFC 8145) are sent"),
+    "infra-cache-numhosts": ("10000", "the infra cache holds at most 10000 servers (the "
+                                      "least recently added go first)"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {

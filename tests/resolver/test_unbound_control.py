@@ -684,7 +684,8 @@ def unbound_beside_daemon(lab, tmp_path: Path):
 #: corenet's behaviour too (unbound_conf.FIXED, and limits that share Unbound's default)
 BEHAVIOUR = ("do-udp", "do-tcp", "so-reuseport", "minimal-responses", "aggressive-nsec",
              "harden-dnssec-stripped", "harden-below-nxdomain", "edns-buffer-size",
-             "statistics-interval", "unwanted-reply-threshold", "ratelimit")
+             "statistics-interval", "unwanted-reply-threshold", "ratelimit",
+             "infra-cache-numhosts")
 #: ones that print corenet's own figure: the one cache's size, the first listener's port,
 #: the upstream sockets in flight (outgoing-range)
 FIGURES = ("msg-cache-size", "rrset-cache-size", "port", "outgoing-range")
