@@ -80,10 +80,47 @@ def _name_arg(req: dict) -> str:
 def _name(text: str) -> str:
     if not text:                        # Unbound's words, its colon too
         raise CommandError(": this option requires a domain name")
+    unparsed = _unparsed(text)
+    if unparsed is not None:
+        raise CommandError(f"cannot parse name {text} at {unparsed[0]}: {unparsed[1]}")
     try:
         return dns.name.from_text(text).to_text()
     except dns.exception.DNSException as e:
         raise CommandError(f"{text!r} is not a domain name: {e}") from None
+
+
+def _unparsed(text: str) -> tuple[int, str] | None:
+    """Why Unbound's reader of a name (sldns's) refuses ``text``, and where (its offset in
+    the name's wire form, as Unbound's error says it); None when it takes it."""
+    if len(text) > 255 * 4:
+        return 0, "Domainname length overflow"
+    if text == ".":
+        return None
+    q, label, i = 1, 0, 0                   # wire offset, label length, place in text
+    while i < len(text):
+        if q >= 255:
+            return q, "Domainname length overflow"
+        c = text[i]
+        if c == ".":
+            if label > 63:
+                return q, "Label length overflow"
+            if label == 0:
+                return q, "Empty label"
+            label = -1
+        elif c == "\\":                    # \DDD (at most 255) or \X, X not a digit
+            digits = text[i + 1:i + 4]
+            if len(digits) == 3 and digits.isdigit() and int(digits) <= 255:
+                i += 3
+            elif i + 1 < len(text) and not text[i + 1].isdigit():
+                i += 1
+            else:
+                return q, "Syntax error, bad escape sequence"
+        label, i, q = label + 1, i + 1, q + 1
+    if label and q >= 255:
+        return q, "Domainname length overflow"
+    if label > 63:
+        return q, "Label length overflow"
+    return None
 
 
 def _change(ctl: WorkerControl, **values) -> dict:

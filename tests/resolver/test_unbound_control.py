@@ -722,7 +722,7 @@ def test_get_option_answers_unbound_s_names_corenet_has_no_setting_for(lab, tmp_
 
 #: Command lines both take or refuse alike, in this order: host names and authentication
 #: names without TLS among a zone's servers, a type unknown, a record with no data, and the
-#: refusals of a missing or bad argument
+#: refusals of a missing or bad argument, names that do not parse among them
 ALIKE = (("forward_add", "fa.test.", "192.0.2.2#dns.example"),
          ("forward_add", "fb.test.", "notanip"),
          ("forward_add", "fc.test.", "192.0.2.3@5353#x.example", "ns.example@5353#y.example",
@@ -740,6 +740,8 @@ ALIKE = (("forward_add", "fa.test.", "192.0.2.2#dns.example"),
          ("local_zone", "z.test."), ("local_zone",),
          ("flush_zone",), ("lookup",), ("insecure_add",), ("local_data_remove",),
          ("flush_infra",), ("flush_infra", "nowhere"),
+         ("flush_zone", "a..b"), ("flush_type", "x" * 64 + ".test.", "A"), ("lookup", "a\\300"),
+         ("insecure_add", ".."), ("local_zone_remove", "abcdefghi." * 26),
          ("forward", "ns.example", "192.0.2.1"), ("forward",), ("forward", "bad..x"),
          ("forward", "off"), ("forward",))
 
