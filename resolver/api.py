@@ -782,11 +782,18 @@ class Resolver(ResolverCore):
         (dnspython's own cache, by contrast, keeps them as stored); ``expiration`` is
         exact, and ``nameserver``/``port`` name the server that gave it when it was
         resolved: ``server``, the Result's. A stale entry gets a fresh Answer with the
-        stale TTL."""
-        outcome = e.parsed
+        stale TTL. ``name`` is the question as the caller wrote it: its case is the
+        question's, and that of the names compressed to it, as the daemon's answer encoder
+        gives a query its own case (the entry keeps the case of whoever asked first; an
+        Answer for another case is made afresh, never shared)."""
+        wire = e.wire
+        own_case = wire[12:12 + len(name)] == name
+        if not own_case and wire[12:12 + len(name)].lower() == name.lower():
+            wire = wire[:12] + name + wire[12 + len(name):]
+        outcome = e.parsed if own_case else None
         age = int(now - e.stored_at)            # whole seconds since it was stored
         if outcome is None or e.expires < now or outcome[-1] != age:
-            msg = dns.message.from_wire(e.wire)
+            msg = dns.message.from_wire(wire)
             qname = msg.question[0].name
             if msg.rcode() == dns.rcode.NXDOMAIN:
                 outcome = ("nx", qname, msg, age)
@@ -807,7 +814,7 @@ class Resolver(ResolverCore):
                 elif self.forward and len(self.forward) == 1 and self._root_forward is None:
                     ans.nameserver, ans.port = self.forward[0], self.port
                 outcome = ("ok" if ans.rrset is not None else "nodata", ans, age)
-            if e.expires >= now:
+            if e.expires >= now and own_case:
                 e.parsed = outcome
         if outcome[0] == "ok":
             return outcome[1]

@@ -158,6 +158,17 @@ def _search_list(same):
     assert same(lambda r: r.resolve("www", search=False))[0] == "NXDOMAIN"
 
 
+def _query_name_case(same):
+    """The name's case as the caller wrote it, after another case was asked (and cached):
+    qname, canonical_name, the rrset's name and the NXDOMAIN's qnames."""
+    for first, again in (("mail.example.com", "MAIL.Example.COM"),
+                         ("alias.example.com", "Alias.Example.Com"),
+                         ("nope.example.com", "NOPE.Example.com")):
+        same(lambda r: r.resolve(first, "A"))
+        assert any(c.isupper() for c in str(same(lambda r: r.resolve(again, "A"))[1]))
+    assert same(lambda r: r.canonical_name("ALIAS.example.COM")) == ("name", "www.example.COM.")
+
+
 def _meta_queries(same):
     assert same(lambda r: r.resolve("example.com", "ANY"))[0] == "NoMetaqueries"
 
@@ -174,6 +185,7 @@ CALLS = {
     "resolve_address and resolve_name": _resolve_address_and_resolve_name,
     "search list": _search_list,
     "meta queries": _meta_queries,
+    "query name case": _query_name_case,
 }
 
 
