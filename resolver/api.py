@@ -711,7 +711,8 @@ class Resolver(ResolverCore):
                                 res.server)
         if o.kind == _BOGUS:
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                                errors=self._errors(tcp, o.reason or "DNSSEC bogus", res))
+                                errors=self._errors(tcp, o.reason or "DNSSEC bogus", res,
+                                                    own=True))
         if o.rcode == it.SERVFAIL:
             # Out of time, waited on silent servers for half of it, no server could be
             # asked (each marked down after its timeouts), or the forwarders' attempts were
@@ -737,25 +738,25 @@ class Resolver(ResolverCore):
     def _request(name: bytes, rdtype, rdclass) -> dns.message.Message:
         return dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
 
-    def _errors(self, tcp: bool, reason: str, res: Result | None = None) -> list:
-        """dnspython's per-server error list, (server, tcp, port, error, None): each server
-        the resolution asked in vain (``Result.errors``) once, with its last error (a
-        timeout as ``dns.exception.Timeout``, an rcode by its name as dnspython gives
-        them); then, or alone when no server failed (the cache, a time limit), the
-        resolution's own reason (its server None, or the one forwarder) unless it repeats
-        a listed server's error."""
-        last: dict = {}                  # each server once, with its last error
-        if res is not None and res.errors:
-            for (addr, port), what in res.errors:
-                last[addr, port] = what
-        out = [(addr, tcp, port, dns.exception.Timeout() if what == "timeout" else what, None)
-               for (addr, port), what in last.items()]
-        server = self.forward[0] if self.forward and len(self.forward) == 1 else None
-        named = {e[0] for e in out} | {f"{e[0]}@{e[2]}" for e in out}
-        # the reason is added unless it repeats what a listed server's entry says
-        if not out or (server not in named and reason not in {str(e[3]) for e in out}
-                       and not any(addr in reason for addr in named)):
-            out.append((server, tcp, self.port, reason, None))
+    def _errors(self, tcp: bool, reason: str, res: Result | None = None,
+                own: bool = False) -> list:
+        """dnspython's per-server error list, (server, tcp, port, error, response): one
+        entry per failed query of the resolution (``Result.errors``), in order, the server
+        named as dnspython names a nameserver (``Do53:ADDR@PORT``, ``DoT:ADDR@PORT``), a
+        timeout as ``dns.exception.Timeout``, an error rcode by its name with the server's
+        response (a ``dns.message.Message``), any other failure by its reason. When no
+        server failed (the cache, a time limit), or with ``own`` (DNSSEC bogus), the
+        resolution's own ``reason`` follows, with None for its server."""
+        kind = "DoT" if (self._root_forward is not None
+                         and self._root_forward.transport == "tls") else "Do53"
+        out = []
+        for (addr, port), what in (res.errors if res is not None and res.errors else ()):
+            wire = getattr(what, "wire", None)
+            out.append((f"{kind}:{addr}@{port}", tcp, port,
+                        dns.exception.Timeout() if what == "timeout" else str(what),
+                        None if wire is None else dns.message.from_wire(bytes(wire))))
+        if own or not out:
+            out.append((None, tcp, self.port, reason, None))
         return out
 
     def _local_answer(self, local, name: bytes, rdtype, rdclass,
@@ -848,11 +849,17 @@ class Resolver(ResolverCore):
         return await _settled(fut, give_up)
 
     def _failed_so_far(self, resolution) -> list:
-        """The failed queries of a resolution in flight, as ``Result.errors``."""
+        """The failed queries of a resolution in flight, as ``Result.errors``; asking the
+        nameservers, the query in flight then too, as timed out (dnspython's last try, cut
+        short by the lifetime, ends in a timeout)."""
         iterator = getattr(resolution, "iterator", None)
         errors = getattr(iterator, "errors", None) or ()
         ports = getattr(iterator, "ports", None) or {}
-        return [(tuple(ports.get(s) or (s, self.port)), what) for s, what in errors]
+        out = [(tuple(ports.get(s) or (s, self.port)), what) for s, what in errors]
+        host = getattr(resolution, "host", None)
+        if self.forward and host and not resolution.finished:
+            out.append(((host, resolution.dport), "timeout"))
+        return out
 
     def set_limits(self, limits: Limits) -> None:
         """Replaces the limits the resolver and its message and rrset stores read (serve-stale

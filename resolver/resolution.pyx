@@ -417,8 +417,8 @@ cdef class Resolution:
     cdef object tls_pool        # forward zones over TLS: the resolver's DoTUpstreams
     cdef dict tls_servers       # and their servers: key -> (authentication name, CA file)
     cdef dict ports             # server -> (address, port) where the iterator says so
-    cdef str host               # where the query in flight went
-    cdef int dport
+    cdef readonly str host      # where the query in flight went
+    cdef readonly int dport
     cdef object resume          # the call_soon handle of a suspended validation
     cdef str server
     cdef double timeout

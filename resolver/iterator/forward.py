@@ -67,6 +67,17 @@ ROOT = b"\x00"
 _RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN", 9: "NOTAUTH"}
 
 
+class Answered(str):
+    """An error rcode a forwarder answered, by its name, with its reply (``wire``): what a
+    Result's ``errors`` say of it, the library's NoNameservers giving the reply as
+    dnspython's gives the response."""
+
+    def __new__(cls, text: str, wire: bytes) -> "Answered":
+        made = super().__new__(cls, text)
+        made.wire = wire
+        return made
+
+
 class Forwarder:
     """One question asked of ``servers`` (numeric addresses of recursive resolvers)."""
 
@@ -223,7 +234,7 @@ class Forwarder:
                     self._replied = event.server
                     return Result(YXDOMAIN)
                 last = f"{event.server} answered rcode {m.rcode}"
-                what = _RCODES.get(m.rcode, f"rcode {m.rcode}")
+                what = Answered(_RCODES.get(m.rcode, f"rcode {m.rcode}"), event.wire)
                 # retried as a lost reply is: TC (answered over TCP) and, with
                 # retry_servfail, a stub's SERVFAIL
                 lost = m.tc or (self.stub and m.rcode == SERVFAIL and self.retry_servfail)

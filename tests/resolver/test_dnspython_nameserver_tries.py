@@ -101,15 +101,21 @@ def nameserver():
         server.close()
 
 
-def _ask(kind, servers: list[Nameserver], name: str, **settings):
-    """``kind`` (dnspython's Resolver or ours) asking ``name`` of ``servers``: (what came
-    out: the addresses or the exception's type name, seconds taken, queries each server
-    got)."""
+def _made(kind, servers: list[Nameserver], **settings):
+    """A ``kind`` (dnspython's Resolver or ours) asking ``servers``, with ``settings``."""
     r = kind(configure=False)
     r.nameservers = [s.address for s in servers]
     r.port = servers[0].port
     for key, value in settings.items():
         setattr(r, key, value)
+    return r
+
+
+def _ask(kind, servers: list[Nameserver], name: str, **settings):
+    """``kind`` (dnspython's Resolver or ours) asking ``name`` of ``servers``: (what came
+    out: the addresses or the exception's type name, seconds taken, queries each server
+    got)."""
+    r = _made(kind, servers, **settings)
     before = [len(s.arrivals) for s in servers]
     t0 = time.monotonic()
     try:
@@ -221,6 +227,53 @@ def test_the_next_server_answers_after_one_fails_as_in_dnspython(nameserver):
         assert [rr.address for rr in r.resolve(f"next{i}.test.", "A")] == ["192.0.2.9"]
         asked = (len(bad.arrivals) - before[0], len(good.arrivals) - before[1])
         assert asked[1] == 1 and asked[0] <= 1, kind
+
+
+def _failure(kind, servers: list[Nameserver], name: str, **settings):
+    """What ``kind`` raised asking ``name`` of ``servers``, each on its own port: (the
+    exception's type name, its text with the seconds taken left out, its ``errors``
+    (server, tcp, port, error's type and text, response's type and rcode))."""
+    r = _made(kind, servers, nameserver_ports={s.address: s.port for s in servers},
+              **settings)
+    with pytest.raises(dns.exception.DNSException) as caught:
+        r.resolve(name, "A")
+    if kind is sync.Resolver:
+        r.close()
+    exc = caught.value
+    text = str(exc).split(" seconds: ")[-1]
+    return (type(exc).__name__, text, [
+        (server, tcp, port, type(error).__name__, str(error), type(response).__name__,
+         None if response is None else response.rcode())
+        for server, tcp, port, error, response in exc.kwargs["errors"]])
+
+
+@pytest.mark.parametrize("rcode", [SERVFAIL, REFUSED])
+def test_no_nameservers_names_each_server_and_its_response_as_dnspython(nameserver, rcode):
+    """Two servers answering an error rcode: ``errors`` holds dnspython's tuples, each
+    server named as dnspython names it (``Do53:ADDR@PORT``) with its response, and the
+    message reads the same."""
+    servers = [nameserver(lambda n, t: (rcode, 0)) for _ in range(2)]
+    theirs, mine = (_failure(kind, servers, f"fail{rcode}.test.", lifetime=3.0)
+                    for kind in KINDS)
+    assert mine == theirs
+    assert theirs[0] == "NoNameservers" and len(theirs[2]) == 2
+    assert theirs[2][0][0] == f"Do53:{servers[0].address}@{servers[0].port}"
+    assert theirs[2][0][5:] == ("QueryMessage", rcode)
+
+
+def test_lifetime_timeout_names_each_silent_try_as_dnspython(nameserver):
+    """A silent server and a lifetime shorter than one try: one Timeout for that try, its
+    server named as dnspython names it, and the message reads the same; with several
+    tries, the same entries (dnspython backs off between rounds, so their counts differ)."""
+    server = nameserver(lambda n, t: ("drop", 0))
+    theirs, mine = (_failure(kind, [server], "silent.test.", timeout=2.0, lifetime=0.6)
+                    for kind in KINDS)
+    assert mine == theirs
+    assert theirs[0] == "LifetimeTimeout" and len(theirs[2]) == 1
+    assert theirs[2][0][3:] == ("Timeout", "The DNS operation timed out.", "NoneType", None)
+    theirs, mine = (_failure(kind, [server], "tries.test.", timeout=0.3, lifetime=1.0)
+                    for kind in KINDS)
+    assert set(mine[2]) == set(theirs[2]) and len(mine[2]) >= 3
 
 
 def test_a_refusing_port_ends_the_call_at_once_where_dnspython_waits():

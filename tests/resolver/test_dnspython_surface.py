@@ -210,7 +210,8 @@ def test_silent_servers_give_lifetime_timeout(world, run):
     with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
         run(r.resolve("www.example.com"))
     text = str(ei.value)
-    assert "None" not in text and "example.com" in text
+    # the silent servers, named as dnspython names them
+    assert "None" not in text and f"Server Do53:{P}.3.1@{port} answered" in text
     assert ei.value.kwargs["errors"]
 
 
@@ -229,7 +230,7 @@ def test_failing_servers_give_a_readable_no_nameservers(world, run):
     f = resolver.Resolver(forward=[f"{a}@{port}"], limits=FAST)
     with pytest.raises(dns.resolver.NoNameservers) as ei:
         run(f.resolve("www.example.com"))
-    assert f"Server {a} answered" in str(ei.value)
+    assert f"Server Do53:{a}@{port} answered" in str(ei.value)
 
 
 def test_any_and_meta_queries_raise_no_metaqueries(world, run):
