@@ -272,7 +272,7 @@ class Resolver(ResolverCore):
         #: dnspython's search settings for relative names (see ``resolve``)
         #: (names or text; relative ones are taken as absolute)
         self.search: list[dns.name.Name | str] = []
-        self.ndots = 1
+        self.ndots: int | None = None       # dnspython's: None reads as 1
         self.use_search_by_default = False
         #: dnspython's ``domain``: the search list when ``search`` is empty (root: none)
         self.domain = dns.name.root
@@ -280,7 +280,7 @@ class Resolver(ResolverCore):
         self.rotate = False
         #: dnspython's EDNS settings (see ``use_edns``), none by default as dnspython's
         self.edns, self.ednsflags, self.payload, self.ednsoptions = -1, 0, 0, None
-        self._lifetime: float | None = None
+        self._lifetime: float | None = RESET_LIFETIME
         self.hint_index_source = None
         #: the connections to forward zones' servers over TLS, kept between queries
         self.tls_upstreams = DoTUpstreams()
@@ -381,9 +381,10 @@ class Resolver(ResolverCore):
     @property
     def lifetime(self) -> float:
         """dnspython's ``lifetime``: seconds one ``resolve`` call may take (search list
-        included) before LifetimeTimeout. Unset, it is ``Limits.max_query_time``, which
-        bounds each resolution anyway: servers that never answer give LifetimeTimeout when
-        the resolution gives up, at the latest after that limit."""
+        included) before LifetimeTimeout, 5 s by default as dnspython's. A recursion is
+        bounded by ``Limits.max_query_time`` as well: servers that never answer give
+        LifetimeTimeout when the resolution gives up, at the latest after that limit. Set
+        to None, only that limit bounds a call (the nameservers are asked for as long)."""
         return self.limits.max_query_time if self._lifetime is None else self._lifetime
 
     @lifetime.setter
@@ -579,7 +580,9 @@ class Resolver(ResolverCore):
         if rdtype in _META or dns.rdataclass.is_metaclass(rdclass):
             raise dns.resolver.NoMetaqueries        # ANY, AXFR...: as dnspython's resolve
         candidates = self._names_to_try(qname, search)
-        if lifetime is None and len(candidates) == 1:        # the common case, kept short
+        if len(candidates) == 1 and (lifetime is None or not self.forward
+                                     and lifetime >= self.limits.max_query_time):
+            # the common case, kept short: the resolution's own time limit ends it first
             return await self._resolve_one(candidates[0][1], rdtype, rdclass, tcp,
                                            raise_on_no_answer)
         tried: list = []        # the failed queries of a resolution the lifetime cut short

@@ -131,7 +131,7 @@ def test_nameservers_empty_when_recursing_and_setting_it_forwards(world, run):
 def test_timeout_lifetime_edns_rotate_cache(world, run):
     net, fs, port = world
     r = make(port)
-    assert r.lifetime == FAST.max_query_time     # unset: the resolution's own limit
+    assert r.lifetime == dns.resolver.Resolver(configure=False).lifetime
     r.lifetime = 0.3
     assert r.lifetime == 0.3
     for a in list(net.served):
@@ -312,6 +312,41 @@ def test_nameservers_turn_validation_off_and_back_on():
     assert r.dnssec is None and r.nameservers == ["192.0.2.53", "192.0.2.54@5353"]
     r.nameservers = []
     assert r.dnssec is validator and r.forward is None
+
+
+#: dnspython's settings a new Resolver has, read off both
+DEFAULTS = ("lifetime", "edns", "ednsflags", "payload", "ednsoptions", "flags", "retry_servfail",
+            "rotate", "ndots", "search", "domain", "use_search_by_default", "port",
+            "nameserver_ports", "keyring", "keyname", "keyalgorithm")
+
+
+def _defaults(r, names=DEFAULTS) -> dict:
+    return {name: getattr(r, name) for name in names}
+
+
+def test_a_new_resolver_has_dnspython_s_settings(run, tmp_path):
+    """``resolver.Resolver()`` as ``dns.asyncresolver.Resolver(configure=False)``, and
+    ``resolver.sync.Resolver`` as ``dns.resolver.Resolver``, made without a resolv.conf and
+    from a simple one; ``timeout`` too for the sync one. Kept apart: the async one's
+    ``timeout`` is the recursion's ``Limits.max_rto``, and the cache is always on."""
+    import dns.asyncresolver
+
+    from resolver import sync
+
+    async def made():
+        return resolver.Resolver(), dns.asyncresolver.Resolver(configure=False)
+
+    mine, theirs = run(made())
+    assert _defaults(mine) == _defaults(theirs)
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\n")
+    for kw in ({"configure": False}, {"filename": str(conf)}):
+        mine, theirs = sync.Resolver(**kw), dns.resolver.Resolver(**kw)
+        try:
+            names = DEFAULTS + ("timeout", "nameservers")
+            assert _defaults(mine, names) == _defaults(theirs, names), kw
+        finally:
+            mine.close()
 
 
 def test_the_module_has_dns_asyncresolver_s_names():
