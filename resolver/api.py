@@ -150,7 +150,11 @@ class Resolver(ResolverCore):
     ``resolver.dnssec.sentinel``) when validating.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
-    above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
+    above. ``set_zones`` replaces them at run time. While the resolver recurses itself (no
+    ``forward`` or ``nameservers``), Unbound's default local zones are answered too
+    (``localhost``, the loopback reverse zones, RFC 6761's special-use names, RFC 6303's
+    reverse zones: ``resolver.zones.default_local_zones``), never asked upstream, unless
+    ``zones`` says ``defaults=False``. With validation on, a forward or stub
     zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
     ``source``: the numeric address the upstream sockets are bound to (dnspython's per-call
     ``source``, set once for the resolver: see ``resolve``), or several (Unbound's
@@ -284,8 +288,7 @@ class Resolver(ResolverCore):
         self.hint_index_source = None
         #: the connections to forward zones' servers over TLS, kept between queries
         self.tls_upstreams = DoTUpstreams()
-        if zones is not None or self._root_forward is not None:
-            self.set_zones(zones)
+        self.set_zones(zones)
 
     def start_trust_probes(self) -> None:
         """Starts the RFC 5011 probes of ``auto_trust_anchor_file`` on the running loop
@@ -978,6 +981,11 @@ class Resolver(ResolverCore):
         if self._root_forward is not None:          # forwarders on ports of their own
             z = zones if zones is not None else Zones()
             zones = z.with_forward(self._root_forward)
+        elif not self.forward:
+            # recursing itself: Unbound's default local zones (localhost, the loopback
+            # reverse zones, RFC 6761's special-use names and RFC 6303's AS112 zones)
+            # answered here, never asked upstream, unless the zones say otherwise
+            zones = (zones if zones is not None else Zones()).with_defaults()
         old, new = self.zones, (zones if zones else None)
         changed = changed_names(old, new)
         self.zones = new

@@ -726,12 +726,14 @@ class StubFirst:
 class Zones:
     """One set of forward, stub and local zones (see the module docstring); servers given
     without a port are asked on the resolver's. ``defaults``: Unbound's default local zones
-    are served too (the daemon always; a library user asks for them), less the AS112 ones
-    with ``unblock_lan_zones``. Raises ValueError for a name given twice."""
+    are served too (True: the daemon always), less the AS112 ones with
+    ``unblock_lan_zones``; False: not; None (unset): as the resolver they are given to
+    decides (a library Resolver serves them while it recurses itself, see
+    ``with_defaults``). Raises ValueError for a name given twice."""
 
     def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
                  local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
-                 defaults: bool = False, unblock_lan_zones: bool = False) -> None:
+                 defaults: bool | None = None, unblock_lan_zones: bool = False) -> None:
         self.forward, self.stub = tuple(forward), tuple(stub)
         self.local, self.local_data = tuple(local), tuple(local_data)
         #: whether Unbound's default local zones are served (``default_local_zones``)
@@ -803,6 +805,14 @@ class Zones:
 
         return Zones(tuple(fill(z) for z in self.forward), tuple(fill(z) for z in self.stub),
                      self.local, self.local_data, self.defaults, self.unblock_lan_zones)
+
+    def with_defaults(self) -> "Zones":
+        """These zones with Unbound's default local zones served, unless ``defaults`` says
+        otherwise (False); themselves when they already are."""
+        if self.defaults is not None:
+            return self
+        return Zones(self.forward, self.stub, self.local, self.local_data, True,
+                     self.unblock_lan_zones)
 
     def with_forward(self, extra: ForwardZone) -> "Zones":
         """The same zones with the forward zone ``extra`` added."""

@@ -65,7 +65,7 @@ def test_lifetime_timeout_lists_the_silent_server(run, lab, lab_resolver, fakes)
     srv = fakes(DEAD, lambda seen: None)
     r = lab_resolver(root_hints=[("a.dead.", DEAD)])
     with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
-        run(r.resolve("www.test.", "A", lifetime=1.0))
+        run(r.resolve("www.fake.", "A", lifetime=1.0))
     errors = ei.value.kwargs["errors"]
     assert _timeouts_of(errors, lab.port), errors
     assert len(_timeouts_of(errors, lab.port)) <= len(srv.queries)
@@ -78,7 +78,7 @@ def test_lifetime_timeout_of_the_time_limit_lists_it_too(run, lab, lab_resolver,
     srv = fakes(DEAD, lambda seen: None)
     r = lab_resolver(root_hints=[("a.dead.", DEAD)], limits=Limits(max_query_time=1.0))
     with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
-        run(r.resolve("www.test.", "A"))
+        run(r.resolve("www.fake.", "A"))
     errors = ei.value.kwargs["errors"]
     assert 0 < len(_timeouts_of(errors, lab.port)) <= len(srv.queries), errors
 
@@ -136,7 +136,7 @@ def _answer_all(seen):
 def test_upstream_sockets_are_bound_to_the_source(run, lab, lab_resolver, fakes, source, tcp):
     srv = fakes(FAKE, _answer_all)
     r = lab_resolver(root_hints=[("a.fake.", FAKE)], source=source)
-    ans = run(r.resolve("www.test.", "A", tcp=tcp, source=source))
+    ans = run(r.resolve("www.fake.", "A", tcp=tcp, source=source))
     assert [rd.address for rd in ans] == ["192.0.2.77"]
     assert (ans.nameserver, ans.port) == (FAKE, lab.port)
     assert srv.queries and {s.peer[0] for s in srv.queries} == {source}
@@ -146,7 +146,7 @@ def test_upstream_sockets_are_bound_to_the_source(run, lab, lab_resolver, fakes,
 def test_without_source_the_kernel_picks_it(run, lab, lab_resolver, fakes):
     srv = fakes(FAKE, _answer_all)
     r = lab_resolver(root_hints=[("a.fake.", FAKE)])
-    run(r.resolve("www.test.", "A"))
+    run(r.resolve("www.fake.", "A"))
     assert {s.peer[0] for s in srv.queries} == {"127.0.0.1"}   # the loopback route's
 
 
@@ -154,7 +154,7 @@ def test_a_source_that_cannot_be_bound_fails_the_query_clearly(run, lab, lab_res
     fakes(FAKE, _answer_all)
     r = lab_resolver(root_hints=[("a.fake.", FAKE)], source="192.0.2.200")  # not ours
     with pytest.raises(dns.resolver.NoNameservers) as ei:
-        run(r.resolve("www.test.", "A"))
+        run(r.resolve("www.fake.", "A"))
     assert "cannot bind the source address 192.0.2.200" in str(ei.value)
 
 
@@ -162,7 +162,7 @@ def test_resolve_at_binds_its_resolver_to_the_source(run, lab, fakes):
     from resolver import functions
 
     srv = fakes(FAKE, _answer_all)
-    ans = run(functions.resolve_at(FAKE, "www.test.", port=lab.port, source="127.0.0.9"))
+    ans = run(functions.resolve_at(FAKE, "www.fake.", port=lab.port, source="127.0.0.9"))
     assert [rd.address for rd in ans] == ["192.0.2.77"]
     assert {s.peer[0] for s in srv.queries} == {"127.0.0.9"}
 
@@ -173,7 +173,7 @@ def test_several_sources_each_query_leaves_from_one_of_them(run, lab, lab_resolv
     sources = ("127.0.0.9", "127.0.0.10", "::1")       # ::1 is not of the server's family
     r = lab_resolver(root_hints=[("a.fake.", FAKE)], source=sources)
     for i in range(40):                                # distinct names: a query each
-        run(r.resolve(f"n{i}.test.", "A", tcp=tcp))
+        run(r.resolve(f"n{i}.fake.", "A", tcp=tcp))
     peers = [s.peer[0] for s in srv.queries]
     assert len(peers) >= 40
     # each address of the family is drawn (one of them 40 times running: 2 ** -39)
@@ -185,7 +185,7 @@ def test_sources_all_of_the_other_family_leave_the_choice_to_the_kernel(run, lab
                                                                        fakes):
     srv = fakes(FAKE, _answer_all)
     r = lab_resolver(root_hints=[("a.fake.", FAKE)], source=["::1", "fe80::1"])
-    run(r.resolve("www.test.", "A"))
+    run(r.resolve("www.fake.", "A"))
     assert {s.peer[0] for s in srv.queries} == {"127.0.0.1"}
 
 
@@ -226,9 +226,9 @@ def test_a_stub_servers_own_port_is_the_answers(run, lab, lab_resolver, fakes):
 
     port = pick_port([FAKE])
     fakes(FAKE, _answer_all, port=port)
-    r = lab_resolver(zones=Zones(stub=[stub_zone({"name": "test.",
+    r = lab_resolver(zones=Zones(stub=[stub_zone({"name": "fake.",
                                                   "stub-addr": [f"{FAKE}@{port}"]})]))
-    ans = run(r.resolve("www.test.", "A"))
+    ans = run(r.resolve("www.fake.", "A"))
     assert port != lab.port and (ans.nameserver, ans.port) == (FAKE, port)
 
 

@@ -169,6 +169,24 @@ def _query_name_case(same):
     assert same(lambda r: r.canonical_name("ALIAS.example.COM")) == ("name", "www.example.COM.")
 
 
+def _default_local_zones(same):
+    """Unbound's default local zones, which the daemon serves: localhost, the loopback
+    reverse zones, RFC 6761's special-use names and RFC 6303's AS112 zones, answered by the
+    library itself when it recurses, never asked upstream."""
+    ours = same.pair[1]
+    sent = ours.stats.upstream_queries
+    for call in (lambda r: r.resolve("localhost"), lambda r: r.resolve("localhost.", "AAAA"),
+                 lambda r: r.resolve("foo.localhost"), lambda r: r.resolve("localhost", "MX"),
+                 lambda r: r.resolve_address("127.0.0.1"), lambda r: r.resolve_address("::1"),
+                 lambda r: r.resolve_name("localhost"), lambda r: r.resolve("x.test"),
+                 lambda r: r.resolve("x.invalid"), lambda r: r.resolve("y.home.arpa"),
+                 lambda r: r.resolve_address("10.1.2.3"),
+                 lambda r: r.resolve_address("192.168.1.1")):
+        same(call)
+    assert same(lambda r: r.resolve("localhost"))[3][2] == ["127.0.0.1"]
+    assert ours.stats.upstream_queries == sent
+
+
 def _meta_queries(same):
     assert same(lambda r: r.resolve("example.com", "ANY"))[0] == "NoMetaqueries"
 
@@ -186,6 +204,7 @@ CALLS = {
     "search list": _search_list,
     "meta queries": _meta_queries,
     "query name case": _query_name_case,
+    "default local zones": _default_local_zones,
 }
 
 

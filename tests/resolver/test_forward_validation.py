@@ -28,7 +28,7 @@ PRIVATE = "127.0.0.46"
 DNSSEC_TYPES = (dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
 
 # a private view of a publicly signed name (split horizon), unsigned
-SPLIT = CORP.replace("corp.test.", "example.com.")
+SPLIT = CORP.replace("corp.internal.", "example.com.")
 
 
 def ask(r, name: str, rdtype: str = "A", cd: bool = False):
@@ -186,19 +186,19 @@ def test_unsigned_forward_zone_under_an_insecure_delegation(run, validating):
 
 def test_private_forward_zone_the_public_tree_denies_is_insecure(run, validating, signed_lab,
                                                                  fakes):
-    """corp.test. forwarded to an internal server: the signed root proves test. does not
-    exist, so no DS can lead to corp.test.: its answers are insecure, not bogus."""
+    """corp.internal. forwarded to an internal server: the signed root proves internal. does not
+    exist, so no DS can lead to corp.internal.: its answers are insecure, not bogus."""
     lab, _anchor = signed_lab
     port = pick_port([PRIVATE], low=31000)
-    fakes(PRIVATE, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+    fakes(PRIVATE, serve(ZoneAuthority.from_text("corp.internal.", CORP)), port=port)
 
     async def go():
-        r = validating(zones=Zones(forward=[ForwardZone("corp.test.",
+        r = validating(zones=Zones(forward=[ForwardZone("corp.internal.",
                                                         (Upstream(PRIVATE, port),))]))
-        await check_insecure(r, "host.corp.test.", {"10.7.0.1"}, "nope.corp.test.")
+        await check_insecure(r, "host.corp.internal.", {"10.7.0.1"}, "nope.corp.internal.")
         # the same name resolved from the root does not exist
         plain = validating()
-        assert (await ask(plain, "host.corp.test.")).rcode() == dns.rcode.NXDOMAIN
+        assert (await ask(plain, "host.corp.internal.")).rcode() == dns.rcode.NXDOMAIN
 
     run(go(), timeout=20)
 

@@ -22,7 +22,7 @@ FAKE_A, FAKE_B = "127.0.0.45", "127.0.0.46"      # loopback addresses no lab ser
 
 CORP = """
 $TTL 300
-@ SOA ns.corp.test. host.corp.test. 1 3600 600 86400 300
+@ SOA ns.corp.internal. host.corp.internal. 1 3600 600 86400 300
 @ NS ns
 ns A 127.0.0.45
 host A 10.7.0.1
@@ -31,7 +31,7 @@ ns.sub A 127.0.0.46
 """
 SUB = """
 $TTL 300
-@ SOA ns.sub.corp.test. host.corp.test. 1 3600 600 86400 300
+@ SOA ns.sub.corp.internal. host.corp.internal. 1 3600 600 86400 300
 @ NS ns
 ns A 127.0.0.46
 deep A 10.7.0.2
@@ -68,17 +68,17 @@ def test_forward_zone_port_rd_and_longest_match(run, lab, lab_resolver, fakes):
     """A forwarder on a port of its own gets RD set; the deepest forward zone wins over
     the one above it, whose forwarder refuses."""
     port = other_port(lab)
-    srv = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+    srv = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.internal.", CORP)), port=port)
 
     async def go():
         r = lab_resolver(zones=Zones(forward=[
-            ForwardZone("test.", (Upstream(Z.EXAMPLE_NET),)),         # REFUSED for test.
-            ForwardZone("corp.test.", (Upstream(FAKE_A, port),))]))
-        ans = await r.resolve("host.corp.test.", "A")
+            ForwardZone("internal.", (Upstream(Z.EXAMPLE_NET),)),     # REFUSED for it
+            ForwardZone("corp.internal.", (Upstream(FAKE_A, port),))]))
+        ans = await r.resolve("host.corp.internal.", "A")
         assert addrs(ans) == {"10.7.0.1"}
         assert srv.queries and all(s.message.flags & dns.flags.RD for s in srv.queries)
         with pytest.raises(dns.resolver.NoNameservers):
-            await r.resolve("other.test.", "A")
+            await r.resolve("other.internal.", "A")
         assert r.stats.forwarded == 2
 
     run(go())
@@ -114,12 +114,12 @@ def test_forward_zone_with_several_servers_moves_past_a_refusing_one(run, lab_re
 
 def test_forward_tcp_upstream(run, lab, lab_resolver, fakes):
     port = other_port(lab)
-    srv = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+    srv = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.internal.", CORP)), port=port)
 
     async def go():
         r = lab_resolver(zones=Zones(forward=[ForwardZone(
-            "corp.test.", (Upstream(FAKE_A, port),), transport="tcp")]))
-        ans = await r.resolve("host.corp.test.", "A")
+            "corp.internal.", (Upstream(FAKE_A, port),), transport="tcp")]))
+        ans = await r.resolve("host.corp.internal.", "A")
         assert addrs(ans) == {"10.7.0.1"}
         assert srv.queries and {s.transport for s in srv.queries} == {"tcp"}
 
@@ -141,26 +141,26 @@ def test_forward_argument_still_forwards_everything(run, lab_resolver):
 
 # ---- stub zones -------------------------------------------------------------------------------
 def test_stub_zone_asks_its_servers_then_iterates_below(run, lab, lab_resolver, fakes):
-    """corp.test. is not delegated by the lab's root: its stub server (on a port of its
-    own) is asked with RD clear, and its referral to sub.corp.test. is followed."""
+    """corp.internal. is not delegated by the lab's root: its stub server (on a port of its
+    own) is asked with RD clear, and its referral to sub.corp.internal. is followed."""
     port = other_port(lab)
-    corp = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
-    sub = fakes(FAKE_B, serve(ZoneAuthority.from_text("sub.corp.test.", SUB)))
+    corp = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.internal.", CORP)), port=port)
+    sub = fakes(FAKE_B, serve(ZoneAuthority.from_text("sub.corp.internal.", SUB)))
 
     async def go():
-        r = lab_resolver(zones=Zones(stub=[StubZone("corp.test.", (Upstream(FAKE_A, port),))]))
-        assert addrs(await r.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
-        assert addrs(await r.resolve("deep.sub.corp.test.", "A")) == {"10.7.0.2"}
+        r = lab_resolver(zones=Zones(stub=[StubZone("corp.internal.", (Upstream(FAKE_A, port),))]))
+        assert addrs(await r.resolve("host.corp.internal.", "A")) == {"10.7.0.1"}
+        assert addrs(await r.resolve("deep.sub.corp.internal.", "A")) == {"10.7.0.2"}
         assert corp.queries and not any(s.message.flags & dns.flags.RD for s in corp.queries)
-        assert sub.count(qname="deep.sub.corp.test.") >= 1
+        assert sub.count(qname="deep.sub.corp.internal.") >= 1
         assert r.stats.stubbed == 2
         # the stub's servers stay in force after the cache is flushed
         operations.flush(r)
-        assert addrs(await r.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
+        assert addrs(await r.resolve("host.corp.internal.", "A")) == {"10.7.0.1"}
         # without the stub zone the name does not exist
         plain = lab_resolver()
         with pytest.raises(dns.resolver.NXDOMAIN):
-            await plain.resolve("host.corp.test.", "A")
+            await plain.resolve("host.corp.internal.", "A")
 
     run(go())
 
@@ -172,18 +172,18 @@ def test_do_not_query_localhost_spares_forwarders_not_stub_servers(run, lab, lab
     would want the switch off). A stub zone's loopback server is not asked, as an
     authority learned from the DNS would not be."""
     port = other_port(lab)
-    corp = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+    corp = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.internal.", CORP)), port=port)
 
     async def go():
         fwd = lab_resolver(do_not_query_localhost=True, zones=Zones(forward=[ForwardZone(
-            "corp.test.", (Upstream(FAKE_A, port),))]))
-        assert addrs(await fwd.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
+            "corp.internal.", (Upstream(FAKE_A, port),))]))
+        assert addrs(await fwd.resolve("host.corp.internal.", "A")) == {"10.7.0.1"}
         asked = len(corp.queries)
         assert asked >= 1
         stub = lab_resolver(do_not_query_localhost=True, zones=Zones(stub=[StubZone(
-            "corp.test.", (Upstream(FAKE_A, port),))]))
+            "corp.internal.", (Upstream(FAKE_A, port),))]))
         with pytest.raises(dns.resolver.NoNameservers):
-            await stub.resolve("host.corp.test.", "A")
+            await stub.resolve("host.corp.internal.", "A")
         assert len(corp.queries) == asked
 
     run(go())
@@ -193,13 +193,13 @@ def test_stub_zone_on_ipv6_with_a_resolver_that_asks_over_ipv4(run, lab, lab_res
     """A stub server given by IPv6 address is asked even though the library resolver asks
     authorities over IPv4 only by default."""
     port = other_port(lab)
-    corp = fakes("::1", serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+    corp = fakes("::1", serve(ZoneAuthority.from_text("corp.internal.", CORP)), port=port)
 
     async def go():
-        r = lab_resolver(zones=Zones(stub=[StubZone("corp.test.", (Upstream("::1", port),))]))
+        r = lab_resolver(zones=Zones(stub=[StubZone("corp.internal.", (Upstream("::1", port),))]))
         assert not r.ipv6
-        assert addrs(await r.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
-        assert corp.count(qname="host.corp.test.") >= 1
+        assert addrs(await r.resolve("host.corp.internal.", "A")) == {"10.7.0.1"}
+        assert corp.count(qname="host.corp.internal.") >= 1
 
     run(go())
 
