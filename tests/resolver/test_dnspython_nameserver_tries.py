@@ -302,10 +302,10 @@ def test_a_forward_zone_s_failing_server_is_asked_a_few_times_a_question(nameser
     from resolver.zones import ForwardZone, Upstream, Zones
 
     server = nameserver(lambda n, t: (rcode, 0))
-    zones = Zones(forward=[ForwardZone("fwd.test.", (Upstream(server.address,
+    zones = Zones(forward=[ForwardZone("fwd.internal.", (Upstream(server.address,
                                                               server.port),))])
     r = sync.Resolver(configure=False, zones=zones)
     with pytest.raises(dns.resolver.NoNameservers):
-        r.resolve("www.fwd.test.", "A")
+        r.resolve("www.fwd.internal.", "A")
     assert len(server.arrivals) == Resolver().limits.max_tries_per_server
     r.close()
