@@ -49,8 +49,11 @@ from typing import Any, Callable, TextIO
 import dns.inet
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
+import dns.reversename
 import dns.tsig
 # dns.resolver's names for its answers and exceptions, exported as its own (``X as X``)
 from dns.resolver import (NXDOMAIN as NXDOMAIN, YXDOMAIN as YXDOMAIN, Answer as Answer,
@@ -61,8 +64,8 @@ from dns.resolver import (NXDOMAIN as NXDOMAIN, YXDOMAIN as YXDOMAIN, Answer as 
                           NoResolverConfiguration as NoResolverConfiguration,
                           NoRootSOA as NoRootSOA, NotAbsolute as NotAbsolute,
                           Timeout as Timeout)
-# dns.resolver's caches, for code that makes one to assign to a resolver's ``cache``: the
-# engine keeps its own cache whatever is assigned (see resolver.Resolver.cache).
+# dns.resolver's caches, for code that makes one to assign to a resolver's ``cache`` (read
+# and filled as dnspython's resolver does; the engine keeps its own beneath: Resolver.cache).
 from dns.resolver import (Cache as Cache, CacheBase as CacheBase, CacheKey as CacheKey,
                           CacheStatistics as CacheStatistics, LRUCache as LRUCache)
 
@@ -107,6 +110,8 @@ class Resolver:
         self._validated: list[str] | None = None
         self._engine: api.Resolver = loop_thread.call(api.Resolver, **engine)
         self._port = self._engine.port
+        #: a dnspython cache assigned to ``cache``, or None
+        self._cache: dns.resolver.CacheBase | None = None
         self.reset()
         if configure and filename:
             self.read_resolv_conf(filename)
@@ -115,7 +120,8 @@ class Resolver:
     def reset(self) -> None:
         """Back to dnspython's defaults (:meth:`resolver.Resolver.reset`): no nameservers
         (recursion), no search list, the host's domain, ``lifetime`` 5 s, no EDNS
-        settings, ``port`` as made."""
+        settings, ``port`` as made, no dnspython cache."""
+        self._cache = None
         loop_thread.call(self._reset)
 
     def _reset(self) -> None:
@@ -188,8 +194,23 @@ class Resolver:
     lifetime = _engine_attribute("lifetime", "Seconds one call may take (5 by default).")
     timeout = _engine_attribute("timeout", "What one try of a nameserver waits (2 s by "
                                            "default, as dnspython's; ``Limits.max_rto``).")
-    cache = _engine_attribute("cache", "The engine's cache, always on (see "
-                                       "resolver.Resolver.cache).")
+    @property
+    def cache(self):
+        """dnspython's ``cache``: a ``dns.resolver.Cache`` or ``LRUCache`` assigned here is
+        read and filled as dnspython's resolver does it (each ``resolve`` and
+        ``resolve_address`` asks it first and puts its answers and NXDOMAINs in it, so
+        its ``get``, ``put``, ``flush``, ``hits``, ``data`` are dnspython's); unassigned,
+        the engine's own cache (:attr:`resolver.Resolver.cache`), which is always on
+        beneath either. None drops the assigned one and empties the engine's."""
+        return self._cache if self._cache is not None else self._engine.cache
+
+    @cache.setter
+    def cache(self, value) -> None:
+        if isinstance(value, dns.resolver.CacheBase):
+            self._cache = value
+            return
+        loop_thread.call(setattr, self._engine, "cache", value)
+        self._cache = None
     source = _engine_attribute("source", "The address the upstream sockets are bound to.")
     edns = _engine_attribute("edns", "dnspython's EDNS level (see ``use_edns``).")
     ednsflags = _engine_attribute("ednsflags", "dnspython's EDNS flags.")
@@ -239,9 +260,51 @@ class Resolver:
         """``dns.resolver.Resolver.resolve`` (see :meth:`resolver.Resolver.resolve`)."""
         if lifetime is None:
             lifetime = self._engine.lifetime
+        if self._cache is not None:
+            return self._through_cache(qname, rdtype, rdclass, search, raise_on_no_answer,
+                                       lambda: self._run(lambda: self._engine.resolve(
+                                           qname, rdtype, rdclass, tcp, source, False,
+                                           source_port, lifetime, search), lifetime))
         return self._run(lambda: self._engine.resolve(
             qname, rdtype, rdclass, tcp, source, raise_on_no_answer, source_port, lifetime,
             search), lifetime)
+
+    def _through_cache(self, qname, rdtype, rdclass, search, raise_on_no_answer: bool,
+                       ask: Callable[[], Answer]) -> Answer:
+        """``resolve`` with the dnspython cache assigned, as dnspython's resolver uses it:
+        each name of the search asked of the cache in turn (its answer, else its NXDOMAIN
+        under type ANY, which passes to the next name); else ``ask()`` (the engine, which
+        gives NODATA as an Answer without rrset) and its answer put in the cache, or each
+        NXDOMAIN it met."""
+        cache = self._cache
+        rdtype = dns.rdatatype.RdataType.make(rdtype)
+        rdclass = dns.rdataclass.RdataClass.make(rdclass)
+        names = self._engine.search_names(qname, search)
+        nxdomains = {}
+        for name in names:
+            answer = cache.get((name, rdtype, rdclass))
+            if answer is None:
+                nx = cache.get((name, dns.rdatatype.ANY, rdclass))
+                if nx is None or nx.response.rcode() != dns.rcode.NXDOMAIN:
+                    break
+                nxdomains[name] = nx.response
+                continue
+            if answer.rrset is None and raise_on_no_answer:
+                raise NoAnswer(response=answer.response)
+            return answer
+        else:
+            raise NXDOMAIN(qnames=names, responses=nxdomains)
+        try:
+            answer = ask()
+        except NXDOMAIN as exc:
+            for name, response in exc.responses().items():
+                cache.put((name, dns.rdatatype.ANY, rdclass),
+                          dns.resolver.Answer(name, dns.rdatatype.ANY, rdclass, response))
+            raise
+        cache.put((answer.qname, rdtype, rdclass), answer)
+        if answer.rrset is None and raise_on_no_answer:
+            raise NoAnswer(response=answer.response)
+        return answer
 
     def query(self, qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,
               raise_on_no_answer: bool = True, source_port: int = 0,
@@ -253,10 +316,10 @@ class Resolver:
                             source_port, lifetime, True)
 
     def resolve_address(self, ipaddr: str, *args: Any, **kwargs: Any) -> Answer:
-        """The PTR records of an address (as dnspython's)."""
-        kwargs.setdefault("lifetime", self._engine.lifetime)
-        return self._run(lambda: self._engine.resolve_address(ipaddr, *args, **kwargs),
-                         kwargs["lifetime"])
+        """The PTR records of an address (as dnspython's: ``resolve`` of its reverse
+        name)."""
+        kwargs.update(rdtype=dns.rdatatype.PTR, rdclass=dns.rdataclass.IN)
+        return self.resolve(dns.reversename.from_address(ipaddr), *args, **kwargs)
 
     def resolve_name(self, name, family: int = socket.AF_UNSPEC,
                      **kwargs: Any) -> HostAnswers:

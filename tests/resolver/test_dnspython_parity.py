@@ -10,6 +10,7 @@ import time
 
 import dns.asyncresolver
 import dns.name
+import dns.rdataclass
 import dns.resolver
 import pytest
 
@@ -336,6 +337,42 @@ def test_an_answer_asked_again_later_has_the_ttls_left_as_dnspython_sees_them(bo
         drops.append(ttl - again.rrset.ttl)
         assert again.expiration - time.time() <= again.rrset.ttl + 1
     assert 2 <= drops[1] <= 3 and abs(drops[0] - drops[1]) <= 1, drops
+
+
+def _cache_use(r, cache) -> list:
+    """What ``r`` does with dnspython's ``cache`` assigned: answers, NODATA and NXDOMAIN
+    asked twice, then the cache's counts, entries, ``get`` and ``flush``."""
+    import dns.rdatatype
+
+    r.cache = cache
+    out: list = []
+    for name, rdtype in (("www.example.com", "A"), ("www.example.com", "A"),
+                         ("v4only.example.com", "AAAA"), ("v4only.example.com", "AAAA"),
+                         ("nope.example.com", "A"), ("nope.example.com", "A")):
+        out.append(_returned(lambda: r.resolve(name, rdtype)))
+    out.append(_returned(lambda: r.resolve_address("192.0.2.1")))
+    key = (dns.name.from_text("www.example.com"), dns.rdatatype.A, dns.rdataclass.IN)
+    nx = (dns.name.from_text("nope.example.com"), dns.rdatatype.ANY, dns.rdataclass.IN)
+    out.append((cache.hits(), cache.misses(), len(cache.data), cache.get(nx) is not None,
+                sorted(rd.to_text() for rd in cache.get(key))))
+    cache.flush(key)
+    out.append(cache.get(key))
+    r.resolve("www.example.com", "A")
+    out.append((cache.hits(), cache.misses(), len(cache.data)))
+    r.cache = None
+    return out
+
+
+@pytest.mark.parametrize("make", [dns.resolver.Cache, lambda: dns.resolver.LRUCache(10)],
+                         ids=["Cache", "LRUCache"])
+def test_an_assigned_dnspython_cache_is_read_and_filled_as_by_dnspython(both_sync, make):
+    """``r.cache = dns.resolver.Cache()`` (or an LRUCache): each call asks it first and
+    puts its answers in it, NXDOMAIN under type ANY; its counts, entries, ``get`` and
+    ``flush(key)`` are as dnspython's own resolver leaves them."""
+    theirs, ours = both_sync
+    caches = (make(), make())
+    assert _cache_use(ours, caches[1]) == _cache_use(theirs, caches[0])
+    assert caches[1].hits() >= 3 and ours.cache is not caches[1]
 
 
 def test_use_edns_with_do_gives_the_signatures_in_the_response_as_dnspython(signed_lab, run):
