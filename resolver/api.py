@@ -151,11 +151,11 @@ class Resolver(ResolverCore):
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time. While the resolver recurses itself (no
-    ``forward`` or ``nameservers``), Unbound's default local zones are answered too
-    (``localhost``, the loopback reverse zones, RFC 6761's special-use names, RFC 6303's
-    reverse zones: ``resolver.zones.default_local_zones``), never asked upstream, unless
-    ``zones`` says ``defaults=False``. With validation on, a forward or stub
-    zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
+    ``forward``, ``nameservers`` or forward zone for "."), Unbound's default local zones
+    are answered too (``localhost``, the loopback reverse zones, RFC 6761's special-use
+    names, RFC 6303's reverse zones: ``resolver.zones.default_local_zones``), never asked
+    upstream, unless ``zones`` says ``defaults=False``. With validation on, a forward or
+    stub zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
     ``source``: the numeric address the upstream sockets are bound to (dnspython's per-call
     ``source``, set once for the resolver: see ``resolve``), or several (Unbound's
     ``outgoing-interface``): each socket is bound to one of the server's address family,
@@ -981,10 +981,11 @@ class Resolver(ResolverCore):
         if self._root_forward is not None:          # forwarders on ports of their own
             z = zones if zones is not None else Zones()
             zones = z.with_forward(self._root_forward)
-        elif not self.forward:
-            # recursing itself: Unbound's default local zones (localhost, the loopback
-            # reverse zones, RFC 6761's special-use names and RFC 6303's AS112 zones)
-            # answered here, never asked upstream, unless the zones say otherwise
+        elif not self.forward and (zones is None or b"\x00" not in zones.cuts):
+            # recursing itself (no forwarders, no forward zone for "."): Unbound's default
+            # local zones (localhost, the loopback reverse zones, RFC 6761's special-use
+            # names and RFC 6303's AS112 zones) answered here, never asked upstream,
+            # unless the zones say otherwise
             zones = (zones if zones is not None else Zones()).with_defaults()
         old, new = self.zones, (zones if zones else None)
         changed = changed_names(old, new)

@@ -229,6 +229,16 @@ def test_the_next_server_answers_after_one_fails_as_in_dnspython(nameserver):
         assert asked[1] == 1 and asked[0] <= 1, kind
 
 
+@pytest.mark.parametrize("name", ["localhost.", "x.test.", "1.0.0.127.in-addr.arpa."])
+def test_nameservers_are_asked_the_special_use_names_as_by_dnspython(nameserver, name):
+    """Asking nameservers, the names of the default local zones (answered locally while
+    recursing) are theirs to answer, as dnspython leaves them."""
+    server = nameserver(lambda n, t: ("answer", 0))
+    outs = [_ask(kind, [server], name, lifetime=3.0) for kind in KINDS]
+    assert [o[0] for o in outs] == [["192.0.2.9"]] * 2
+    assert [o[2] for o in outs] == [[1], [1]]
+
+
 def _failure(kind, servers: list[Nameserver], name: str, **settings):
     """What ``kind`` raised asking ``name`` of ``servers``, each on its own port: (the
     exception's type name, its text with the seconds taken left out, its ``errors``
