@@ -731,12 +731,16 @@ cdef class Cache:
         return failure(self, key, now)
 
     def flush(self, name=None) -> None:
-        """Forget everything, or everything about ``name`` (all types) and answers for it."""
+        """Forget everything, or everything about ``name`` (all types) and answers for it:
+        wire bytes, or as dnspython's ``Cache.flush`` takes it, a ``dns.name.Name``, text or
+        a cache key ``(name, rdtype, rdclass)`` (every type of its name forgotten)."""
         if name is None:
             self.messages.lru.clear()
             self.rrsets.lru.clear()
             self.failures.clear()
             return
+        if type(name) is not bytes:
+            name = _name_wire(name)
         lname = name.lower()
         for k in [k for k in self.rrsets.lru.data if k[0] == lname]:
             self.rrsets.lru.pop(k)
@@ -744,3 +748,20 @@ cdef class Cache:
             self.messages.lru.pop(k)
         for k in [k for k in self.failures if k[0] == lname]:
             del self.failures[k]
+
+
+def _name_wire(name) -> bytes:
+    """``Cache.flush``'s ``name`` given as dnspython gives one (a key ``(name, rdtype,
+    rdclass)``, a ``dns.name.Name`` or text), in wire form; anything else a TypeError."""
+    import dns.name
+
+    from resolver.wire.codec import from_text
+
+    if isinstance(name, tuple) and len(name) == 3:
+        name = name[0]
+    if isinstance(name, dns.name.Name):
+        name = name.to_text()
+    if not isinstance(name, str):
+        raise TypeError(f"flush: a name (wire bytes, dns.name.Name or text) or a dnspython "
+                        f"cache key, not {name!r}")
+    return from_text(name)

@@ -166,6 +166,26 @@ def test_cache_none_forgets_what_is_cached(world, run):
     assert r.cache is not None
 
 
+def test_cache_flush_takes_dnspython_s_key(world, run):
+    """``r.cache.flush(key)`` with dnspython's cache key ``(name, rdtype, rdclass)`` (or a
+    Name, or text) forgets that name, as ``flush`` on dnspython's Cache forgets the key;
+    anything else is a TypeError, never a crash inside."""
+    import dns.rdataclass
+    import dns.rdatatype
+
+    net, fs, port = world
+    r = make(port)
+    key = (N("www.example.com"), dns.rdatatype.A, dns.rdataclass.IN)
+    for forget in (key, key[0], "www.example.com"):
+        run(r.resolve("www.example.com"))
+        seen = _spy(net)
+        r.cache.flush(forget)
+        run(r.resolve("www.example.com"))
+        assert seen, forget                      # asked again
+    with pytest.raises(TypeError):
+        r.cache.flush(42)
+
+
 def test_search_and_domain_take_text(world, run):
     net, fs, port = world
     r = make(port)
