@@ -209,11 +209,11 @@ def _attempts(args: argparse.Namespace, runner: asyncio.Runner, out: BinaryIO,
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     # a bad command line exits 2, as curl's
-    args = parser.parse_intermixed_args(
-        join_dashed_values(sys.argv[1:] if argv is None else argv))
+    parser.argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_intermixed_args(join_dashed_values(parser.argv))
     urls = args.url + args.url_option
     if not urls:
-        parser.error("no URL specified")
+        parser.error("no URL specified!")
     quiet = args.silent and not args.show_error
     if args.stderr:
         try:

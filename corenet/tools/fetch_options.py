@@ -28,10 +28,82 @@ class _Data(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
+PROG = "corenet-fetch"
+
+
+class _Help(argparse.HelpFormatter):
+    """--help's first line as curl's: `Usage: PROG [options...] <url>`."""
+
+    def add_usage(self, usage, actions, groups, prefix=None):  # type: ignore[override]
+        super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad command line told in curl's words (`PROG: option --x: is unknown`, a hint to
+    try --help), exit 2, instead of argparse's usage."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.argv: list[str] = []  # the command line, for the option as typed
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{PROG}: {curl_message(message, self.argv)}\n"
+                     f"{PROG}: try '{PROG} --help' for more information\n")
+
+
+def curl_message(message: str, argv: list[str]) -> str:
+    """argparse's complaint as curl words it, with the option as typed."""
+    if message.startswith("unrecognized arguments: "):
+        return f"option {message.split(': ', 1)[1].split()[0]}: is unknown"
+    if message.startswith("argument "):
+        names, _, why = message[len("argument "):].partition(": ")
+        typed = next((a for a in argv if a in names.split("/")), names.split("/")[0])
+        if why.startswith("invalid") and ("int value" in why or "float value" in why):
+            return f"option {typed}: expected a proper numerical parameter"
+        if why.startswith("expected one argument"):
+            return f"option {typed}: requires parameter"
+        return f"option {typed}: {why}"
+    return message
+
+
+class _Version(argparse.Action):
+    """--version: curl's first line (name, version, libraries), then its Protocols and
+    Features lines, with what this installation has."""
+
+    def __init__(self, option_strings, dest, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(option_strings, dest, nargs=0, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        sys.stdout.write(version_text())
+        parser.exit(0)
+
+
+def version_text() -> str:
+    import platform
+    import zlib
+
+    import corenet
+    from corenet.https.decoder import accept_encoding
+
+    codings = accept_encoding().split(", ")
+    libs = [f"corenet-https/{corenet.__version__}",
+            ssl.OPENSSL_VERSION.replace(" ", "/", 1).split()[0],
+            f"zlib/{zlib.ZLIB_RUNTIME_VERSION}"]
+    features = ["AsynchDNS", "HTTP2", "HTTPS-proxy", "IPv6", "Largefile", "libz", "SSL",
+                "UnixSockets", *(["brotli"] if "br" in codings else []),
+                *(["zstd"] if "zstd" in codings else [])]
+    return (f"{PROG} {corenet.__version__} ({platform.machine()}-{sys.platform}) "
+            f"{' '.join(libs)}\n"
+            f"Protocols: {' '.join(SCHEMES)}\n"
+            f"Features: {' '.join(sorted(features, key=str.lower))}\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="corenet-fetch",
-                                description="Fetch a URL over HTTPS/1.1 with corenet.https, "
-                                            "with curl's flags and exit codes.")
+    p = _Parser(prog=PROG, usage="%(prog)s [options...] <url>", formatter_class=_Help,
+                description="Fetch a URL over HTTPS/1.1 with corenet.https, "
+                            "with curl's flags and exit codes.")
+    p.add_argument("-V", "--version", action=_Version,
+                   help="show the version, protocols and features, and exit")
     p.add_argument("url", nargs="*", help="the URLs, fetched one after another")
     p.add_argument("--url", dest="url_option", action="append", default=[], metavar="URL",
                    help="a URL (as curl's)")

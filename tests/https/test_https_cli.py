@@ -620,3 +620,36 @@ def test_form_file_content_types_as_curl(env, tmp_path):
     assert part_types(ours) == part_types(theirs) == [
         "text/plain", "text/html", "image/png", "application/octet-stream",
         "application/octet-stream", "image/svg+xml", "application/octet-stream"]
+
+
+def said(p: subprocess.CompletedProcess, stream: str = "stderr") -> list[str]:
+    """The lines a command wrote, its own name (curl, corenet-fetch) as PROG."""
+    text = getattr(p, stream).decode("latin-1")
+    return re.sub(r"\b(curl|corenet-fetch)\b", "PROG", text).splitlines()
+
+
+def test_command_line_errors_as_curl():
+    url = f"http://127.0.0.1:{free_port()}/"  # never reached: the command line is wrong
+    for args in (("--bogus-opt", url), ("-sS", "--frobnicate", url), ("-s",), ("-m", "abc", url),
+                 ("--max-time", "abc", url), (url, "-o"), ("--max-redirs", "x", url)):
+        theirs, ours = both(*args)
+        assert ours.returncode == theirs.returncode == 2, (args, ours.stderr)
+        assert said(ours)[0] == said(theirs)[0], args
+        assert said(ours)[1].startswith("PROG: try 'PROG --help'"), args
+
+
+def test_version_and_help_as_curl():
+    theirs, ours = both("--version")
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    version = r"PROG \d+\.\d+\.\d+ \(\S+\) (\S+/\S+ )*\S+/\S+"
+    for p in (theirs, ours):
+        lines = said(p, "stdout")
+        assert re.fullmatch(version, lines[0]), lines[0]
+    protocols, features = ({line.split(": ", 1)[0]: set(line.split()[1:])
+                            for line in said(p, "stdout")[1:]} for p in (ours, theirs))
+    assert {"http", "https"} <= protocols["Protocols"]
+    assert protocols["Features"] <= features["Features"]  # what ours has, in curl's names
+    theirs, ours = both("--help")
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    usage = "Usage: PROG [options...] <url>"
+    assert said(ours, "stdout")[0] == said(theirs, "stdout")[0] == usage
