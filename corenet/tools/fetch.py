@@ -58,7 +58,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
                 transfer: Transfer | None = None) -> int:
     method, url, kw = request_options(args)
     t = transfer if transfer is not None else Transfer(url)
-    t.url = url
+    t.url, t.method = url, method
     resolver = make_resolver(args.resolve_with, args.dns_port, args.dns_query_localhost) \
         if args.resolve_with else None
     if args.resolve:
@@ -97,6 +97,8 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
         try:
             async with client.stream(method, url, **kw) as r:
                 t.response = r
+                stream = r.extensions.get("network_stream")
+                t.local = stream.get_extra_info("client_addr") if stream is not None else None
                 t.starttransfer = time.monotonic()
                 code = await _receive(args, r, out, err, t)
         finally:
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     for i, url in enumerate(urls):
         one = copy.copy(args)
-        one.url = url
+        one.url, one.urlnum = url, i
         one.output = outputs[i] if i < len(outputs) else None
         one.remote_name = 0 <= i - len(outputs) < remote_names
         code = _transfer(one, quiet)
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 def _transfer(args: argparse.Namespace, quiet: bool) -> int:
     """One URL fetched, its output written and -w reported: curl's exit code."""
     out: BinaryIO = sys.stdout.buffer
-    transfer = Transfer(args.url)
+    transfer = Transfer(args.url, urlnum=args.urlnum)
     name = None
     code = 0
 
@@ -248,6 +250,7 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
 
     try:
         name = output_name(args)
+        transfer.filename = name or ""
         if name:
             try:
                 out = open(name, "wb")
@@ -274,8 +277,10 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
     transfer.exitcode = code
     if args.write_out is not None:
         try:
-            sys.stdout.write(write_out(args.write_out, transfer))
-            sys.stdout.flush()
+            for stream, text in write_out(args.write_out, transfer, sys.stderr):
+                out_stream = sys.stderr if stream == "stderr" else sys.stdout
+                out_stream.write(text)
+                out_stream.flush()
         except OSError as exc:
             code = code or report(WRITE_ERROR, f"-w: {exc.strerror or exc}")
     return code

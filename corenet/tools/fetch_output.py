@@ -43,6 +43,21 @@ class Transfer:
     size_download: int = 0
     exitcode: int = 0
     errormsg: str = ""
+    method: str = "GET"
+    filename: str = ""      # the output file, "" for standard output
+    urlnum: int = 0         # the URL's place on the command line, from 0
+    local: Any = None       # the (address, port) the last connection was made from
+
+
+def _heads(r: Any) -> tuple:
+    return (*r.history, r) if r is not None else ()
+
+
+def _request_size(req: Any) -> int:
+    """The bytes of a request's head as sent over HTTP/1.1 (-w's size_request counts the
+    body's too)."""
+    line = f"{req.method} {req.url.raw_path.decode('latin-1')} HTTP/1.1\r\n"
+    return len(line) + sum(len(k) + len(v) + 4 for k, v in req.headers.raw) + 2
 
 
 def _write_out_vars(t: Transfer) -> dict[str, str]:
@@ -56,6 +71,10 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
     redirect = ""
     if r is not None and r.has_redirect_location:  # one not followed
         redirect = str(r.url.join(r.headers["location"]))
+    heads = _heads(r)
+    requests = [h.request for h in heads if h.request is not None]
+    length = (q.headers.get("content-length", "") for q in requests)
+    upload = sum(int(n) for n in length if n.isdigit())
 
     def since_start(at: float) -> str:      # 0 for a connection opened before this transfer
         return f"{at - t.start:.6f}" if at >= t.start else "0.000000"
@@ -69,16 +88,35 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
         "time_namelookup": since_start(resolved),
         "time_connect": since_start(connected),
         "time_appconnect": since_start(secured),
+        "time_pretransfer": since_start(max(connected, secured)),
         "time_starttransfer": f"{t.starttransfer - t.start:.6f}" if t.starttransfer
         else "0.000000",
         "size_download": str(t.size_download),
+        "size_header": str(sum(len(head_block(h)) for h in heads)),
+        "size_request": str(sum(_request_size(q) for q in requests) + upload),
+        "size_upload": str(upload),
+        "num_headers": str(len(r.headers.raw)) if r is not None else "0",
+        "num_connects": str(sum(1 for h in heads
+                                if not h.extensions.get("connection_reused", True))),
         "url_effective": str(r.url) if r is not None else t.url,
+        "url": t.url,
+        "urlnum": str(t.urlnum),
+        "method": t.method,
+        "scheme": r.url.scheme.upper() if r is not None else "",
+        "filename_effective": t.filename,
         "content_type": (r.headers.get("content-type") or "") if r is not None else "",
         "num_redirects": str(len(r.history)) if r is not None else "0",
         "remote_ip": str(addr[0]) if addr else "",
         "remote_port": str(addr[1]) if addr else "",
+        "local_ip": str(t.local[0]) if t.local else "",
+        "local_port": str(t.local[1]) if t.local else "",
         "speed_download": str(int(t.size_download / total) if total > 0 else 0),
         "redirect_url": redirect,
+        "speed_upload": str(int(upload / total) if total > 0 else 0),
+        "http_connect": "000",
+        "referer": (r.request.headers.get("referer") or "") if r is not None else "",
+        "ssl_verify_result": "0",
+        "proxy_ssl_verify_result": "0",
         "exitcode": str(t.exitcode),
         "errormsg": t.errormsg,
     }
@@ -86,8 +124,11 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
 
 # -w %{json}: the variables that are numbers in curl's, and those that are null when unset.
 _JSON_NUMBERS = frozenset({"http_code", "response_code", "size_download", "num_redirects",
-                           "remote_port", "speed_download", "exitcode"})
-_JSON_NULLS = frozenset({"redirect_url", "errormsg"})
+                           "remote_port", "speed_download", "exitcode", "size_header",
+                           "size_request", "size_upload", "num_headers", "num_connects",
+                           "urlnum", "local_port", "ssl_verify_result",
+                           "proxy_ssl_verify_result", "speed_upload", "http_connect"})
+_JSON_NULLS = frozenset({"redirect_url", "errormsg", "content_type", "scheme", "referer"})
 
 
 def _json(values: dict[str, str]) -> str:
@@ -101,28 +142,74 @@ def _json(values: dict[str, str]) -> str:
             out[name] = None
         else:
             out[name] = value
-    return json.dumps(out)
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))  # as curl's
 
 
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+def _header_json(r: Any) -> str:
+    """-w %{header_json}: the last response's headers as curl writes them, one name (in
+    lower case) a line with the list of its values."""
+    if r is None:
+        return "{\n}"
+    values: dict[str, list[str]] = {}
+    for k, v in r.headers.multi_items():
+        values.setdefault(k.lower(), []).append(v)
+    return "{" + ",\n".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in values.items()) \
+        + "\n}"
 
 
-def write_out(fmt: str, t: Transfer) -> str:
-    """curl's -w: %{name} replaced (%{json}: every variable, as a JSON object), %% is %,
-    \\n \\r \\t escapes; an unknown variable is left out (curl warns about it)."""
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+_WRITE_OUT = re.compile(r"%\{([a-z_]+)\}|%header\{([^}]*)\}|%%|\\(.)", re.S)
+
+
+def write_out(fmt: str, t: Transfer, err: Any) -> list[tuple[str, str]]:
+    """curl's -w, as the pieces to write, each with its stream ("stdout" or "stderr"):
+    %{name} replaced (%{json}: every variable, as a JSON object; %{header_json} the
+    headers), %header{name} a header's value, %{stderr} and %{stdout} switching streams,
+    %{onerror} ending the format unless the transfer failed, %% is %, \\n \\r \\t escapes.
+    An unknown variable is left out, with curl's warning on `err`."""
     if fmt.startswith("@"):
         with open(fmt[1:]) if fmt != "@-" else sys.stdin as f:
             fmt = f.read()
     values = _write_out_vars(t)
     values["json"] = _json(values)
-    return re.sub(r"%\{([a-z_]+)\}|%%|\\([nrt\\])",
-                  lambda m: values.get(m[1], "") if m[1] else
-                  "%" if m[0] == "%%" else _ESCAPES[m[2]], fmt)
+    values["header_json"] = _header_json(t.response)
+    pieces: list[tuple[str, str]] = []
+    stream, at = "stdout", 0
+    for m in _WRITE_OUT.finditer(fmt):
+        pieces.append((stream, fmt[at:m.start()]))
+        at = m.end()
+        name, header, escaped = m[1], m[2], m[3]
+        if name in ("stdout", "stderr"):
+            stream = name
+        elif name == "onerror":
+            if not t.exitcode:
+                return [p for p in pieces if p[1]]
+        elif name is not None:
+            if name not in values:
+                err.write(f"corenet-fetch: unknown --write-out variable: '{name}'\n")
+            pieces.append((stream, values.get(name, "")))
+        elif header is not None:
+            r = t.response
+            pieces.append((stream, ", ".join(r.headers.get_list(header)) if r is not None
+                           else ""))
+        elif escaped is not None:
+            pieces.append((stream, _ESCAPES.get(escaped, m[0])))
+        else:
+            pieces.append((stream, "%"))
+    pieces.append((stream, fmt[at:]))
+    return [p for p in pieces if p[1]]
+
+
+def status_line(r: Any) -> str:
+    """The status line as curl shows it: HTTP/2 has no reason phrase, and curl writes
+    the space before it all the same."""
+    reason = "" if r.http_version == "HTTP/2" else r.reason_phrase
+    return f"{r.http_version} {r.status_code} {reason}"
 
 
 def head_block(r: Any) -> bytes:
     """The status line and headers as curl -i and -I print them."""
-    lines = [f"{r.http_version} {r.status_code} {r.reason_phrase}"]
+    lines = [status_line(r)]
     lines += [f"{k}: {v}" for k, v in r.headers.frozen()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -142,7 +229,7 @@ def verbose(r: Any, err: Any) -> None:
         err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\n")
         for k, v in req.headers.frozen():
             err.write(f"> {k}: {'*****' if k.lower() == 'authorization' else v}\n")
-    err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
+    err.write(f"< {status_line(r)}\n")
     for k, v in r.headers.frozen():
         err.write(f"< {k}: {v}\n")
 

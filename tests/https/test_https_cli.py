@@ -335,15 +335,15 @@ def test_http_versions_and_verbose_alpn(env):
               env.h2 + "/small.txt")
     err = p.stderr.decode()
     assert p.returncode == 0 and p.stdout == SMALL + b"2", p.stderr
-    assert "* ALPN: server accepted h2" in err and "< HTTP/2 200 OK" in err
+    assert "* ALPN: server accepted h2" in err and "< HTTP/2 200 \n" in err
     p = fetch("--cacert", env.ca, "-v", env.h2 + "/small.txt")  # curl's default: h2 offered
-    assert p.returncode == 0 and "< HTTP/2 200 OK" in p.stderr.decode()
+    assert p.returncode == 0 and "< HTTP/2 200 \n" in p.stderr.decode()
     p = fetch("--cacert", env.ca, "--http1.1", "-v", env.h2 + "/small.txt")
     assert p.returncode == 0 and "< HTTP/1.1 200 OK" in p.stderr.decode()
     p = fetch("-v", env.raw_plain + "/echo")
     assert p.returncode == 0 and "no ALPN" in p.stderr.decode()
     p = fetch("-v", "--http2-prior-knowledge", env.h2c + "/small.txt")  # h2c
-    assert p.returncode == 0 and "< HTTP/2 200 OK" in p.stderr.decode(), p.stderr
+    assert p.returncode == 0 and "< HTTP/2 200 \n" in p.stderr.decode(), p.stderr
     assert p.stdout == SMALL
     p = fetch("--http2-prior-knowledge", env.raw_plain + "/echo")  # an HTTP/1.1-only server
     # CURLE_WEIRD_SERVER_REPLY, or CURLE_RECV_ERROR when the server's reset came first
@@ -653,3 +653,42 @@ def test_version_and_help_as_curl():
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     usage = "Usage: PROG [options...] <url>"
     assert said(ours, "stdout")[0] == said(theirs, "stdout")[0] == usage
+
+
+def test_write_out_more_variables_as_curl(env):
+    fmt = ("%{size_header}|%{response_code}|%{num_connects}|%{scheme}|%{method}|"
+           "%{num_headers}|%{size_upload}|%{filename_effective}|%{url}|"
+           "%{urlnum}|%{ssl_verify_result}|%header{content-length}|%header{nope}|"
+           "%{num_redirects}")
+    for url in (env.raw + "/big?n=5", env.base + "/r/2", env.h2 + "/small.txt"):
+        theirs, ours = both("-s", "--cacert", env.ca, "-A", "x", "-L", "-o", "/dev/null",
+                            "-w", fmt, url)
+        assert ours.stdout == theirs.stdout, url
+    theirs, ours = both("-s", "--cacert", env.ca, "-A", "x", "-d", "abc", "-o", "/dev/null",
+                        "-w", "%{size_upload}|%{size_request}|%{method}", env.raw + "/echo")
+    assert ours.stdout == theirs.stdout
+    theirs, ours = both("-s", "--cacert", env.ca, "-o", "/dev/null", "-w",
+                        "%{local_ip}|%{local_port}", env.raw + "/big?n=5")
+    for p in (theirs, ours):
+        assert re.fullmatch(rb"127\.0\.0\.1\|[1-9]\d*", p.stdout), p.stdout
+
+
+def test_write_out_headers_streams_and_escapes_as_curl(env):
+    refused = f"http://127.0.0.1:{free_port()}/"
+    ok = env.raw + "/big?n=5"
+    for fmt, urls in (("%{header_json}", [ok]),
+                      ("%{stderr}to err|%{stdout}to out\\n", [ok]),
+                      ("%{nosuchvar}[%{http_code}]", [ok]),
+                      ("[%{urlnum}%{onerror} failed: %{exitcode}]", [ok, refused]),
+                      ("\\t%%|\\\\|\\\\n|\\q|\\r", [ok])):
+        theirs, ours = both("-s", "--cacert", env.ca, "-o", "/dev/null", "-w", fmt, *urls)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), fmt
+        assert said(ours) == said(theirs), fmt
+    theirs, ours = both("-s", "--cacert", env.ca, "-o", "/dev/null", "-w", "%{header_json}",
+                        env.base + "/small.txt")
+    assert list(json.loads(ours.stdout)) == list(json.loads(theirs.stdout))
+    assert ours.stdout.count(b"\n") == theirs.stdout.count(b"\n")
+    theirs, ours = both("-s", "--cacert", env.ca, "-I", "-w", "%{size_header}",
+                        env.h2 + "/small.txt")
+    assert ours.stdout.split(b"\r\n")[0] == theirs.stdout.split(b"\r\n")[0] == b"HTTP/2 200 "
+    assert ours.stdout.rsplit(b"\n", 1)[1] == theirs.stdout.rsplit(b"\n", 1)[1]
