@@ -22,7 +22,7 @@ from corenet.https.proxy import Proxy, parse_mounts
 from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
 from corenet.tools.fetch_codes import (HTTP_RETURNED_ERROR, WRITE_ERROR, CommandError,
-                                       exit_code)
+                                       curl_words, exit_code)
 from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, join_dashed_values,
                                          make_resolver, make_parser, pins, protocols,
                                          request_options, save_cookies, scheme_check,
@@ -260,7 +260,13 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = _attempts(args, runner, out, transfer, quiet)
     except HTTPError as exc:
-        code = report(exit_code(exc), f"{type(exc).__name__}: {exc}")
+        code = exit_code(exc)
+        r = transfer.response
+        length = r.headers.get("content-length", "") if r is not None else ""
+        ms = int((time.monotonic() - transfer.start) * 1000)
+        code = report(code, curl_words(exc, code, args.url, ms, transfer.size_download,
+                                       int(length) if length.isdigit() else None,
+                                       args.max_redirs))
     except CommandError as exc:
         code = report(exc.code, str(exc))
     except KeyboardInterrupt:

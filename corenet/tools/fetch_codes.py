@@ -1,12 +1,13 @@
-"""corenet-fetch's exit codes, curl's: the error that ends a command (``CommandError``)
-and the code of each error of corenet.https (``EXIT_CODES``, ``exit_code``)."""
+"""corenet-fetch's exit codes, curl's: the error that ends a command (``CommandError``),
+the code of each error of corenet.https (``EXIT_CODES``, ``exit_code``) and curl's words
+for it (``curl_words``)."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from corenet.https.errors import (ConnectError, DecodingError, InvalidURL, ProxyError,
-                                  ReadError, RemoteProtocolError, TimeoutException, TLSError,
-                                  TooManyRedirects, UnsupportedProtocol, WriteError)
+from corenet.https.errors import (ConnectError, ConnectTimeout, DecodingError, InvalidURL,
+                                  ProxyError, ReadError, RemoteProtocolError, TimeoutException,
+                                  TLSError, TooManyRedirects, UnsupportedProtocol, WriteError)
 
 
 class CommandError(Exception):
@@ -51,3 +52,42 @@ def exit_code(exc: BaseException) -> int:
         if isinstance(exc, cls) and (test is None or test(exc)):
             return code
     return 1
+
+
+def curl_words(exc: BaseException, code: int, url: str, ms: int, received: int,
+               expected: int | None, max_redirs: int) -> str:
+    """The message curl gives for an error of the transfer, where scripts look for its
+    words (`Failed to connect to HOST port N`, `Could not resolve host: HOST`, ...); the
+    error's own for the others. `ms` is how long the transfer took, `received` the body
+    bytes so far (of `expected`, when the length was said)."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = str(exc.request.url)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        pass
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    if code == 7 and isinstance(exc, ConnectError):
+        return (f"Failed to connect to {host} port {port} after {ms} ms: "
+                "Couldn't connect to server")
+    if code == 6:
+        return f"Could not resolve host: {host}"
+    if code == 28:
+        if isinstance(exc, ConnectTimeout):
+            return f"Connection timed out after {ms} milliseconds"
+        of = f" out of {expected}" if expected is not None else ""
+        return f"Operation timed out after {ms} milliseconds with {received}{of} bytes received"
+    if code == 47:
+        return f"Maximum ({max_redirs}) redirects followed"
+    if code == 60 and isinstance(exc, TLSError):
+        return f"SSL certificate problem: {exc.reason or exc}"
+    if code == 1 and isinstance(exc, UnsupportedProtocol) and parts.scheme:
+        return f'Protocol "{parts.scheme}" not supported or disabled'
+    if code == 3:
+        return "URL using bad/illegal format or missing URL"
+    return f"{type(exc).__name__}: {exc}"
