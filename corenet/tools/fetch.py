@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import copy
 import importlib.util
+import os
 import sys
 import time
 from typing import Any, BinaryIO
@@ -21,8 +22,8 @@ from corenet.https.models import Request
 from corenet.https.proxy import Proxy, parse_mounts
 from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
-from corenet.tools.fetch_codes import (HTTP_RETURNED_ERROR, WRITE_ERROR, CommandError,
-                                       curl_words, exit_code)
+from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, WRITE_ERROR,
+                                       CommandError, curl_words, exit_code)
 from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, join_dashed_values,
                                          make_resolver, make_parser, pins, protocols,
                                          request_options, save_cookies, scheme_check,
@@ -135,6 +136,9 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         return 0
     length = r.headers.get("content-length")
     total = int(length) if length and length.isdigit() else None
+    limit = args.max_filesize
+    if limit is not None and total is not None and total > limit:
+        raise CommandError("Maximum file size exceeded", FILESIZE_EXCEEDED)
     show = not args.silent and err.isatty() and (total is None or total >= PROGRESS_MIN)
     start = last = time.monotonic()
     chunks = r.aiter_bytes() if args.compressed else r.aiter_raw()
@@ -143,6 +147,12 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         if args.no_buffer:
             out.flush()
         t.size_download += len(chunk)
+        if limit is not None and t.size_download > limit:
+            raise CommandError("Maximum file size exceeded", FILESIZE_EXCEEDED)
+        if args.limit_rate and t.size_download != total:  # the average kept to the rate
+            ahead = t.size_download / args.limit_rate - (time.monotonic() - start)
+            if ahead > 0:
+                await asyncio.sleep(min(ahead, 60.0))
         if show:
             now = time.monotonic()
             if now - last > 0.1:
@@ -232,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         one.output = outputs[i] if i < len(outputs) else None
         one.remote_name = 0 <= i - len(outputs) < remote_names
         code = _transfer(one, quiet)
+        if code and args.fail_early:
+            break
     return code
 
 
@@ -276,6 +288,8 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
         try:
             if name and out is not sys.stdout.buffer:
                 out.close()
+                if code and args.remove_on_error:
+                    os.remove(name)
             else:
                 out.flush()
         except OSError as exc:

@@ -44,6 +44,7 @@ HTTP_RETURNED_ERROR = 22
 WRITE_ERROR = 23
 READ_ERROR = 26
 SSL_CERTPROBLEM = 58     # a client certificate or CA files that cannot be loaded
+FILESIZE_EXCEEDED = 63   # a body larger than --max-filesize
 
 
 def exit_code(exc: BaseException) -> int:

@@ -247,6 +247,18 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a refused connection is transient too")
     p.add_argument("--retry-all-errors", action="store_true",
                    help="every error is transient, -f's HTTP errors included")
+    p.add_argument("--fail-early", action="store_true",
+                   help="with several URLs: stop at the first that fails")
+    p.add_argument("--max-filesize", type=size, default=None, metavar="BYTES",
+                   help="refuse a body larger than BYTES (k, M, G suffixes), exit 63")
+    p.add_argument("--limit-rate", type=size, default=None, metavar="SPEED",
+                   help="receive at most SPEED bytes a second (k, M, G suffixes)")
+    p.add_argument("--remove-on-error", action="store_true",
+                   help="remove the output file when the transfer fails")
+    p.add_argument("-Z", "--parallel", action="store_true",
+                   help="accepted for curl's sake: the URLs are fetched one after another")
+    p.add_argument("--parallel-max", type=int, default=50, metavar="NUM",
+                   help="accepted with -Z")
     p.add_argument("-f", "--fail", action="store_true",
                    help="exit with 22 on an HTTP error status (400 and above), "
                         "without printing the body")
@@ -257,6 +269,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-S", "--show-error", action="store_true",
                    help="with -s: still print error messages")
     return p
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def size(text: str) -> int:
+    """A size as curl reads one: a number of bytes, with k, M or G (any case) after it."""
+    number, unit = text[:-1] if text[-1:].isalpha() else text, \
+        text[-1:].lower() if text[-1:].isalpha() else ""
+    if unit not in _SIZE_UNITS:
+        raise ValueError(text)
+    return int(float(number) * _SIZE_UNITS[unit])
+
+
+size.__name__ = "int"  # argparse's name for the type in "invalid int value"
 
 
 # Options whose value may begin with "-" (curl's `--proto -all,https`), which argparse
@@ -350,6 +377,18 @@ def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, files
 
 
+def _header_lines(given: list[str]) -> list[str]:
+    """-H's headers, `@FILE` read as curl reads it: a header a line, blank lines left out."""
+    lines: list[str] = []
+    for h in given:
+        if h.startswith("@"):
+            text = _read_file(h[1:]).decode("latin-1")
+            lines += [line for line in text.splitlines() if line.strip()]
+        else:
+            lines.append(h)
+    return lines
+
+
 def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
     """Method, URL and AsyncClient.stream() keywords from curl-style options."""
     url = args.url
@@ -357,7 +396,7 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
         extra = part[1:].encode() if part.startswith("+") else _urlencoded(part)
         url += ("&" if "?" in url else "?") + extra.decode("latin-1")
     headers = []
-    for h in args.header:
+    for h in _header_lines(args.header):
         name, sep, value = h.partition(":")
         if not sep or not name.strip():
             raise CommandError(f"-H needs 'Name: value', not {h!r}")

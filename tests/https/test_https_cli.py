@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -715,3 +717,44 @@ def test_error_messages_in_curls_words(env, tmp_path):
     theirs, ours = both("-s", "-w", "%{errormsg}", refused)
     assert [re.sub(rb"\d+ ms", b"N ms", p.stdout) for p in (ours, theirs)] == \
         [re.sub(rb"\d+ ms", b"N ms", theirs.stdout)] * 2
+
+
+def test_header_file_size_limits_and_several_urls_as_curl(env, tmp_path):
+    (tmp_path / "hdrs").write_bytes(b"X-One: 1\r\n\r\nX-Two: two words\n")
+    theirs, ours = both("-s", "--cacert", env.ca, "-H", "@hdrs", env.raw + "/echo",
+                        cwd=tmp_path)
+    sent = [[h for h in json.loads(p.stdout)["headers"] if h[0].startswith("X-")]
+            for p in (theirs, ours)]
+    assert sent[0] == sent[1] == [["X-One", "1"], ["X-Two", "two words"]]
+    for limit, n in (("10", 30), ("1k", 1025), ("1k", 1024), ("100", 30)):
+        theirs, ours = both("-sS", "--cacert", env.ca, "--max-filesize", limit,
+                            env.raw + f"/big?n={n}")
+        assert (ours.returncode, ours.stdout, said(ours)) == \
+            (theirs.returncode, theirs.stdout, said(theirs)), (limit, n)
+    assert theirs.returncode == 0 and ours.returncode == 0
+    missing, ok = env.base + "/missing", env.raw + "/big?n=5"
+    for extra in ((), ("--fail-early",)):
+        theirs, ours = both("-s", "-f", *extra, "--cacert", env.ca, missing, ok)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), extra
+    for run in (curl, fetch):  # the file of a failed transfer removed, the other kept
+        where = tmp_path / run.__name__
+        where.mkdir()
+        p = run("-s", "-f", "--remove-on-error", "--cacert", env.ca, "-o", "a", "-o", "b",
+                ok, missing, cwd=where)
+        assert p.returncode == 22 and sorted(os.listdir(where)) == ["a"], run.__name__
+        p = run("-s", "-Z", "--cacert", env.ca, "-o", "c", "-o", "d", ok, env.base +
+                "/small.txt", cwd=where)
+        assert p.returncode == 0 and (where / "c").read_bytes() == (where / "a").read_bytes()
+        assert (where / "d").read_bytes() == SMALL
+
+
+def test_limit_rate_as_curl(env):
+    """The same bytes as curl's; ours at the rate asked (the installed curl 7.88.1 does not
+    slow a transfer from loopback down, so its time is not compared)."""
+    url = env.raw + "/big?n=300000"
+    theirs = curl("-s", "--cacert", env.ca, "--limit-rate", "200k", url)
+    begun = time.monotonic()
+    ours = fetch("-s", "--cacert", env.ca, "--limit-rate", "200k", url)
+    took = time.monotonic() - begun
+    assert ours.returncode == theirs.returncode == 0 and ours.stdout == theirs.stdout
+    assert 1.0 <= took < 10, took
