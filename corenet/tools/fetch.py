@@ -91,6 +91,8 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     async with AsyncClient(transport=transport, timeout=timeout, follow_redirects=args.follow,
                       max_redirects=args.max_redirs, cookies=jar, auth=auth(args),
                       event_hooks=hooks) as client:
+        if args.user_agent:  # in the default's place, as curl sends it
+            client.headers["User-Agent"] = args.user_agent
         if args.compressed:
             client.headers["Accept-Encoding"] = accept_encoding()
         else:  # as curl: the body comes as the server sends it, and is written so
@@ -111,8 +113,9 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
 async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
                    t: Transfer) -> int:
     if args.verbose:
+        connections: dict[Any, int] = {}
         for h in (*r.history, r):
-            verbose(h, err)
+            verbose(h, err, connections)
         err.flush()
     if getattr(args, "retries_left", 0) and (
             r.status_code in RETRY_STATUSES

@@ -3,6 +3,7 @@ the code of each error of corenet.https (``EXIT_CODES``, ``exit_code``) and curl
 for it (``curl_words``)."""
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from corenet.https.errors import (ConnectError, ConnectTimeout, DecodingError, InvalidURL,
@@ -73,7 +74,7 @@ def curl_words(exc: BaseException, code: int, url: str, ms: int, received: int,
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         port = 0
-    if code == 7 and isinstance(exc, ConnectError):
+    if code == 7 and re.match(r"cannot connect to .* port \d+\): ", str(exc)):  # refused
         return (f"Failed to connect to {host} port {port} after {ms} ms: "
                 "Couldn't connect to server")
     if code == 6:
@@ -88,7 +89,8 @@ def curl_words(exc: BaseException, code: int, url: str, ms: int, received: int,
     if code == 60 and isinstance(exc, TLSError):
         return f"SSL certificate problem: {exc.reason or exc}"
     if code == 1 and isinstance(exc, UnsupportedProtocol) and parts.scheme:
-        return f'Protocol "{parts.scheme}" not supported or disabled'
+        why = " (--proto-redir)" if "(--proto-redir)" in str(exc) else ""
+        return f'Protocol "{parts.scheme}" not supported or disabled{why}'
     if code == 3:
         return "URL using bad/illegal format or missing URL"
     return f"{type(exc).__name__}: {exc}"

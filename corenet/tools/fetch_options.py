@@ -402,7 +402,7 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
             raise CommandError(f"-H needs 'Name: value', not {h!r}")
         headers.append((name.strip(), value.strip()))
     given = {k.lower() for k, _ in headers}
-    for name, value in (("User-Agent", args.user_agent), ("Referer", args.referer),
+    for name, value in (("Referer", args.referer),
                         ("Range", args.range and f"bytes={args.range}")):
         if value and name.lower() not in given:  # -H's own header wins
             headers.append((name, value))

@@ -214,24 +214,38 @@ def head_block(r: Any) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def verbose(r: Any, err: Any) -> None:
-    """curl -v's account of one exchange: TLS and ALPN, the request, the response head."""
-    so = r.extensions.get("ssl_object")
-    if r.url.scheme == "https" and so is not None:
-        err.write(f"* TLS {so.version()} {so.cipher()[0]}, resumed={so.session_reused}\n")
-        alpn = so.selected_alpn_protocol()
-        err.write(f"* ALPN: server accepted {alpn}\n" if alpn else
-                  "* ALPN: server did not agree on a protocol. Uses default.\n")
-    elif r.url.scheme == "http":
-        err.write("* plain HTTP: no TLS, no ALPN\n")
+def verbose(r: Any, err: Any, connections: dict[Any, int]) -> None:
+    """curl -v's account of one exchange: the connection (made, or used again), TLS and
+    ALPN, the request and the response head, header lines ending in CRLF as curl's.
+    `connections` numbers the connections of the command, as curl's #0, #1..."""
+    stream = r.extensions.get("network_stream")
+    addr = r.extensions.get("server_addr") or ("", 0)
+    host = r.url.host
+    ip = f"[{addr[0]}]" if ":" in str(addr[0]) else str(addr[0])
+    if r.extensions.get("connection_reused") and stream in connections:
+        err.write(f"* Re-using existing connection #{connections[stream]} with host {host}\n")
+    else:
+        number = connections.setdefault(stream, len(connections))
+        err.write(f"*   Trying {ip}:{addr[1]}...\n"
+                  f"* Connected to {host} ({addr[0]}) port {addr[1]} (#{number})\n")
+        so = r.extensions.get("ssl_object")
+        if r.url.scheme == "https" and so is not None:
+            err.write(f"* SSL connection using {so.version()} / {so.cipher()[0]}\n")
+            alpn = so.selected_alpn_protocol()
+            err.write(f"* ALPN: server accepted {alpn}\n" if alpn else
+                      "* ALPN: server did not agree on a protocol. Uses default.\n")
     req = r.request
     if req is not None:
-        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\n")
+        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\r\n")
+        h2 = r.http_version == "HTTP/2"  # curl shows HTTP/2's names in lower case, but Host
         for k, v in req.headers.frozen():
-            err.write(f"> {k}: {'*****' if k.lower() == 'authorization' else v}\n")
-    err.write(f"< {status_line(r)}\n")
+            name = k.lower() if h2 and k.lower() != "host" else k
+            err.write(f"> {name}: {'*****' if k.lower() == 'authorization' else v}\r\n")
+        err.write("> \r\n")
+    err.write(f"< {status_line(r)}\r\n")
     for k, v in r.headers.frozen():
-        err.write(f"< {k}: {v}\n")
+        err.write(f"< {k}: {v}\r\n")
+    err.write("< \r\n")
 
 
 def dump_headers(name: str, heads: tuple) -> None:
