@@ -22,12 +22,12 @@ from corenet.https.models import Request
 from corenet.https.proxy import Proxy, parse_mounts
 from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
-from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, WRITE_ERROR,
-                                       CommandError, curl_words, exit_code)
+from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, RANGE_ERROR,
+                                       WRITE_ERROR, CommandError, curl_words, exit_code)
 from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, join_dashed_values,
                                          make_resolver, make_parser, pins, protocols,
-                                         request_options, save_cookies, scheme_check,
-                                         tls_context)
+                                         request_options, resume_offset, save_cookies,
+                                         scheme_check, tls_context)
 from corenet.tools.fetch_output import (PROGRESS_MIN, Transfer, dump_headers, head_block,
                                         output_name, render_progress, rewind, verbose, write,
                                         write_out)
@@ -125,6 +125,12 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         after = float(after_text) if after_text.isdigit() else None
         if _retry_fits(args, after):
             raise Retry(r.status_code, after)
+    if getattr(args, "resume_from", 0):
+        if r.status_code == 416:  # as curl: the file is whole already
+            return 0
+        if r.status_code < 300 and r.status_code != 206:
+            raise CommandError("HTTP server doesn't seem to support byte ranges. "
+                               "Cannot resume.", RANGE_ERROR)
     failed = (args.fail or args.fail_with_body) and r.status_code >= 400
     heads = (*r.history, r) if args.follow else (r,)
     if args.dump_header:
@@ -266,9 +272,10 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
     try:
         name = output_name(args)
         transfer.filename = name or ""
+        args.resume_from = resume_offset(args.continue_at, name)
         if name:
             try:
-                out = open(name, "wb")
+                out = open(name, "ab" if args.resume_from else "wb")
             except OSError as exc:
                 raise CommandError(f"cannot write {name}: {exc.strerror or exc}",
                                    WRITE_ERROR) from None

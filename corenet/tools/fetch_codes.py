@@ -44,6 +44,7 @@ FAILED_INIT = 2          # CURLE_FAILED_INIT: a bad command line
 HTTP_RETURNED_ERROR = 22
 WRITE_ERROR = 23
 READ_ERROR = 26
+RANGE_ERROR = 33         # -C: the server does not take a range
 SSL_CERTPROBLEM = 58     # a client certificate or CA files that cannot be loaded
 FILESIZE_EXCEEDED = 63   # a body larger than --max-filesize
 

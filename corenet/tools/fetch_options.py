@@ -177,6 +177,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", "--referer", metavar="URL", help="the Referer header")
     p.add_argument("-r", "--range", metavar="RANGE",
                    help="ask for these bytes only (Range: bytes=RANGE, as 0-499)")
+    p.add_argument("-C", "--continue-at", metavar="OFFSET",
+                   help="resume: ask for the body from OFFSET on, appended to -o's file "
+                        "(-: from the file's size)")
     p.add_argument("-E", "--cert", metavar="CERT[:PASSWORD]",
                    help="a client certificate (PEM), with its key unless --key")
     p.add_argument("--key", metavar="KEY", help="the client certificate's private key")
@@ -403,7 +406,8 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
         headers.append((name.strip(), value.strip()))
     given = {k.lower() for k, _ in headers}
     for name, value in (("Referer", args.referer),
-                        ("Range", args.range and f"bytes={args.range}")):
+                        ("Range", args.range and f"bytes={args.range}"
+                         or getattr(args, "resume_from", 0) and f"bytes={args.resume_from}-")):
         if value and name.lower() not in given:  # -H's own header wins
             headers.append((name, value))
     kw: dict[str, Any] = {"headers": headers}
@@ -442,6 +446,20 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
         headers.append(("Cookie", args.cookie))
     method = args.request or ("HEAD" if args.head else implied)
     return method.upper(), url, kw
+
+
+def resume_offset(continue_at: str | None, name: str | None) -> int:
+    """-C's offset: a number, or (-) the size of the output file, 0 when there is none."""
+    if continue_at is None:
+        return 0
+    if continue_at == "-":
+        try:
+            return os.path.getsize(name) if name else 0
+        except OSError:
+            return 0
+    if not continue_at.isdigit():
+        raise CommandError("option -C: expected a proper numerical parameter")
+    return int(continue_at)
 
 
 SCHEMES = ("http", "https")

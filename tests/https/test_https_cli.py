@@ -780,3 +780,24 @@ def test_verbose_lines_scripts_look_for_as_curl(env):
     assert [line for line in lines(ours) if line.startswith("*")] == \
         [line for line in lines(theirs) if line.startswith("*")]
     assert "* ALPN: server accepted http/1.1" in said(ours)
+
+
+def test_continue_at_as_curl(env, tmp_path):
+    """-C -: the rest of a partial file asked for and appended; a server that ignores the
+    range is exit 33; a whole file (416) is left as it is, exit 0."""
+    for start in (b"", SMALL[:100], SMALL):
+        got = []
+        for run in (curl, fetch):
+            part = tmp_path / f"part-{run.__name__}"
+            part.write_bytes(start)
+            p = run("-sS", "--cacert", env.ca, "-C", "-", "-o", str(part),
+                    env.base + "/small.txt")
+            got.append((p.returncode, part.read_bytes(), said(p)))
+        assert got[0] == got[1] and got[0][:2] == (0, SMALL), len(start)
+    got = []
+    for run in (curl, fetch):
+        part = tmp_path / f"part-{run.__name__}"
+        part.write_bytes(b"abc")
+        p = run("-sS", "--cacert", env.ca, "-C", "-", "-o", str(part), env.raw + "/big?n=9")
+        got.append((p.returncode, part.read_bytes(), said(p)))
+    assert got[0] == got[1] and got[0][0] == 33
