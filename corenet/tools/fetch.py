@@ -24,8 +24,9 @@ from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
 from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, RANGE_ERROR,
                                        WRITE_ERROR, CommandError, curl_words, exit_code)
-from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, join_dashed_values,
-                                         make_resolver, make_parser, pins, protocols,
+from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, expand_config,
+                                         join_dashed_values, make_resolver, make_parser,
+                                         pins, protocols,
                                          request_options, resume_offset, save_cookies,
                                          scheme_check, tls_context)
 from corenet.tools.fetch_output import (PROGRESS_MIN, Transfer, dump_headers, head_block,
@@ -231,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     # a bad command line exits 2, as curl's
     parser.argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_intermixed_args(join_dashed_values(parser.argv))
+    try:
+        full = expand_config(parser.argv, parser)
+    except CommandError as exc:  # as curl's: the file named, the option, a hint
+        parser.exit(exc.code, f"{parser.prog}: {exc}\n"
+                              f"{parser.prog}: try '{parser.prog} --help' for more information\n")
+    args = parser.parse_intermixed_args(join_dashed_values(full))
     urls = args.url + args.url_option
     if not urls:
         parser.error("no URL specified!")

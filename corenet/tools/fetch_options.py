@@ -8,6 +8,7 @@ import copy
 import http.cookiejar
 import importlib.metadata
 import os
+import re
 import ssl
 import sys
 from dataclasses import dataclass
@@ -107,6 +108,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("url", nargs="*", help="the URLs, fetched one after another")
     p.add_argument("--url", dest="url_option", action="append", default=[], metavar="URL",
                    help="a URL (as curl's)")
+    p.add_argument("-K", "--config", metavar="FILE",
+                   help="read options from FILE (- standard input) as curl's config files")
     p.add_argument("-o", "--output", action="append", default=[], metavar="FILE",
                    help="write the body to FILE (each -o for the next URL)")
     p.add_argument("-O", "--remote-name", action="count", default=0,
@@ -287,6 +290,74 @@ def size(text: str) -> int:
 
 
 size.__name__ = "int"  # argparse's name for the type in "invalid int value"
+
+
+_CONFIG_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "v": "\v"}
+_CONFIG_DEPTH = 10  # -K inside a config file, at most this deep
+
+
+def _config_value(text: str) -> str:
+    """A config file's value as curl reads it: "quoted" with \\ escapes, or up to the
+    first blank."""
+    if not text.startswith('"'):
+        return text.split()[0] if text.split() else ""
+    out, i = [], 1
+    while i < len(text) and text[i] != '"':
+        if text[i] == "\\" and i + 1 < len(text):
+            i += 1
+            out.append(_CONFIG_ESCAPES.get(text[i], text[i]))
+        else:
+            out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def _config_args(name: str, parser: argparse.ArgumentParser, depth: int) -> list[str]:
+    """The options of a curl config file (-K FILE, - for standard input): one a line,
+    `--name value`, `name = value` or `name: value`, without dashes for long names; #
+    comments."""
+    if depth > _CONFIG_DEPTH:
+        raise CommandError(f"-K: config files nested more than {_CONFIG_DEPTH} deep")
+    try:
+        text = _read_file(name).decode("utf-8", "replace")
+    except CommandError:
+        raise CommandError("option -K: error encountered when reading a file",
+                           READ_ERROR) from None
+    argv: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([^\s=:]+)\s*[=:]?\s*(.*)", line)
+        if m is None:
+            continue
+        option = m[1] if m[1].startswith("-") else "--" + m[1]
+        action = parser._option_string_actions.get(option)
+        argv.append(option)
+        if m[2] and (action is None or action.nargs != 0):
+            argv.append(_config_value(m[2]))
+    return expand_config(argv, parser, depth + 1)
+
+
+def expand_config(argv: list[str], parser: argparse.ArgumentParser,
+                  depth: int = 0) -> list[str]:
+    """The command line with each -K/--config FILE replaced by the file's options."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-K", "--config") and i + 1 < len(argv):
+            out += _config_args(argv[i + 1], parser, depth)
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            out += _config_args(arg.split("=", 1)[1], parser, depth)
+        elif arg.startswith("-K") and not arg.startswith("--") and len(arg) > 2:
+            out += _config_args(arg[2:], parser, depth)
+        else:
+            out.append(arg)
+        i += 1
+    return out
 
 
 # Options whose value may begin with "-" (curl's `--proto -all,https`), which argparse

@@ -527,16 +527,18 @@ def test_curl_proxy_and_protocol_limits(env, tmp_path):
 
 # ---- beside curl itself: the same command line, the same server ----
 
-def curl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def curl(*args: str, cwd: Path = ROOT, input: bytes | None = None
+         ) -> subprocess.CompletedProcess:
     exe = shutil.which("curl")
     if exe is None:
         unavailable("curl is not installed (Debian package curl; scripts/setup.sh)")
     return subprocess.run([exe, "--noproxy", "*", *args], cwd=cwd, capture_output=True,
-                          timeout=30)
+                          timeout=30, input=input)
 
 
-def both(*args: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess, ...]:
-    return curl(*args, cwd=cwd), fetch(*args, cwd=cwd)
+def both(*args: str, cwd: Path = ROOT, input: bytes | None = None
+         ) -> tuple[subprocess.CompletedProcess, ...]:
+    return curl(*args, cwd=cwd, input=input), fetch(*args, cwd=cwd, input=input)
 
 
 def test_dump_header_to_stdout_while_the_body_goes_elsewhere_as_curl(env):
@@ -801,3 +803,21 @@ def test_continue_at_as_curl(env, tmp_path):
         p = run("-sS", "--cacert", env.ca, "-C", "-", "-o", str(part), env.raw + "/big?n=9")
         got.append((p.returncode, part.read_bytes(), said(p)))
     assert got[0] == got[1] and got[0][0] == 33
+
+
+def test_config_file_as_curl(env, tmp_path):
+    """-K FILE and -K - (standard input): curl's config syntax, the same transfer."""
+    config = (f'# a comment\n\n  silent\n--cacert "{env.ca}"\n'
+              f'url = "{env.raw}/echo"\noutput: /dev/null\n-A x\n'
+              'header = "X-Quoted: a \\"b\\"\\tc"\n'
+              'write-out = "%{http_code}|%{size_request}|%{url}\\n"\n')
+    (tmp_path / "cfg").write_text(config)
+    theirs, ours = both("-K", "cfg", cwd=tmp_path)
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
+    assert theirs.stdout.startswith(b"200|")
+    theirs, ours = both("--config", "-", cwd=tmp_path, input=config.encode())
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
+    theirs, ours = both("-sS", "-K", "missing.cfg", env.raw + "/echo", cwd=tmp_path)
+    assert ours.returncode == theirs.returncode == 26
+    said_first = "PROG: option -K: error encountered when reading a file"
+    assert said(ours)[0] == said(theirs)[0] == said_first
