@@ -29,9 +29,9 @@ from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, expa
                                          pins, protocols,
                                          request_options, resume_offset, save_cookies,
                                          scheme_check, tls_context)
-from corenet.tools.fetch_output import (PROGRESS_MIN, Transfer, dump_headers, head_block,
-                                        output_name, render_progress, rewind, verbose, write,
-                                        write_out)
+from corenet.tools.fetch_output import (PROGRESS_MIN, NamedByResponse, Transfer, dump_headers,
+                                        head_block, output_name, render_progress, rewind,
+                                        verbose, write, write_out)
 
 
 # HTTP statuses after which --retry tries again (curl's transient ones).
@@ -133,6 +133,13 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
             raise CommandError("HTTP server doesn't seem to support byte ranges. "
                                "Cannot resume.", RANGE_ERROR)
     failed = (args.fail or args.fail_with_body) and r.status_code >= 400
+    if isinstance(out, NamedByResponse) and not (failed and not args.fail_with_body):
+        try:
+            t.filename = out.open_for(r)
+        except CommandError as exc:  # curl's warning (unless -s), then its error
+            if not args.silent:
+                err.write(f"Warning: {exc}\n")
+            raise CommandError("Failed writing header", WRITE_ERROR) from None
     heads = (*r.history, r) if args.follow else (r,)
     if args.dump_header:
         dump_headers(args.dump_header, heads)
@@ -279,7 +286,9 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
         name = output_name(args)
         transfer.filename = name or ""
         args.resume_from = resume_offset(args.continue_at, name)
-        if name:
+        if name and args.remote_name and args.remote_header_name:
+            out = NamedByResponse(name, args.output_dir)  # type: ignore[assignment]
+        elif name:
             try:
                 out = open(name, "ab" if args.resume_from else "wb")
             except OSError as exc:
@@ -305,7 +314,7 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
             if name and out is not sys.stdout.buffer:
                 out.close()
                 if code and args.remove_on_error:
-                    os.remove(name)
+                    os.remove(out.name)
             else:
                 out.flush()
         except OSError as exc:

@@ -114,6 +114,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="write the body to FILE (each -o for the next URL)")
     p.add_argument("-O", "--remote-name", action="count", default=0,
                    help="write the body to a file named as the URL's last path segment")
+    p.add_argument("-J", "--remote-header-name", action="store_true",
+                   help="with -O: name the file as the response's Content-Disposition says")
     p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
     p.add_argument("-i", "--include", action="store_true",
                    help="print the status line and headers before the body")

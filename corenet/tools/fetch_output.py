@@ -294,6 +294,58 @@ def output_name(args: argparse.Namespace) -> str | None:
     return name
 
 
+class NamedByResponse:
+    """-O -J's file: named when the response comes, by its Content-Disposition's
+    filename (its last path segment), else by the URL's name; never over a file that
+    is there already, as curl."""
+
+    def __init__(self, fallback: str, output_dir: str | None) -> None:
+        self.name, self.output_dir = fallback, output_dir
+        self.file: BinaryIO | None = None
+
+    def open_for(self, r: Any) -> str:
+        m = re.search(r'filename\s*=\s*("([^"]*)"|[^;\s]*)',
+                      r.headers.get("content-disposition", ""), re.I)
+        given = (m[2] if m[2] is not None else m[1]) if m else ""
+        name = re.split(r"[/\\]", given)[-1] or self.name
+        if self.output_dir:
+            name = os.path.join(self.output_dir, name)
+        try:
+            self.file = open(name, "xb")
+        except FileExistsError:
+            raise CommandError(f"Failed to open the file {name}: File exists",
+                               WRITE_ERROR) from None
+        except OSError as exc:
+            raise CommandError(f"Failed to open the file {name}: {exc.strerror or exc}",
+                               WRITE_ERROR) from None
+        self.name = name
+        return name
+
+    def write(self, data: bytes) -> int:
+        assert self.file is not None, "open_for comes first"
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def fileno(self) -> int:
+        assert self.file is not None, "open_for comes first"
+        return self.file.fileno()
+
+    def seek(self, offset: int) -> int:
+        assert self.file is not None, "open_for comes first"
+        return self.file.seek(offset)
+
+    def truncate(self) -> int:
+        assert self.file is not None, "open_for comes first"
+        return self.file.truncate()
+
+
 def rewind(out: BinaryIO) -> None:
     """-o's file emptied of what the failed attempt wrote, for the next one. A device or a
     pipe (/dev/null, say) cannot be: that ends the command, as curl ends it."""

@@ -455,6 +455,14 @@ def handle(sock: socket.socket, state: dict) -> None:
                 answer = ok(b"ready")
             if not send(sock, answer):
                 return
+        elif route == "/attachment":
+            # A body named by Content-Disposition: `?as=VALUE` (percent-decoded) is the
+            # header's value as sent.
+            from urllib.parse import unquote
+
+            named = unquote(query(path).get("as", ""))
+            if not send(sock, ok(b"attached", f"Content-Disposition: {named}\r\n")):
+                return
         elif route == "/count":
             with state["lock"]:
                 state["count"] += 1

@@ -821,3 +821,32 @@ def test_config_file_as_curl(env, tmp_path):
     assert ours.returncode == theirs.returncode == 26
     said_first = "PROG: option -K: error encountered when reading a file"
     assert said(ours)[0] == said(theirs)[0] == said_first
+
+
+def test_remote_header_name_as_curl(env, tmp_path):
+    """-O -J: the file named by Content-Disposition (its last path segment), else by the
+    URL; a file already there is not written over."""
+    from urllib.parse import quote
+
+    sent = ['attachment; filename="named.txt"', "attachment; filename=plain.bin",
+            'attachment; filename="../up/last.txt"', "inline", ""]
+    for value in sent:
+        url = env.raw + "/attachment?as=" + quote(value)
+        got = []
+        for run in (curl, fetch):
+            where = tmp_path / run.__name__ / str(sent.index(value))
+            where.mkdir(parents=True)
+            p = run("-sS", "--cacert", env.ca, "-O", "-J", "-w", "%{filename_effective}",
+                    url, cwd=where)
+            got.append((p.returncode, p.stdout, sorted(os.listdir(where)),
+                        [(where / n).read_bytes() for n in sorted(os.listdir(where))]))
+        assert got[0] == got[1], value
+    got = []
+    for run in (curl, fetch):
+        where = tmp_path / run.__name__ / "0"
+        for silent in ("-sS", "-S"):
+            p = run(silent, "--cacert", env.ca, "-OJ",
+                    url.split("?")[0] + "?as=" + quote(sent[0]), cwd=where)
+            said_here = re.findall(r"(?:PROG|Warning): [^\r\n]*", "\n".join(said(p)))
+            got.append((p.returncode, said_here, (where / "named.txt").read_bytes()))
+    assert got[0] == got[2] and got[1] == got[3] and got[0][0] == 23
