@@ -578,7 +578,9 @@ def auth(args: argparse.Namespace) -> Any:
     from corenet.https.auth import BasicAuth, BearerAuth, DigestAuth, NetRCAuth
 
     if args.user is not None:
-        user, _, password = args.user.partition(":")
+        user, colon, password = args.user.partition(":")
+        if not colon:
+            password = _ask_password(user)
         return DigestAuth(user, password) if args.auth_scheme == "digest" else \
             BasicAuth(user, password)
     if args.oauth2_bearer:
@@ -594,6 +596,21 @@ def auth(args: argparse.Namespace) -> Any:
         except Exception as exc:  # netrc.NetrcParseError
             raise CommandError(f"cannot parse the netrc file: {exc}", READ_ERROR) from None
     return None
+
+
+def _ask_password(user: str) -> str:
+    """-u USER without a password: asked for as curl asks, from the terminal without echo
+    when there is one, else a line of standard input."""
+    prompt = f"Enter host password for user '{user}':"
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt, stream=sys.stderr)
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    sys.stderr.write("\n")
+    return line.rstrip("\r\n")
 
 
 def tls_context(args: argparse.Namespace, http2: bool, http1: bool) -> ssl.SSLContext:

@@ -850,3 +850,13 @@ def test_remote_header_name_as_curl(env, tmp_path):
             said_here = re.findall(r"(?:PROG|Warning): [^\r\n]*", "\n".join(said(p)))
             got.append((p.returncode, said_here, (where / "named.txt").read_bytes()))
     assert got[0] == got[2] and got[1] == got[3] and got[0][0] == 23
+
+
+def test_user_without_password_asks_as_curl(env):
+    """-u USER: curl's prompt on stderr, the password a line of standard input."""
+    for given in (b"s3cret\n", b""):
+        theirs, ours = both("-s", "--cacert", env.ca, "-u", "bob", env.raw + "/echo",
+                            input=given)
+        sent = [dict(json.loads(p.stdout)["headers"])["Authorization"] for p in (theirs, ours)]
+        assert sent[0] == sent[1], given
+        assert said(ours) == said(theirs) == ["Enter host password for user 'bob':"]
