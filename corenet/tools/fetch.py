@@ -291,8 +291,11 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
         elif name:
             try:
                 out = open(name, "ab" if args.resume_from else "wb")
-            except OSError as exc:
-                raise CommandError(f"cannot write {name}: {exc.strerror or exc}",
+            except OSError as exc:  # curl's warning (unless -s), then its error
+                if not args.silent:
+                    print(f"Warning: Failed to open the file {name}: {exc.strerror or exc}",
+                          file=sys.stderr)
+                raise CommandError("Failure writing output to destination",
                                    WRITE_ERROR) from None
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = _attempts(args, runner, out, transfer, quiet)

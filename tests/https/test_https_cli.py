@@ -860,3 +860,14 @@ def test_user_without_password_asks_as_curl(env):
         sent = [dict(json.loads(p.stdout)["headers"])["Authorization"] for p in (theirs, ours)]
         assert sent[0] == sent[1], given
         assert said(ours) == said(theirs) == ["Enter host password for user 'bob':"]
+
+
+def test_output_that_cannot_be_opened_as_curl(env, tmp_path):
+    got = []
+    for run in (curl, fetch):
+        for silent in ("-sS", "-S"):
+            p = run(silent, "--cacert", env.ca, "-o", "no/such", env.raw + "/big?n=5",
+                    cwd=tmp_path)  # a short name: curl folds a warning past 79 columns
+            got.append((p.returncode, re.findall(r"(?:PROG|Warning): [^\r\n]*",
+                                                 "\n".join(said(p)))))
+    assert got[:2] == got[2:] and got[0][0] == 23 and len(got[1][1]) == 2, got
