@@ -89,6 +89,10 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     check = scheme_check(url, allowed, redirects)
     check(Request("GET", url))  # before any connection
     hooks = {"request": [check]}
+    if args.request and args.follow:  # as curl: -X is every request's method, redirects too
+        def keep_method(request: Any, custom: str = args.request.upper()) -> None:
+            request.method = custom
+        hooks["request"].append(keep_method)
     async with AsyncClient(transport=transport, timeout=timeout, follow_redirects=args.follow,
                       max_redirects=args.max_redirs, cookies=jar, auth=auth(args),
                       event_hooks=hooks) as client:

@@ -871,3 +871,17 @@ def test_output_that_cannot_be_opened_as_curl(env, tmp_path):
             got.append((p.returncode, re.findall(r"(?:PROG|Warning): [^\r\n]*",
                                                  "\n".join(said(p)))))
     assert got[:2] == got[2:] and got[0][0] == 23 and len(got[1][1]) == 2, got
+
+
+def test_request_method_kept_across_redirects_as_curl(env):
+    """-X names the method of every request, a redirect's too (curl's rule): nginx's /echo
+    says the method it got (and the length: the body goes as curl's goes, but a POST or PUT
+    without one says Content-Length: 0 here, as httpx's, where curl says nothing)."""
+    for status in ("302", "303", "307"):
+        for args in (("-X", "POST", "-d", "x=1"), ("-X", "PUT"), ("-d", "x=1")):
+            theirs, ours = both("-s", "--cacert", env.ca, "-L", *args, env.base + "/r" + status)
+            assert ours.returncode == theirs.returncode == 0, ours.stderr
+            said_got = [p.stdout.decode().strip().split("|") for p in (theirs, ours)]
+            assert said_got[0][0] == said_got[1][0], (status, args)
+            assert said_got[0][2] == said_got[1][2] or (said_got[0][2], said_got[1][2]) == \
+                ("", "0"), (status, args)
