@@ -507,8 +507,12 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
                 ctype = "application/x-www-form-urlencoded"
             if "content-type" not in given:
                 headers.append(("Content-Type", ctype))
-    elif args.form:
-        kw["data"], kw["files"] = _form(args.form)
+    elif args.form:  # multipart/form-data, files or not, as curl's -F
+        from corenet.https.multipart import encode_multipart
+
+        kw["content"], ctype = encode_multipart(*_form(args.form))
+        if "content-type" not in given:
+            headers.append(("Content-Type", ctype))
         implied = "POST"
     elif args.upload_file:
         if url.endswith("/") and args.upload_file != "-":

@@ -885,3 +885,17 @@ def test_request_method_kept_across_redirects_as_curl(env):
             assert said_got[0][0] == said_got[1][0], (status, args)
             assert said_got[0][2] == said_got[1][2] or (said_got[0][2], said_got[1][2]) == \
                 ("", "0"), (status, args)
+
+
+def test_form_fields_without_files_as_curl(env):
+    """-F is multipart/form-data even without a file, as curl's."""
+    theirs, ours = both("-s", "--cacert", env.ca, "-F", "a=1", "-F", "text=two words",
+                        env.raw + "/echo")
+
+    def parts(p: subprocess.CompletedProcess) -> tuple[str, list[str]]:
+        got = json.loads(p.stdout)
+        ctype = dict(got["headers"])["Content-Type"].split(";")[0]
+        return ctype, re.findall(r'name="([^"]*)"\r\n\r\n([^\r]*)', got["body"])
+
+    assert parts(ours) == parts(theirs) == ("multipart/form-data",
+                                            [("a", "1"), ("text", "two words")])
