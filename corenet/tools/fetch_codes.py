@@ -46,6 +46,7 @@ WRITE_ERROR = 23
 READ_ERROR = 26
 RANGE_ERROR = 33         # -C: the server does not take a range
 SSL_CERTPROBLEM = 58     # a client certificate or CA files that cannot be loaded
+SSL_CIPHER = 59          # --ciphers that OpenSSL does not know
 FILESIZE_EXCEEDED = 63   # a body larger than --max-filesize
 
 

@@ -17,7 +17,8 @@ from typing import Any, Callable
 from corenet.https.errors import UnsupportedProtocol
 from corenet.https.resolve import resolve_host
 from corenet.https.transport import make_ssl_context
-from corenet.tools.fetch_codes import READ_ERROR, SSL_CERTPROBLEM, WRITE_ERROR, CommandError
+from corenet.tools.fetch_codes import (READ_ERROR, SSL_CERTPROBLEM, SSL_CIPHER, WRITE_ERROR,
+                                       CommandError)
 
 
 class _Data(argparse.Action):
@@ -267,6 +268,17 @@ def make_parser() -> argparse.ArgumentParser:
                    help="accepted for curl's sake: the URLs are fetched one after another")
     p.add_argument("--parallel-max", type=int, default=50, metavar="NUM",
                    help="accepted with -Z")
+    p.add_argument("--no-progress-meter", action="store_true",
+                   help="no progress bar (the errors are still told)")
+    p.add_argument("--tls-max", metavar="VERSION", choices=("1.2", "1.3", "default"),
+                   help="TLS at most this version")
+    p.add_argument("--ciphers", metavar="LIST", help="the TLS 1.2 cipher suites offered "
+                                                     "(OpenSSL's names)")
+    p.add_argument(*_ACCEPTED_FLAGS, dest="accepted", action="count",
+                   help="accepted for curl's sake: what they ask is done already (TCP_NODELAY, "
+                        "TLS 1.2 or later, no ~/.curlrc read) or concerns what is not done")
+    p.add_argument(*_ACCEPTED_VALUES, dest="accepted_value", metavar="N",
+                   help="accepted for curl's sake, changing nothing here")
     p.add_argument("-f", "--fail", action="store_true",
                    help="exit with 22 on an HTTP error status (400 and above), "
                         "without printing the body")
@@ -277,6 +289,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-S", "--show-error", action="store_true",
                    help="with -s: still print error messages")
     return p
+
+
+# curl's options that change nothing here: what they ask is done already, or concerns
+# what corenet-fetch does not do (a progress style, TCP keep-alive probes, Windows'
+# revocation checks, NPN, ~/.curlrc, TLS below 1.2 allowed). Taken, so that a curl
+# command line runs as it is.
+_ACCEPTED_FLAGS = ("-q", "--disable", "-#", "--progress-bar", "--tcp-nodelay",
+                   "--styled-output", "--no-styled-output", "--no-keepalive", "--ssl-no-revoke",
+                   "--false-start", "--no-npn", "--ssl-reqd", "-1", "--tlsv1", "--tlsv1.0",
+                   "--tlsv1.1")
+_ACCEPTED_VALUES = ("--keepalive-time", "--expect100-timeout", "--happy-eyeballs-timeout-ms")
 
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -637,6 +660,14 @@ def tls_context(args: argparse.Namespace, http2: bool, http1: bool) -> ssl.SSLCo
         raise CommandError(f"cannot load the TLS files: {exc}", SSL_CERTPROBLEM) from None
     if args.tls_min == "1.3":
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if args.tls_max == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if args.ciphers:
+        try:
+            ctx.set_ciphers(args.ciphers)
+        except ssl.SSLError:
+            raise CommandError(f"failed setting cipher list: {args.ciphers}",
+                               SSL_CIPHER) from None
     return ctx
 
 

@@ -899,3 +899,23 @@ def test_form_fields_without_files_as_curl(env):
 
     assert parts(ours) == parts(theirs) == ("multipart/form-data",
                                             [("a", "1"), ("text", "two words")])
+
+
+def test_options_that_change_nothing_here_are_taken_as_curl(env):
+    """curl options a script may carry that ask for what is done already (or concern what
+    is not done) run the transfer, as curl's do, instead of failing as unknown."""
+    url = env.raw + "/big?n=3"
+    for args in (("--no-progress-meter",), ("-q",), ("-#",), ("--progress-bar",),
+                 ("--tcp-nodelay",), ("--no-keepalive",), ("--styled-output",),
+                 ("--ssl-no-revoke",), ("--false-start",), ("--no-npn",), ("--ssl-reqd",),
+                 ("-1",), ("--tlsv1",), ("--tlsv1.1",), ("--keepalive-time", "5"),
+                 ("--expect100-timeout", "1"), ("--happy-eyeballs-timeout-ms", "100"),
+                 ("--tls-max", "1.2"), ("--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256")):
+        theirs, ours = both("-sS", "--cacert", env.ca, *args, "-w", "|%{http_code}", url)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), args
+    theirs, ours = both("-sS", "--cacert", env.ca, "--tls-max", "1.2", "-w",
+                        "%{http_code}", "-o", "/dev/null", env.base + "/sni")
+    assert ours.stdout == theirs.stdout == b"200"
+    got = [fetch("-s", "--cacert", env.ca, *tls, env.base + "/sni").stdout.split(b"|")[1]
+           for tls in ((), ("--tls-max", "1.2"))]
+    assert got == [b"TLSv1.3", b"TLSv1.2"]
