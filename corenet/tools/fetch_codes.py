@@ -36,6 +36,11 @@ EXIT_CODES: list[tuple[type[BaseException], Callable[[Any], bool] | None, int]] 
     (ProxyError, None, 97),               # CURLE_PROXY
     (TooManyRedirects, None, 47),         # CURLE_TOO_MANY_REDIRECTS
     (DecodingError, None, 61),            # CURLE_BAD_CONTENT_ENCODING
+    (RemoteProtocolError, lambda e: str(e).startswith(
+        ("server closed the connection after", "server closed the connection in the middle "
+         "of a chunked")), 18),           # CURLE_PARTIAL_FILE
+    (RemoteProtocolError, lambda e: str(e).startswith("malformed response")
+     and "chunk" in str(e), 56),          # a bad chunk: CURLE_RECV_ERROR, as curl's
     (RemoteProtocolError, None, 8),       # CURLE_WEIRD_SERVER_REPLY
     (WriteError, None, 55),               # CURLE_SEND_ERROR
     (ReadError, None, 56),                # CURLE_RECV_ERROR
@@ -95,4 +100,12 @@ def curl_words(exc: BaseException, code: int, url: str, ms: int, received: int,
         return f'Protocol "{parts.scheme}" not supported or disabled{why}'
     if code == 3:
         return "URL using bad/illegal format or missing URL"
+    if code == 18:
+        m = re.search(r"after (\d+) of (\d+) body bytes", str(exc))
+        return (f"transfer closed with {int(m[2]) - int(m[1])} bytes remaining to read" if m
+                else "transfer closed with outstanding read data remaining")
+    if code == 56 and "chunk size" in str(exc):
+        return "Illegal or missing hexadecimal sequence in chunked-encoding"
+    if code == 61:
+        return f"Error while processing content unencoding: {str(exc).rsplit(': ', 1)[-1]}"
     return f"{type(exc).__name__}: {exc}"

@@ -707,10 +707,15 @@ def test_error_messages_in_curls_words(env, tmp_path):
              ("-sS", "--cacert", env.ca, "-m", "0.5", env.raw + "/trickle"),
              ("-sS", "--cacert", env.ca, f"https://localhost:{env.expired_port}/"),
              ("-sS", "--cacert", env.ca, "-L", "--max-redirs", "1", env.base + "/r/3"),
-             ("-sS", "foo://x/"), ("-sS", "http://")]
+             ("-sS", "foo://x/"), ("-sS", "http://"),
+             ("-sS", "--cacert", env.ca, env.raw + "/short-body"),
+             ("-sS", "--cacert", env.ca, env.raw + "/big-short"),
+             ("-sS", "--cacert", env.ca, env.raw + "/bad-chunk"),
+             ("-sS", "--cacert", env.ca, "--compressed", env.raw + "/bad-gzip")]
     for args in cases:
         theirs, ours = both(*args)
         assert ours.returncode == theirs.returncode, (args, ours.stderr)
+        assert ours.stdout == theirs.stdout, args  # what came before the failure
         first = [re.sub(r"\d+ (ms|milliseconds)", r"N \1", said(p)[0]) for p in (ours, theirs)]
         if ours.returncode == 28:  # how many bytes came before the deadline varies
             first = [re.sub(r"with \d+", "with N", line) for line in first]
