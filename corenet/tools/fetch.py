@@ -167,7 +167,9 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         write(out, chunk)
         if args.no_buffer:
             out.flush()
-        t.size_download += len(chunk)
+        # as curl's: the bytes received, before --compressed's decoding
+        t.size_download = r.num_bytes_downloaded if args.compressed else \
+            t.size_download + len(chunk)
         if limit is not None and t.size_download > limit:
             raise CommandError("Maximum file size exceeded", FILESIZE_EXCEEDED)
         if args.limit_rate and t.size_download != total:  # the average kept to the rate

@@ -924,3 +924,12 @@ def test_options_that_change_nothing_here_are_taken_as_curl(env):
     got = [fetch("-s", "--cacert", env.ca, *tls, env.base + "/sni").stdout.split(b"|")[1]
            for tls in ((), ("--tls-max", "1.2"))]
     assert got == [b"TLSv1.3", b"TLSv1.2"]
+
+
+def test_size_download_of_a_compressed_body_as_curl(env):
+    """--compressed: -w's size_download counts the bytes received, not the decoded ones."""
+    for kind in ("gzip", "br", "zstd"):
+        theirs, ours = both("-s", "--compressed", "--cacert", env.ca, "-o", "/dev/null", "-w",
+                            "%{size_download}", env.raw + f"/coded?kind={kind}&n=20000")
+        assert ours.stdout == theirs.stdout, kind
+        assert 0 < int(ours.stdout) < 20000
