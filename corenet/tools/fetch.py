@@ -88,7 +88,12 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     redirects = protocols(args.proto_redir, frozenset(SCHEMES)) & allowed
     check = scheme_check(url, allowed, redirects)
     check(Request("GET", url))  # before any connection
-    hooks = {"request": [check]}
+    hooks: dict[str, list[Any]] = {"request": [check], "response": []}
+    if args.follow:  # -w's time_redirect: when the last redirect followed had come
+        def redirected(response: Any) -> None:
+            if response.has_redirect_location:
+                t.redirected = time.monotonic()
+        hooks["response"].append(redirected)
     if args.request and args.follow:  # as curl: -X is every request's method, redirects too
         def keep_method(request: Any, custom: str = args.request.upper()) -> None:
             request.method = custom

@@ -47,6 +47,7 @@ class Transfer:
     filename: str = ""      # the output file, "" for standard output
     urlnum: int = 0         # the URL's place on the command line, from 0
     local: Any = None       # the (address, port) the last connection was made from
+    redirected: float = 0.0  # when the last redirect followed had come
 
 
 def _heads(r: Any) -> tuple:
@@ -89,6 +90,8 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
         "time_connect": since_start(connected),
         "time_appconnect": since_start(secured),
         "time_pretransfer": since_start(max(connected, secured)),
+        "time_redirect": since_start(t.redirected) if r is not None and r.history
+        else "0.000000",
         "time_starttransfer": f"{t.starttransfer - t.start:.6f}" if t.starttransfer
         else "0.000000",
         "size_download": str(t.size_download),

@@ -933,3 +933,12 @@ def test_size_download_of_a_compressed_body_as_curl(env):
                             "%{size_download}", env.raw + f"/coded?kind={kind}&n=20000")
         assert ours.stdout == theirs.stdout, kind
         assert 0 < int(ours.stdout) < 20000
+
+
+def test_write_out_time_redirect_as_curl(env):
+    """%{time_redirect}: 0 without a redirect followed, else within the total, as curl's."""
+    fmt = "%{time_redirect}|%{time_total}"
+    for url, followed in ((env.raw + "/big?n=3", False), (env.base + "/r/2", True)):
+        for p in both("-sL", "--cacert", env.ca, "-o", "/dev/null", "-w", fmt, url):
+            redirect, total = map(float, p.stdout.split(b"|"))
+            assert (0 < redirect <= total) if followed else redirect == 0, (url, p.stdout)
