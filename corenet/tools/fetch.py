@@ -24,13 +24,15 @@ from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
 from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, RANGE_ERROR,
                                        WRITE_ERROR, CommandError, curl_words, exit_code)
-from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, cookie_jar, expand_config,
+from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, condition_met, cookie_jar,
+                                         expand_config,
                                          join_dashed_values, make_resolver, make_parser,
                                          pins, protocols,
                                          request_options, resume_offset, save_cookies,
                                          scheme_check, tls_context)
-from corenet.tools.fetch_output import (PROGRESS_MIN, NamedByResponse, Transfer, dump_headers,
-                                        head_block, output_name, render_progress, rewind,
+from corenet.tools.fetch_output import (PROGRESS_MIN, OpenedOnResponse, Transfer, dump_headers,
+                                        head_block, output_name, remote_time,
+                                        render_progress, rewind,
                                         verbose, write, write_out)
 
 
@@ -141,8 +143,14 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         if r.status_code < 300 and r.status_code != 206:
             raise CommandError("HTTP server doesn't seem to support byte ranges. "
                                "Cannot resume.", RANGE_ERROR)
+    if args.time_cond and r.status_code == 304:  # as curl: not newer, nothing written
+        return 0
+    condition = getattr(args, "condition", None)
+    if condition and r.status_code == 200 and not condition_met(condition, r):
+        t.status = 304  # as curl: the answer a server keeping the condition would give
+        return 0
     failed = (args.fail or args.fail_with_body) and r.status_code >= 400
-    if isinstance(out, NamedByResponse) and not (failed and not args.fail_with_body):
+    if isinstance(out, OpenedOnResponse) and not (failed and not args.fail_with_body):
         try:
             t.filename = out.open_for(r)
         except CommandError as exc:  # curl's warning (unless -s), then its error
@@ -297,8 +305,10 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
         name = output_name(args)
         transfer.filename = name or ""
         args.resume_from = resume_offset(args.continue_at, name)
-        if name and args.remote_name and args.remote_header_name:
-            out = NamedByResponse(name, args.output_dir)  # type: ignore[assignment]
+        by_header = bool(args.remote_name and args.remote_header_name)
+        if name and (by_header or args.time_cond) and not args.resume_from:
+            out = OpenedOnResponse(name, args.output_dir,  # type: ignore[assignment]
+                                   by_header)
         elif name:
             try:
                 out = open(name, "ab" if args.resume_from else "wb")
@@ -329,6 +339,9 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
                 out.close()
                 if code and args.remove_on_error:
                     os.remove(out.name)
+                elif not code and args.remote_time and transfer.response is not None \
+                        and getattr(out, "file", out) is not None:  # a file written
+                    remote_time(out.name, transfer.response)
             else:
                 out.flush()
         except OSError as exc:

@@ -117,6 +117,11 @@ def make_parser() -> argparse.ArgumentParser:
                    help="write the body to a file named as the URL's last path segment")
     p.add_argument("-J", "--remote-header-name", action="store_true",
                    help="with -O: name the file as the response's Content-Disposition says")
+    p.add_argument("-R", "--remote-time", action="store_true",
+                   help="give the output file the response's Last-Modified time")
+    p.add_argument("-z", "--time-cond", metavar="TIME|FILE",
+                   help="only a body newer than TIME or FILE's time (-TIME: older), "
+                        "If-Modified-Since; a 304 leaves the output file as it is")
     p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
     p.add_argument("-i", "--include", action="store_true",
                    help="print the status line and headers before the body")
@@ -387,7 +392,7 @@ def expand_config(argv: list[str], parser: argparse.ArgumentParser,
 
 # Options whose value may begin with "-" (curl's `--proto -all,https`), which argparse
 # would take for another option unless joined to it with "=".
-_DASHED_VALUES = ("--proto", "--proto-redir")
+_DASHED_VALUES = ("--proto", "--proto-redir", "-z", "--time-cond")
 
 
 def join_dashed_values(argv: list[str]) -> list[str]:
@@ -488,6 +493,50 @@ def _header_lines(given: list[str]) -> list[str]:
     return lines
 
 
+def time_condition(value: str, silent: bool) -> tuple[str, str] | None:
+    """-z's header: If-Modified-Since (If-Unmodified-Since for -TIME) the date given, or
+    the named file's time. A date that cannot be read is curl's warning and no condition."""
+    from datetime import datetime, timezone
+    from email.utils import formatdate, parsedate_to_datetime
+
+    older = value.startswith("-")
+    text = value[1:] if older else value
+    name = "If-Unmodified-Since" if older else "If-Modified-Since"
+    try:
+        return name, formatdate(os.path.getmtime(text), usegmt=True)
+    except OSError:
+        pass
+    def compact(text: str) -> datetime:  # curl's YYYYMMDD [HH:MM:SS]
+        return datetime.strptime(text, "%Y%m%d %H:%M:%S" if " " in text else "%Y%m%d")
+
+    for parse in (parsedate_to_datetime, compact):
+        try:
+            when = parse(text.strip())
+        except (TypeError, ValueError):
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return name, formatdate(when.timestamp(), usegmt=True)
+    if not silent:
+        sys.stderr.write("Warning: Illegal date format for -z, --time-cond (and not a file "
+                         "name). \nWarning: Disabling time condition. See curl_getdate(3) "
+                         "for valid date syntax.\n")
+    return None
+
+
+def condition_met(condition: tuple[str, str], r: Any) -> bool:
+    """Whether a response's Last-Modified meets -z's condition (curl checks it itself, for
+    a server that answers 200 regardless); one without the header does."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        modified = parsedate_to_datetime(r.headers.get("last-modified", ""))
+        limit = parsedate_to_datetime(condition[1])
+    except (TypeError, ValueError):
+        return True
+    return modified > limit if condition[0] == "If-Modified-Since" else modified < limit
+
+
 def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
     """Method, URL and AsyncClient.stream() keywords from curl-style options."""
     url = args.url
@@ -506,6 +555,11 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
                          or getattr(args, "resume_from", 0) and f"bytes={args.resume_from}-")):
         if value and name.lower() not in given:  # -H's own header wins
             headers.append((name, value))
+    if args.time_cond:
+        condition = time_condition(args.time_cond, args.silent)
+        if condition is not None and condition[0].lower() not in given:
+            headers.append(condition)
+            args.condition = condition
     kw: dict[str, Any] = {"headers": headers}
     implied = "GET"
     if args.form and (args.data or args.upload_file):

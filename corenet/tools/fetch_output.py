@@ -48,6 +48,7 @@ class Transfer:
     urlnum: int = 0         # the URL's place on the command line, from 0
     local: Any = None       # the (address, port) the last connection was made from
     redirected: float = 0.0  # when the last redirect followed had come
+    status: int | None = None  # the status told, when not the response's (-z's 304)
 
 
 def _heads(r: Any) -> tuple:
@@ -80,9 +81,10 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
     def since_start(at: float) -> str:      # 0 for a connection opened before this transfer
         return f"{at - t.start:.6f}" if at >= t.start else "0.000000"
 
+    status = t.status or (r.status_code if r is not None else 0)
     return {
-        "http_code": f"{r.status_code:03d}" if r is not None else "000",
-        "response_code": f"{r.status_code:03d}" if r is not None else "000",
+        "http_code": f"{status:03d}",
+        "response_code": f"{status:03d}",
         "http_version": _CURL_VERSIONS.get(r.http_version, r.http_version)
         if r is not None else "0",
         "time_total": f"{total:.6f}",
@@ -297,16 +299,24 @@ def output_name(args: argparse.Namespace) -> str | None:
     return name
 
 
-class NamedByResponse:
-    """-O -J's file: named when the response comes, by its Content-Disposition's
-    filename (its last path segment), else by the URL's name; never over a file that
-    is there already, as curl."""
+class OpenedOnResponse:
+    """An output file opened when the response comes, not before: -z's, which a 304
+    leaves as it is, and -O -J's, named by the response's Content-Disposition filename
+    (its last path segment, else the URL's name) and never over a file that is there
+    already, as curl."""
 
-    def __init__(self, fallback: str, output_dir: str | None) -> None:
-        self.name, self.output_dir = fallback, output_dir
+    def __init__(self, fallback: str, output_dir: str | None, by_header: bool) -> None:
+        self.name, self.output_dir, self.by_header = fallback, output_dir, by_header
         self.file: BinaryIO | None = None
 
     def open_for(self, r: Any) -> str:
+        if not self.by_header:
+            try:
+                self.file = open(self.name, "wb")
+            except OSError as exc:
+                raise CommandError(f"Failed to open the file {self.name}: "
+                                   f"{exc.strerror or exc}", WRITE_ERROR) from None
+            return self.name
         m = re.search(r'filename\s*=\s*("([^"]*)"|[^;\s]*)',
                       r.headers.get("content-disposition", ""), re.I)
         given = (m[2] if m[2] is not None else m[1]) if m else ""
@@ -347,6 +357,17 @@ class NamedByResponse:
     def truncate(self) -> int:
         assert self.file is not None, "open_for comes first"
         return self.file.truncate()
+
+
+def remote_time(name: str, r: Any) -> None:
+    """-R: the file's time set to the response's Last-Modified, when it says one."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(r.headers.get("last-modified", "")).timestamp()
+        os.utime(name, (when, when))
+    except (TypeError, ValueError, OSError):
+        pass  # no date, or one that cannot be read: the file keeps its time, as curl's
 
 
 def rewind(out: BinaryIO) -> None:
