@@ -173,7 +173,8 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     limit = args.max_filesize
     if limit is not None and total is not None and total > limit:
         raise CommandError("Maximum file size exceeded", FILESIZE_EXCEEDED)
-    show = not (args.silent or args.no_progress_meter) and err.isatty() and (total is None or total >= PROGRESS_MIN)
+    show = not (args.silent or args.no_progress_meter) and err.isatty() and \
+        (total is None or total >= PROGRESS_MIN)
     start = last = time.monotonic()
     chunks = r.aiter_bytes() if args.compressed else r.aiter_raw()
     async for chunk in chunks:
