@@ -105,6 +105,9 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
                       event_hooks=hooks) as client:
         if args.user_agent:  # in the default's place, as curl sends it
             client.headers["User-Agent"] = args.user_agent
+        for name in args.removed_headers:  # -H "Name:": not even the default
+            if name in client.headers:
+                del client.headers[name]
         if args.compressed:
             client.headers["Accept-Encoding"] = accept_encoding()
         else:  # as curl: the body comes as the server sends it, and is written so

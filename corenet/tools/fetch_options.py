@@ -544,12 +544,21 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
         extra = part[1:].encode() if part.startswith("+") else _urlencoded(part)
         url += ("&" if "?" in url else "?") + extra.decode("latin-1")
     headers = []
+    removed: set[str] = set()  # as curl's: `-H "Name:"` sends no Name at all
     for h in _header_lines(args.header):
         name, sep, value = h.partition(":")
-        if not sep or not name.strip():
+        if not sep and h.rstrip().endswith(";") and h.strip(" ;"):  # `Name;`: empty value
+            name, sep, value = h.rstrip()[:-1], ":", ""
+        elif not sep or not name.strip():
             raise CommandError(f"-H needs 'Name: value', not {h!r}")
+        elif not value.strip():
+            removed.add(name.strip().lower())
+            continue
         headers.append((name.strip(), value.strip()))
-    given = {k.lower() for k, _ in headers}
+    if args.user_agent == "":  # -A "": no User-Agent, as curl
+        removed.add("user-agent")
+    args.removed_headers = removed
+    given = {k.lower() for k, _ in headers} | removed
     for name, value in (("Referer", args.referer),
                         ("Range", args.range and f"bytes={args.range}"
                          or getattr(args, "resume_from", 0) and f"bytes={args.resume_from}-")):

@@ -976,3 +976,20 @@ def test_time_condition_and_remote_time_as_curl(env, tmp_path):
         warned = [[line for line in said(p) if line.startswith("Warning")]
                   for p in (theirs, ours)]
         assert warned[0] == warned[1], when
+
+
+def test_header_removed_or_empty_as_curl(env):
+    """-H "Name:" sends no Name (a default one neither), -H "Name;" an empty one, -A ""
+    no User-Agent, as curl."""
+    def sent(p: subprocess.CompletedProcess) -> list[list[str]]:
+        assert p.returncode == 0, p.stderr
+        return [h for h in json.loads(p.stdout)["headers"] if h[0] != "User-Agent"
+                or h[1].startswith("x")]
+
+    for args in (("-H", "Accept:"), ("-H", "Accept: "), ("-H", "User-Agent:"),
+                 ("-H", "X-Empty;"), ("-A", ""), ("-d", "a=1", "-H", "Content-Type:"),
+                 ("-H", "X-Set: 1", "-H", "X-Gone:")):
+        theirs, ours = both("-s", "--cacert", env.ca, *args, env.raw + "/echo")
+        assert sorted(sent(ours)) == sorted(sent(theirs)), args
+        agent = [("User-Agent" in dict(json.loads(p.stdout)["headers"])) for p in (theirs, ours)]
+        assert agent[0] == agent[1], args
