@@ -91,6 +91,12 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     check = scheme_check(url, allowed, redirects)
     check(Request("GET", url))  # before any connection
     hooks: dict[str, list[Any]] = {"request": [check], "response": []}
+    credentials = auth(args)
+    if args.location_trusted and args.user is not None and args.auth_scheme != "digest":
+        def trusted(request: Any) -> None:  # -u's Basic credentials to any host, as curl
+            if "authorization" not in request.headers:
+                next(credentials.auth_flow(request))
+        hooks["request"].append(trusted)
     if args.follow:  # -w's time_redirect: when the last redirect followed had come
         def redirected(response: Any) -> None:
             if response.has_redirect_location:
@@ -101,7 +107,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
             request.method = custom
         hooks["request"].append(keep_method)
     async with AsyncClient(transport=transport, timeout=timeout, follow_redirects=args.follow,
-                      max_redirects=args.max_redirs, cookies=jar, auth=auth(args),
+                      max_redirects=args.max_redirs, cookies=jar, auth=credentials,
                       event_hooks=hooks) as client:
         if args.user_agent:  # in the default's place, as curl sends it
             client.headers["User-Agent"] = args.user_agent

@@ -21,6 +21,13 @@ from corenet.tools.fetch_codes import (READ_ERROR, SSL_CERTPROBLEM, SSL_CIPHER, 
                                        CommandError)
 
 
+class _Trusted(argparse.Action):
+    """--location-trusted: -L, with the credentials kept across hosts."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        namespace.follow = namespace.location_trusted = True
+
+
 class _Data(argparse.Action):
     """-d, --data-binary, --data-raw and --json, kept in order with their kind."""
 
@@ -148,6 +155,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="overall deadline for the whole transfer")
     p.add_argument("-L", "--location", dest="follow", action="store_true",
                    help="follow redirects (as curl: not followed unless asked)")
+    p.add_argument("--location-trusted", dest="follow", action=_Trusted, nargs=0,
+                   help="as -L, and send -u's credentials to every host redirected to")
     p.add_argument("--max-redirs", type=int, default=50, metavar="NUM",
                    help="with -L: at most NUM redirects (default 50, as curl)")
     p.add_argument("-X", "--request", metavar="METHOD", help="the request method")
@@ -293,6 +302,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="no progress meter nor error messages")
     p.add_argument("-S", "--show-error", action="store_true",
                    help="with -s: still print error messages")
+    p.set_defaults(location_trusted=False)
     return p
 
 

@@ -993,3 +993,14 @@ def test_header_removed_or_empty_as_curl(env):
         assert sorted(sent(ours)) == sorted(sent(theirs)), args
         agent = [("User-Agent" in dict(json.loads(p.stdout)["headers"])) for p in (theirs, ours)]
         assert agent[0] == agent[1], args
+
+
+def test_location_trusted_as_curl(env):
+    """-u's credentials go to another host redirected to only with --location-trusted
+    (which follows redirects by itself): nginx's /echo says the Authorization it got."""
+    for follow in ("-L", "--location-trusted"):
+        theirs, ours = both("-s", "--cacert", env.ca, "-u", "al:pw", follow,
+                            env.base + "/cross")
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        assert ours.stdout == theirs.stdout, follow
+    assert b"Basic" in ours.stdout
