@@ -260,8 +260,8 @@ def _attempts(args: argparse.Namespace, runner: asyncio.Runner, out: BinaryIO,
             time.sleep(wait)
             args.retry_pause = min(args.retry_pause * 2, RETRY_BACKOFF_MAX)
             written, transfer.size_download = transfer.size_download, 0
-            if written and out is not sys.stdout.buffer:
-                rewind(out)
+            if written and out is not sys.stdout.buffer:  # as curl: what this try wrote
+                rewind(out, getattr(args, "resume_from", 0))  # goes, -C's start stays
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -370,10 +370,11 @@ def remote_time(name: str, r: Any) -> None:
         pass  # no date, or one that cannot be read: the file keeps its time, as curl's
 
 
-def rewind(out: BinaryIO) -> None:
-    """-o's file emptied of what the failed attempt wrote, for the next one. A device or a
-    pipe (/dev/null, say) cannot be: that ends the command, as curl ends it."""
+def rewind(out: BinaryIO, keep: int = 0) -> None:
+    """-o's file emptied of what the failed attempt wrote, for the next one (its first
+    `keep` bytes, those -C resumed after, kept). A device or a pipe (/dev/null, say)
+    cannot be: that ends the command, as curl ends it."""
     if not stat.S_ISREG(os.fstat(out.fileno()).st_mode):
         raise CommandError("Failed to truncate file", WRITE_ERROR)
-    out.seek(0)
+    out.seek(keep)
     out.truncate()

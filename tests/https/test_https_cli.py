@@ -1004,3 +1004,15 @@ def test_location_trusted_as_curl(env):
         assert ours.returncode == theirs.returncode == 0, ours.stderr
         assert ours.stdout == theirs.stdout, follow
     assert b"Basic" in ours.stdout
+
+
+def test_continue_at_with_retries_as_curl(env, tmp_path):
+    """-C - --retry: what a try wrote before the body was cut short is thrown away, and
+    the next try starts again from -C's offset, as curl's."""
+    got = []
+    for run in (curl, fetch):
+        part = tmp_path / f"part-{run.__name__}"
+        p = run("-sS", "--cacert", env.ca, "-C", "-", "-o", str(part), "--retry", "1",
+                "--retry-all-errors", "--retry-delay", "0", env.raw + "/big-short")
+        got.append((p.returncode, part.read_bytes(), said(p)[-1:]))
+    assert got[0] == got[1] and got[0][0] == 18 and len(got[0][1]) == 200000
