@@ -107,7 +107,7 @@ def version_text() -> str:
             f"Features: {' '.join(sorted(features, key=str.lower))}\n")
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser() -> _Parser:
     p = _Parser(prog=PROG, usage="%(prog)s [options...] <url>", formatter_class=_Help,
                 description="Fetch a URL over HTTPS/1.1 with corenet.https, "
                             "with curl's flags and exit codes.")

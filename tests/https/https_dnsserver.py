@@ -1,5 +1,5 @@
 """A tiny authoritative DNS server for the corenet-fetch --resolve-with test: it is the
-root of a lab namespace in which www.corenet.test has the address 127.0.0.1.
+root of a lab namespace in which www.corenet.example has the address 127.0.0.1.
 
 Run as a process: `python https_dnsserver.py`; prints its UDP port (127.0.0.1, port 0),
 serves until killed."""
@@ -15,7 +15,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-WWW = dns.name.from_text("www.corenet.test.")
+WWW = dns.name.from_text("www.corenet.example.")
 ROOT_NS = dns.name.from_text("a.root.test.")
 SOA = dns.rrset.from_text(".", 60, "IN", "SOA",
                           "a.root.test. admin.root.test. 1 3600 600 86400 60")

@@ -80,7 +80,7 @@ def make_pki(directory: Path, servers: dict[str, list[str]] | None = None) -> di
         out[name + "_both"].write_bytes(out[name + "_cert"].read_bytes() + _pem_key(key))
 
     day = datetime.timedelta(days=1)
-    leaf("valid", ["localhost", "127.0.0.1", "127.0.0.2", "::1", "www.corenet.test"],
+    leaf("valid", ["localhost", "127.0.0.1", "127.0.0.2", "::1", "www.corenet.example"],
          now - day, now + 30 * day)
     leaf("expired", ["localhost", "127.0.0.1"], now - 30 * day, now - day)
     leaf("wrongname", ["wrong.example"], now - day, now + 30 * day)

@@ -134,14 +134,14 @@ def dns_lab(tmp_path):
 
 def test_fetch_resolving_with_the_recursive_resolver(env, dns_lab):
     hints, port = dns_lab
-    url = f"https://www.corenet.test:{env.port}/small.txt"
+    url = f"https://www.corenet.example:{env.port}/small.txt"
     p = fetch("--cacert", env.ca, "--resolve-with", str(hints), "--dns-port", str(port),
               "--dns-query-localhost", "-v", url)
     assert p.returncode == 0, p.stderr
     assert p.stdout == SMALL
     # Without the switch the lab's loopback authorities are never asked.
     p = fetch("--cacert", env.ca, "--resolve-with", str(hints), "--dns-port", str(port), url)
-    assert p.returncode == 6 and b"(6) Could not resolve host: www.corenet.test" in p.stderr
+    assert p.returncode == 6 and b"(6) Could not resolve host: www.corenet.example" in p.stderr
 
 
 def test_progress_bar_when_stderr_is_a_terminal(env, tmp_path):
