@@ -12,9 +12,10 @@ import time
 from dataclasses import replace
 from typing import NamedTuple
 
-from resolver.tools.dig_options import EXIT_NO_ANSWER, Options, ecs
+from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, Options, ecs
 from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, error_line, render, \
     tty_default
+from resolver.tools.dig_wire import BadPacket, hex_dump, read_reply
 
 # ---- the servers -----------------------------------------------------------------------------
 def server_addresses(o: Options) -> list[tuple[str, str]]:
@@ -158,33 +159,104 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
 
 
 def _udp(q, o: Options, sock: socket.socket, where: tuple[str, int]):
-    """``q``'s reply on the connected UDP ``sock`` within ``o.timeout``. A reply with
-    another ID (a late one to an earlier try, a stray) is said, as dig says it, and the
-    wait goes on for the right one; one without QR set is said and taken."""
-    import copy
+    """``q``'s reply on the connected UDP ``sock`` within ``o.timeout``, read as dig reads
+    it (:func:`_taken`); what is not the reply is said and the wait goes on for the
+    right one, as in dig."""
+    import select
     import time
 
-    import dns.flags
+    import dns.exception
     import dns.query
 
     expiration = time.time() + o.timeout         # dnspython's clock for expirations
     dns.query.send_udp(sock, q, where, expiration)
     while True:
-        r = dns.query.receive_udp(sock, where, expiration, ignore_unexpected=True,
-                                  request_mac=q.request_mac, raise_on_truncation=False)[0]
-        if r.id == q.id:
-            break
-        print(f";; Warning: ID mismatch: expected ID {q.id}, got {r.id}", flush=True)
+        left = expiration - time.time()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            raise dns.exception.Timeout
+        r = _taken(q, sock.recv(65535))
+        if r is not None:
+            return r
+
+
+def _taken(q, wire: bytes):
+    """The reply ``wire`` to ``q`` read as dig reads it (:func:`read_reply`), what dig says
+    of it said: None (said) for what is not the reply, a datagram shorter than a header,
+    a reply with another ID (a late one to an earlier try, a stray) or to another
+    question. One without QR set is said and taken, one cut short (malformed) is said
+    and taken as far as it goes; one that cannot be read at all is :class:`BadPacket`."""
+    import dns.flags
+    if len(wire) < 12:
+        print(";; Warning: short (< header size) message received", flush=True)
+        return None
+    rid = int.from_bytes(wire[:2], "big")
+    if rid != q.id:
+        print(f";; Warning: ID mismatch: expected ID {q.id}, got {rid}", flush=True)
+        return None
+    r, extra, malformed = read_reply(wire)
+    r.extra_bytes = extra
+    if malformed:
+        print(";; Warning: Message parser reports malformed message packet.", flush=True)
     if not r.flags & dns.flags.QR:
         # as dig: said, and shown as it came if it answers the question otherwise
         print(";; Warning: query response not set", flush=True)
-        answers = copy.copy(r)
-        answers.flags |= dns.flags.QR
-    else:
-        answers = r
-    if not q.is_response(answers):
+    other = _other_question(q, r)
+    if other is not None:
+        print(f";; ;; Question section mismatch: got {other}", flush=True)
+        return None
+    return r
+
+
+def _stream(q, o: Options, sock) -> object:
+    """``q`` over the connected TCP or TLS ``sock`` (not blocking), its reply read as dig
+    reads it (:func:`_taken`); one that is not the reply is a failed try."""
+    import dns.query
+    expiration = time.time() + o.timeout
+    dns.query.send_tcp(sock, q, expiration)
+    size = int.from_bytes(_received(sock, 2, expiration), "big")
+    r = _taken(q, _received(sock, size, expiration))
+    if r is None:
         raise dns.query.BadResponse
     return r
+
+
+def _received(sock, size: int, expiration: float) -> bytes:
+    """``size`` octets read from the stream ``sock`` (not blocking) by ``expiration``."""
+    import select
+    import ssl
+
+    import dns.exception
+    out = b""
+    while len(out) < size:
+        left = expiration - time.time()
+        if left <= 0:
+            raise dns.exception.Timeout
+        try:
+            chunk = sock.recv(size - len(out))
+        except (BlockingIOError, ssl.SSLWantReadError):
+            select.select([sock], [], [], left)
+            continue
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return out
+
+
+def _other_question(q, r) -> str | None:
+    """The question of the reply ``r`` that is not ``q``'s, as dig says it
+    (``NAME/TYPE/CLASS``); None when it asks ``q``'s (or none at all, as dig takes it)."""
+    import dns.rdataclass
+    import dns.rdatatype
+    if not q.question:
+        return None
+    asked = q.question[0]
+    for rrset in r.question:
+        if (rrset.name, rrset.rdtype, rrset.rdclass) != (asked.name, asked.rdtype,
+                                                         asked.rdclass):
+            name = rrset.name.to_text(omit_final_dot=True) or "."
+            return (f"{name}/{dns.rdatatype.to_text(rrset.rdtype)}/"
+                    f"{dns.rdataclass.to_text(rrset.rdclass)}")
+    return None
 
 
 class ConnectFailed(OSError):
@@ -199,11 +271,10 @@ class UdpSetupFailed(ConnectFailed):
 def _tcp(q, o: Options, addr: str, port: int, sent):
     """``q`` over TCP: connected first (:class:`ConnectFailed` when it cannot be), then
     ``sent("TCP")``, then asked."""
-    import dns.query
     with _connected(o, addr, port) as sock:
         sock.setblocking(False)
         sent("TCP")
-        return dns.query.tcp(q, addr, timeout=o.timeout, port=port, sock=sock)
+        return _stream(q, o, sock)
 
 
 def _connected(o: Options, addr: str, port: int) -> socket.socket:
@@ -226,14 +297,13 @@ def _tls(q, o: Options, addr: str, port: int, hostname: str | None, sent):
     """``q`` over TLS (DoT): connected first (:class:`ConnectFailed` when it cannot be),
     then the handshake (the certificate checked against ``hostname`` with +tls-ca), then
     ``sent("TLS")``, then asked."""
-    import dns.query
     with _connected(o, addr, port) as raw:
         with _ssl_context(o, ["dot"]).wrap_socket(raw, server_hostname=hostname,
                                                   do_handshake_on_connect=False) as sock:
             sock.do_handshake()
             sock.setblocking(False)
             sent("TLS")
-            return dns.query.tls(q, addr, timeout=o.timeout, port=port, sock=sock)
+            return _stream(q, o, sock)
 
 
 class _Pinned:
@@ -260,8 +330,6 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     over plain HTTP for +http-plain."""
     import base64
 
-    import dns.message
-
     from corenet.https import Client
     from corenet.https.errors import ConnectError, ConnectTimeout, TLSError
 
@@ -287,10 +355,9 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
         if r.status_code != 200:
             raise OSError(f"HTTP status {r.status_code}")
         body = r.content
-    msg = dns.message.from_wire(body)
-    if msg.id != q.id or not msg.flags & dns.flags.QR:
+    msg = _taken(q, body)
+    if msg is None:
         raise OSError("the reply does not match the query")
-    msg.wire = body
     return msg
 
 
@@ -446,6 +513,10 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None,
                 q, asked, addr, name, port, banner,
                 None if sent is None else lambda proto, a=addr: sent(a, proto),
                 follow_tc=False)
+        except BadPacket as e:           # as dig: said, and the look-up over
+            if not o.yaml:
+                print(f";; Got bad packet: {e.why}\n{hex_dump(e.wire)}", end="", flush=True)
+            return EXIT_OK
         except network_errors() as e:    # a try lost: dig says so and tries again
             refused = _certificate_refused(e)
             if refused is not None:      # dig neither tries again nor goes on

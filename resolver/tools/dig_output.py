@@ -129,6 +129,8 @@ def rdata_text(rd, o: Options | None = None) -> str:
     typ = dns.rdatatype.to_text(rd.rdtype)
     if o.expandaaaa and typ == "AAAA":
         return ipaddress.IPv6Address(rd.address).exploded
+    if typ in ("SVCB", "HTTPS"):
+        return _svcb_text(rd.to_wire())
     text = rd.to_text(style=_bind_style(o.split_width, o.crypto or typ in _NOT_CRYPTO,
                                         tty_default(o.idnout)))
     upper = _UPPER.get(typ)
@@ -138,6 +140,64 @@ def rdata_text(rd, o: Options | None = None) -> str:
         fields[a:b] = [f.upper() for f in fields[a:b]]
         text = " ".join(fields)
     return text
+
+
+#: the SvcParamKeys BIND 9.18 names (RFC 9460); another is ``keyN``
+_SVC_KEYS = ("mandatory", "alpn", "no-default-alpn", "port", "ipv4hint", "ech", "ipv6hint")
+
+
+def _svc_key(key: int) -> str:
+    return _SVC_KEYS[key] if key < len(_SVC_KEYS) else f"key{key}"
+
+
+def _svcb_text(data: bytes) -> str:
+    """SVCB or HTTPS data as BIND 9.18 writes it, from its octets (so also what dnspython
+    refuses to read, an ECH value that is not an ECHConfigList): the priority, the
+    target, then each parameter, quoted only for alpn and the keys BIND does not name."""
+    import dns.wire
+    p = dns.wire.Parser(data)
+    fields = [str(p.get_uint16()), p.get_name().to_text()]
+    while p.remaining():
+        key, size = p.get_struct("!HH")
+        fields.append(_svc_param(key, p.get_bytes(size)))
+    return " ".join(fields)
+
+
+def _svc_param(key: int, value: bytes) -> str:
+    """One SvcParam as BIND writes it: ``port=443``, ``alpn="h2,h3"``, ``key667="x"``."""
+    import base64
+    import socket
+    import struct
+
+    from dns.rdtypes import svcbbase
+    from dns.wire import Parser
+
+    def every(size: int):
+        if not value or len(value) % size:
+            raise ValueError("not whole items")
+        return [value[i:i + size] for i in range(0, len(value), size)]
+
+    name = _svc_key(key)
+    try:
+        if key == 0:
+            text = ",".join(_svc_key(struct.unpack("!H", k)[0]) for k in every(2))
+        elif key == 1:
+            text = svcbbase.ALPNParam.from_wire_parser(Parser(value)).to_text()
+        elif key == 2 and not value:
+            return name
+        elif key == 3 and len(value) == 2:
+            text = str(struct.unpack("!H", value)[0])
+        elif key == 4:
+            text = ",".join(socket.inet_ntop(socket.AF_INET, a) for a in every(4))
+        elif key == 5:
+            text = base64.b64encode(value).decode()
+        elif key == 6:
+            text = ",".join(socket.inet_ntop(socket.AF_INET6, a) for a in every(16))
+        else:
+            raise ValueError("a key BIND does not name")
+    except Exception:                     # BIND's generic form of a parameter
+        return f"key{key}" + (f"={svcbbase.GenericParam(value).to_text()}" if value else "")
+    return f"{name}={text}"
 
 
 def _multi_fields(name: str, *fields: str) -> str:
@@ -318,16 +378,19 @@ Z_FLAG = 0x0040
 
 
 def header(msg) -> tuple[str, str, str, list[tuple[str, int]]]:
-    """A message's opcode, status, flags (without Z) and section counts as dig names them."""
+    """A message's opcode, status, flags (without Z) and section counts as dig names them
+    (a reply read only in part: its header's counts, ``wire_counts``)."""
     import dns.flags
     import dns.opcode
     import dns.rcode
     opcode = dns.opcode.to_text(msg.opcode())
     flags = " ".join(dns.flags.to_text(msg.flags & ~Z_FLAG).lower().split())
     n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
+    counts = getattr(msg, "wire_counts", None) or (
+        len(msg.question), sum(len(r) for r in msg.answer),
+        sum(len(r) for r in msg.authority), n_add)
     return (f"{'RESERVED' * opcode.isdigit()}{opcode}", dns.rcode.to_text(msg.rcode()), flags,
-            [("QUERY", len(msg.question)), ("ANSWER", sum(len(r) for r in msg.answer)),
-             ("AUTHORITY", sum(len(r) for r in msg.authority)), ("ADDITIONAL", n_add)])
+            list(zip(("QUERY", "ANSWER", "AUTHORITY", "ADDITIONAL"), counts)))
 
 
 def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None,
@@ -353,12 +416,15 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
                 f";; flags: {flags}; " + ", ".join(f"{k}: {n}" for k, n in counts)]
         if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA and not sending:
             out.append(";; WARNING: recursion requested but not available")
-        out.append("")
         if not sending and o.edns and msg.edns < 0 and \
                 msg.rcode() in (dns.rcode.FORMERR, dns.rcode.NOTIMP):
             # as dig: a server that may not take EDNS is said so
-            out += [f";; WARNING: EDNS query returned status {status} - retry with '+noedns'",
-                    ""]
+            out += ["", f";; WARNING: EDNS query returned status {status} - retry with "
+                    "'+noedns'"]
+        extra = 0 if sending else getattr(msg, "extra_bytes", 0)
+        if extra:                         # as dig: the octets after the message ("bytes")
+            out.append(f";; WARNING: Message has {extra} extra bytes at end")
+        out.append("")
         if msg.edns >= 0:
             out += _opt_lines(msg, sent_cookie)
     if s["question"] and (msg.question or sending):

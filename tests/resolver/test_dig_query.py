@@ -963,30 +963,138 @@ class Fixed(Recorder):
         self.tcp.close()
 
 
-class StrayFirst(Fixed):
-    """Sends each UDP reply twice: first with another ID (a stray, or a late reply to an
-    earlier try), then as it is."""
+class Shaped(Fixed):
+    """A Fixed server whose UDP reply goes as the datagrams ``shape(query, wire)`` makes
+    of it, in order (a stray first, the reply cut short, octets after it...)."""
+
+    def __init__(self, records: list[str], shape):
+        self.shape = shape
+        super().__init__(records)
 
     def reply_udp(self, q: dns.message.Message, peer) -> None:
-        wire = self.respond(q, "udp").to_wire()
-        self.sock.sendto(bytes([wire[0] ^ 0xFF]) + wire[1:], peer)
-        self.sock.sendto(wire, peer)
+        for datagram in self.shape(q, self.respond(q, "udp").to_wire()):
+            self.sock.sendto(datagram, peer)
+
+
+def _stray_first(q, wire: bytes) -> list[bytes]:
+    """The reply with another ID (a stray, or a late reply to an earlier try), then as it
+    is."""
+    return [bytes([wire[0] ^ 0xFF]) + wire[1:], wire]
+
+
+def _id_free(text: str) -> list[str]:
+    return comparable(re.sub(r"expected ID \d+, got \d+", "N/M", text))
 
 
 def test_a_reply_with_another_id_is_said_and_the_right_one_awaited_as_dig():
-    f = StrayFirst(["example.com. 300 IN A 192.0.2.1"])
+    f = Shaped(["example.com. 300 IN A 192.0.2.1"], _stray_first)
     try:
         for opts in ([], ["+short"], ["+noall", "+answer"]):
             args = ["@127.0.0.1", "-p", str(f.port), "example.com", "+tries=1", *opts]
             ours, theirs = query(*args), dig(*args)
             assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
-
-            def same(text):
-                return comparable(re.sub(r"expected ID \d+, got \d+", "N/M", text))
-            assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+            assert _id_free(ours.stdout) == _id_free(theirs.stdout), ours.stdout + theirs.stdout
             assert ours.stdout.startswith(";; Warning: ID mismatch: expected ID ")
     finally:
         f.close()
+
+
+def _other_question(name: str, rdtype: str):
+    """A reply to another question (with the query's ID), then the reply."""
+    def shape(q, wire: bytes) -> list[bytes]:
+        other = dns.message.make_query(name, rdtype)
+        other.id = q.id
+        return [dns.message.make_response(other).to_wire(), wire]
+    return shape
+
+
+def _question_left_out(q, wire: bytes) -> list[bytes]:
+    r = dns.message.from_wire(wire)
+    r.question = []
+    return [r.to_wire()]
+
+
+#: the odd replies dig takes, says and shows, and the words it says
+ODD_REPLIES = {
+    "extra octets": (lambda q, w: [w + b"\x00\x01\x02\x03"], "4 extra bytes at end"),
+    "one extra octet": (lambda q, w: [w + b"\x00"], "1 extra bytes at end"),
+    "cut in the OPT record": (lambda q, w: [w[:-3]], "malformed message packet"),
+    "cut in the question": (lambda q, w: [w[:20]], "malformed message packet"),
+    "cut in the answer": (lambda q, w: [w[:40]], "malformed message packet"),
+    "qdcount 0, the question there": (lambda q, w: [w[:4] + b"\0\0" + w[6:]],
+                                      "malformed message packet"),
+    "no question": (_question_left_out, ";; ->>HEADER<<-"),
+    "another name first": (_other_question("other.example.", "A"),
+                           "Question section mismatch: got other.example/A/IN"),
+    "another type first": (_other_question("example.com.", "MX"),
+                           "Question section mismatch: got example.com/MX/IN"),
+    "the root first": (_other_question(".", "NS"), "Question section mismatch: got ./NS/IN"),
+    "the name in other case": (_other_question("EXAMPLE.com.", "A"), ";; ->>HEADER<<-"),
+    "shorter than a header first": (lambda q, w: [w[:7], w], "short (< header size)"),
+    "a bad compression pointer": (lambda q, w: [w[:12] + b"\xff" * 20],
+                                  "Got bad packet: bad compression pointer"),
+    "a bad pointer, shorter": (lambda q, w: [w[:12] + b"\xc0\x30abc\x00\x10\x7f"],
+                               "Got bad packet: bad compression pointer"),
+    "QR clear": (lambda q, w: [w[:2] + bytes([w[2] & 0x7F]) + w[3:]],
+                 ";; Warning: query response not set"),
+}
+
+
+@pytest.mark.parametrize("odd", ODD_REPLIES)
+@pytest.mark.parametrize("opts", [[], ["+short"]])
+def test_odd_replies_are_said_and_shown_as_dig(odd, opts):
+    """A reply with octets after its end, one cut short or with no question, a reply to
+    another question or a datagram shorter than a header before the right reply, one
+    without QR set: dig's warning and what it reads of the reply (one it cannot read at
+    all: its octets), exit 0."""
+    shape, said = ODD_REPLIES[odd]
+    f = Shaped(["example.com. 300 IN A 192.0.2.1"], shape)
+    try:
+        # one ID for both: the octets dumped are the same
+        args = ["@127.0.0.1", "-p", str(f.port), "example.com", "+tries=1", "+time=2",
+                "+qid=4660", *opts]
+        ours, theirs = query(*args), dig(*args)
+    finally:
+        f.close()
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert said in ours.stdout or "+short" in opts
+
+
+SERVICES = ['example.com. 60 IN HTTPS 1 . alpn="h2,h3" port=443 ipv4hint=192.0.2.1,192.0.2.2 '
+            'ipv6hint=2001:db8::1',
+            "example.com. 60 IN HTTPS 1 . mandatory=port,alpn alpn=h2 port=443",
+            'example.com. 60 IN HTTPS 3 . dohpath="/q{?dns}" ech="AEn+DQBFKwAgACABWIHUGj4u+PIg'
+            'gYXcR5JF0gYk3dCRioBW8uJq9H4mKAAIAAEAAQABAANAEnB1YmxpYy50bHMtZWNoLmRldgAA"',
+            "svc.example.com. 60 IN SVCB 0 svc.example.",
+            'svc.example.com. 60 IN SVCB 2 svc.example. no-default-alpn alpn="h3,h2" '
+            'key65000="a b\\\\,c" key667=x']
+
+
+@pytest.mark.parametrize("opts", [[], ["+noall", "+answer"], ["+short"],
+                                  ["+noall", "+answer", "+multi"], ["+tcp", "+short"]])
+def test_svcb_and_https_are_written_as_dig(fixed, opts):
+    """SVCB and HTTPS data as BIND 9.18 writes it (alpn and unnamed keys quoted, the
+    others not), with one whose ECH value dnspython refuses (not an ECHConfigList): shown
+    as dig shows it, not a failed look-up."""
+    import base64
+
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    f = fixed(SERVICES)
+    ech = base64.b64decode("AEX+DQBBhAAgACBdgk5K")
+    bad = dns.rrset.RRset(dns.name.from_text("ech.example.com."), dns.rdataclass.IN,
+                          dns.rdatatype.HTTPS)
+    bad.add(dns.rdata.GenericRdata(dns.rdataclass.IN, dns.rdatatype.HTTPS,
+                                   b"\0\1\0\0\5" + bytes([0, len(ech)]) + ech), 60)
+    f.rrsets.append(bad)
+    args = ["@127.0.0.1", "-p", str(f.port), "example.com", "HTTPS", "+tries=1", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert "ech=AEX+DQBBhAAgACBdgk5K" in ours.stdout
 
 
 class Refusing(Fixed):
@@ -1695,33 +1803,3 @@ def test_the_digrc_file_is_read_as_dig_reads_it_unless_r(recorder, tmp_path):
         assert ours.returncode == theirs.returncode == 0, ours.stderr
         assert comparable(ours.stdout) == comparable(theirs.stdout), args
     assert str(recorder.seen[-1].question[0]).endswith("IN MX")
-
-
-def test_a_reply_without_qr_is_said_and_shown_as_dig():
-    """A reply whose QR bit is clear but that otherwise answers the question: dig's
-    warning first, then the reply as it came (its flags without qr), exit 0."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
-        server.bind(("127.0.0.1", 0))
-        server.settimeout(10)
-
-        def answer():
-            for _ in range(2):
-                try:
-                    data, peer = server.recvfrom(4096)
-                except OSError:
-                    return
-                r = dns.message.make_response(dns.message.from_wire(data))
-                r.answer.append(dns.rrset.from_text("www.example.org.", 60, "IN", "A",
-                                                    "192.0.2.1"))
-                r.flags &= ~dns.flags.QR
-                server.sendto(r.to_wire(), peer)
-
-        thread = threading.Thread(target=answer, daemon=True)
-        thread.start()
-        at = ["@127.0.0.1", "-p", str(server.getsockname()[1]), "+tries=1", "+time=2",
-              "www.example.org"]
-        theirs, ours = dig(*at), query(*at)
-        thread.join(10)
-    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
-    assert comparable(ours.stdout) == comparable(theirs.stdout)
-    assert ours.stdout.startswith(";; Warning: query response not set\n")
