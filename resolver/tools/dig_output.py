@@ -35,6 +35,16 @@ def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
     return out
 
 
+def _style_columns(o: Options, multi: bool) -> tuple[int, int, int, int]:
+    """The columns of the TTL, class, type and data in dig's style: nearer the name with
+    +multi, or without the TTL or the class."""
+    if multi or not (o.ttlid or o.show_class):
+        return 24, 24, 24, 32
+    if not (o.ttlid and o.show_class):
+        return 24, 24, 32, 40
+    return 24, 32, 40, 48
+
+
 def rr_lines(section, question: bool = False, multi: bool = False,
               o: Options | None = None) -> list[str]:
     """A section's records as dig prints them (``o``: +[no]ttlid, +[no]class, +ttlunits,
@@ -48,23 +58,25 @@ def rr_lines(section, question: bool = False, multi: bool = False,
         typ = dns.rdatatype.to_text(rrset.rdtype)
         if o.unknownformat:
             cls, typ = f"CLASS{int(rrset.rdclass)}", f"TYPE{int(rrset.rdtype)}"
+        ttl_col, class_col, type_col, data_col = _style_columns(o, multi)
         if question:
-            # the ";" is outside BIND's column count
-            owner = _name_text(rrset.name, o)
-            lines.append(";" + (_multi_fields(owner, cls, typ) if multi
-                                else _columns(owner, cls, typ, stops=(32, 40))))
+            # the ";" is outside BIND's column count; the class is there without +class
+            lines.append(";" + _columns(_name_text(rrset.name, o), cls, typ,
+                                        stops=(class_col, type_col)))
             continue
         ttl = _ttl_units(rrset.ttl) if o.ttlunits else str(rrset.ttl)
-        fields = [f for f, shown in ((ttl, o.ttlid), (cls, o.show_class)) if shown]
+        shown = [(f, col) for f, col, on in ((ttl, ttl_col, o.ttlid),
+                                             (cls, class_col, o.show_class)) if on]
+        fields = [f for f, _ in shown]
+        stops = (*(col for _, col in shown), type_col, data_col)
         for rd in rrset:
             if multi:
-                lines.append(_multi_fields(_name_text(rrset.name, o), *fields, typ,
-                                           _multiline(rd, o)))
+                data = _multiline(rd, o)
             else:
                 data = rdata_text(rd, o)
                 if o.rrcomments and typ in ("DNSKEY", "CDNSKEY"):
                     data += "  " + _key_comment(rd)
-                lines.append(_columns(_name_text(rrset.name, o), *fields, typ, data))
+            lines.append(_columns(_name_text(rrset.name, o), *fields, typ, data, stops=stops))
     return lines
 
 
@@ -96,7 +108,8 @@ def _ttl_units(seconds: int) -> str:
 
 #: the fields of these types' text (from, to) that BIND prints in upper case (hex, base32)
 _UPPER = {"DS": (3, None), "CDS": (3, None), "DLV": (3, None), "TLSA": (3, None),
-          "SMIMEA": (3, None), "SSHFP": (2, None), "NSEC3": (3, 5), "NSEC3PARAM": (3, 4)}
+          "SMIMEA": (3, None), "SSHFP": (2, None), "NSEC3": (3, 5), "NSEC3PARAM": (3, 4),
+          "ZONEMD": (3, None)}
 #: types whose data +nocrypto leaves whole in BIND (dnspython would omit it)
 _NOT_CRYPTO = frozenset({"TLSA", "SMIMEA"})
 
@@ -120,7 +133,7 @@ def rdata_text(rd, o: Options | None = None) -> str:
     import dns.rdatatype
 
     o = o or Options()
-    if o.unknownformat:
+    if o.unknownformat or _unknown(rd):
         wire = rd.to_wire()
         hexed = wire.hex().upper()
         size = o.split_width or len(hexed) or 1
@@ -131,6 +144,13 @@ def rdata_text(rd, o: Options | None = None) -> str:
         return ipaddress.IPv6Address(rd.address).exploded
     if typ in ("SVCB", "HTTPS"):
         return _svcb_text(rd.to_wire())
+    if typ == "LOC":            # as BIND: every size and precision, in whole metres if so
+        fields = rd.to_text().split()[:9]
+        return " ".join(fields + [_metres(cm) for cm in (
+            rd.size, rd.horizontal_precision, rd.vertical_precision)])
+    if typ in ("NID", "L64"):   # as BIND: the groups of the locator without leading zeros
+        pref, locator = rd.to_text().split()
+        return f"{pref} " + ":".join(f"{int(g, 16):x}" for g in locator.split(":"))
     text = rd.to_text(style=_bind_style(o.split_width, o.crypto or typ in _NOT_CRYPTO,
                                         tty_default(o.idnout)))
     upper = _UPPER.get(typ)
@@ -140,6 +160,20 @@ def rdata_text(rd, o: Options | None = None) -> str:
         fields[a:b] = [f.upper() for f in fields[a:b]]
         text = " ".join(fields)
     return text
+
+
+def _unknown(rd) -> bool:
+    """Whether ``rd`` is the data of a type dnspython does not read (RFC 3597's form);
+    SVCB and HTTPS data it refused are written from their octets, as BIND does."""
+    import dns.rdata
+    return isinstance(rd, dns.rdata.GenericRdata) and rd.rdtype not in (64, 65)
+
+
+def _metres(cm: float) -> str:
+    """A LOC size or precision (centimetres, a digit times a power of ten) as BIND writes
+    it: whole metres from one metre up (``10m``), else ``0.50m``."""
+    cm = int(round(cm))
+    return f"{cm // 100}m" if cm >= 100 else f"0.{cm:02d}m"
 
 
 #: the SvcParamKeys BIND 9.18 names (RFC 9460); another is ``keyN``
@@ -200,17 +234,6 @@ def _svc_param(key: int, value: bytes) -> str:
     return f"{name}={text}"
 
 
-def _multi_fields(name: str, *fields: str) -> str:
-    """A record's first line as BIND lays it out with +multi: the TTL at column 24, the
-    other fields one column apart, the separator a tab where it reaches a tab stop."""
-    out = _columns(name, fields[0], stops=(24,))
-    col = max(24, len(name) + 1) + len(fields[0])
-    for text in fields[1:]:
-        out += ("\t" if col % 8 == 7 else " ") + text
-        col += 1 + len(text.split("\n", 1)[0])
-    return out
-
-
 #: where BIND's +multi continues a record: column 32
 _MORE = "\n\t\t\t\t"
 
@@ -243,18 +266,19 @@ def _key_comment(rd) -> str:
 
 def _multiline(rd, o: Options) -> str:
     """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
-    signatures, digests and fingerprints (DS, TLSA, SSHFP) in parentheses over lines of
-    +split's width (44 characters unless set), NSEC3 with its next hash and its types on
-    lines of their own; other types on one line, as :func:`rdata_text` writes them. With +norrcomments the SOA's
-    and keys' comments are left out; with +nocrypto a key is its id, a digest or a
-    signature "[omitted]"; with +unknownformat every type is RFC 3597's form."""
+    signatures, digests and fingerprints (DS, TLSA, SSHFP, ZONEMD) in parentheses over
+    lines of +split's width (44 characters unless set), NSEC3 with its next hash and its
+    types on lines of their own; other types on one line, as :func:`rdata_text` writes
+    them. With +norrcomments the SOA's and keys' comments are left out; with +nocrypto a
+    key is its id, a digest or a signature "[omitted]"; with +unknownformat every type
+    (and a type unknown without it) is RFC 3597's form."""
     import base64
 
     import dns.rdatatype
     t = rd.rdtype
     width = o.split_width
     comments = o.rrcomments is not False
-    if o.unknownformat:             # RFC 3597's form, its hex continued as the others'
+    if o.unknownformat or _unknown(rd):   # RFC 3597's form, continued as the others'
         wire = rd.to_wire()
         return (f"\\# {len(wire)} ( " + _MORE.join(_chunks(wire.hex().upper(), width)) + " )"
                 if wire else "\\# 0")
@@ -283,6 +307,9 @@ def _multiline(rd, o: Options) -> str:
         return f"{rd.usage} {rd.selector} {rd.mtype}" + _hex_lines(rd.cert, width)
     if t == dns.rdatatype.SSHFP:
         return f"{rd.algorithm} {rd.fp_type}" + _hex_lines(rd.fingerprint, width)
+    if t == dns.rdatatype.ZONEMD:
+        return (f"{rd.serial} {rd.scheme} {rd.hash_algorithm}"
+                + (_hex_lines(rd.digest, width) if o.crypto else f" ({_MORE}[omitted] )"))
     if t == dns.rdatatype.NSEC3:
         # as BIND: the next hash on a line of its own, then each window's types on one
         next_hash = base64.b32hexencode(rd.next).decode().rstrip("=")

@@ -767,6 +767,9 @@ HASHED = "2vptu5timamqttgl4luu9kg21e0aor3s.example.com. 300 IN "
      "example.com. 300 IN DNSKEY 257 3 13 " + "K" * 60 + "L" * 28,
      "example.com. 300 IN RRSIG A 13 2 300 20300101000000 20200101000000 12345 "
      "example.com. " + "A" * 40 + "B" * 40 + "C" * 40 + "D" * 8],
+    ["example.com. 60 IN ZONEMD 2018031500 1 1 " + "FEBE3D4C" * 12,
+     "example.com. 60 IN TYPE65280 \\# 4 0A0B0C0D", "example.com. 60 IN TYPE65281 \\# 0",
+     "example.com. 60 IN NID 10 0014:4fff:ff20:ee64", "a.example.com. 60 IN LOC 1 S 2 W 0m"],
 ])
 @pytest.mark.parametrize("opts", [
     ["+multi"], ["+multi", "+norrcomments"], ["+multi", "+nocrypto"],
@@ -1276,7 +1279,16 @@ PRINTED = SIGNED + ["example.com. 300 IN A 192.0.2.1", "example.com. 300 IN AAAA
                     "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example.com. 300 IN NSEC3 1 0 10 AABB "
                     "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A RRSIG",
                     "example.com. 300 IN NSEC3PARAM 1 0 10 AABB",
-                    "example.com. 300 IN CDNSKEY 257 3 13 " + "K" * 88]
+                    "example.com. 300 IN CDNSKEY 257 3 13 " + "K" * 88,
+                    # LOC's sizes, a locator's groups, RFC 3597's hex, a zone digest
+                    "a.example.com. 60 IN LOC 52 22 23.000 N 4 53 32.000 E -2.00m 0.00m "
+                    "10000m 10m", "b.example.com. 60 IN LOC 52 22 23.5 N 4 53 32 E 12.5m 1.5m "
+                    "20m 0.5m", "c.example.com. 60 IN LOC 1 S 2 W 0m",
+                    "example.com. 60 IN NID 10 0014:4fff:ff20:ee64",
+                    "example.com. 60 IN L64 10 2001:0db8:1140:1000",
+                    "example.com. 60 IN TYPE65280 \\# 4 0A0B0C0D",
+                    "example.com. 60 IN TYPE65281 \\# 0",
+                    "example.com. 60 IN ZONEMD 2018031500 1 1 " + "FEBE3D4C" * 12]
 
 
 @pytest.mark.parametrize("opts", [
@@ -1295,6 +1307,22 @@ def test_how_records_are_printed_matches_bind_dig(fixed, opts):
         mine, bind = (re.sub(r" in \d+ ms\.$", "", t, flags=re.M) for t in (mine, bind))
     assert mine == bind, mine + bind
     assert ours.stderr == theirs.stderr
+
+
+@pytest.mark.parametrize("opts", [
+    ["+nottlid"], ["+noclass"], ["+nottlid", "+noclass"], ["+multi"], ["+nottlid", "+multi"],
+    ["+noclass", "+multi"], ["+nottlid", "+noclass", "+multi"], ["+ttlunits", "+noclass"],
+])
+def test_the_question_and_records_are_laid_out_as_dig(fixed, opts):
+    """The columns of the question line and of the records without the TTL or the class,
+    or with +multi: dig's style puts the fields nearer the name then."""
+    f = fixed(["a-rather-long-label-to-pass.example.com. 300 IN A 192.0.2.1",
+               "example.com. 300 IN MX 10 mx.example.com.", "example.com. 90 IN TXT hello"])
+    args = ["@127.0.0.1", "-p", str(f.port), "example.com", "+noall", "+question",
+            "+answer", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
 
 
 @pytest.mark.parametrize("opts", [
