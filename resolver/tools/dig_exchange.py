@@ -63,7 +63,8 @@ def make_query(o: Options):
     rdtype = o.rdtype or ("NS" if o.name is None else "A")
     q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype),
                                dns.rdataclass.from_text(o.rdclass or "IN"),
-                               use_edns=0 if o.edns else False, payload=o.bufsize,
+                               use_edns=o.edns_version if o.edns else False,
+                               payload=o.bufsize,
                                want_dnssec=o.dnssec and o.edns)
     q.flags &= ~dns.flags.RD
     if o.rec:
@@ -96,7 +97,8 @@ def make_query(o: Options):
     options += [dns.edns.GenericOption(code, data) for code, data in o.ednsopts]
     flags = o.ednsflags | (CO_FLAG if o.coflag else 0)
     if (options or flags or o.padding) and o.edns:
-        q.use_edns(0, q.ednsflags | flags, o.bufsize, options=options, pad=o.padding)
+        q.use_edns(o.edns_version, q.ednsflags | flags, o.bufsize, options=options,
+                   pad=o.padding)
     return q
 
 
@@ -429,13 +431,16 @@ _ERRNO_TEXT = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "ho
 
 #: the extended rcode of a reply that wants the server's cookie (RFC 7873)
 BADCOOKIE = 23
+#: the extended rcode of a reply to an EDNS version the server does not take (RFC 6891)
+BADVERS = 16
 
 
 def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str],
                         sent=None, follow_tc: bool = True):
     """:func:`ask`, then, as dig's +badcookie, a BADCOOKIE reply over UDP that echoes the
     client cookie asked again with the server cookie it gives: over UDP, and a second time
-    over TCP. +showbadcookie prints that reply first, after ``banner[0]`` (the command
+    over TCP; as dig's +ednsnegotiation, a BADVERS reply asked again (said) with the
+    lower EDNS version it gives. +showbadcookie prints that reply first, after ``banner[0]`` (the command
     lines, then emptied: dig prints them before the first reply it shows)."""
     t0 = time.monotonic()
     r, proto = ask(q, o, addr, name, port, sent, follow_tc)
@@ -456,6 +461,15 @@ def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: 
         t0 = time.monotonic()
         r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port,
                        sent, follow_tc)
+    for _ in range(8):   # the version goes down each time
+        if not (o.ednsnegotiation and r.rcode() == BADVERS and 0 <= r.edns < q.edns):
+            break
+        # as dig: asked again, with a new ID, with the version the server gives
+        comment(o, f"BADVERS, retrying with EDNS version {r.edns}.")
+        q.use_edns(r.edns, q.ednsflags, q.payload, options=q.options, pad=q.pad)
+        if o.qid is None:
+            q.id = int.from_bytes(os.urandom(2), "big")
+        r, proto = ask(q, o, addr, name, port, sent, follow_tc)
     return r, proto
 
 

@@ -57,6 +57,7 @@ class Options:
     ad: bool = True
     dnssec: bool = False
     edns: bool = True
+    edns_version: int = 0                # +edns=N: the EDNS version asked (0-255)
     bufsize: int = 1232
     nsid: bool = False
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
@@ -84,7 +85,7 @@ class Options:
     # accepted for dig's command lines; nothing they change applies here (COMPATIBILITY.md)
     onesoa: bool = False                 # +onesoa: one SOA of an AXFR (no AXFR here)
     besteffort: bool = False             # +besteffort: malformed replies shown
-    ednsnegotiation: bool = True         # +ednsnegotiation: EDNS version 0 is the only one sent
+    ednsnegotiation: bool = True         # +ednsnegotiation: BADVERS asked again, server's version
     keepopen: bool = False               # +keepopen: the TCP connection kept between look-ups
     dns64prefix: bool = False            # +dns64prefix's look-up: ipv4only.arpa AAAA's prefixes
     tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
@@ -212,6 +213,17 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535, base: int = 10)
     return n
 
 
+def _edns_version(value: str) -> int:
+    """+edns=N's version, 0 to 255; another value is dig's error, said as dig says it, and
+    ends the command with status 10, nothing asked."""
+    n = int(value) if value.isascii() and value.isdigit() else -1     # digits only, as BIND
+    why = "not a valid number" if n < 0 else "out of range" if n > 255 else ""
+    if why:
+        print(f"invalid edns '{value}': {why}", flush=True)    # on stdout, as dig
+        raise Fatal("Couldn't parse edns", EXIT_INTERNAL)
+    return n
+
+
 #: dig's +options that change how records are printed, and the Options field each sets
 _PRINTING = {"ttlid": "ttlid", "class": "show_class", "ttlunits": "ttlunits",
              "crypto": "crypto", "expandaaaa": "expandaaaa", "unknownformat": "unknownformat",
@@ -262,8 +274,8 @@ EDNS_NEEDED = ("dnssec", "do", "nsid", "subnet", "bufsize", "cookie", "padding",
 
 def _plus(o: Options, arg: str) -> None:
     key, on, eq, value = plus_parts(arg)
-    if on and key in EDNS_NEEDED:
-        o.edns = True
+    if on and key in EDNS_NEEDED and not o.edns:
+        o.edns, o.edns_version = True, 0
     flags = {"rec": "rec", "recurse": "rec", "rdflag": "rec", "cd": "cd", "cdflag": "cd",
              "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
@@ -274,8 +286,8 @@ def _plus(o: Options, arg: str) -> None:
              "ednsnegotiation": "ednsnegotiation", "keepopen": "keepopen", "yaml": "yaml",
              "nssearch": "nssearch"}
     if key in flags:
-        if key == "edns" and eq:
-            _int(value, "+edns", 0, 0)
+        if key == "edns":
+            o.edns_version = _edns_version(value) if (on and eq and value) else 0
         setattr(o, flags[key], on)
         if key == "nssearch" and on:      # as dig: no comments (a later +comments has)
             o.show["comments"] = False

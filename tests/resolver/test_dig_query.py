@@ -1100,6 +1100,35 @@ def test_svcb_and_https_are_written_as_dig(fixed, opts):
     assert "ech=AEX+DQBBhAAgACBdgk5K" in ours.stdout
 
 
+@pytest.mark.parametrize("opts", [
+    ["+edns=1"], ["+edns=1", "+short"], ["+edns=1", "+noednsnegotiation"],
+    ["+edns=1", "+nocookie", "+qr"], ["+edns=3", "+nocomments"], ["+edns=1", "+tcp"],
+    ["+edns=1", "+noedns", "+dnssec", "+nocookie", "+qr"], ["+edns="],
+])
+def test_another_edns_version_is_negotiated_down_as_dig(daemon, opts):
+    """+edns=N sends version N; the daemon's BADVERS (which gives version 0) is said and
+    asked again with version 0, with a new ID (+qr prints it), as dig does; not with
+    +noednsnegotiation (the BADVERS reply is the answer)."""
+    args = ["@127.0.0.1", "-p", str(daemon.port), "www.example.com", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    if opts == ["+edns=1"]:
+        assert ";; BADVERS, retrying with EDNS version 0." in ours.stdout
+
+
+@pytest.mark.parametrize("value", ["256", "-1", "x", "99999999999"])
+def test_an_edns_version_out_of_range_is_digs_error(value):
+    with refusing_port(socket.SOCK_DGRAM) as port:
+        args = ["@127.0.0.1", "-p", str(port), "+tries=1", "+time=1", "example.com",
+                f"+edns={value}"]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 10, ours.stderr
+    assert _prog_free(ours.stderr) == _prog_free(theirs.stderr)
+    assert ours.stdout == theirs.stdout
+    assert ours.stdout.startswith(f"invalid edns '{value}': ")
+
+
 class Refusing(Fixed):
     """Answers every query with ``rcode`` and no OPT record, as a server that does not
     take EDNS may."""
