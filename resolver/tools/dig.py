@@ -69,6 +69,8 @@ def lookup(o: Options, argv: list[str]) -> int:
     # as dig: made, the command lines come before "no servers could be reached" (unless a
     # message came first), +nocmd, +short or +yaml after the first name notwithstanding
     error_banner = cmd_lines(argv, o, found) if o.greeting and not banner else ""
+    if (o.rdtype or "").upper() in ("AXFR", "IXFR"):
+        return _transfer(q, o, servers, port, [banner], error_banner)
     names = search_names(o)
 
     def yaml_reply(r, where: str, sent_at: float) -> str:
@@ -128,6 +130,20 @@ def lookup(o: Options, argv: list[str]) -> int:
         if not searching:
             return EXIT_OK
     return EXIT_OK                        # pragma: no cover - the last name always returns
+
+
+def _transfer(q, o: Options, servers, port: int, banner: list[str],
+              error_banner: str) -> int:
+    """A zone transfer (:func:`transfer`), the query printed for +qr as dig prints it."""
+    from resolver.tools.dig_xfr import transfer, xfr_view
+
+    def sent(addr: str, proto: str) -> None:
+        if o.qr and not o.short:
+            sys.stdout.write(banner[0] + render(q, xfr_view(o), elapsed=None, server="",
+                                                size=len(q.to_wire()), sending=True))
+            banner[0] = ""
+
+    return transfer(q, o, servers, port, banner, sent, error_banner)
 
 
 def search_names(o: Options) -> list[str | None]:

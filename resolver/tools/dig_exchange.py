@@ -67,7 +67,7 @@ def make_query(o: Options):
                                payload=o.bufsize,
                                want_dnssec=o.dnssec and o.edns)
     q.flags &= ~dns.flags.RD
-    if o.rec:
+    if o.rec and rdtype.upper() not in ("AXFR", "IXFR"):     # as dig: a transfer without
         q.flags |= dns.flags.RD
     if o.cd:
         q.flags |= dns.flags.CD
@@ -82,6 +82,11 @@ def make_query(o: Options):
         q.id = o.qid
     if o.header_only:
         q.question = []
+    if o.ixfr_serial is not None and rdtype.upper() == "IXFR":
+        # as dig: the serial asked from, in an SOA of the authority section
+        import dns.rrset
+        q.authority.append(dns.rrset.from_text(q.question[0].name, 0, "IN", "SOA",
+                                               f". . {o.ixfr_serial} 0 0 0 0"))
     options = []
     if o.nsid:
         options.append(dns.edns.GenericOption(dns.edns.OptionType.NSID, b""))
@@ -215,14 +220,14 @@ def _stream(q, o: Options, sock) -> object:
     import dns.query
     expiration = time.time() + o.timeout
     dns.query.send_tcp(sock, q, expiration)
-    size = int.from_bytes(_received(sock, 2, expiration), "big")
-    r = _taken(q, _received(sock, size, expiration))
+    size = int.from_bytes(read_exactly(sock, 2, expiration), "big")
+    r = _taken(q, read_exactly(sock, size, expiration))
     if r is None:
         raise dns.query.BadResponse
     return r
 
 
-def _received(sock, size: int, expiration: float) -> bytes:
+def read_exactly(sock, size: int, expiration: float) -> bytes:
     """``size`` octets read from the stream ``sock`` (not blocking) by ``expiration``."""
     import select
     import ssl
@@ -273,13 +278,13 @@ class UdpSetupFailed(ConnectFailed):
 def _tcp(q, o: Options, addr: str, port: int, sent):
     """``q`` over TCP: connected first (:class:`ConnectFailed` when it cannot be), then
     ``sent("TCP")``, then asked."""
-    with _connected(o, addr, port) as sock:
+    with connected(o, addr, port) as sock:
         sock.setblocking(False)
         sent("TCP")
         return _stream(q, o, sock)
 
 
-def _connected(o: Options, addr: str, port: int) -> socket.socket:
+def connected(o: Options, addr: str, port: int) -> socket.socket:
     """A TCP socket connected to ``addr``, within ``o.timeout``; :class:`ConnectFailed`
     when it cannot be (dig's "Connection to ... failed")."""
     sock = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
@@ -299,7 +304,7 @@ def _tls(q, o: Options, addr: str, port: int, hostname: str | None, sent):
     """``q`` over TLS (DoT): connected first (:class:`ConnectFailed` when it cannot be),
     then the handshake (the certificate checked against ``hostname`` with +tls-ca), then
     ``sent("TLS")``, then asked."""
-    with _connected(o, addr, port) as raw:
+    with connected(o, addr, port) as raw:
         with _ssl_context(o, ["dot"]).wrap_socket(raw, server_hostname=hostname,
                                                   do_handshake_on_connect=False) as sock:
             sock.do_handshake()
@@ -482,6 +487,20 @@ def _set_cookie(q, cookie: bytes) -> None:
     q.use_edns(q.edns, q.ednsflags, q.payload, options=options, pad=q.pad)
 
 
+def say_lost(o: Options, e: BaseException, addr: str, port: int) -> None:
+    """A lost try said as dig says it: a connection that failed ("Connection to ...
+    failed", over UDP "UDP setup with ... failed"), else a communications error; nothing
+    with +yaml."""
+    if o.yaml:
+        return
+    if isinstance(e, ConnectFailed):
+        what = "UDP setup with" if isinstance(e, UdpSetupFailed) else "Connection to"
+        print(f";; {what} {addr}#{port}({addr}) for {o.name or '.'} failed: "
+              f"{error_text(e)}.", flush=True)
+    else:
+        print(f";; communications error to {addr}#{port}: {error_text(e)}", flush=True)
+
+
 class Got(NamedTuple):
     """A reply :func:`exchange` got: the message, where it came from as dig's SERVER line
     says it (``ADDR#PORT(NAME) (PROTOCOL)``), the seconds its try took, the server's
@@ -538,13 +557,7 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None,
                       f"failed: {refused}", flush=True)
                 return EXIT_NO_ANSWER
             connect = isinstance(e, ConnectFailed)
-            if not o.yaml:               # as dig: +yaml leaves its warnings out
-                what = ("UDP setup with" if isinstance(e, UdpSetupFailed)
-                        else "Connection to")
-                print(f";; {what} {addr}#{port}({addr}) for {o.name or '.'} failed: "
-                      f"{error_text(e)}." if connect else
-                      f";; communications error to {addr}#{port}: {error_text(e)}",
-                      flush=True)
+            say_lost(o, e, addr, port)
             if left[0] > 1:
                 left[0] -= 1
                 if connect:              # dig's error, though it tries again

@@ -58,6 +58,8 @@ class Options:
     dnssec: bool = False
     edns: bool = True
     edns_version: int = 0                # +edns=N: the EDNS version asked (0-255)
+    ixfr_serial: int | None = None       # ixfr=N: the serial an IXFR asks from
+    told: tuple = ()                     # the parts of the output given on (+comments...)
     bufsize: int = 1232
     nsid: bool = False
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
@@ -83,7 +85,7 @@ class Options:
     badcookie: bool = True               # +[no]badcookie: a BADCOOKIE reply asked again
     showbadcookie: bool = False          # +showbadcookie: that reply printed first
     # accepted for dig's command lines; nothing they change applies here (COMPATIBILITY.md)
-    onesoa: bool = False                 # +onesoa: one SOA of an AXFR (no AXFR here)
+    onesoa: bool = False                 # +onesoa: a transfer without the SOA ending it
     besteffort: bool = False             # +besteffort: malformed replies shown
     ednsnegotiation: bool = True         # +ednsnegotiation: BADVERS asked again, server's version
     keepopen: bool = False               # +keepopen: the TCP connection kept between look-ups
@@ -293,8 +295,10 @@ def _plus(o: Options, arg: str) -> None:
             o.show["comments"] = False
     elif key in DISPLAY:
         o.show[key] = on
+        o.told = tuple(k for k in o.told if k != key) + ((key,) if on else ())
     elif key == "all":
         o.show = dict.fromkeys(DISPLAY, on)
+        o.told = DISPLAY if on else ()
     elif key in ("multi", "multiline"):
         o.multi = on
     elif key == "cookie":
@@ -623,7 +627,14 @@ def _set_type(o: Options, rdtype: str) -> None:
     """``o``'s type, from -t or a word; a second one wins, with dig's warning."""
     if o.typed:
         print(";; Warning, extra type option", file=sys.stderr)
+    ixfr = _IXFR.fullmatch(rdtype)
+    if ixfr:                              # dig's ixfr=SERIAL: an IXFR from that serial
+        rdtype, o.ixfr_serial = "IXFR", int(ixfr.group(1))
     o.rdtype, o.typed = rdtype, True
+
+
+#: dig's type word for an IXFR from a serial
+_IXFR = re.compile(r"(?i)ixfr=(\d+)")
 
 
 def _set_class(o: Options, rdclass: str) -> None:
@@ -874,7 +885,7 @@ def reverse_name(text: str) -> str:
 
 def _is_type(a: str) -> bool:
     import dns.rdatatype
-    return _reads(dns.rdatatype.from_text, a)
+    return bool(_IXFR.fullmatch(a)) or _reads(dns.rdatatype.from_text, a)
 
 
 def _is_class(a: str) -> bool:

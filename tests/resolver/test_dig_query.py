@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import dns.edns
 import dns.flags
@@ -1860,3 +1861,81 @@ def test_the_digrc_file_is_read_as_dig_reads_it_unless_r(recorder, tmp_path):
         assert ours.returncode == theirs.returncode == 0, ours.stderr
         assert comparable(ours.stdout) == comparable(theirs.stdout), args
     assert str(recorder.seen[-1].question[0]).endswith("IN MX")
+
+
+XFR_ZONE = """$ORIGIN {origin}
+$TTL 3600
+@ IN SOA ns.{origin} host.{origin} 5 3600 600 86400 300
+@ IN NS ns
+ns IN A 192.0.2.53
+www IN A 192.0.2.1
+www IN AAAA 2001:db8::1
+txt IN TXT "hello world"
+"""
+
+
+@pytest.fixture(scope="module")
+def transferring(tmp_path_factory):
+    """An NSD that transfers example.com. to loopback clients and refuses example.net."""
+    from dnslab.nsd import nsd_on_loopback
+    zones = {o: XFR_ZONE.format(origin=o) for o in ("example.com.", "example.net.")}
+    srv = nsd_on_loopback(tmp_path_factory.mktemp("xfr"), zones, transfers=("example.com.",))
+    yield srv
+    srv.signal_stop()
+    srv.wait_stopped(time.monotonic() + 10)
+
+
+@pytest.mark.parametrize("args", [
+    ["example.com", "axfr"], ["axfr", "example.com", "+short"],
+    ["example.com", "AXFR", "+multi"], ["-t", "axfr", "example.com", "+qr"],
+    ["example.com", "axfr", "+nostats"], ["example.com", "axfr", "+question"],
+    ["example.com", "ixfr=3"], ["-t", "ixfr=5", "example.com"], ["example.com", "IXFR=4"],
+    ["example.com", "axfr", "+comments"], ["example.com", "axfr", "+all", "+onesoa"],
+    ["example.com", "axfr", "+nocookie", "+qr", "+comments"], ["example.com", "axfr", "+onesoa"],
+    ["example.net", "axfr"], ["example.net", "ixfr=1", "+short"], ["example.net", "axfr", "+all"],
+])
+def test_zone_transfers_as_dig(transferring, args):
+    """AXFR and IXFR=SERIAL over TCP, without RD: the records as they come (the header and
+    the question only when +comments or +question are given), then dig's statistics with
+    the transfer's size (an IXFR not behind: the SOA alone; +onesoa: without the last
+    SOA); "; Transfer failed." when the server refuses; exit 0."""
+    at = ["@127.0.0.1", "-p", str(transferring.port), *args]
+    ours, theirs = query(*at), dig(*at)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ("Transfer failed" in ours.stdout) is ("example.net" in args)
+
+
+@pytest.mark.parametrize("opts", [["+tries=1"], ["+tries=2", "+nocmd"]])
+def test_a_zone_transfer_refused_a_connection_as_dig(opts):
+    with refusing_port(socket.SOCK_STREAM) as port:
+        args = ["@127.0.0.1", "-p", str(port), "+time=1", "example.com", "axfr", *opts]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert "connection refused." in ours.stdout
+
+
+def test_where_an_incremental_transfer_ends():
+    """An IXFR's differences (SOA new, then SOA old, deletions, SOA new, additions for
+    each) end at the third SOA with the new serial; a whole zone at the second; a reply
+    not behind the serial asked at its first SOA."""
+    from resolver.tools.dig_xfr import _End
+
+    def rr(text):
+        return dns.rrset.from_text("example.com.", 60, "IN", *text.split(" ", 1))
+
+    def soa(serial):
+        return rr(f"SOA ns.example.com. host.example.com. {serial} 1 1 1 1")
+
+    def ends(records, serial):
+        end = _End(serial)
+        return [end.record(r) for r in records]
+
+    diffs = [soa(7), soa(5), rr("A 192.0.2.1"), soa(6), rr("A 192.0.2.2"), soa(6),
+             rr("A 192.0.2.2"), soa(7), rr("A 192.0.2.3"), soa(7)]
+    assert ends(diffs, 5) == [False] * 9 + [True]
+    whole = [soa(7), rr("NS ns.example.com."), rr("A 192.0.2.3"), soa(7)]
+    assert ends(whole, 5) == ends(whole, None) == [False, False, False, True]
+    assert ends([soa(7), soa(7)], 5) == [False, True]
+    assert ends([soa(7)], 7) == ends([soa(7)], 9) == [True]
