@@ -71,7 +71,7 @@ def make_query(o: Options):
         q.flags |= dns.flags.RD
     if o.cd:
         q.flags |= dns.flags.CD
-    if o.ad:
+    if o.ad and rdtype.upper() != "IXFR":     # as dig: an IXFR without AD
         q.flags |= dns.flags.AD
     for on, bit in ((o.aa, dns.flags.AA), (o.ra, dns.flags.RA), (o.tc, dns.flags.TC),
                     (o.z, Z_FLAG)):

@@ -440,7 +440,8 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
             flags += f"; MBZ: 0x{(msg.flags & Z_FLAG) >> 4:x}"
         out += [";; Sending:" if sending else ";; Got answer:",
                 f";; ->>HEADER<<- opcode: {opcode}, status: {status}, id: {msg.id}",
-                f";; flags: {flags}; " + ", ".join(f"{k}: {n}" for k, n in counts)]
+                f";; flags:{' ' * bool(flags)}{flags}; "     # as dig: "flags:;" for none
+                + ", ".join(f"{k}: {n}" for k, n in counts)]
         if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA and not sending:
             out.append(";; WARNING: recursion requested but not available")
         if not sending and o.edns and msg.edns < 0 and \

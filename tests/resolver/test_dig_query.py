@@ -1892,10 +1892,12 @@ def transferring(tmp_path_factory):
     ["example.com", "ixfr=3"], ["-t", "ixfr=5", "example.com"], ["example.com", "IXFR=4"],
     ["example.com", "axfr", "+comments"], ["example.com", "axfr", "+all", "+onesoa"],
     ["example.com", "axfr", "+nocookie", "+qr", "+comments"], ["example.com", "axfr", "+onesoa"],
+    ["example.com", "ixfr=3", "+nocookie", "+qr", "+all", "+rec"],
     ["example.net", "axfr"], ["example.net", "ixfr=1", "+short"], ["example.net", "axfr", "+all"],
 ])
 def test_zone_transfers_as_dig(transferring, args):
-    """AXFR and IXFR=SERIAL over TCP, without RD: the records as they come (the header and
+    """AXFR and IXFR=SERIAL over TCP, without RD (an IXFR without AD, the serial in its
+    authority section): the records as they come (the header and
     the question only when +comments or +question are given), then dig's statistics with
     the transfer's size (an IXFR not behind: the SOA alone; +onesoa: without the last
     SOA); "; Transfer failed." when the server refuses; exit 0."""
