@@ -6,6 +6,7 @@ import functools
 import re
 import sys
 import time
+from dataclasses import replace
 
 from resolver.tools.dig_options import Options
 
@@ -111,7 +112,7 @@ _UPPER = {"DS": (3, None), "CDS": (3, None), "DLV": (3, None), "TLSA": (3, None)
           "SMIMEA": (3, None), "SSHFP": (2, None), "NSEC3": (3, 5), "NSEC3PARAM": (3, 4),
           "ZONEMD": (3, None)}
 #: types whose data +nocrypto leaves whole in BIND (dnspython would omit it)
-_NOT_CRYPTO = frozenset({"TLSA", "SMIMEA"})
+_NOT_CRYPTO = frozenset({"TLSA", "SMIMEA", "IPSECKEY", "CERT"})
 
 
 @functools.lru_cache(maxsize=8)
@@ -148,6 +149,9 @@ def rdata_text(rd, o: Options | None = None) -> str:
         fields = rd.to_text().split()[:9]
         return " ".join(fields + [_metres(cm) for cm in (
             rd.size, rd.horizontal_precision, rd.vertical_precision)])
+    if typ == "OPENPGPKEY" and o.crypto:     # as BIND: in groups, as other base64
+        import base64
+        return " ".join(_chunks(base64.b64encode(rd.key).decode(), o.split_width))
     if typ in ("NID", "L64"):   # as BIND: the groups of the locator without leading zeros
         pref, locator = rd.to_text().split()
         return f"{pref} " + ":".join(f"{int(g, 16):x}" for g in locator.split(":"))
@@ -266,8 +270,9 @@ def _key_comment(rd) -> str:
 
 def _multiline(rd, o: Options) -> str:
     """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
-    signatures, digests and fingerprints (DS, TLSA, SSHFP, ZONEMD) in parentheses over
-    lines of +split's width (44 characters unless set), NSEC3 with its next hash and its
+    signatures, certificates, digests and fingerprints (CERT, IPSECKEY, OPENPGPKEY, DS,
+    TLSA, SSHFP, ZONEMD) in parentheses over lines of +split's width (44 characters unless
+    set), NSEC3 with its next hash and its
     types on lines of their own; other types on one line, as :func:`rdata_text` writes
     them. With +norrcomments the SOA's and keys' comments are left out; with +nocrypto a
     key is its id, a digest or a signature "[omitted]"; with +unknownformat every type
@@ -307,6 +312,18 @@ def _multiline(rd, o: Options) -> str:
         return f"{rd.usage} {rd.selector} {rd.mtype}" + _hex_lines(rd.cert, width)
     if t == dns.rdatatype.SSHFP:
         return f"{rd.algorithm} {rd.fp_type}" + _hex_lines(rd.fingerprint, width)
+    if t in (dns.rdatatype.CERT, dns.rdatatype.IPSECKEY, dns.rdatatype.OPENPGPKEY):
+        # as BIND: the fields, then the base64 on lines of its own (OPENPGPKEY's and
+        # IPSECKEY's in parentheses from the start)
+        key = rd.certificate if t == dns.rdatatype.CERT else rd.key
+        lines = (_chunks(base64.b64encode(key).decode(), width)
+                 if o.crypto or t != dns.rdatatype.OPENPGPKEY else ["[omitted]"])
+        if t == dns.rdatatype.OPENPGPKEY:
+            return "( " + _MORE.join(lines) + " )"
+        n = 3 if t == dns.rdatatype.CERT else 4
+        fields = " ".join(rdata_text(rd, replace(o, split=0)).split()[:n])
+        return (f"{fields} (" if t == dns.rdatatype.CERT else f"( {fields}") + "".join(
+            _MORE + line for line in lines) + " )"
     if t == dns.rdatatype.ZONEMD:
         return (f"{rd.serial} {rd.scheme} {rd.hash_algorithm}"
                 + (_hex_lines(rd.digest, width) if o.crypto else f" ({_MORE}[omitted] )"))

@@ -749,6 +749,15 @@ def test_multi_keys_signatures_and_digests():
 
 
 HASHED = "2vptu5timamqttgl4luu9kg21e0aor3s.example.com. 300 IN "
+#: certificates and keys BIND lays out over lines with +multi (and +nocrypto leaves whole,
+#: an OpenPGP key aside)
+CERTIFIED = ["example.com. 60 IN CERT PKIX 12345 RSASHA256 MIIB0zCCAX2gAwIBAgIJAJ0s" + "A" * 56,
+             "example.com. 60 IN OPENPGPKEY mQINBFit2jsBEADrbl5vjVxYeAE0g0IDYCBpHirv1Sjlqxx5gjt"
+             "Phb2YhvyDMXjq2hgEj3M5IxRyNfnkc6lXyZmmZw9fcWU6pHrUGbR4TQEVcLUF9A4rcl2ZF4hcAU0Vb9pN",
+             "example.com. 60 IN IPSECKEY 10 1 2 192.0.2.38 AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6"
+             "BSGvgqt4AQ==",
+             "example.com. 60 IN IPSECKEY 10 0 2 . " + "AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGv"
+             "gqt4" * 2 + "AQ=="]
 
 
 @pytest.mark.parametrize("records", [
@@ -771,6 +780,7 @@ HASHED = "2vptu5timamqttgl4luu9kg21e0aor3s.example.com. 300 IN "
     ["example.com. 60 IN ZONEMD 2018031500 1 1 " + "FEBE3D4C" * 12,
      "example.com. 60 IN TYPE65280 \\# 4 0A0B0C0D", "example.com. 60 IN TYPE65281 \\# 0",
      "example.com. 60 IN NID 10 0014:4fff:ff20:ee64", "a.example.com. 60 IN LOC 1 S 2 W 0m"],
+    CERTIFIED,
 ])
 @pytest.mark.parametrize("opts", [
     ["+multi"], ["+multi", "+norrcomments"], ["+multi", "+nocrypto"],
@@ -1318,7 +1328,7 @@ PRINTED = SIGNED + ["example.com. 300 IN A 192.0.2.1", "example.com. 300 IN AAAA
                     "example.com. 60 IN L64 10 2001:0db8:1140:1000",
                     "example.com. 60 IN TYPE65280 \\# 4 0A0B0C0D",
                     "example.com. 60 IN TYPE65281 \\# 0",
-                    "example.com. 60 IN ZONEMD 2018031500 1 1 " + "FEBE3D4C" * 12]
+                    "example.com. 60 IN ZONEMD 2018031500 1 1 " + "FEBE3D4C" * 12] + CERTIFIED
 
 
 @pytest.mark.parametrize("opts", [
