@@ -134,13 +134,18 @@ def lookup(o: Options, argv: list[str]) -> int:
 
 def _transfer(q, o: Options, servers, port: int, banner: list[str],
               error_banner: str) -> int:
-    """A zone transfer (:func:`transfer`), the query printed for +qr as dig prints it."""
+    """A zone transfer (:func:`transfer`), the query printed for +qr as dig prints it (with
+    +yaml too)."""
     from resolver.tools.dig_xfr import transfer, xfr_view
 
     def sent(addr: str, proto: str) -> None:
-        if o.qr and not o.short:
-            sys.stdout.write(banner[0] + render(q, xfr_view(o), elapsed=None, server="",
-                                                size=len(q.to_wire()), sending=True))
+        if o.qr and (o.yaml or not o.short):
+            size = len(q.to_wire())
+            sys.stdout.write(banner[0] + (
+                yaml_message(q, xfr_view(o), sending=True, address=addr, port=port,
+                             size=size, proto=proto, sent_at=time.time()) if o.yaml
+                else render(q, xfr_view(o), elapsed=None, server="", size=size,
+                            sending=True)))
             banner[0] = ""
 
     return transfer(q, o, servers, port, banner, sent, error_banner)

@@ -12,7 +12,8 @@ from dataclasses import replace
 from resolver.tools.dig_exchange import ConnectFailed, connected, network_errors, \
     read_exactly, say_lost
 from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, Options
-from resolver.tools.dig_output import error_line, render
+from resolver.tools.dig_output import cookie_of, error_line, render
+from resolver.tools.dig_yaml import yaml_message
 
 #: the most messages one transfer is read for (a server that never ends it)
 MAX_MESSAGES = 100_000
@@ -105,7 +106,7 @@ def _transfer_from(q, o: Options, addr: str, name: str, port: int, banner: list[
     view = xfr_view(o)
     shown = replace(view, show=dict(view.show, stats=False))
     ixfr = bool(q.question) and q.question[0].rdtype == dns.rdatatype.IXFR
-    t0 = time.monotonic()
+    t0, sent_at = time.monotonic(), time.time()
     end = _End(q.authority[0][0].serial if ixfr and q.authority else None)
     messages = size = 0
     with connected(o, addr, port) as sock:
@@ -127,14 +128,16 @@ def _transfer_from(q, o: Options, addr: str, name: str, port: int, banner: list[
                     if o.onesoa and end.count > 1 and rrset.rdtype == dns.rdatatype.SOA:
                         m.answer = m.answer[:at]         # dig's +onesoa
                     break
-            sys.stdout.write(banner[0] + render(m, shown, elapsed=None, server="",
-                                                size=len(wire))
-                             + ("; Transfer failed.\n" if failed else ""))
+            text = (yaml_message(m, view, sending=False, address=addr, port=port,
+                                 proto="TCP", size=len(wire), sent_at=sent_at,
+                                 received_at=time.time(), sent_cookie=cookie_of(q))
+                    if o.yaml else render(m, shown, elapsed=None, server="", size=len(wire)))
+            sys.stdout.write(banner[0] + text + ("; Transfer failed.\n" if failed else ""))
             banner[0] = ""
             sys.stdout.flush()
             if failed:
                 return EXIT_OK
-    if view.show["stats"] and not view.short:
+    if view.show["stats"] and not (view.short or view.yaml):
         sys.stdout.write(
             f";; Query time: {(time.monotonic() - t0) * 1000:.0f} msec\n"
             f";; SERVER: {addr}#{port}({name}) (TCP)\n"

@@ -1903,6 +1903,7 @@ def transferring(tmp_path_factory):
     ["example.com", "axfr", "+comments"], ["example.com", "axfr", "+all", "+onesoa"],
     ["example.com", "axfr", "+nocookie", "+qr", "+comments"], ["example.com", "axfr", "+onesoa"],
     ["example.com", "ixfr=3", "+nocookie", "+qr", "+all", "+rec"],
+    ["example.com", "axfr", "+yaml", "+qr"], ["example.net", "axfr", "+yaml"],
     ["example.net", "axfr"], ["example.net", "ixfr=1", "+short"], ["example.net", "axfr", "+all"],
 ])
 def test_zone_transfers_as_dig(transferring, args):
@@ -1914,7 +1915,8 @@ def test_zone_transfers_as_dig(transferring, args):
     at = ["@127.0.0.1", "-p", str(transferring.port), *args]
     ours, theirs = query(*at), dig(*at)
     assert ours.returncode == theirs.returncode == 0, ours.stderr
-    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    same = _yaml_comparable if "+yaml" in args else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
     assert ("Transfer failed" in ours.stdout) is ("example.net" in args)
 
 
