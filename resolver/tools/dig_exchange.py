@@ -445,8 +445,9 @@ def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: 
     """:func:`ask`, then, as dig's +badcookie, a BADCOOKIE reply over UDP that echoes the
     client cookie asked again with the server cookie it gives: over UDP, and a second time
     over TCP; as dig's +ednsnegotiation, a BADVERS reply asked again (said) with the
-    lower EDNS version it gives. +showbadcookie prints that reply first, after ``banner[0]`` (the command
-    lines, then emptied: dig prints them before the first reply it shows)."""
+    lower EDNS version it gives. +showbadcookie prints that reply first, after
+    ``banner[0]`` (the command lines, then emptied: dig prints them before the first reply
+    it shows)."""
     t0 = time.monotonic()
     r, proto = ask(q, o, addr, name, port, sent, follow_tc)
     for retry in range(2):
