@@ -1889,7 +1889,7 @@ def transferring(tmp_path_factory):
     """An NSD that transfers example.com. to loopback clients and refuses example.net."""
     from dnslab.nsd import nsd_on_loopback
     zones = {o: XFR_ZONE.format(origin=o) for o in ("example.com.", "example.net.")}
-    srv = nsd_on_loopback(tmp_path_factory.mktemp("xfr"), zones, transfers=("example.com.",))
+    srv = nsd_on_loopback(tmp_path_factory.mktemp("xfr"), zones, provide_xfr=("example.com.",))
     yield srv
     srv.signal_stop()
     srv.wait_stopped(time.monotonic() + 10)

@@ -31,13 +31,14 @@ class LabError(RuntimeError):
 
 class NsdServer:
     def __init__(self, workdir: Path, address: str, port: int, zones: dict[str, str],
-                 control: bool = False, transfers: tuple[str, ...] = ()) -> None:
+                 control: bool = False, provide_xfr: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.address = address
         self.port = port
         self.zones = zones  # origin -> zone text
         self.control = control
-        self.transfers = transfers  # the origins transferred to loopback clients (AXFR, IXFR)
+        # the origins transferred to loopback clients (AXFR, IXFR): NSD's provide-xfr
+        self.provide_xfr = provide_xfr
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -78,7 +79,7 @@ class NsdServer:
             fname = f"zone{i:03d}.zone"
             (w / fname).write_text(text)
             conf += ["zone:", f'  name: "{origin}"', f'  zonefile: "{fname}"']
-            if origin in self.transfers:
+            if origin in self.provide_xfr:
                 conf.append("  provide-xfr: 127.0.0.0/8 NOKEY")
         path = w / "nsd.conf"
         path.write_text("\n".join(conf) + "\n")
@@ -152,15 +153,15 @@ class NsdServer:
 
 
 def nsd_on_loopback(workdir: Path, zones: dict[str, str], timeout: float = 10.0,
-                    transfers: tuple[str, ...] = ()) -> NsdServer:
+                    provide_xfr: tuple[str, ...] = ()) -> NsdServer:
     """One NSD on 127.0.0.1 at a free port serving ``zones`` (origin -> zone text), once it
-    answers, the zones named in ``transfers`` transferred to loopback clients; stop it with
+    answers, the zones named in ``provide_xfr`` transferred to loopback clients; stop it with
     ``signal_stop`` and ``wait_stopped``. Raises LabError if it dies or does not answer in
     ``timeout``."""
     from ports import pick_port
 
     srv = NsdServer(Path(workdir), "127.0.0.1", pick_port(["127.0.0.1"]), zones,
-                    transfers=transfers)
+                    provide_xfr=provide_xfr)
     srv.start()
     deadline = time.monotonic() + timeout
     while not srv.probe():
