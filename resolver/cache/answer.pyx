@@ -11,26 +11,34 @@ of the answer section rotated by the query's ID (``_rotate``).
 Its callers:
 
 - ``cached_answer``: the daemon's hit path in C (``resolver.daemon.udp_listener`` and
-  ``resolver.daemon.tcp_framer``): parse the raw query into the cache key (``question_key``),
-  find a fresh entry, encode; ``None`` sends the query to the engine (a miss, anything
+  ``resolver.daemon.tcp_framer``): parse the raw query into the cache key (``question_key``;
+  the key object itself from ``interned_key``), find a fresh entry, encode; ``None`` sends the query to the engine (a miss, anything
   unusual, or an entry due for prefetch); under a response policy the door passes its
   ``Screen``, which may leave a fresh entry to the engine after looking at the query's name
   and the entry's answer;
 - ``answer_from_entry``: the same for a query already parsed (the library's hits, the answer
   to a miss once it is stored, stale answers); ``parse_query`` gives its key and question end.
 """
+from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from resolver.wire.codec cimport MsgEntry
 from resolver.wire.names cimport copy_lower_name, skip_name, u16, u32
 
+import os
+
 cdef enum:
     MAX_NAME = 255
+    #: a key buffer: the longest key (name, type, class, variant byte) and the 8 bytes
+    #: ``_key_hash`` may read past its end
+    KEY_BUF = MAX_NAME + 5 + 8
+    #: slots of the table of interned keys (a power of two)
+    INTERNED = 8192
     T_OPT = 41
     T_A = 1
     T_AAAA = 28
@@ -100,6 +108,54 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
 
 
 
+ctypedef struct Interned:
+    uint64_t hash
+    PyObject* key       # a bytes object, owned by the table
+
+#: The cache keys the hit path (``cached_answer``) lately made, found again by their bytes:
+#: a query for a name asked before gets the same key object, whose hash Python has kept (no
+#: new bytes, no SipHash) and which is, for an entry stored on the miss that made it, the
+#: very key of the cache's dict (found by identity, no comparison). A slot holds the last key
+#: that hashed to it; the table holds only keys, never what the cache keeps under them, so
+#: it can be neither stale nor wrong, and its memory is bounded: INTERNED keys of at most
+#: 260 bytes (about 0.5 MB for names of usual length).
+cdef Interned _interned[INTERNED]
+cdef uint64_t _seed = int.from_bytes(os.urandom(8), "little")
+
+
+cdef inline uint64_t _key_hash(const unsigned char* k, Py_ssize_t n) noexcept nogil:
+    """A seeded hash of the key of ``n`` bytes at ``k``, eight bytes at a time; it reads up
+    to 7 bytes past the key (``KEY_BUF``) and masks them off."""
+    cdef uint64_t h = _seed ^ <uint64_t>n, w
+    cdef Py_ssize_t i = 0
+    while i < n:
+        memcpy(&w, k + i, 8)
+        if n - i < 8:
+            w &= (<uint64_t>1 << (8 * (n - i))) - 1
+        h = (h ^ w) * <uint64_t>0x9E3779B97F4A7C15
+        h ^= h >> 29
+        i += 8
+    return h
+
+
+cdef object interned_key(const unsigned char* key, Py_ssize_t klen):
+    """The bytes object of the cache key at ``key`` (``klen`` bytes, in a ``KEY_BUF``
+    buffer): the table's when it holds these bytes, else a new one, which the table then
+    holds."""
+    cdef uint64_t h = _key_hash(key, klen)
+    cdef Interned* slot = &_interned[h & (INTERNED - 1)]
+    cdef PyObject* k = slot.key
+    if (k != NULL and slot.hash == h and PyBytes_GET_SIZE(<object>k) == klen
+            and memcmp(PyBytes_AS_STRING(<object>k), key, klen) == 0):
+        return <object>k
+    kb = PyBytes_FromStringAndSize(<char*>key, klen)
+    Py_INCREF(kb)
+    slot.key = <PyObject*>kb
+    slot.hash = h
+    Py_XDECREF(k)
+    return kb
+
+
 cdef inline void _give(bytes key, PyObject** out):
     """``out[0] = key`` as a new reference, when ``out`` is not NULL."""
     if out != NULL:
@@ -120,7 +176,7 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
     again; it is left alone otherwise. ``screen`` (when not NULL) is asked about a fresh
     entry before it is answered, with ``ctx``, the query's name (lower-cased wire form) and
     the entry: True leaves the query to the engine (None; ``absent`` untouched)."""
-    cdef unsigned char key[MAX_NAME + 6]
+    cdef unsigned char key[KEY_BUF]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512
     cdef PyObject* found
@@ -129,7 +185,7 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
     qend = question_key(p, n, key, &klen, &limit, qtype)
     if qend < 0:
         return None
-    kb = PyBytes_FromStringAndSize(<char*>key, klen)
+    kb = interned_key(key, klen)
     found = PyDict_GetItemWithError(table, kb)   # a bytes key: its hash cannot fail
     if found == NULL:
         _give(kb, absent)

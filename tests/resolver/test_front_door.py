@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import time
 
 import dns.message
@@ -78,6 +79,49 @@ def test_each_rule_gives_its_verdict():
     miss = _query("new.example.")
     v, out, key = door.verdict(miss, ALLOWED_ACL)
     assert v == "miss" and out is None and key == parse_query(miss)[0]
+
+
+def _raw_query(name: bytes, qid: int = 0x1234) -> bytes:
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + name + b"\x00\x1c\x00\x01"
+
+
+def _wire_name(labels: list[bytes]) -> bytes:
+    return b"".join(bytes([len(p)]) + p for p in labels) + b"\x00"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=63), max_size=4),
+       st.lists(st.binary(min_size=1, max_size=63), max_size=4), st.integers(0, 0xFFFF))
+def test_a_question_missed_again_gets_the_same_key_object(a, b, qid):
+    """The hit path interns its keys: the same question (whatever its ID and letter case)
+    gets the key object made for it before, the one its entry will be stored under, so the
+    cache's dict finds it by identity with its hash kept; another question never gets that
+    key, whatever bytes their keys share."""
+    door = test_a_question_missed_again_gets_the_same_key_object.door
+    name_a, name_b = _wire_name(a), _wire_name(b)
+    v, _, key_a = door.verdict(_raw_query(name_a), ALLOWED_ACL)
+    assert v == "miss" and key_a == parse_query(_raw_query(name_a))[0]
+    assert door.verdict(_raw_query(name_a.upper(), qid), ALLOWED_ACL)[2] is key_a
+    key_b = door.verdict(_raw_query(name_b), ALLOWED_ACL)[2]
+    assert key_b == parse_query(_raw_query(name_b))[0]
+    assert (key_b is key_a) == (name_a.lower() == name_b.lower())
+
+
+test_a_question_missed_again_gets_the_same_key_object.door = _door()
+
+
+def test_interned_keys_that_differ_only_in_their_last_byte_or_length_stay_apart():
+    """The table hashes a key eight bytes at a time and masks the last word's bytes past
+    the key: keys of every length that differ only in their last byte, or in their length
+    alone, each get their own key."""
+    door = _door()
+    seen: dict[bytes, bytes] = {}
+    for size in range(1, 40):
+        for last in (b"a", b"b", b"\x00"):
+            name = _wire_name([b"x" * (size - 1) + last])
+            key = door.verdict(_raw_query(name), ALLOWED_ACL)[2]
+            assert key == parse_query(_raw_query(name))[0] and key not in seen
+            seen[key] = name
 
 
 def test_the_acl_actions_give_their_verdicts():
