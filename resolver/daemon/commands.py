@@ -194,7 +194,8 @@ COMMANDS: tuple[Command, ...] = (
             "modules that run.", "every worker"),
     Command("set_option", "NAME: VALUE", "Sets the setting NAME to VALUE (TOML syntax, or a "
             "bare word as text; ``yes``/``no`` too) until the next reload; ``NAME VALUE``, "
-            "without the colon, as Unbound takes it too. A setting that "
+            "without the colon, as Unbound takes it too; one word (``NAME:VALUE``) is refused, "
+            "as Unbound refuses it. A setting that "
             "changes only at a restart is refused, naming it. Prints ``ok``.",
             "every worker"),
 )

@@ -908,15 +908,9 @@ def parse_value(text: str) -> Any:
 
 
 def set_option(ctl: WorkerControl, req: dict) -> dict:
-    # NAME: VALUE, or as Unbound takes it too, NAME VALUE (the colon is the name's); and
-    # NAME:VALUE in one word
-    args = _args(req, 0)
-    first = args[0] if args else ""
-    if ":" in first.rstrip(":"):
-        name, value = first.split(":", 1)
-        value = " ".join([value, *args[1:]])
-    else:
-        name, value = _second(req)
+    # NAME: VALUE, or as Unbound takes it too, NAME VALUE (the colon is the name's); one
+    # word (NAME:VALUE too) is refused in Unbound's words: it splits at the first space
+    name, value = _second(req)
     name = setting_name(name)
     if SETTINGS[name].restart:
         raise CommandError(f"{SETTINGS[name].key}: changes only at a restart, not with "

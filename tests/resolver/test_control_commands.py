@@ -285,7 +285,10 @@ def test_get_option_and_set_option_through_the_settings_table(daemon):
     ok(daemon, "set_option", "serve-expired:", "no")             # Unbound's name for it
     assert ctl(daemon, "get_option", "serve-stale").stdout == "no\n"
     ok(daemon, "set_option", "serve_expired:", "yes")
-    ok(daemon, "set_option", "prefetch:yes")                    # one word
+    ok(daemon, "set_option", "prefetch:", "yes")
+    assert ctl(daemon, "get_option", "prefetch").stdout == "yes\n"
+    r = ctl(daemon, "set_option", "prefetch:no")                # one word: Unbound refuses it
+    assert r.returncode == 1 and "could not find next argument after prefetch:no" in r.stdout
     assert ctl(daemon, "get_option", "prefetch").stdout == "yes\n"
     r = ctl(daemon, "set_option", "prefetch")
     assert r.returncode == 1 and "could not find next argument after prefetch" in r.stdout
