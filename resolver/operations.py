@@ -23,7 +23,7 @@ import dns.rdatatype
 
 from resolver import iterator as it
 from resolver.api import Resolver, name_wire
-from resolver.cache import dump as cache_dump, purge
+from resolver.cache import dump as cache_dump, purge, unbound_dump
 from resolver.zones import StubZone
 
 ROOT = b"\x00"
@@ -95,9 +95,44 @@ def dump_cache(resolver: Resolver) -> list[str]:
 
 
 def load_cache(resolver: Resolver, text: str) -> int:
-    """Reads ``dump_cache``'s lines into the cache; how many answers were stored. Raises
+    """Reads ``dump_cache``'s lines into the cache, or Unbound's ``dump_cache`` text
+    (``resolver.cache.unbound_dump``); how many answers were stored. Raises
     ``resolver.cache.dump.DumpError`` (nothing stored) for a bad line."""
+    if unbound_dump.is_unbound(text):
+        return _load_unbound(resolver, text)
     return cache_dump.load(resolver.cache, cache_dump.parse(text), resolver.clock())
+
+
+def _load_unbound(resolver: Resolver, text: str) -> int:
+    """Unbound's dump: its rrsets into the rrset cache, its messages into the message cache
+    for each query variant; bogus ones are left out."""
+    import struct
+
+    from resolver.cache.store import store_message
+    from resolver.limits import EDNS_BUFFER_SIZE
+
+    rrsets, msgs = unbound_dump.parse(text, cache_dump.DumpError)
+    now = resolver.clock()
+    for rrset in rrsets.values():
+        if rrset.security != unbound_dump.BOGUS:
+            records, sigs = unbound_dump.records(rrset)
+            resolver.cache.rrsets.store_records(
+                records, unbound_dump.rank_of(rrset.trust, rrset.security), now, sigs)
+    n = 0
+    for msg in msgs:
+        if msg.security == unbound_dump.BOGUS or msg.ttl <= 0:
+            continue
+        lname = msg.name.canonicalize().to_wire()
+        for variant in unbound_dump.VARIANTS:
+            wire = unbound_dump.response(msg, rrsets, variant, EDNS_BUFFER_SIZE)
+            if wire is None:
+                break
+            store_message(resolver.cache.messages,
+                          lname + struct.pack("!HHB", msg.rdtype, msg.rdclass, variant), wire,
+                          now, msg.ttl)
+        else:
+            n += 1
+    return n
 
 
 def set_insecure(resolver: Resolver, names: Iterable) -> None:
@@ -120,9 +155,7 @@ def servers_for(resolver: Resolver, name) -> tuple[str, list[dict]]:
 
 
 #: Unbound's trust of an rrset (``enum rrset_trust``) for the cache's ranks
-#: (``resolver.cache``): hints, additional, glue, referral, answer without AA, authority
-#: and answer of an authoritative reply, validated
-UNBOUND_TRUST = {0: 0, 1: 3, 2: 1, 3: 2, 4: 5, 5: 7, 6: 8, 7: 11}
+UNBOUND_TRUST = unbound_dump.UNBOUND_TRUST
 
 
 def delegations(resolver: Resolver, name) -> list[dict]:

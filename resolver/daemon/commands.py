@@ -98,8 +98,11 @@ COMMANDS: tuple[Command, ...] = (
             "the longer TTL left).", "union of workers"),
     Command("load_cache", "", "Reads a ``dump_cache`` text from stdin into the cache of "
             "every worker, each entry with its DNSSEC status and TTL left; expired entries "
-            "are skipped. Prints ``ok``; a malformed line is an error naming its number and "
-            "nothing is loaded.", "every worker", stdin=True),
+            "are skipped. A real Unbound's ``dump_cache`` text is read too: its rrsets into "
+            "the rrset cache, its messages (those not bogus, whose rrsets are all there) into "
+            "the message cache for plain, EDNS and DO queries. Prints ``ok``; a malformed "
+            "line is an error naming its number and nothing is loaded.", "every worker",
+            stdin=True),
     Command("lookup", "NAME", "Prints, as Unbound's, the servers that would be asked for "
             "NAME: the forward zone, else the deepest delegation the cache holds (its NS "
             "and address rrsets, ``;rrset`` lines and records) or a stub zone below it, "

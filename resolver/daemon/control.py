@@ -238,9 +238,9 @@ class ControlServer:
             out = f"error unknown command '{words[0] if words else ''}'\n"
         else:
             stdin = None
-            if BY_NAME[words[0]].stdin:
-                stdin = await self._input(reader, words[0])
             try:
+                if BY_NAME[words[0]].stdin:
+                    stdin = await self._input(reader, words[0])
                 answer = await self.handler(replies.request(words[0], words[1:], stdin))
                 out = replies.text(words[0], answer)
             except replies.Refused as e:
@@ -253,14 +253,19 @@ class ControlServer:
 
     async def _input(self, reader: asyncio.StreamReader, cmd: str) -> str:
         """What unbound-control sends after a command that reads its standard input: its
-        lines up to the end line (``load_cache``: the dump's own; the lists: a line of
-        one 0x04, left out), at most ``MAX_DUMP`` bytes in ``DUMP_TIMEOUT`` seconds."""
+        lines up to the end line (``load_cache``: the dump's own, ``END_MSG_CACHE`` of
+        corenet's, ``EOF`` of Unbound's; the lists: a line of one 0x04, left out), at most
+        ``MAX_DUMP`` bytes in ``DUMP_TIMEOUT`` seconds (``load_cache``'s dump past them is
+        refused: replies.Refused)."""
         from resolver.cache.dump import END
+        from resolver.cache.unbound_dump import EOF, START
+        from resolver.daemon import replies
 
         end = END if cmd == "load_cache" else "\x04"
 
         async def lines() -> str:
-            got, size = [], 0
+            nonlocal end
+            got, size, first = [], 0, True
             while True:
                 line = await reader.readline()
                 size += len(line)
@@ -269,10 +274,18 @@ class ControlServer:
                 text = line.decode("utf-8", "replace")
                 if not line or text.strip() == end:
                     return "".join(got + ([text] if cmd == "load_cache" else []))
+                if first and text.strip():
+                    first = False
+                    if cmd == "load_cache" and text.strip() == START:
+                        end = EOF               # Unbound's dump, ended by its EOF line
                 got.append(text)
         try:
             return await asyncio.wait_for(lines(), DUMP_TIMEOUT)
         except (ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError) as e:
+            if cmd == "load_cache":             # a dump cut short loads nothing
+                why = (f"no {end} line in {DUMP_TIMEOUT:g} seconds"
+                       if isinstance(e, asyncio.TimeoutError) else str(e))
+                raise replies.Refused(f"load_cache: the dump did not end: {why}") from None
             return f"; unreadable: {e}\n"
 
     async def close(self) -> None:
