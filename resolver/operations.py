@@ -89,6 +89,70 @@ def flush_infra(resolver: Resolver, address: str | None = None) -> None:
         del infra.servers[key]
 
 
+def infra_zones(resolver: Resolver) -> dict[str, list[str]]:
+    """The zones each server address (the infra cache's key) is known to serve, for
+    ``dump_infra``: the infra cache holds a server once per address, where Unbound holds
+    it per zone too, so the zones are found where the resolver learnt the address: the
+    root hints (``.``), the forward and stub zones' servers, the cached delegations (an NS
+    set whose servers' cached addresses include it) and the zones it was found lame for.
+    Each address's zones are in the order of Unbound's trees."""
+    found: dict[str, set] = {}
+
+    def add(key: str, zone) -> None:
+        found.setdefault(key, set()).add(dns.name.from_text(str(zone)))
+
+    for _, addr in resolver.hints:
+        add(addr, ".")
+    zones = resolver.zones
+    for z in (zones.forward + zones.stub) if zones is not None else ():
+        for server in z.servers:
+            add(server.addr if isinstance(z, StubZone) else server.key, z.name)
+    now = resolver.clock()
+    rrsets = resolver.cache.rrsets
+    for key, entry in list(rrsets.lru.data.items()):
+        if key[1] != it.NS or entry.expires < now or not entry.rdatas:
+            continue
+        zone = dns.name.from_wire(key[0], 0)[0]
+        for target in entry.rdatas:
+            lname = dns.name.from_wire(target, 0)[0].canonicalize().to_wire()
+            for t in (it.A, it.AAAA):
+                e = rrsets.get(lname, t, 1, now)
+                for a in (e.rdatas if e is not None else ()):
+                    add(str(ipaddress.ip_address(a)), zone)
+    for key, s in resolver.cache.infra.servers.items():
+        for z, until in (s.lame or {}).items():
+            if until > now:
+                add(key, dns.name.from_wire(z, 0)[0])
+    return {key: [z.to_text() for z in sorted(names, key=tree_key)]
+            for key, names in found.items()}
+
+
+def tree_key(name: dns.name.Name) -> tuple:
+    """Where ``name`` sorts in Unbound's trees of zones (forward, stub, local, infra): by
+    the labels from the root down, a shorter label before a longer one, equal lengths by
+    their lower-case bytes; a name before the names below it."""
+    return tuple((len(label), label.lower()) for label in reversed(name.labels))
+
+
+def infra(resolver: Resolver) -> list[dict]:
+    """What the infra cache holds of each server, for ``dump_infra``: a dict per address
+    and zone (:func:`infra_zones`; ``.`` for an address no zone is known for any more),
+    with ``host`` the address as Unbound prints it (``@PORT`` when the port is not 53)
+    and what :func:`_server_facts` says of it."""
+    now = resolver.clock()
+    zones = infra_zones(resolver)
+    out = []
+    for key in list(resolver.cache.infra.servers):
+        addr, _, port = key.partition("#")[0].partition("@")
+        port = port or str(resolver.port)
+        host = addr if port == "53" else f"{addr}@{port}"
+        facts = _server_facts(resolver, key, now, addr)
+        for zone in zones.get(key) or zones.get(addr) or ["."]:
+            out.append({**facts, "host": host, "zone": zone,
+                        "lame_here": zone in facts["lame"]})
+    return out
+
+
 def dump_cache(resolver: Resolver) -> list[str]:
     """The cached answers as text lines (``resolver.cache.dump``)."""
     return cache_dump.dump(resolver.cache, resolver.clock())
@@ -255,11 +319,18 @@ def _server_facts(resolver: Resolver, addr: str, now: float, ip: str | None = No
     if s is None:
         return {"address": addr, "ip": ip or addr, "known": False}
     left = infra.host_ttl - (now - s.replied_at) if s.replied_at else infra.host_ttl
+    if s.srtt is None:      # nothing measured: the initial timeout, all of it variance
+        timeout = infra.limits.initial_rto         # (as Unbound starts a server: 0 + 4 * 94)
+        rttvar = timeout / 4
+    else:                   # RFC 6298's RTO without the backoff of timeouts
+        timeout = min(max(s.srtt + 4 * s.rttvar, infra.limits.min_rto), infra.limits.max_rto)
+        rttvar = s.rttvar
     return {"address": addr, "ip": ip or addr, "known": True,
             "rtt_ms": None if s.srtt is None else round(s.srtt * 1000, 1),
-            "rttvar_ms": round(s.rttvar * 1000, 1), "ttl": max(0, int(left)),
+            "rttvar_ms": round(rttvar * 1000, 1), "ttl": max(0, int(left)),
             "probe_in": max(0.0, round(s.probe_at - now, 1)),
-            "rto_ms": round(s.rto * 1000, 1), "timeouts": s.timeouts,
+            "rto_ms": round(s.rto * 1000, 1), "timeout_ms": round(timeout * 1000, 1),
+            "replied": bool(s.replied_at) or not s.edns, "timeouts": s.timeouts,
             "down": s.down_until > now,
             "down_for": max(0.0, round(s.down_until - now, 1)),
             "lame": sorted(dns.name.from_wire(z, 0)[0].to_text()

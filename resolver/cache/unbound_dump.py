@@ -101,36 +101,40 @@ class _Lines:
         return self.lines[self.at - 1]
 
 
-def parse(text: str, error=ValueError) -> tuple[dict, list[Msg]]:
+class BadDump(ValueError):
+    """A line of Unbound's dump that cannot be read; the message names its number."""
+
+
+def parse(text: str, error: type[ValueError] = BadDump) -> tuple[dict, list[Msg]]:
     """Unbound's dump: (its rrsets by (name, type, class), its messages); raises
-    ``error`` (a ValueError class) naming the first line it cannot read."""
+    ``error`` (a subclass of ValueError of its own) naming the first line it cannot
+    read."""
     lines = _Lines(text, error)
-    rrsets: dict[tuple, RRset | None] = {}
-    _expect(lines, START)
-    while True:
-        number, line = lines.next(END)
-        if line == END:
-            break
-        try:
-            key, rrset = _rrset(lines, line)
-        except (ValueError, dns.exception.DNSException) as e:
-            raise error(f"line {number}: {e}") from None
-        rrsets[key] = rrset
-    msgs = []
-    _expect(lines, MSG_START)
-    while True:
-        number, line = lines.next(MSG_END)
-        if line == MSG_END:
-            break
-        try:
-            msgs.append(_msg(lines, line))
-        except (ValueError, dns.exception.DNSException) as e:
-            raise error(f"line {number}: {e}") from None
-    if lines.at < len(lines.lines):
-        number, line = lines.next(EOF)
-        if line != EOF or lines.at < len(lines.lines):
-            raise error(f"line {number}: {EOF} expected after {MSG_END}")
+    rrsets = dict(_section(lines, START, END, _rrset))
+    msgs = _section(lines, MSG_START, MSG_END, _msg)
+    rest = lines.lines[lines.at:]
+    if rest and rest[0][1] != EOF:
+        raise error(f"line {rest[0][0]}: {EOF} expected after {MSG_END}")
+    if len(rest) > 1:
+        raise error(f"line {rest[1][0]}: nothing expected after {EOF}")
     return {k: v for k, v in rrsets.items() if v is not None}, msgs
+
+
+def _section(lines: _Lines, start: str, end: str, read) -> list:
+    """The entries of a section: its ``start`` line, the entries ``read`` reads from their
+    first line on, its ``end`` line."""
+    _expect(lines, start)
+    out = []
+    while True:
+        number, line = lines.next(end)
+        if line == end:
+            return out
+        try:
+            out.append(read(lines, line))
+        except lines.error:
+            raise                       # it names its own line
+        except (ValueError, dns.exception.DNSException) as e:
+            raise lines.error(f"line {number}: {e}") from None
 
 
 def _expect(lines: _Lines, word: str) -> None:

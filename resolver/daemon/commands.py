@@ -76,6 +76,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("flush_infra", "all|IP", "Forgets what was learnt about every server (``all``) "
             "or one address: RTT, timeouts, down and lame marks, EDNS. Prints ``ok``.",
             "every worker"),
+    Command("dump_infra", "", "Prints what is learnt of each authority server, as "
+            "Unbound's: a line per address and zone, ``ADDR ZONE ttl N ping N var N rtt N "
+            "rto N tA N tAAAA N tother N ednsknown N edns N delay N lame dnssec N rec N A N "
+            "other N`` (the seconds left, the smoothed RTT and variance, the timeout they "
+            "give and the one backed off, the timeouts, EDNS, a down server's wait for its "
+            "next probe, the lame marks). A server is held once per address here: its zones "
+            "are those it is known to serve (root hints, forward and stub zones, cached "
+            "delegations, lame marks), each with the same figures. With several workers, "
+            "each address and zone once, from the worker that heard from it last.",
+            "union of workers"),
     Command("dump_requestlist", "", "Prints the resolutions in flight for clients, as "
             "Unbound's: a ``thread #N`` line and a header per worker, then one line each: "
             "number, type, class, name, seconds running, status.", "union of workers"),

@@ -262,28 +262,54 @@ def lookup(ctl: WorkerControl, req: dict) -> dict:
 
 
 def _infra_text(s: dict) -> str:
-    """What the infra cache holds of a server, as Unbound's ``lookup`` says it: the RTO,
-    the entry's seconds left, the smoothed RTT and its variance (ms), the timeouts (not
-    told apart by type here: all under ``tother``), a down server's wait for its next
-    probe, EDNS."""
+    """What the infra cache holds of a server, as Unbound's ``lookup`` says it: the RTO
+    (backed off after timeouts), the entry's seconds left, the smoothed RTT and its
+    variance (ms), the timeout they give without the backoff (Unbound's ``rtt``), the
+    timeouts (not told apart by type here: all under ``tother``), a down server's wait for
+    its next probe, EDNS (``probed`` once the server answered, ``assumed`` before)."""
     if not s["known"]:
         return "not in infra cache."
     lame = "LAME " if s["lame"] else ""
     ping = 0 if s["rtt_ms"] is None else round(s["rtt_ms"])
-    rto = round(s["rto_ms"])
-    text = (f"{lame}rto {rto} msec, ttl {s['ttl']}, ping {ping} var "
-            f"{round(s['rttvar_ms'])} rtt {rto}, tA 0, tAAAA 0, tother {s['timeouts']}")
+    text = (f"{lame}rto {round(s['rto_ms'])} msec, ttl {s['ttl']}, ping {ping} var "
+            f"{round(s['rttvar_ms'])} rtt {round(s['timeout_ms'])}, tA 0, tAAAA 0, "
+            f"tother {s['timeouts']}")
     if s["down"]:
-        text += f", probedelay {round(s['probe_in'] * 1000)}"
-    return text + (", EDNS 0 probed." if s["edns"] else ", noEDNS probed.")
+        text += f", probedelay {round(s['probe_in'])}"      # seconds, as Unbound's
+    return text + (", EDNS 0" if s["edns"] else ", noEDNS") + (
+        " probed." if s["replied"] else " assumed.")
+
+
+def dump_infra(ctl: WorkerControl, req: dict) -> dict:
+    """Unbound's ``dump_infra``: a line per server address and zone (:func:`_infra_line`)."""
+    _args(req, 0, 0)
+    return {"ok": True, "text": "\n".join(filter(None, map(_infra_line,
+                                                           ops.infra(ctl.server.resolver))))}
+
+
+def _infra_line(s: dict) -> str:
+    """A server's line as Unbound's ``dump_infra`` prints it: the entry's seconds left, the
+    smoothed RTT and variance (ms), the timeout they give (``rtt``) and the one backed off
+    after timeouts (``rto``), the timeouts (all under ``tother``), whether EDNS is known
+    (``ednsknown``, once the server answered) and works (``edns`` 0, -1 not), a down
+    server's seconds to its next probe (``delay``), and the lame marks (a zone's mark is
+    for every type here: ``A`` and ``other``; ``dnssec`` and ``rec`` are not kept). An
+    entry past its TTL is left out, but for a server marked down (``expired rto N``)."""
+    rto = round(s["rto_ms"])
+    if s["ttl"] <= 0:
+        return f"{s['host']} {s['zone']} expired rto {rto}" if s["down"] else ""
+    ping = 0 if s["rtt_ms"] is None else round(s["rtt_ms"])
+    lame = int(s["lame_here"])
+    return (f"{s['host']} {s['zone']} ttl {s['ttl']} ping {ping} var {round(s['rttvar_ms'])} "
+            f"rtt {round(s['timeout_ms'])} rto {rto} tA 0 tAAAA 0 tother {s['timeouts']} "
+            f"ednsknown {int(s['replied'])} edns {0 if s['edns'] else -1} "
+            f"delay {round(s['probe_in']) if s['down'] else 0} lame dnssec 0 rec 0 A {lame} "
+            f"other {lame}")
 
 
 # ---- zones and local data -----------------------------------------------------------------
-def _tree_key(name: dns.name.Name) -> tuple:
-    """Where ``name`` sorts in Unbound's trees of zones (forward, stub, local): by the labels
-    from the root down, a shorter label before a longer one, equal lengths by their
-    lower-case bytes; a name before the names below it."""
-    return tuple((len(label), label.lower()) for label in reversed(name.labels))
+#: where a name sorts in Unbound's trees of zones
+_tree_key = ops.tree_key
 
 
 def _tree_order(names):
@@ -1080,6 +1106,20 @@ def union_lines(answers: list[dict]) -> dict:
             "text": "\n".join(a["text"] for a in answers if a.get("text"))}
 
 
+def union_infra(answers: list[dict]) -> dict:
+    """``dump_infra``: each server address and zone once, from the worker that heard from
+    it last (the most seconds left)."""
+    best: dict[tuple, tuple[int, str]] = {}
+    for a in answers:
+        for line in a["text"].splitlines():
+            words = line.split()
+            left = int(words[3]) if len(words) > 3 and words[2] == "ttl" else -1
+            if tuple(words[:2]) not in best or left > best[tuple(words[:2])][0]:
+                best[tuple(words[:2])] = (left, line)
+    return {"ok": True, "workers": len(answers),
+            "text": "\n".join(line for _, line in best.values())}
+
+
 def union_removed(answers: list[dict]) -> dict:
     """A flush's counts: what every worker's cache removed, summed."""
     return {"ok": True, "workers": len(answers),
@@ -1091,7 +1131,7 @@ def union_removed(answers: list[dict]) -> dict:
 MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_removed,
          "flush_bogus": union_removed, "flush_negative": union_removed,
          "dump_requestlist": union_requests, "ratelimit_list": union_lines,
-         "ip_ratelimit_list": union_lines}
+         "ip_ratelimit_list": union_lines, "dump_infra": union_infra}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset(c.name for c in COMMANDS.values() if c.scope == "supervisor and every worker")

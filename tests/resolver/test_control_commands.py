@@ -192,7 +192,14 @@ def test_flush_negative_forgets_nxdomain_and_nodata_only(daemon):
         assert not any(r.answer for r in answers)
 
 
-def test_lookup_shows_each_worker_s_servers_and_flush_infra_forgets_them(daemon):
+def infra_pairs(d: Daemon) -> list[tuple[str, str]]:
+    """``dump_infra``'s (address, zone) of each line."""
+    r = ctl(d, "dump_infra")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [tuple(line.split()[:2]) for line in r.stdout.splitlines()]
+
+
+def test_lookup_shows_each_worker_s_servers_and_flush_infra_forgets_them(daemon, lab):
     cached_everywhere(daemon, "www.example.com.")
     r = ctl(daemon, "lookup", "www.example.com.")
     assert r.returncode == 0, r.stdout
@@ -200,12 +207,19 @@ def test_lookup_shows_each_worker_s_servers_and_flush_infra_forgets_them(daemon)
     assert r.stdout.count("\tIN\tNS\tns1.example.com.") == 2, r.stdout
     assert "127.0.0.10" in r.stdout and "127.0.0.11" in r.stdout
     assert " msec, " in r.stdout
+    # dump_infra: both workers' servers, each address and zone once, the lab's port shown
+    port = "" if lab.port == 53 else f"@{lab.port}"
+    pairs = infra_pairs(daemon)
+    assert len(pairs) == len(set(pairs)), pairs
+    assert {(f"127.0.0.{n}{port}", "example.com.") for n in (10, 11)} & set(pairs), pairs
     ok(daemon, "flush_infra", "127.0.0.10")
     r = ctl(daemon, "lookup", "www.example.com.")
     assert r.stdout.count("127.0.0.10      \tnot in infra cache.") == 2, r.stdout
+    assert not [p for p in infra_pairs(daemon) if p[0] == f"127.0.0.10{port}"]
     ok(daemon, "flush_infra", "all")
     r = ctl(daemon, "lookup", "www.example.com.")
     assert " msec, " not in r.stdout and r.stdout.count("not in infra cache.") >= 4, r.stdout
+    assert infra_pairs(daemon) == []
 
 
 # ---- zones and local data -----------------------------------------------------------------

@@ -774,7 +774,7 @@ def test_arguments_taken_and_refused_as_unbound(lab, tmp_path):
 #: holds of it in one of Unbound's two forms
 LOOKUP_SERVER = re.compile(r"(\S+ *)\t(?:not in infra cache\.|(?:LAME )?rto \d+ msec, ttl \d+, "
                            r"ping \d+ var \d+ rtt \d+, tA \d+, tAAAA \d+, tother \d+"
-                           r"(?:, probedelay \d+)?, (?:EDNS 0|noEDNS) probed\.)")
+                           r"(?:, probedelay \d+)?, (?:EDNS 0|noEDNS) (?:probed|assumed)\.)")
 
 
 def lookup_shape(text: str) -> list[str]:
@@ -791,11 +791,22 @@ def lookup_shape(text: str) -> list[str]:
     return out
 
 
-def test_lookup_prints_unbound_s_lines(tmp_path):
-    """``lookup`` of a name under a cached delegation, a forward zone and a stub zone, and
-    of a name asked of neither: the same lines as a real Unbound's with the same zones
-    after the same question (the TTLs and the infra cache's figures aside, each server
-    line in one of Unbound's two forms)."""
+def rtts_as_unbound_s(text: str) -> int:
+    """Checks each server line of ``lookup`` with figures: its ``rtt`` is the timeout its
+    smoothed RTT and variance give (Unbound's: ping + 4 * var, 50 ms at least; corenet's
+    figures rounded to the ms each), whatever its backed-off ``rto``. How many it checked."""
+    n = 0
+    for m in re.finditer(r"rto (\d+) msec, ttl \d+, ping (\d+) var (\d+) rtt (\d+),", text):
+        rto, ping, var, rtt = map(int, m.groups())
+        assert abs(rtt - max(50, ping + 4 * var)) <= 3 and rto >= rtt - 3, m.group(0)
+        n += 1
+    return n
+
+
+def unbound_over_lab(tmp_path: Path, lines: tuple[str, ...] = ()):
+    """A lab on port 53 and a real Unbound resolving from it (``lines`` added to its
+    config), unbound-control reaching it over plain TCP: (the lab, Unbound's process, its
+    port, its control port)."""
     from dnslab.unbound import lab_on_port_53, launch, server_lines
 
     need_unbound()
@@ -803,15 +814,24 @@ def test_lookup_prints_unbound_s_lines(tmp_path):
     uport, cport = free_port(), free_port()
     w = tmp_path / "unbound"
     w.mkdir()
-    zones = ["forward-zone:", '  name: "fwd.test."', "  forward-addr: 127.0.0.12",
-             "stub-zone:", '  name: "stub.test."', "  stub-addr: 127.0.0.14"]
     try:
         proc = launch(w, [f"  interface: 127.0.0.1@{uport}", f"  port: {uport}",
-                          *server_lines(w, lab), *zones], "127.0.0.1", uport,
+                          *server_lines(w, lab), *lines], "127.0.0.1", uport,
                       control=plain_control(cport))
     except BaseException:
         lab.stop()
         raise
+    return lab, proc, uport, cport
+
+
+def test_lookup_prints_unbound_s_lines(tmp_path):
+    """``lookup`` of a name under a cached delegation, a forward zone and a stub zone, and
+    of a name asked of neither: the same lines as a real Unbound's with the same zones
+    after the same question (the TTLs and the infra cache's figures aside, each server
+    line in one of Unbound's two forms)."""
+    lab, proc, uport, cport = unbound_over_lab(tmp_path, (
+        "forward-zone:", '  name: "fwd.test."', "  forward-addr: 127.0.0.12",
+        "stub-zone:", '  name: "stub.test."', "  stub-addr: 127.0.0.14"))
     conf = tmp_path / "resolver.toml"
     conf.write_text('[[forward-zone]]\nname = "fwd.test."\nforward-addr = ["127.0.0.12"]\n'
                     '[[stub-zone]]\nname = "stub.test."\nstub-addr = ["127.0.0.14"]\n')
@@ -828,8 +848,11 @@ def test_lookup_prints_unbound_s_lines(tmp_path):
             assert lookup_shape(ours.stdout) == lookup_shape(theirs.stdout), \
                 (name, ours.stdout, theirs.stdout)
             assert any(LOOKUP_SERVER.fullmatch(line) for line in ours.stdout.splitlines())
+            rtts_as_unbound_s(theirs.stdout)
+            rtts_as_unbound_s(ours.stdout)
         r = cli("--control", d.control, "lookup", "www.example.com.")
         assert "Delegation with 2 names, of which 2 can be examined" in r.stdout, r.stdout
+        assert rtts_as_unbound_s(r.stdout) >= 1, r.stdout
         assert "example.com.\t" in r.stdout and "\tIN\tNS\tns1.example.com." in r.stdout
     finally:
         stop_process(proc, 5.0, group=True)
@@ -1143,3 +1166,97 @@ def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+#: A line of ``dump_infra``: an address (``@PORT`` when not 53), a zone, then the figures in
+#: Unbound's order
+INFRA_LINE = re.compile(r"(\S+) (\S*\.) ttl \d+ ping \d+ var \d+ rtt \d+ rto \d+ tA \d+ "
+                        r"tAAAA \d+ tother \d+ ednsknown [01] edns (?:0|-1) delay \d+ lame "
+                        r"dnssec [01] rec [01] A [01] other [01]")
+
+
+def infra_lines(text: str) -> dict[str, set[str]]:
+    """``dump_infra``'s lines, each checked against INFRA_LINE: the zones of each address."""
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        m = INFRA_LINE.fullmatch(line)
+        assert m, f"not a dump_infra line: {line!r}"
+        assert m.group(2) not in out.get(m.group(1), ()), f"twice: {line!r}"
+        out.setdefault(m.group(1), set()).add(m.group(2))
+    return out
+
+
+#: the lab's names both resolvers are asked, and the shapes of query each is asked in
+LAB_NAMES = ("www.example.com.", "example.com.", "nx.example.com.")
+
+
+def _asked(port: int, name: str, edns: bool) -> dns.message.Message:
+    q = dns.message.make_query(name, "A", use_edns=0 if edns else False)
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+
+
+def _answer_shape(r: dns.message.Message) -> tuple:
+    """An answer without its TTLs and the order of its records."""
+    return (r.rcode(), sorted((str(rr.name), rr.rdtype, sorted(map(str, rr)))
+                              for rr in r.answer),
+            sorted((str(rr.name), rr.rdtype) for rr in r.authority))
+
+
+def test_dump_infra_and_load_cache_of_unbound_s_dump_as_unbound(tmp_path):
+    """A real Unbound and the daemon resolve the same lab names: ``dump_infra`` prints
+    Unbound's line on both, for the same zones, and every server Unbound asked is in the
+    daemon's too (it asked the same servers' zones). Then Unbound's own ``dump_cache``, fed
+    through unbound-control to a fresh daemon's ``load_cache``, answers those names from its
+    cache as Unbound answers them, with no query sent to the lab; a dump cut short or with
+    a line it cannot read is refused and loads nothing."""
+    lab, proc, uport, cport = unbound_over_lab(tmp_path)
+    d = fresh = None
+    try:
+        d = Daemon(tmp_path / "d", lab).start()
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        theirs = {}
+        for name in LAB_NAMES:
+            theirs[name] = _asked(uport, name, True)
+            assert _answer_shape(_asked(d.port, name, True)) == _answer_shape(theirs[name])
+        shown = {}
+        for who, conf in (("unbound", ub),
+                          ("corenet", control_conf(tmp_path / "d.conf", d.control))):
+            r = ubctl(conf, "dump_infra")
+            assert r.returncode == 0 and r.stdout.endswith("\n"), (who, r.stdout, r.stderr)
+            shown[who] = infra_lines(r.stdout)
+        assert set(shown["unbound"]) <= set(shown["corenet"]), shown
+        for addr, zones in shown["unbound"].items():
+            assert zones <= shown["corenet"][addr], (addr, shown)
+        assert {"com.", "example.com."} <= set().union(*shown["corenet"].values()), shown
+
+        r = ubctl(ub, "dump_cache")
+        assert r.returncode == 0 and r.stdout.startswith("START_RRSET_CACHE\n"), r.stdout
+        dump = r.stdout
+        assert "\nmsg www.example.com. IN A " in dump and dump.endswith("END_MSG_CACHE\nEOF\n")
+        fresh = Daemon(tmp_path / "fresh", lab).start()
+        fresh_ub = control_conf(tmp_path / "fresh.conf", fresh.control)
+        cut = dump[:dump.index("START_MSG_CACHE")]             # no message section
+        r = cli("--control", fresh.control, "load_cache", input=cut)
+        assert r.returncode == 1 and "START_MSG_CACHE was expected" in r.stdout + r.stderr, r
+        bad = dump.replace("\n;rrset ", "\n;rrset x ", 1)       # its first rrset unreadable
+        r = ubctl(fresh_ub, "load_cache", input=bad)
+        assert r.returncode == 1 and r.stdout.startswith("error load_cache: line 2: "), r.stdout
+        assert fresh.stats()["cache"]["messages"] == fresh.stats()["cache"]["rrsets"] == 0
+        r = ubctl(fresh_ub, "load_cache", input=dump)
+        assert (r.returncode, r.stdout) == (0, "ok\n"), (r.stdout, r.stderr)
+        for name in LAB_NAMES:
+            for edns in (False, True):
+                got = _asked(fresh.port, name, edns)
+                assert _answer_shape(got) == _answer_shape(theirs[name]), (name, edns, got)
+        engine = fresh.stats()["engine"]
+        assert engine["upstream_queries"] == 0 and engine["cache_misses"] == 0, engine
+        assert engine["cache_hits"] == 2 * len(LAB_NAMES), engine
+        r = ubctl(fresh_ub, "lookup", "www.example.com.")       # the delegation came too
+        assert "Delegation with 2 names" in r.stdout, r.stdout
+        assert fresh.alive() and "Traceback" not in fresh.log_text(), fresh.log_text()[-3000:]
+    finally:
+        stop_process(proc, 5.0, group=True)
+        for daemon in (d, fresh):
+            if daemon is not None:
+                assert daemon.stop() == 0, daemon.log_text()[-2000:]
+        lab.stop()
