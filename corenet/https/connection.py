@@ -45,6 +45,20 @@ _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
 
+def request_version(extensions: dict) -> str | None:
+    """The HTTP version a request's extensions ask for (`"http_version"`: b"HTTP/1.0" or
+    b"HTTP/1.1", as a response's extension says it; str too), None when they name none."""
+    version = extensions.get("http_version")
+    if version is None:
+        return None
+    if isinstance(version, bytes):
+        version = version.decode("ascii", "replace")
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise LocalProtocolError(f"HTTP version {version!r} cannot be sent over HTTP/1 "
+                                 "(HTTP/1.1 or HTTP/1.0)")
+    return version
+
+
 class _Closed(Exception):
     pass
 
@@ -79,6 +93,8 @@ class HTTPConnection(NetworkStream):
     multiplexed = False
     # Trailer fields of the response (HTTP/1.1 chunked trailers are not kept).
     trailers: list[tuple[bytes, bytes]] | None = None
+    # An HTTP/1.0 request went out without asking for keep-alive: no other follows it.
+    last_request = False
 
     def __init__(self, stream: NetworkStream) -> None:
         self.take_over(stream)
@@ -279,7 +295,18 @@ class HTTPConnection(NetworkStream):
         sending and is returned."""
         method = request.method
         body = request.body
-        if forward is not None:
+        ext = request._extensions
+        version = request_version(ext) if ext else None
+        if version is not None:  # HTTP/1.0: asked for by the request, the connection's last
+            line = encode_request_line(method, target.text if forward else target.target,
+                                       version)
+            if version == "HTTP/1.0":
+                if body is not None and body.__class__ is not bytes and fields.length is None:
+                    raise LocalProtocolError("an HTTP/1.0 request cannot carry a body of "
+                                             "unknown length (chunked is HTTP/1.1's)")
+                self.last_request = True
+            proxy_lines = forward.lines if forward else None
+        elif forward is not None:
             line = encode_request_line(method, target.text)
             proxy_lines = forward.lines
         else:
@@ -506,7 +533,7 @@ class HTTPConnection(NetworkStream):
         ex = self._exchange
         self._exchange = None
         reusable = (ex is not None and ex.done and ex.reusable and not self.broken
-                    and not self.closed and self._error is None)
+                    and not self.closed and self._error is None and not self.last_request)
         self._previous = ex if reusable else None
         head = self.head
         self.head = None

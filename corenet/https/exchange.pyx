@@ -32,13 +32,17 @@ _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
 
-def encode_request_line(method: str, target: str) -> bytes:
+def encode_request_line(method: str, target: str, version: str = "HTTP/1.1") -> bytes:
+    """`METHOD TARGET VERSION` and its CRLF; `version` is HTTP/1.1 or HTTP/1.0."""
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise LocalProtocolError(f"HTTP version {version!r} cannot be sent (HTTP/1.1 or "
+                                 "HTTP/1.0)")
     if not _TOKEN.fullmatch(method):
         raise LocalProtocolError(f"invalid HTTP method {method!r}")
     if not target or _BAD_TARGET.search(target):
         raise LocalProtocolError(f"invalid request target {target!r}")
     try:
-        return f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+        return f"{method} {target} {version}\r\n".encode("ascii")
     except UnicodeEncodeError:
         raise LocalProtocolError(f"request target must be ASCII: {target!r}") from None
 

@@ -23,7 +23,7 @@ from ._h2 import (
     CLOSED, COALESCE, DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM,
     SMALL_PIECE, TRAILERS, H2Error, H2Session, error_name,
 )
-from .connection import IDEMPOTENT, WRITE_PIECE, Resendable, body_pieces
+from .connection import IDEMPOTENT, WRITE_PIECE, Resendable, body_pieces, request_version
 from .errors import LocalProtocolError, ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from .exchange import BODY_METHODS, ResponseHead, body_length
 from .network import NetworkStream, within
@@ -567,6 +567,11 @@ class H2Connection(NetworkStream):
                 self.broken = True
                 raise Resendable(RemoteProtocolError(
                     f"no connection to {host} answered PING in time"), needs_body=False)
+        ext = request._extensions
+        if ext and request_version(ext) == "HTTP/1.0":
+            raise LocalProtocolError(f"HTTP/1.0 was asked for, but the connection to {host} "
+                                     "speaks HTTP/2 (a transport with http2=False speaks "
+                                     "HTTP/1)")
         method = request.method
         body = request.body
         length = body_length(fields, body)

@@ -466,7 +466,7 @@ async def open_stream(
     proxy_ssl: ssl.SSLContext | None = None,
     factory: Callable[[NetworkStream], Any] | None = None,
     uds: str | None = None, local_address: str | None = None,
-    socket_options: list[tuple] | None = None,
+    socket_options: list[tuple] | None = None, port: int | None = None,
 ) -> Any:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
@@ -475,9 +475,10 @@ async def open_stream(
     connection kind that takes the stream over (chosen by ALPN: `pool.connection_over`),
     or the stream itself without a factory. `uds`: the Unix socket to connect to instead of any
     address; `local_address`: the address to connect from (and so its family only);
-    `socket_options`: `setsockopt` arguments for each socket, before it connects."""
-    scheme, host, port = origin
-    to_port = port if proxy is None else proxy.port
+    `socket_options`: `setsockopt` arguments for each socket, before it connects; `port`:
+    the port to connect to instead of the origin's (without a proxy)."""
+    scheme, host, origin_port = origin
+    to_port = (origin_port if port is None else port) if proxy is None else proxy.port
     what = host if proxy is None else f"the proxy {proxy.host}"
     if uds is None and local_address is not None:
         v6 = ":" in local_address
@@ -532,9 +533,10 @@ async def open_stream(
         if proxy is not None and (scheme == "https" or proxy.socks):
             try:
                 if proxy.socks:
-                    await conn.socks_tunnel(host, port, proxy.auth)
+                    await conn.socks_tunnel(host, origin_port, proxy.auth)
                 else:
-                    await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                    await conn.tunnel(f"[{host}]:{origin_port}" if ":" in host
+                                      else f"{host}:{origin_port}",
                                       proxy.lines)
             except BaseException:
                 conn.close()

@@ -408,12 +408,13 @@ def connection_over(stream: NetworkStream, http1: bool = True,
                     http2: bool = False) -> HTTPConnection | H2Connection:
     """The connection kind that takes over a stream that is up, as the server chose in
     ALPN: HTTP/2 for h2 (when `http2`), or when HTTP/2 is the only protocol allowed and
-    ALPN chose none (h2c to an http:// origin: prior knowledge); else HTTP/1.1."""
+    ALPN chose none (h2c to an http:// origin: prior knowledge); else HTTP/1.1 (or
+    HTTP/1.0, when a context of the caller's offered http/1.0)."""
     so = stream.ssl_object
     proto = None if so is None else so.selected_alpn_protocol()
     if http2 and (proto == "h2" or proto is None and not http1):
         return H2Connection(stream)
-    if proto not in (None, "http/1.1"):
+    if proto not in (None, "http/1.1", "http/1.0"):
         raise ConnectError(f"{stream.origin[1]} negotiated ALPN {proto!r}, not http/1.1")
     return HTTPConnection(stream)
 

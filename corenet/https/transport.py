@@ -8,15 +8,17 @@ connection's `send` writes the request its own way and returns a response stream
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import ssl
 import weakref
 from functools import partial
-from typing import Any, Awaitable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from .connection import HTTPConnection, Resendable
 from .deadline import Deadline
-from .errors import ConnectError, ConnectTimeout, TLSError, UnsupportedProtocol
+from .errors import (ConnectError, ConnectTimeout, LocalProtocolError, TLSError,
+                     UnsupportedProtocol)
 from .exchange import check_request, encode_header_lines
 from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
@@ -130,6 +132,19 @@ class ParsedURL:
         self.request_lines: dict[str, bytes] = {}  # by method, validated once
         self.auth = basic_auth(given.username, given.password) if given.userinfo else None
 
+    def with_target(self, target: "str | bytes") -> "ParsedURL":
+        """This URL with another request target (path and query), sent as it is: a
+        request's ``extensions["target"]`` (httpcore's), such as a path whose dot segments
+        are kept. ASCII, without controls or spaces (LocalProtocolError)."""
+        text = target.decode("ascii", "replace") if isinstance(target, bytes) else target
+        if not text or not text.isascii() or any(c <= " " or c == "\x7f" for c in text):
+            raise LocalProtocolError(f"invalid request target {target!r}")
+        u = copy.copy(self)
+        u.target = text
+        u.text = f"{self.scheme}://{self.host_header}{text}"
+        u.request_lines = {}
+        return u
+
 
 class AsyncBaseTransport:
     """What a client sends its requests through (httpx's interface). Subclasses implement
@@ -202,7 +217,11 @@ class AsyncHTTPTransport(AsyncBaseTransport):
     RFC 9113 3.3). `verify` and `cert` make the TLS context (see make_ssl_context);
     `proxy` sends every request through that proxy, else `trust_env` takes it from the
     environment; `proxy_mounts` (corenet's) picks a proxy, or none, per URL pattern
-    within this one pool. `limits` bounds the pool and what a server can push."""
+    within this one pool; `connect_to` maps a URL's (host, port) to the (host, port) to
+    connect to instead (curl's --connect-to), the URL's host still named in TLS and Host.
+    `limits` bounds the pool and what a server can push. A request's extensions may ask
+    for an HTTP/1.0 request (``"http_version": b"HTTP/1.0"``, over HTTP/1 only, the
+    connection closed after it) or name its target as sent (``"target"``, httpcore's).""" 
 
     def __init__(
         self, *, verify: bool | str | ssl.SSLContext = True, cert: Any = None,
@@ -213,6 +232,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         proxy_mounts: "list[Mount] | None" = None, http2: bool = False, http1: bool = True,
         retries: int = 0, uds: str | None = None, local_address: str | None = None,
         socket_options: "Iterable[tuple] | None" = None,
+        connect_to: "Callable[[str, int], tuple[str, int]] | None" = None,
     ) -> None:
         if not (http1 or http2):
             raise ValueError("http1=False leaves no protocol unless http2=True")
@@ -225,6 +245,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         # the URL still naming the host for Host and TLS; or is made from this address.
         self.uds = uds
         self.local_address = local_address
+        # curl's --connect-to: (host, port) of a URL -> the (host, port) looked up and
+        # connected to instead, the URL's host still the one TLS and Host name (no proxy).
+        self.connect_to = connect_to
         # setsockopt arguments, (level, option, value) or (level, option, None, length),
         # applied to each socket before it connects.
         self.socket_options = None if socket_options is None else [tuple(o) for o in
@@ -342,7 +365,12 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                        proxy: Proxy | None) -> HTTPConnection:
         loop = asyncio.get_running_loop()
         t, by_total = deadline.budget(deadline.timeout.connect)
-        key = (u.host, u.port) if proxy is None else (proxy.host, proxy.port)
+        if proxy is not None:
+            key = (proxy.host, proxy.port)
+        elif self.connect_to is not None:
+            key = self.connect_to(u.host, u.port)
+        else:
+            key = (u.host, u.port)
 
         async def go() -> HTTPConnection:
             cached = self._addr_cache.get(key)
@@ -363,7 +391,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     self._read_buffer, self._recv_buffer, proxy,
                     self._ssl if proxy is not None and proxy.scheme == "https" else None,
                     self._connection_over,
-                    self.uds, self.local_address, self.socket_options)
+                    self.uds, self.local_address, self.socket_options,
+                    key[1] if proxy is None else None)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise
@@ -418,6 +447,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             raise UnsupportedProtocol(f"Request URL has an unsupported protocol "
                                       f"'{u.scheme}://': {u.text!r} (only https and http)")
         loop = deadline.loop
+        ext = req._extensions
+        if ext and "target" in ext:  # httpcore's: the request target as given
+            u = u.with_target(ext["target"])
         portal = self._portal
         if portal is not None and loop is not portal.loop:
             raise RuntimeError("this transport serves sync calls (handle_request) on a loop "

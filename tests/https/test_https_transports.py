@@ -11,9 +11,11 @@ import pytest
 
 from corenet.https import (
     ASGITransport, AsyncBaseTransport, AsyncHTTPTransport, AsyncClient, HTTPStatusError,
-    MockTransport, ReadTimeout, Request, Response, TransportError, WSGITransport,
+    LocalProtocolError, MockTransport, ReadTimeout, Request, Response, TransportError,
+    WSGITransport,
 )
 from https_pki import CLIENT_KEY_PASSWORD
+from ports import free_port
 
 
 def echo_handler(request: Request) -> Response:
@@ -406,3 +408,47 @@ def test_a_sync_base_transport_works_on_the_async_client(run):
     assert run(main()) == ("POST streamed", "GET ")
     assert threading.get_ident() not in t.threads  # in a worker thread, not the loop's
     assert (t.closed, mounted.closed) == (1, 1)
+
+
+def test_connect_to_and_the_target_and_version_a_request_asks_for(env, run):
+    """connect_to sends the connection elsewhere, TLS and Host still naming the URL's host;
+    extensions["target"] (httpcore's) goes as it is; extensions["http_version"] HTTP/1.0
+    sends an HTTP/1.0 request line on a connection closed after it. What cannot be sent
+    so is refused before a byte goes."""
+    unused = free_port()
+    url = f"https://localhost:{unused}"
+    asked = []
+
+    def where(host: str, port: int) -> tuple[str, int]:
+        asked.append((host, port))
+        return "127.0.0.1", env.raw_port
+
+    async def chunks():
+        yield b"x"
+
+    async def main():
+        got = []
+        async with AsyncClient(transport=AsyncHTTPTransport(verify=env.ca,
+                                                            connect_to=where)) as c:
+            for ext in (None, {"target": b"/x/../echo"}, {"http_version": b"HTTP/1.0"},
+                        None, {"http_version": "HTTP/1.1"}):
+                r = await c.get(url + "/x/../echo", extensions=ext)
+                got.append((r.json()["raw"].split("\r\n")[:2],
+                            r.extensions["connection_reused"]))
+            for ext, kw in (({"http_version": b"HTTP/2"}, {}),
+                            ({"http_version": b"HTTP/1.0"}, {"content": chunks()}),
+                            ({"target": "/a b"}, {})):
+                with pytest.raises(LocalProtocolError):
+                    await c.post(url + "/echo", extensions=ext, **kw)
+        async with AsyncClient(verify=env.ca, http2=True) as c:
+            with pytest.raises(LocalProtocolError, match="speaks HTTP/2"):
+                await c.get(env.h2 + "/small.txt", extensions={"http_version": b"HTTP/1.0"})
+        return got
+
+    host = f"Host: localhost:{unused}"
+    assert run(main()) == [(["GET /echo HTTP/1.1", host], False),
+                           (["GET /x/../echo HTTP/1.1", host], True),
+                           (["GET /echo HTTP/1.0", host], True),
+                           (["GET /echo HTTP/1.1", host], False),  # the last one closed
+                           (["GET /echo HTTP/1.1", host], True)]
+    assert set(asked) == {("localhost", unused)}
