@@ -24,11 +24,12 @@ from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
 from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, RANGE_ERROR,
                                        WRITE_ERROR, CommandError, curl_words, exit_code)
-from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, condition_met, cookie_jar,
-                                         expand_config,
+from corenet.tools.fetch_options import (SCHEMES, Pinned, as_is_target, auth,
+                                         condition_met, connect_to, cookie_jar, expand_config,
                                          join_dashed_values, make_resolver, make_parser,
                                          pins, protocols,
-                                         request_options, resume_offset, save_cookies,
+                                         redirect_methods, request_options, resume_offset,
+                                         save_cookies,
                                          scheme_check, tls_context)
 from corenet.tools.fetch_output import (PROGRESS_MIN, OpenedOnResponse, Transfer, dump_headers,
                                         head_block, output_name, remote_time,
@@ -66,7 +67,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     resolver = make_resolver(args.resolve_with, args.dns_port, args.dns_query_localhost) \
         if args.resolve_with else None
     if args.resolve:
-        resolver = Pinned(pins(args.resolve, url), resolver)
+        resolver = Pinned(pins(args.resolve, url, args.connect_to), resolver)
     connect: Any = args.connect_timeout if args.connect_timeout is not None else args.timeout
     timeout = Timeout(args.timeout, connect=connect, total=args.max_time)
     jar = cookie_jar(args)
@@ -84,13 +85,25 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
         verify=tls_context(args, http2, http1), resolver=resolver, proxy=proxy, http2=http2,
         http1=http1, uds=args.unix_socket, trust_env=args.noproxy is None or bool(noproxy),
         local_address={"4": "0.0.0.0", "6": "::"}.get(args.family or ""),
+        connect_to=connect_to(args.connect_to) if args.connect_to else None,
         proxy_mounts=parse_mounts({f"all://{p}{h}": None for h in noproxy
                                    for p in ("", "*.")}))
+    if args.http10:  # as curl's -0: http/1.0 offered in ALPN (the transport set http/1.1)
+        transport.ssl_context.set_alpn_protocols(["http/1.0"])
     allowed = protocols(args.proto, frozenset(SCHEMES))
     redirects = protocols(args.proto_redir, frozenset(SCHEMES)) & allowed
     check = scheme_check(url, allowed, redirects)
     check(Request("GET", url))  # before any connection
     hooks: dict[str, list[Any]] = {"request": [check], "response": []}
+    if args.path_as_is:
+        target = as_is_target(url)
+        if target is not None:
+            def as_is(request: Any, first: str = str(Request("GET", url).url)) -> None:
+                if str(request.url) == first:
+                    request.extensions["target"] = target
+            hooks["request"].append(as_is)
+    if args.http10:
+        kw["extensions"] = {"http_version": b"HTTP/1.0"}
     credentials = auth(args)
     if args.location_trusted and args.user is not None and args.auth_scheme != "digest":
         def trusted(request: Any) -> None:  # -u's Basic credentials to any host, as curl
@@ -102,6 +115,10 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
             if response.has_redirect_location:
                 t.redirected = time.monotonic()
         hooks["response"].append(redirected)
+    if args.follow:  # curl's rules for the method of a redirect's request
+        on_request, on_response = redirect_methods(args, kw.get("content"))
+        hooks["request"].append(on_request)
+        hooks["response"].append(on_response)
     if args.request and args.follow:  # as curl: -X is every request's method, redirects too
         def keep_method(request: Any, custom: str = args.request.upper()) -> None:
             request.method = custom
@@ -337,7 +354,9 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
         ms = int((time.monotonic() - transfer.start) * 1000)
         code = report(code, curl_words(exc, code, args.url, ms, transfer.size_download,
                                        int(length) if length.isdigit() else None,
-                                       args.max_redirs))
+                                       args.max_redirs,
+                                       connect_to(args.connect_to) if args.connect_to
+                                       else None))
     except CommandError as exc:
         code = report(exc.code, str(exc))
     except KeyboardInterrupt:

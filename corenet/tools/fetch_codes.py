@@ -64,11 +64,13 @@ def exit_code(exc: BaseException) -> int:
 
 
 def curl_words(exc: BaseException, code: int, url: str, ms: int, received: int,
-               expected: int | None, max_redirs: int) -> str:
+               expected: int | None, max_redirs: int,
+               connect_to: Callable[[str, int], tuple[str, int]] | None = None) -> str:
     """The message curl gives for an error of the transfer, where scripts look for its
     words (`Failed to connect to HOST port N`, `Could not resolve host: HOST`, ...); the
     error's own for the others. `ms` is how long the transfer took, `received` the body
-    bytes so far (of `expected`, when the length was said)."""
+    bytes so far (of `expected`, when the length was said); `connect_to`, --connect-to's
+    (host, port) for the URL's, which curl names where it connects."""
     from urllib.parse import urlsplit
 
     try:
@@ -81,6 +83,8 @@ def curl_words(exc: BaseException, code: int, url: str, ms: int, received: int,
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         port = 0
+    if connect_to is not None and code in (6, 7):
+        host, port = connect_to(host, port)
     if code == 7 and re.match(r"cannot connect to .* port \d+\): ", str(exc)):  # refused
         return (f"Failed to connect to {host} port {port} after {ms} ms: "
                 "Couldn't connect to server")

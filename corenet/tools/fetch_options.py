@@ -12,7 +12,7 @@ import re
 import ssl
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from corenet.https.errors import UnsupportedProtocol
 from corenet.https.resolve import resolve_host
@@ -26,6 +26,14 @@ class _Trusted(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
         namespace.follow = namespace.location_trusted = True
+
+
+class _HTTPVersion(argparse.Action):
+    """-0/--http1.0, --http1.1, --http2: the last one given wins, as curl's."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        namespace.http10 = self.const == "1.0"
+        namespace.http2 = self.const == "2"
 
 
 class _Data(argparse.Action):
@@ -71,6 +79,10 @@ def curl_message(message: str, argv: list[str]) -> str:
             return f"option {typed}: expected a proper numerical parameter"
         if why.startswith("expected one argument"):
             return f"option {typed}: requires parameter"
+        if why.startswith("ignored explicit argument"):  # --flag=VALUE: unknown to curl
+            typed = next((a for a in argv if a.split("=", 1)[0] in names.split("/")
+                          and "=" in a), typed)
+            return f"option {typed}: is unknown"
         return f"option {typed}: {why}"
     return message
 
@@ -159,6 +171,10 @@ def make_parser() -> _Parser:
                    help="as -L, and send -u's credentials to every host redirected to")
     p.add_argument("--max-redirs", type=int, default=50, metavar="NUM",
                    help="with -L: at most NUM redirects (default 50, as curl)")
+    for code in ("301", "302", "303"):
+        p.add_argument(f"--post{code}", action="store_true",
+                       help=f"with -L: a POST redirected by a {code} stays a POST, with its "
+                            "body (curl's default: GET)")
     p.add_argument("-X", "--request", metavar="METHOD", help="the request method")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
                    help="an extra request header (repeatable)")
@@ -216,6 +232,13 @@ def make_parser() -> _Parser:
     p.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
                    help="connect to ADDR for HOST at PORT, without looking it up "
                         "(repeatable; ADDR may be a comma-separated list)")
+    p.add_argument("--connect-to", action="append", default=[],
+                   metavar="HOST1:PORT1:HOST2:PORT2",
+                   help="connect to HOST2:PORT2 for a URL's HOST1:PORT1, which TLS and Host "
+                        "still name (repeatable, the first that fits wins; an empty HOST1 or "
+                        "PORT1 fits any, an empty HOST2 or PORT2 keeps the URL's)")
+    p.add_argument("--path-as-is", action="store_true",
+                   help="send the URL's path as it is, its /./ and /../ kept")
     p.add_argument("--unix-socket", metavar="PATH",
                    help="connect through this Unix socket instead of the network")
     p.add_argument("-D", "--dump-header", metavar="FILE",
@@ -232,9 +255,12 @@ def make_parser() -> _Parser:
     p.add_argument("--compressed", action="store_true",
                    help="ask for a compressed body (gzip, deflate, br, zstd as installed) "
                         "and decode it")
-    p.add_argument("--http1.1", dest="http2", action="store_false",
+    p.add_argument("-0", "--http1.0", dest="http2", action=_HTTPVersion, nargs=0,
+                   const="1.0", help="use HTTP/1.0: its request line, http/1.0 in ALPN, "
+                                     "and a connection for each request")
+    p.add_argument("--http1.1", dest="http2", action=_HTTPVersion, nargs=0, const="1.1",
                    help="use HTTP/1.1 only")
-    p.add_argument("--http2", dest="http2", action="store_true",
+    p.add_argument("--http2", dest="http2", action=_HTTPVersion, nargs=0, const="2",
                    help="offer HTTP/2 in ALPN (the default for https, as in curl); "
                         "HTTP/1.1 is used when the server does not take it")
     p.add_argument("--http2-prior-knowledge", action="store_true",
@@ -302,7 +328,7 @@ def make_parser() -> _Parser:
                    help="no progress meter nor error messages")
     p.add_argument("-S", "--show-error", action="store_true",
                    help="with -s: still print error messages")
-    p.set_defaults(location_trusted=False)
+    p.set_defaults(location_trusted=False, http10=False, http2=True)
     return p
 
 
@@ -617,8 +643,51 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
         implied = "PUT"
     if args.cookie and "=" in args.cookie:
         headers.append(("Cookie", args.cookie))
+    args.curl_method = "HEAD" if args.head else implied  # the method before -X
     method = args.request or ("HEAD" if args.head else implied)
     return method.upper(), url, kw
+
+
+def redirect_methods(args: argparse.Namespace, body: bytes | None
+                     ) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
+    """A request hook and a response hook that give each request of -L the method (and
+    body) curl's rules give it: a POST becomes a GET after a 301 or 302 (unless --post301,
+    --post302) and any method but HEAD after a 303 (a POST stays one with --post303);
+    other methods, a PUT's body with them, stay."""
+    state: list[Any] = [args.curl_method, body]
+    redirected = [False]
+    keep = {301: args.post301, 302: args.post302, 303: args.post303}
+
+    def on_response(response: Any) -> None:
+        code = response.status_code
+        method = state[0]
+        if not response.has_redirect_location:
+            return
+        redirected[0] = True
+        if code in keep and (method == "POST" and not keep[code] or code == 303 and
+                             method not in ("GET", "HEAD", "POST")):
+            state[:] = ["GET", None]
+
+    def on_request(request: Any) -> None:
+        if redirected[0] and request.method != state[0]:  # changed where curl does not
+            request.method, request.body = state
+    return on_request, on_response
+
+
+def as_is_target(url: str) -> str | None:
+    """--path-as-is: the request target of `url` with its path's "." and ".." segments
+    kept (percent-encoded as the URL's own), None when it has none to keep."""
+    from corenet.https.urls import URL
+
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*([^?#]*)", url)
+    path = m[1] if m else ""
+    if "/." not in path:
+        return None
+    slashes = len(path) - len(path.lstrip("/"))  # a relative URL cannot begin with //
+    kept = "/" * (slashes - 1) + URL("/" + path.lstrip("/")).raw_path.decode("ascii")
+    raw = URL(url).raw_path.decode("ascii")
+    query = raw[raw.index("?"):] if "?" in raw else ""
+    return None if kept + query == raw else kept + query
 
 
 def resume_offset(continue_at: str | None, name: str | None) -> int:
@@ -770,24 +839,96 @@ class _Answer:
     rrset: list[str]
 
 
-def pins(entries: list[str], url: str) -> dict[str, list[str]]:
-    """--resolve HOST:PORT:ADDR[,ADDR...] entries for the URL's port, by host."""
+def pins(entries: list[str], url: str, connect_to: Sequence[str] = ()
+         ) -> dict[str, list[str]]:
+    """--resolve HOST:PORT:ADDR[,ADDR...] entries for the URL's port (or a port
+    --connect-to names), by host."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        ports = {parts.port or (443 if parts.scheme == "https" else 80)}
     except ValueError:
-        port = None
+        ports = set()
+    for entry in connect_to:
+        port_text = entry.rsplit(":", 1)[-1].strip()
+        if port_text.isdigit():
+            ports.add(int(port_text))
     pins: dict[str, list[str]] = {}
     for entry in entries:
         host, sep1, rest = entry.partition(":")
         port_text, sep2, addrs = rest.partition(":")
         if not (sep1 and sep2 and host and port_text.isdigit() and addrs):
             raise CommandError(f"--resolve needs HOST:PORT:ADDRESS, not {entry!r}")
-        if int(port_text) == port:
+        if int(port_text) in ports:
             pins[host.lower()] = [a.strip().strip("[]") for a in addrs.split(",")]
     return pins
+
+
+CONNECT_TO_SYNTAX = 49  # CURLE_SETOPT_OPTION_SYNTAX: --connect-to's port that is none
+
+
+def _strtol(text: str) -> tuple[int | None, str]:
+    """C's strtol in base 10: the number at the start of `text` (blanks skipped, a sign
+    taken) and what follows it; None when there is no number."""
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return (int(m[1]), text[m.end():]) if m else (None, text)
+
+
+def _connect_target(text: str) -> tuple[str, int]:
+    """HOST2:PORT2 of a --connect-to entry as curl reads it: an [IPv6] host, an empty
+    host ("") or port (-1) keeping the URL's; a port that is no number from 0 to 65535 is
+    curl's error 49."""
+    first, host_end, port_from = 0, -1, 0
+    if text.startswith("["):  # to the "]" that ends the address, if it is there
+        m = re.match(r"[0-9A-Fa-f:.]*(?:%[A-Za-z0-9\-._~]*)?", text[1:])
+        assert m is not None  # every part may be empty
+        first = port_from = 1 + m.end()
+        if text[port_from:port_from + 1] == "]":
+            host_end, port_from = port_from, port_from + 1
+        first = 1
+    colon = text.find(":", port_from)
+    host = text[first:host_end if host_end >= 0 else colon if colon >= 0 else len(text)]
+    port = -1
+    if colon >= 0 and text[colon + 1:]:
+        port_text = text[colon + 1:]
+        number, after = _strtol(port_text)
+        if after or number is None or not 0 <= number <= 65535:
+            raise CommandError("No valid port number in connect to host string "
+                               f"({port_text})", CONNECT_TO_SYNTAX)
+        port = number
+    return host, port
+
+
+def connect_to(entries: list[str]) -> Callable[[str, int], tuple[str, int]]:
+    """--connect-to HOST1:PORT1:HOST2:PORT2 entries as the transport's `connect_to`: for a
+    URL's host and port, the first entry that fits (an empty HOST1 or PORT1 fits any) and
+    says where to go instead; an empty HOST2 or PORT2 keeps the URL's, as curl's."""
+    def where(host: str, port: int) -> tuple[str, int]:
+        named = f"[{host}]" if ":" in host else host
+        for entry in entries:
+            if entry.startswith(":"):
+                rest = entry[1:]
+            elif entry[:len(named)].lower() == named.lower() and \
+                    entry[len(named):len(named) + 1] == ":":
+                rest = entry[len(named) + 1:]
+            else:
+                continue
+            if rest.startswith(":"):
+                rest = rest[1:]
+            else:
+                colon = rest.find(":")
+                number, after = _strtol(rest[:colon]) if colon >= 0 else (None, "")
+                if number != port or after:
+                    continue
+                rest = rest[colon + 1:]
+            if not rest:
+                continue
+            to_host, to_port = _connect_target(rest)
+            if to_host or to_port >= 0:
+                return to_host or host, port if to_port < 0 else to_port
+        return host, port
+    return where
 
 
 def make_resolver(root_hints: str, port: int | None = None,

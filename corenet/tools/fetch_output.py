@@ -55,11 +55,34 @@ def _heads(r: Any) -> tuple:
     return (*r.history, r) if r is not None else ()
 
 
+def request_line(req: Any, h2: bool = False) -> str:
+    """A request's line as sent (over HTTP/1; `h2`: as curl shows an HTTP/2 one): the
+    target and the version its extensions asked for, if any."""
+    ext = req.extensions
+    target = ext.get("target") or req.url.raw_path
+    version = "HTTP/2" if h2 else ext.get("http_version") or "HTTP/1.1"
+    if isinstance(target, bytes):
+        target = target.decode("latin-1")
+    if isinstance(version, bytes):
+        version = version.decode("latin-1")
+    return f"{req.method} {target} {version}"
+
+
 def _request_size(req: Any) -> int:
-    """The bytes of a request's head as sent over HTTP/1.1 (-w's size_request counts the
+    """The bytes of a request's head as sent over HTTP/1 (-w's size_request counts the
     body's too)."""
-    line = f"{req.method} {req.url.raw_path.decode('latin-1')} HTTP/1.1\r\n"
+    line = request_line(req) + "\r\n"
     return len(line) + sum(len(k) + len(v) + 4 for k, v in req.headers.raw) + 2
+
+
+def _effective_url(r: Any) -> str:
+    """The URL of the last request, with the target it was sent with (--path-as-is)."""
+    target = r.request.extensions.get("target") if r.request is not None else None
+    if not target:
+        return str(r.url)
+    if isinstance(target, bytes):
+        target = target.decode("latin-1")
+    return f"{r.url.scheme}://{r.url.netloc.decode('ascii')}{target}"
 
 
 def _write_out_vars(t: Transfer) -> dict[str, str]:
@@ -103,7 +126,7 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
         "num_headers": str(len(r.headers.raw)) if r is not None else "0",
         "num_connects": str(sum(1 for h in heads
                                 if not h.extensions.get("connection_reused", True))),
-        "url_effective": str(r.url) if r is not None else t.url,
+        "url_effective": _effective_url(r) if r is not None else t.url,
         "url": t.url,
         "urlnum": str(t.urlnum),
         "method": t.method,
@@ -241,8 +264,8 @@ def verbose(r: Any, err: Any, connections: dict[Any, int]) -> None:
                       "* ALPN: server did not agree on a protocol. Uses default.\n")
     req = r.request
     if req is not None:
-        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\r\n")
         h2 = r.http_version == "HTTP/2"  # curl shows HTTP/2's names in lower case, but Host
+        err.write(f"> {request_line(req, h2)}\r\n")
         for k, v in req.headers.frozen():
             name = k.lower() if h2 and k.lower() != "host" else k
             err.write(f"> {name}: {'*****' if k.lower() == 'authorization' else v}\r\n")

@@ -173,7 +173,7 @@ def handle(sock: socket.socket, state: dict) -> None:
         served += 1
         path = req.url.decode("latin-1")
         route = path.split("?", 1)[0]
-        if route == "/echo":
+        if route.endswith("/echo"):  # any path so ending: one with dot segments kept
             body = json.dumps({"method": req.method, "path": path, "headers": req.headers,
                                "body": req.body.decode("latin-1"),
                                "raw": req.raw.decode("latin-1")}).encode()

@@ -89,6 +89,7 @@ http {{
         location = /r/2 {{ return 302 /r/1; }}
         location = /r/3 {{ return 301 /r/2; }}
         location = /loop {{ return 302 /loop; }}
+        location = /r301 {{ return 301 /echo; }}
         location = /r302 {{ return 302 /echo; }}
         location = /r303 {{ return 303 /echo; }}
         location = /r307 {{ return 307 /echo; }}

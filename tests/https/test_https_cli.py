@@ -636,7 +636,8 @@ def said(p: subprocess.CompletedProcess, stream: str = "stderr") -> list[str]:
 def test_command_line_errors_as_curl():
     url = f"http://127.0.0.1:{free_port()}/"  # never reached: the command line is wrong
     for args in (("--bogus-opt", url), ("-sS", "--frobnicate", url), ("-s",), ("-m", "abc", url),
-                 ("--max-time", "abc", url), (url, "-o"), ("--max-redirs", "x", url)):
+                 ("--max-time", "abc", url), (url, "-o"), ("--max-redirs", "x", url),
+                 (url, "--connect-to"), ("--post302=1", url)):
         theirs, ours = both(*args)
         assert ours.returncode == theirs.returncode == 2, (args, ours.stderr)
         assert said(ours)[0] == said(theirs)[0], args
@@ -1016,3 +1017,107 @@ def test_continue_at_with_retries_as_curl(env, tmp_path):
                 "--retry-all-errors", "--retry-delay", "0", env.raw + "/big-short")
         got.append((p.returncode, part.read_bytes(), said(p)[-1:]))
     assert got[0] == got[1] and got[0][0] == 18 and len(got[0][1]) == 200000
+
+
+def request_sent(p: subprocess.CompletedProcess) -> tuple[str, list[str]]:
+    """The request line rawserver's /echo got, and its header names but User-Agent."""
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.split(b"\n", 1)[0])
+    return (got["raw"].split("\r\n", 1)[0],
+            sorted(h[0] for h in got["headers"] if h[0] != "User-Agent"))
+
+
+def test_http10_as_curl(env, tmp_path):
+    """-0/--http1.0: the HTTP/1.0 request line (a body still with its Content-Length),
+    http/1.0 offered in ALPN, a new connection for each request; the last of -0, --http1.1
+    and --http2 wins, as curl's."""
+    for args, line in ((("-0",), "GET /echo HTTP/1.0"), (("--http1.0",), "GET /echo HTTP/1.0"),
+                       (("-0", "-d", "a=1"), "POST /echo HTTP/1.0"),
+                       (("-0", "--http1.1"), "GET /echo HTTP/1.1"),
+                       (("--http2", "-0"), "GET /echo HTTP/1.0")):
+        theirs, ours = both("-s", "--cacert", env.ca, *args, env.raw + "/echo")
+        assert request_sent(ours) == request_sent(theirs), args
+        assert request_sent(ours)[0] == line, args
+    for url in (env.base + "/small.txt", env.h2 + "/small.txt"):
+        theirs, ours = both("-sv", "--cacert", env.ca, "-0", "-o", "/dev/null", url)
+        shown = [[line for line in said(p) if line.startswith(("* ALPN: server", "> GET"))]
+                 for p in (theirs, ours)]
+        assert shown[0] == shown[1] == ["* ALPN: server accepted http/1.0",
+                                        "> GET /small.txt HTTP/1.0"], url
+    theirs, ours = both("-s", "--cacert", env.ca, "-0", "-L", "-o", "/dev/null", "-w",
+                        "%{num_connects}|%{http_code}", env.base + "/r/2")
+    assert ours.stdout == theirs.stdout == b"3|200"
+
+
+def test_connect_to_as_curl(env):
+    """--connect-to HOST1:PORT1:HOST2:PORT2: the connection goes to HOST2:PORT2 while TLS
+    (nginx's /sni says the name it got) and Host name the URL's; empty fields as curl's;
+    the first entry that fits and names somewhere wins; a bad port is curl's error 49."""
+    unused = free_port()
+    url = f"https://localhost:{unused}"
+    for entries in ([f"localhost:{unused}:127.0.0.1:{env.port}"],
+                    [f":{unused}:127.0.0.1:{env.port}"], [f"localhost::127.0.0.1:{env.port}"],
+                    [f"localhost:{unused}::{env.port}"], [f"::localhost:{env.port}"],
+                    ["::", f"other:{unused}:192.0.2.1:1", f"LOCALHOST:0{unused}::{env.port}"]):
+        args = [a for e in entries for a in ("--connect-to", e)]
+        theirs, ours = both("-sS", "--cacert", env.ca, *args, url + "/sni")
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), entries
+        assert ours.stdout.startswith(b"localhost|TLSv1.3|"), entries
+    theirs, ours = both("-s", "--cacert", env.ca, "--connect-to", f"::127.0.0.1:{env.raw_port}",
+                        url + "/echo")
+    hosts = [dict(json.loads(p.stdout)["headers"])["Host"] for p in (theirs, ours)]
+    assert hosts == [f"localhost:{unused}"] * 2
+    # --resolve pins the name connected to, for the port connected to
+    theirs, ours = both("-sSk", "--connect-to", f"site.test:{unused}:backend.test:{env.port}",
+                        "--resolve", f"backend.test:{env.port}:127.0.0.1",
+                        f"https://site.test:{unused}/sni")
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+    assert ours.stdout.startswith(b"site.test|")
+    for entry in ("::b:x", "::b:99999", "::b:-1", "::b:2:3", f"localhost:{unused}:b: 1x"):
+        theirs, ours = both("-sS", "--cacert", env.ca, "--connect-to", entry, url + "/sni")
+        assert ours.returncode == theirs.returncode == 49, (entry, ours.stderr)
+        assert said(ours) == said(theirs), entry
+    theirs, ours = both("-sS", "--cacert", env.ca, "--connect-to", f"::127.0.0.1:{unused}",
+                        env.base + "/sni")
+    assert ours.returncode == theirs.returncode == 7
+    told = [re.sub(r"after \d+ ms", "after N ms", said(p)[0]) for p in (theirs, ours)]
+    assert told[0] == told[1] == (f"PROG: (7) Failed to connect to 127.0.0.1 port {unused} "
+                                  "after N ms: Couldn't connect to server")
+
+
+def test_path_as_is_as_curl(env):
+    """The URL's /./ and /../ segments are squashed before the request, as curl's, unless
+    --path-as-is sends the path as it is; -w's url_effective says which went."""
+    for path, squashed in (("/x/../echo", "/echo"), ("/./echo", "/echo"),
+                           ("/a/b/../.././echo?q=/../", "/echo?q=/../"),
+                           ("/x/%2e%2e/../echo", "/x/echo")):
+        for as_is in (False, True):
+            args = ("--path-as-is",) if as_is else ()
+            theirs, ours = both("-s", "--cacert", env.ca, *args, "-w", "\n%{url_effective}",
+                                env.raw + path)
+            sent = request_sent(ours)[0]
+            assert sent == request_sent(theirs)[0], (path, as_is)
+            want = path if as_is else squashed
+            assert sent == f"GET {want} HTTP/1.1", (path, as_is)
+            effective = [p.stdout.rsplit(b"\n", 1)[1] for p in (theirs, ours)]
+            assert effective[0] == effective[1] == (env.raw + want).encode(), (path, as_is)
+
+
+def test_post_redirects_as_curl(env, tmp_path):
+    """-L: a POST is a GET after a 301, 302 or 303 (the body left behind), as curl's,
+    unless --post301, --post302 or --post303 keeps it; a PUT stays one but after a 303; a
+    307 keeps any. nginx's /echo says the method and Content-Length it got."""
+    upload = tmp_path / "up.txt"
+    upload.write_bytes(b"12345")
+    seen = set()
+    for status in ("301", "302", "303", "307"):
+        for flags in ((), (f"--post{status}",) if status != "307" else (),
+                      ("--post301", "--post302", "--post303")):
+            for args in (("-d", "x=1"), ("-T", str(upload))):
+                theirs, ours = both("-s", "--cacert", env.ca, "-L", *flags, *args,
+                                    env.base + "/r" + status)
+                assert ours.returncode == theirs.returncode == 0, ours.stderr
+                assert ours.stdout == theirs.stdout, (status, flags, args)
+                seen.add((status, bool(flags), args[0], ours.stdout.decode().strip()))
+    assert ("302", False, "-d", "GET||") in seen and ("302", True, "-d", "POST||3") in seen
+    assert ("302", False, "-T", "PUT||5") in seen and ("303", True, "-T", "GET||") in seen
