@@ -24,13 +24,12 @@ from corenet.https.timeout import Timeout
 from corenet.https.transport import AsyncHTTPTransport
 from corenet.tools.fetch_codes import (FILESIZE_EXCEEDED, HTTP_RETURNED_ERROR, RANGE_ERROR,
                                        WRITE_ERROR, CommandError, curl_words, exit_code)
-from corenet.tools.fetch_options import (SCHEMES, Pinned, as_is_target, auth,
-                                         condition_met, connect_to, cookie_jar, expand_config,
-                                         join_dashed_values, make_resolver, make_parser,
-                                         pins, protocols,
-                                         redirect_methods, request_options, resume_offset,
-                                         save_cookies,
-                                         scheme_check, tls_context)
+from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, condition_met, connect_to,
+                                         cookie_jar, expand_config, join_dashed_values,
+                                         make_parser, make_resolver, path_as_is, pins,
+                                         protocols, redirect_methods, request_options,
+                                         resume_offset, save_cookies, scheme_check,
+                                         tls_context)
 from corenet.tools.fetch_output import (PROGRESS_MIN, OpenedOnResponse, Transfer, dump_headers,
                                         head_block, output_name, remote_time,
                                         render_progress, rewind,
@@ -96,12 +95,9 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     check(Request("GET", url))  # before any connection
     hooks: dict[str, list[Any]] = {"request": [check], "response": []}
     if args.path_as_is:
-        target = as_is_target(url)
-        if target is not None:
-            def as_is(request: Any, first: str = str(Request("GET", url).url)) -> None:
-                if str(request.url) == first:
-                    request.extensions["target"] = target
-            hooks["request"].append(as_is)
+        on_request, on_response = path_as_is(url)
+        hooks["request"].append(on_request)
+        hooks["response"].append(on_response)
     if args.http10:
         kw["extensions"] = {"http_version": b"HTTP/1.0"}
     credentials = auth(args)

@@ -690,6 +690,52 @@ def as_is_target(url: str) -> str | None:
     return None if kept + query == raw else kept + query
 
 
+def _join_as_is(base: str, location: str) -> str:
+    """A redirect's Location joined to the URL it came from, dot segments kept."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", location):
+        return location
+    m = re.match(r"([^:]+:)(//[^/?#]*)([^?#]*)", base)
+    if m is None:
+        return location
+    if location.startswith("//"):
+        return m[1] + location
+    if location.startswith("/"):
+        return m[1] + m[2] + location
+    if location.startswith(("?", "#")) or not location:
+        return m[1] + m[2] + m[3] + location
+    return m[1] + m[2] + m[3][:m[3].rfind("/") + 1] + location
+
+
+def path_as_is(url: str) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
+    """--path-as-is: a request hook that sends each request's path as the URL given (or
+    a redirect's Location) has it, its dot segments kept, and the response hook that
+    notes where a redirect goes."""
+    from corenet.https.errors import HTTPError
+    from corenet.https.models import Request
+
+    def normal(text: str) -> str:
+        return str(Request("GET", text).url)
+
+    given = {normal(url): url}  # the URL as sent -> as it was written
+    current = [url]
+
+    def on_request(request: Any) -> None:
+        text = given.get(str(request.url))
+        current[0] = str(request.url) if text is None else text
+        target = as_is_target(text) if text is not None else None
+        if target is not None:
+            request.extensions["target"] = target
+
+    def on_response(response: Any) -> None:
+        if response.has_redirect_location:
+            joined = _join_as_is(current[0], response.headers["location"])
+            try:
+                given[normal(joined)] = joined
+            except (HTTPError, ValueError):
+                pass  # the client tells what is wrong with it
+    return on_request, on_response
+
+
 def resume_offset(continue_at: str | None, name: str | None) -> int:
     """-C's offset: a number, or (-) the size of the output file, 0 when there is none."""
     if continue_at is None:

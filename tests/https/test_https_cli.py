@@ -1087,7 +1087,8 @@ def test_connect_to_as_curl(env):
 
 def test_path_as_is_as_curl(env):
     """The URL's /./ and /../ segments are squashed before the request, as curl's, unless
-    --path-as-is sends the path as it is; -w's url_effective says which went."""
+    --path-as-is sends the path as it is (a redirect's Location's too); -w's url_effective
+    says which went."""
     for path, squashed in (("/x/../echo", "/echo"), ("/./echo", "/echo"),
                            ("/a/b/../.././echo?q=/../", "/echo?q=/../"),
                            ("/x/%2e%2e/../echo", "/x/echo")):
@@ -1101,6 +1102,12 @@ def test_path_as_is_as_curl(env):
             assert sent == f"GET {want} HTTP/1.1", (path, as_is)
             effective = [p.stdout.rsplit(b"\n", 1)[1] for p in (theirs, ours)]
             assert effective[0] == effective[1] == (env.raw + want).encode(), (path, as_is)
+    for location in ("/x/../echo", "a/./../echo", f"{env.raw}/b/../echo"):  # a redirect's too
+        for as_is in (False, True):
+            args = ("--path-as-is",) if as_is else ()
+            theirs, ours = both("-sL", "--cacert", env.ca, *args,
+                                env.raw + f"/redirect?to={location.encode().hex()}")
+            assert request_sent(ours) == request_sent(theirs), (location, as_is)
 
 
 def test_post_redirects_as_curl(env, tmp_path):
