@@ -30,7 +30,8 @@ from corenet.tools.fetch_options import (SCHEMES, Pinned, auth, condition_met, c
                                          protocols, redirect_methods, request_options,
                                          resume_offset, save_cookies, scheme_check,
                                          tls_context)
-from corenet.tools.fetch_output import (PROGRESS_MIN, OpenedOnResponse, Transfer, dump_headers,
+from corenet.tools.fetch_output import (PROGRESS_MIN, OpenedOnResponse, Trace, Transfer,
+                                        dump_headers,
                                         head_block, output_name, remote_time,
                                         render_progress, rewind,
                                         verbose, write, write_out)
@@ -151,6 +152,11 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         for h in (*r.history, r):
             verbose(h, err, connections)
         err.flush()
+    trace = args.trace_out
+    if trace is not None:
+        for h in r.history:
+            trace.exchange(h, True)
+        trace.exchange(r, False)
     if getattr(args, "retries_left", 0) and (
             r.status_code in RETRY_STATUSES
             or args.retry_all_errors and (args.fail or args.fail_with_body)
@@ -200,6 +206,8 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     start = last = time.monotonic()
     chunks = r.aiter_bytes() if args.compressed else r.aiter_raw()
     async for chunk in chunks:
+        if trace is not None:
+            trace.dump("<= Recv data", chunk)
         write(out, chunk)
         if args.no_buffer:
             out.flush()
@@ -299,15 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     # As curl: the URLs one after another, each -o (then each -O) for the next URL, the
     # others to standard output; the exit code is the last transfer's.
     outputs, remote_names = args.output, args.remote_name
+    args.trace_out = Trace(args.trace[1], args.trace[0] == "ascii") if args.trace else None
     code = 0
-    for i, url in enumerate(urls):
-        one = copy.copy(args)
-        one.url, one.urlnum = url, i
-        one.output = outputs[i] if i < len(outputs) else None
-        one.remote_name = 0 <= i - len(outputs) < remote_names
-        code = _transfer(one, quiet)
-        if code and args.fail_early:
-            break
+    try:
+        for i, url in enumerate(urls):
+            one = copy.copy(args)
+            one.url, one.urlnum = url, i
+            one.output = outputs[i] if i < len(outputs) else None
+            one.remote_name = 0 <= i - len(outputs) < remote_names
+            code = _transfer(one, quiet)
+            if code and args.fail_early:
+                break
+    finally:
+        if args.trace_out is not None:
+            args.trace_out.close()
     return code
 
 
@@ -320,6 +333,8 @@ def _transfer(args: argparse.Namespace, quiet: bool) -> int:
 
     def report(code: int, message: str) -> int:
         transfer.exitcode, transfer.errormsg = code, message
+        if args.trace_out is not None:  # as curl's trace ends with the error
+            args.trace_out.info(message)
         if not quiet:
             print(f"corenet-fetch: ({code}) {message}", file=sys.stderr)
         return code

@@ -36,6 +36,20 @@ class _HTTPVersion(argparse.Action):
         namespace.http2 = self.const == "2"
 
 
+class _Verbose(argparse.Action):
+    """-v: curl's account on stderr; it and --trace/--trace-ascii, the last one wins."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        namespace.verbose, namespace.trace = True, None
+
+
+class _Trace(argparse.Action):
+    """--trace FILE, --trace-ascii FILE: (hex or ascii, FILE), instead of -v."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        namespace.verbose, namespace.trace = False, (self.const, values)
+
+
 class _Data(argparse.Action):
     """-d, --data-binary, --data-raw and --json, kept in order with their kind."""
 
@@ -144,8 +158,13 @@ def make_parser() -> _Parser:
     p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
     p.add_argument("-i", "--include", action="store_true",
                    help="print the status line and headers before the body")
-    p.add_argument("-v", "--verbose", action="store_true",
+    p.add_argument("-v", "--verbose", action=_Verbose, nargs=0,
                    help="show TLS, the request and the response headers on stderr")
+    p.add_argument("--trace", dest="trace", action=_Trace, const="hex", metavar="FILE",
+                   help="write curl's dump of all that went and came, in hex and text, to "
+                        "FILE (- standard output, %% stderr)")
+    p.add_argument("--trace-ascii", dest="trace", action=_Trace, const="ascii",
+                   metavar="FILE", help="as --trace, in text only")
     p.add_argument("-w", "--write-out", metavar="FORMAT",
                    help="after the transfer print FORMAT (or @FILE's contents) with "
                         "%%{http_code}, %%{time_total}, ... replaced, as curl")
@@ -328,7 +347,7 @@ def make_parser() -> _Parser:
                    help="no progress meter nor error messages")
     p.add_argument("-S", "--show-error", action="store_true",
                    help="with -s: still print error messages")
-    p.set_defaults(location_trusted=False, http10=False, http2=True)
+    p.set_defaults(location_trusted=False, http10=False, http2=True, verbose=False)
     return p
 
 

@@ -242,26 +242,33 @@ def head_block(r: Any) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def verbose(r: Any, err: Any, connections: dict[Any, int]) -> None:
-    """curl -v's account of one exchange: the connection (made, or used again), TLS and
-    ALPN, the request and the response head, header lines ending in CRLF as curl's.
-    `connections` numbers the connections of the command, as curl's #0, #1..."""
+def _connection_info(r: Any, connections: dict[Any, int]) -> list[str]:
+    """curl's words for the connection an exchange went on: made (and its TLS and ALPN),
+    or used again. `connections` numbers the connections of the command, as curl's #0,
+    #1..."""
     stream = r.extensions.get("network_stream")
     addr = r.extensions.get("server_addr") or ("", 0)
     host = r.url.host
     ip = f"[{addr[0]}]" if ":" in str(addr[0]) else str(addr[0])
     if r.extensions.get("connection_reused") and stream in connections:
-        err.write(f"* Re-using existing connection #{connections[stream]} with host {host}\n")
-    else:
-        number = connections.setdefault(stream, len(connections))
-        err.write(f"*   Trying {ip}:{addr[1]}...\n"
-                  f"* Connected to {host} ({addr[0]}) port {addr[1]} (#{number})\n")
-        so = r.extensions.get("ssl_object")
-        if r.url.scheme == "https" and so is not None:
-            err.write(f"* SSL connection using {so.version()} / {so.cipher()[0]}\n")
-            alpn = so.selected_alpn_protocol()
-            err.write(f"* ALPN: server accepted {alpn}\n" if alpn else
-                      "* ALPN: server did not agree on a protocol. Uses default.\n")
+        return [f"Re-using existing connection #{connections[stream]} with host {host}"]
+    number = connections.setdefault(stream, len(connections))
+    lines = [f"  Trying {ip}:{addr[1]}...",
+             f"Connected to {host} ({addr[0]}) port {addr[1]} (#{number})"]
+    so = r.extensions.get("ssl_object")
+    if r.url.scheme == "https" and so is not None:
+        lines.append(f"SSL connection using {so.version()} / {so.cipher()[0]}")
+        alpn = so.selected_alpn_protocol()
+        lines.append(f"ALPN: server accepted {alpn}" if alpn else
+                     "ALPN: server did not agree on a protocol. Uses default.")
+    return lines
+
+
+def verbose(r: Any, err: Any, connections: dict[Any, int]) -> None:
+    """curl -v's account of one exchange: the connection (made, or used again), TLS and
+    ALPN, the request and the response head, header lines ending in CRLF as curl's."""
+    for line in _connection_info(r, connections):
+        err.write(f"* {line}\n")
     req = r.request
     if req is not None:
         h2 = r.http_version == "HTTP/2"  # curl shows HTTP/2's names in lower case, but Host
@@ -274,6 +281,124 @@ def verbose(r: Any, err: Any, connections: dict[Any, int]) -> None:
     for k, v in r.headers.frozen():
         err.write(f"< {k}: {v}\r\n")
     err.write("< \r\n")
+
+
+_FRAMING = ("content-length", "transfer-encoding")
+
+
+def _request_head(req: Any, h2: bool) -> bytes:
+    """A request's head as it went: its line, Host, the other headers, the framing ones
+    last (HTTP/2's as curl shows them: lower-case names but Host)."""
+    items = list(req.headers.frozen())
+    items = ([(k, v) for k, v in items if k.lower() == "host"]
+             + [(k, v) for k, v in items if k.lower() not in ("host", *_FRAMING)]
+             + [(k, v) for k, v in items if k.lower() in _FRAMING])
+    lines = [request_line(req, h2)] + [
+        f"{k.lower() if h2 and k.lower() != 'host' else k}: {v}" for k, v in items]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class Trace:
+    """--trace and --trace-ascii: curl's dump of what went and came (`== Info:` lines,
+    then `=> Send header`, `=> Send data`, `<= Recv header` for each header line, `<= Recv
+    data` for each piece of body), to a file, - for standard output or % for stderr."""
+
+    def __init__(self, name: str, ascii: bool) -> None:
+        self.name, self.ascii = name, ascii
+        self.stream: Any = None
+        self.connections: dict[Any, int] = {}
+        self.hosts: dict[Any, str] = {}
+        self.closing: set[Any] = set()  # connections the server or HTTP/1.0 ends
+        self.failed = False  # a write failed: the trace given up
+
+    def _out(self) -> Any:
+        if self.stream is None:
+            if self.name == "-":
+                self.stream = sys.stdout.buffer
+            elif self.name == "%":
+                self.stream = sys.stderr.buffer
+            else:
+                try:
+                    self.stream = open(self.name, "wb")
+                except OSError:  # as curl: the trace goes to stderr instead
+                    self.name, self.stream = "%", sys.stderr.buffer
+        return self.stream
+
+    def _write(self, data: bytes) -> None:
+        """As curl's: a trace that cannot be written (a closed pipe, a full disk) is
+        given up, the transfer goes on."""
+        if self.failed:
+            return
+        try:
+            self._out().write(data)
+        except OSError:
+            self.failed = True
+
+    def info(self, text: str) -> None:
+        self._write(f"== Info: {text}\n".encode("latin-1", "replace"))
+
+    def dump(self, title: str, data: bytes) -> None:
+        """One block in curl's layout: 16 bytes a line in hex and text, or 64 of text
+        with a new line after each CRLF (--trace-ascii); "." for what is not printable."""
+        width = 0x40 if self.ascii else 0x10
+        out = [f"{title}, {len(data)} bytes (0x{len(data):x})\n"]
+        i = 0
+        while i < len(data):
+            line = [f"{i:04x}: "]
+            if not self.ascii:
+                line += [f"{data[i + c]:02x} " if i + c < len(data) else "   "
+                         for c in range(width)]
+            step = width
+            c = 0
+            while c < width and i + c < len(data):
+                if self.ascii and data[i + c:i + c + 2] == b"\r\n":
+                    step = c + 2
+                    break
+                byte = data[i + c]
+                line.append(chr(byte) if 0x20 <= byte < 0x80 else ".")
+                if self.ascii and data[i + c + 1:i + c + 3] == b"\r\n":
+                    step = c + 3
+                    break
+                c += 1
+            out.append("".join(line) + "\n")
+            i += step
+        self._write("".join(out).encode("latin-1"))
+
+    def exchange(self, r: Any, body: bool) -> None:
+        """One request and the head of its response (`body`: its body too, read)."""
+        for line in _connection_info(r, self.connections):
+            self.info(line)
+        stream = r.extensions.get("network_stream")
+        self.hosts[stream] = r.url.host
+        req = r.request
+        if r.headers.get("connection", "").lower() == "close" or req is not None and \
+                req.extensions.get("http_version") in (b"HTTP/1.0", "HTTP/1.0"):
+            self.closing.add(stream)
+        h2 = r.http_version == "HTTP/2"
+        if req is not None:
+            self.dump("=> Send header", _request_head(req, h2))
+            if isinstance(req.body, bytes) and req.body:
+                self.dump("=> Send data", req.body)
+        for field in head_block(r).split(b"\r\n")[:-1]:
+            self.dump("<= Recv header", field + b"\r\n")
+        if body and r.content:
+            self.dump("<= Recv data", r.content)
+
+    def close(self) -> None:
+        """The connections left open said, as curl ends its trace; the file closed."""
+        if self.stream is None:
+            return
+        for stream, number in self.connections.items():
+            self.info(f"Closing connection {number}" if stream in self.closing else
+                      f"Connection #{number} to host {self.hosts.get(stream, '')} left intact")
+        try:
+            if self.name not in ("-", "%"):
+                self.stream.close()
+            else:
+                self.stream.flush()
+        except OSError:
+            pass
+        self.stream = None
 
 
 def dump_headers(name: str, heads: tuple) -> None:

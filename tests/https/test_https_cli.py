@@ -1128,3 +1128,38 @@ def test_post_redirects_as_curl(env, tmp_path):
                 seen.add((status, bool(flags), args[0], ours.stdout.decode().strip()))
     assert ("302", False, "-d", "GET||") in seen and ("302", True, "-d", "POST||3") in seen
     assert ("302", False, "-T", "PUT||5") in seen and ("303", True, "-T", "GET||") in seen
+
+
+def test_trace_as_curl(env, tmp_path):
+    """--trace and --trace-ascii: curl's dump, byte for byte for a plain-http exchange; a
+    body sent, its Content-Length where it goes on the wire (after the other headers); -v
+    after them, or them after -v, the last one wins; "-" is standard output, a file that
+    cannot be opened stderr; a failure's message ends the trace, as curl's."""
+    url = env.raw_plain + "/echo"
+    for kind in ("--trace", "--trace-ascii"):
+        dumps = []
+        for run in (curl, fetch):
+            name = tmp_path / f"{run.__name__}{kind}"
+            assert run("-s", "-A", "agent/1", kind, str(name), url).returncode == 0
+            dumps.append(name.read_text())
+        assert dumps[0] == dumps[1], kind
+        assert "<= Recv header, 17 bytes (0x11)\n" in dumps[0]
+    theirs, ours = both("-s", "-A", "agent/1", "-d", "a=1", "--trace-ascii", "-",
+                        env.raw_plain + "/big?n=3")
+    blocks = [sorted(re.sub(r"(?m)^[0-9a-f]{4}: ", "", p.stdout.decode()).splitlines())
+              for p in (theirs, ours)]
+    assert blocks[0] == blocks[1]  # the same lines, two of them in another order
+    assert b"=> Send data, 3 bytes (0x3)\n0000: a=1\n" in ours.stdout
+    for args, traced in ((("--trace-ascii", "-", "-v"), False), (("-v", "--trace", "-"), True)):
+        theirs, ours = both("-s", *args, "-o", "/dev/null", url)
+        for p in (theirs, ours):
+            assert (b"=> Send header" in p.stdout) is traced, args
+            assert (b"> GET /echo HTTP/1.1" in p.stderr) is not traced, args
+    for p in both("-s", "--trace-ascii", str(tmp_path / "none" / "t"), "-o", "/dev/null", url):
+        assert p.returncode == 0 and b"=> Send header" in p.stderr  # stderr instead
+    closed = f"http://127.0.0.1:{free_port()}/"
+    theirs, ours = both("-s", "--trace-ascii", "-", closed)
+    assert ours.returncode == theirs.returncode == 7
+    ends = [re.sub(r"after \d+ ms", "after N ms", p.stdout.decode()) for p in (theirs, ours)]
+    assert ends[1].splitlines()[-1] in ends[0].splitlines()
+    assert ends[1].splitlines()[-1].startswith("== Info: Failed to connect to 127.0.0.1 port")
