@@ -29,11 +29,13 @@ class _Trusted(argparse.Action):
 
 
 class _HTTPVersion(argparse.Action):
-    """-0/--http1.0, --http1.1, --http2: the last one given wins, as curl's."""
+    """-0/--http1.0, --http1.1, --http2, --http2-prior-knowledge: the last one given wins,
+    as curl's."""
 
     def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
         namespace.http10 = self.const == "1.0"
-        namespace.http2 = self.const == "2"
+        namespace.http2 = self.const in ("2", "prior")
+        namespace.http2_prior_knowledge = self.const == "prior"
 
 
 class _Verbose(argparse.Action):
@@ -282,8 +284,8 @@ def make_parser() -> _Parser:
     p.add_argument("--http2", dest="http2", action=_HTTPVersion, nargs=0, const="2",
                    help="offer HTTP/2 in ALPN (the default for https, as in curl); "
                         "HTTP/1.1 is used when the server does not take it")
-    p.add_argument("--http2-prior-knowledge", action="store_true",
-                   help="speak HTTP/2 to an http:// URL from the first byte (h2c), "
+    p.add_argument("--http2-prior-knowledge", dest="http2", action=_HTTPVersion, nargs=0,
+                   const="prior", help="speak HTTP/2 to an http:// URL from the first byte (h2c), "
                         "without HTTP/1.1; https URLs offer h2 in ALPN as usual")
     p.add_argument("-x", "--proxy", metavar="URL",
                    help="use this proxy: http://, https:// or socks5h:// (socks5:// the same)")
@@ -347,7 +349,8 @@ def make_parser() -> _Parser:
                    help="no progress meter nor error messages")
     p.add_argument("-S", "--show-error", action="store_true",
                    help="with -s: still print error messages")
-    p.set_defaults(location_trusted=False, http10=False, http2=True, verbose=False)
+    p.set_defaults(location_trusted=False, http10=False, http2=True, verbose=False,
+                   http2_prior_knowledge=False)
     return p
 
 

@@ -1029,8 +1029,8 @@ def request_sent(p: subprocess.CompletedProcess) -> tuple[str, list[str]]:
 
 def test_http10_as_curl(env, tmp_path):
     """-0/--http1.0: the HTTP/1.0 request line (a body still with its Content-Length),
-    http/1.0 offered in ALPN, a new connection for each request; the last of -0, --http1.1
-    and --http2 wins, as curl's."""
+    http/1.0 offered in ALPN, a new connection for each request; the last of -0, --http1.1,
+    --http2 and --http2-prior-knowledge wins, as curl's."""
     for args, line in ((("-0",), "GET /echo HTTP/1.0"), (("--http1.0",), "GET /echo HTTP/1.0"),
                        (("-0", "-d", "a=1"), "POST /echo HTTP/1.0"),
                        (("-0", "--http1.1"), "GET /echo HTTP/1.1"),
@@ -1038,6 +1038,10 @@ def test_http10_as_curl(env, tmp_path):
         theirs, ours = both("-s", "--cacert", env.ca, *args, env.raw + "/echo")
         assert request_sent(ours) == request_sent(theirs), args
         assert request_sent(ours)[0] == line, args
+    for args, line in ((("--http2-prior-knowledge", "-0"), "GET /echo HTTP/1.0"),
+                       (("--http2-prior-knowledge", "--http1.1"), "GET /echo HTTP/1.1")):
+        theirs, ours = both("-s", *args, env.raw_plain + "/echo")
+        assert request_sent(ours)[0] == request_sent(theirs)[0] == line, args
     for url in (env.base + "/small.txt", env.h2 + "/small.txt"):
         theirs, ours = both("-sv", "--cacert", env.ca, "-0", "-o", "/dev/null", url)
         shown = [[line for line in said(p) if line.startswith(("* ALPN: server", "> GET"))]
