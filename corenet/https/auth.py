@@ -217,5 +217,4 @@ def coerce_auth(auth: Any) -> Auth | None:
         return BasicAuth(*auth)
     if callable(auth):
         return FunctionAuth(auth)
-    raise TypeError("auth must be a (username, password) tuple, a callable taking and "
-                    f"returning the request, or an Auth object, not {type(auth).__name__}")
+    raise TypeError(f'Invalid "auth" argument: {auth!r}')

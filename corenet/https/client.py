@@ -658,8 +658,7 @@ class AsyncClient:
                     "would send the request unencrypted (allow_insecure_redirects=True "
                     "follows it)", response=resp, request=req)
             if body is not None and body is sent and body_spent(body):
-                raise StreamConsumed(
-                    f"{code} redirect needs the request body again, but it was a stream")
+                raise StreamConsumed()
             u = nu
 
     @staticmethod

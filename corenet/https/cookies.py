@@ -54,7 +54,7 @@ class Cookies(MutableMapping):
         found = [c.value for c in self.jar if c.name == name
                  and (domain is None or c.domain == domain) and (path is None or c.path == path)]
         if len(found) > 1:
-            raise CookieConflict(f"several cookies named {name!r}: give domain= or path=")
+            raise CookieConflict(f"Multiple cookies exist with name={name}")
         return found[0] if found else default
 
     def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:

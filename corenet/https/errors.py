@@ -173,20 +173,43 @@ class StreamError(HTTPError, RuntimeError):
 
 class StreamConsumed(StreamError):
     """The body of a streamed response was already read, or a redirect or auth retry
-    needs a request body that was a stream (it cannot be sent twice)."""
+    needs a request body that was a stream (it cannot be sent twice). Made without a
+    message, it says what httpx's says."""
+
+    def __init__(self, message: str = (
+            "Attempted to read or stream some content, but the content has already been "
+            "streamed. For requests, this could be due to passing a generator as request "
+            "content, and then receiving a redirect response or a secondary request as part "
+            "of an authentication flow.For responses, this could be due to attempting to "
+            "stream the response content more than once.")) -> None:
+        super().__init__(message)
 
 
 class StreamClosed(StreamError):
-    """The streamed response was closed before its body was read."""
+    """The streamed response was closed before its body was read (httpx's message by
+    default)."""
+
+    def __init__(self, message: str = ("Attempted to read or stream content, but the stream "
+                                       "has been closed.")) -> None:
+        super().__init__(message)
 
 
 class ResponseNotRead(StreamError):
-    """`content`, `text` or `json()` of a streamed response whose body is not read yet."""
+    """`content`, `text` or `json()` of a streamed response whose body is not read yet
+    (httpx's message by default)."""
+
+    def __init__(self, message: str = ("Attempted to access streaming response content, "
+                                       "without having called `read()`.")) -> None:
+        super().__init__(message)
 
 
 class RequestNotRead(StreamError):
     """`content` of a request whose body is a stream not read yet (`read()` or `aread()`
-    reads it)."""
+    reads it; httpx's message by default)."""
+
+    def __init__(self, message: str = ("Attempted to access streaming request content, "
+                                       "without having called `read()`.")) -> None:
+        super().__init__(message)
 
 
 class CookieConflict(HTTPError, KeyError):

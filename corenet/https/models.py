@@ -168,8 +168,7 @@ class Request:
             return b""
         if isinstance(body, bytes):
             return body
-        raise RequestNotRead(
-            "the request body is a stream not read yet: call read() or aread() first")
+        raise RequestNotRead()
 
     def read(self) -> bytes:
         """The body as bytes (b"" for none); a sync iterable is read and kept."""
@@ -261,12 +260,7 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
                         "dict: send a form with data= or JSON with json=")
     if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
         return content, []  # an iterable that gives its bytes again each time
-    raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "
-                    f"not {type(content).__name__}")
-
-
-_CONSUMED = ("the request body was a generator (or iterator), and it has been sent: it "
-             "cannot be sent again (a redirect or an auth retry needs a body of bytes)")
+    raise TypeError(f"Unexpected type for 'content', {type(content)!r}")
 
 
 class _SyncOnce:
@@ -285,7 +279,7 @@ class _SyncOnce:
         if self.content is not None:
             return iter((self.content,))
         if self.used:
-            raise StreamConsumed(_CONSUMED)
+            raise StreamConsumed()
         self.used = True
         return iter(self.source)
 
@@ -303,7 +297,7 @@ class _AsyncOnce:
         if self.content is not None:
             return _one(self.content)
         if self.used:
-            raise StreamConsumed(_CONSUMED)
+            raise StreamConsumed()
         self.used = True
         return self.source.__aiter__()  # type: ignore[no-any-return]
 
@@ -448,8 +442,7 @@ class Response:
             self._content = content
             return
         if not (hasattr(content, "__aiter__") or hasattr(content, "__iter__")):
-            raise TypeError("content must be bytes, str or an (async) iterable of bytes, "
-                            f"not {type(content).__name__}")
+            raise TypeError(f"Unexpected type for 'content', {type(content)!r}")
         if "content-length" not in h and "transfer-encoding" not in h:
             h["Transfer-Encoding"] = "chunked"  # as httpx heads a streamed body
         self.has_set_cookie = "set-cookie" in h
@@ -572,8 +565,7 @@ class Response:
     @property
     def content(self) -> bytes:
         if self._content is None:
-            raise ResponseNotRead(
-                "the body of a streamed response is not read yet: call await response.aread()")
+            raise ResponseNotRead()
         return self._content
 
     @property
@@ -765,9 +757,9 @@ class Response:
 
     def _check_unread(self) -> None:
         if self.is_stream_consumed:
-            raise StreamConsumed("the response body was already read")
+            raise StreamConsumed()
         if self.is_closed:
-            raise StreamClosed("the response was closed before its body was read")
+            raise StreamClosed()
 
     def _decoder(self, whole: bool) -> Decoder | None:
         if not self._content_encoding:
@@ -1025,8 +1017,7 @@ class _Unattached(AsyncByteStream, SyncByteStream):
     """The body of an unpickled request whose original was a stream: nothing to read."""
 
     def _closed(self) -> StreamClosed:
-        return StreamClosed("the request was pickled with a streamed body, which stays with "
-                            "the original: this copy has none to read")
+        return StreamClosed()
 
     def __iter__(self) -> Iterator[bytes]:
         raise self._closed()
@@ -1045,8 +1036,7 @@ class _OnceStream(AsyncByteStream, SyncByteStream):
 
     def _start(self) -> None:
         if self._once and self._read:
-            raise StreamConsumed("the request body was a generator (or iterator), and it "
-                                 "has been read: it cannot be read again")
+            raise StreamConsumed()
         self._read = True
 
     def __iter__(self) -> Iterator[bytes]:

@@ -48,8 +48,8 @@ class Timeout:
         given.setdefault("total", None)
         if timeout is _UNSET:
             if _UNSET in (connect, read, write, pool):
-                raise ValueError("Timeout needs a default (Timeout(5.0, ...)) or all four of "
-                                 "connect, read, write and pool, as httpx.Timeout does")
+                raise ValueError("httpx.Timeout must either include a default, or set all "
+                                 "four parameters explicitly.")
             timeout = None
         default = timeout
 

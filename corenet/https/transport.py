@@ -111,9 +111,10 @@ class ParsedURL:
         scheme, host, port = given.scheme, given.raw_host.decode("ascii"), given.port
         if not scheme:  # httpx's words and exception
             raise UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' "
-                                      f"protocol: {str(url)!r}")
-        if not host:
-            raise UnsupportedProtocol(f"Request URL has no host: {str(url)!r}")
+                                      "protocol.")
+        if not host:  # httpcore's words for a URL without a host as well
+            raise UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' "
+                                      "protocol.")
         self.scheme = scheme
         self.host = host
         self.port = port or _DEFAULT_PORTS.get(scheme, 0)
@@ -445,7 +446,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         another connection, as long as its body can be sent again."""
         if u.scheme not in _DEFAULT_PORTS:
             raise UnsupportedProtocol(f"Request URL has an unsupported protocol "
-                                      f"'{u.scheme}://': {u.text!r} (only https and http)")
+                                      f"'{u.scheme}://'.")
         loop = deadline.loop
         ext = req._extensions
         if ext and "target" in ext:  # httpcore's: the request target as given

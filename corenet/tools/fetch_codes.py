@@ -24,8 +24,7 @@ class CommandError(Exception):
 # whose test, if any, accepts the error) wins. Subclasses come before their bases.
 EXIT_CODES: list[tuple[type[BaseException], Callable[[Any], bool] | None, int]] = [
     # a URL without a host or a scheme (httpx's UnsupportedProtocol) is malformed to curl
-    (UnsupportedProtocol, lambda e: str(e).startswith(("Request URL has no host",
-                                                        "Request URL is missing")), 3),
+    (UnsupportedProtocol, lambda e: str(e).startswith("Request URL is missing"), 3),
     (UnsupportedProtocol, None, 1),       # CURLE_UNSUPPORTED_PROTOCOL
     (InvalidURL, None, 3),                # CURLE_URL_MALFORMAT
     (TimeoutException, None, 28),         # CURLE_OPERATION_TIMEDOUT

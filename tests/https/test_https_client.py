@@ -613,7 +613,7 @@ def test_userinfo_in_url_becomes_basic_auth(env, run):
 
 @pytest.mark.parametrize("url, match", [
     ("ftp://localhost/", "unsupported protocol 'ftp://'"),
-    ("https:///nohost", "no host"),
+    ("https:///nohost", "missing an 'http://' or 'https://' protocol"),  # httpcore's words
     ("https://localhost:99999/", "Invalid port"),
 ])
 def test_invalid_urls(run, url, match):

@@ -1702,3 +1702,62 @@ def test_a_response_rfc_9112_lets_a_client_read_is_read_as_by_httpx(reply):
     thread.join(10)
     assert seen[0] == seen[1]
     assert seen[0][0] == 200 and seen[0][2] == b"ok"
+
+
+def _gen():
+    yield b"ab"
+
+
+def _streamed_twice(mod):
+    r = mod.Response(200, content=_gen())
+    return list(r.iter_raw()) + list(r.iter_raw())
+
+
+def _closed_then_iterated(mod):
+    r = mod.Response(200, content=_gen())
+    r.close()
+    return list(r.iter_bytes())
+
+
+def _cookie_twice(mod):
+    c = mod.Cookies()
+    c.set("a", "1", domain="x.example")
+    c.set("a", "2", domain="y.example")
+    return c["a"]
+
+
+@pytest.mark.parametrize("case", [
+    lambda m: m.Client().get("ftp://example.invalid/"),
+    lambda m: m.Client().get("example.com/x"),
+    lambda m: m.Client().get("https:///x"),
+    lambda m: m.Client(base_url="ftp://x").get("/y"),
+    lambda m: m.Response(200, content=_gen()).content,
+    lambda m: m.Request("POST", "https://a.example/", content=_gen()).content,
+    _streamed_twice,
+    _closed_then_iterated,
+    _cookie_twice,
+    lambda m: m.Timeout(),
+    lambda m: m.Timeout(connect=1.0),
+    lambda m: m.Client(auth=5),
+    lambda m: m.Request("POST", "https://a.example/", content=5),
+    lambda m: m.StreamConsumed(),
+    lambda m: m.StreamClosed(),
+    lambda m: m.ResponseNotRead(),
+    lambda m: m.RequestNotRead(),
+], ids=["unsupported", "no-scheme", "no-host", "base-url", "response-not-read",
+        "request-not-read", "consumed-twice", "closed", "cookie-conflict", "timeout-default",
+        "timeout-partial", "auth", "content-type", "consumed-made", "closed-made",
+        "response-not-read-made", "request-not-read-made"])
+def test_errors_say_what_httpx_s_say(case):
+    """The same misuse raises the same exception with httpx's very words (code that
+    matches on them, `pytest.raises(match=...)` in a test suite, keeps working); an error
+    made without a message says httpx's."""
+    def outcome(mod):
+        try:
+            got = case(mod)
+        except Exception as e:  # noqa: BLE001 - the exception is what is compared
+            return type(e).__name__, str(e)
+        if isinstance(got, BaseException):
+            return type(got).__name__, str(got)
+        return "no error", None
+    assert outcome(https) == outcome(httpx)

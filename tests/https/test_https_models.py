@@ -115,7 +115,7 @@ def test_response_text_charset_json_and_status():
 
 def test_unread_streamed_response_content_is_an_error():
     r = Response(200, content=iter([b"not", b" read"]))
-    with pytest.raises(ResponseNotRead, match="aread"):
+    with pytest.raises(ResponseNotRead, match="without having called `read"):
         r.content
 
 
