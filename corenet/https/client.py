@@ -586,7 +586,6 @@ class AsyncClient:
         the caller (`send()`), goes as it is, as httpx's does: its hooks see it, its
         response's `request` is it, and the jar adds no cookie it was built without."""
         hist = list(history) if history else None  # made only when there is one
-        start = u
         # Read per request: a list assigned into event_hooks (httpx's mutable dict) counts.
         request_hooks = self._event_hooks.get("request")
         response_hooks = self._event_hooks.get("response")
@@ -646,9 +645,7 @@ class AsyncClient:
             resp.history = list(hist)  # each redirect's own: those before it, as httpx's
             hist.append(resp)
             if len(hist) > self.max_redirects:
-                raise TooManyRedirects(
-                    f"more than {self.max_redirects} redirects starting from {start.text!r} "
-                    f"(last: {resp.url} -> {resp.headers['location']})", request=req)
+                raise TooManyRedirects("Exceeded maximum allowed redirects.", request=req)
             code = resp.status_code
             sent = body
             method, nu, merged, body = self._redirected(resp, u, method, merged, body)

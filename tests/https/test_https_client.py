@@ -139,7 +139,7 @@ def test_redirect_limit(env, run):
         async with AsyncClient(verify=env.ca, follow_redirects=True, max_redirects=3) as c:
             await c.get(env.base + "/loop")
 
-    with pytest.raises(TooManyRedirects, match="more than 3 redirects"):
+    with pytest.raises(TooManyRedirects, match="Exceeded maximum allowed redirects"):
         run(main())
 
 

@@ -1708,6 +1708,11 @@ def _gen():
     yield b"ab"
 
 
+def _redirect_loop(request):
+    return type(request).__module__.startswith("httpx") and httpx.Response(
+        302, headers={"location": "/again"}) or https.Response(302, headers={"location": "/again"})
+
+
 def _streamed_twice(mod):
     r = mod.Response(200, content=_gen())
     return list(r.iter_raw()) + list(r.iter_raw())
@@ -1740,13 +1745,15 @@ def _cookie_twice(mod):
     lambda m: m.Timeout(connect=1.0),
     lambda m: m.Client(auth=5),
     lambda m: m.Request("POST", "https://a.example/", content=5),
+    lambda m: m.Client(transport=m.MockTransport(_redirect_loop), follow_redirects=True,
+                       max_redirects=3).get("https://a.example/"),
     lambda m: m.StreamConsumed(),
     lambda m: m.StreamClosed(),
     lambda m: m.ResponseNotRead(),
     lambda m: m.RequestNotRead(),
 ], ids=["unsupported", "no-scheme", "no-host", "base-url", "response-not-read",
         "request-not-read", "consumed-twice", "closed", "cookie-conflict", "timeout-default",
-        "timeout-partial", "auth", "content-type", "consumed-made", "closed-made",
+        "timeout-partial", "auth", "content-type", "redirects", "consumed-made", "closed-made",
         "response-not-read-made", "request-not-read-made"])
 def test_errors_say_what_httpx_s_say(case):
     """The same misuse raises the same exception with httpx's very words (code that
