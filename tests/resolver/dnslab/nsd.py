@@ -31,7 +31,8 @@ class LabError(RuntimeError):
 
 class NsdServer:
     def __init__(self, workdir: Path, address: str, port: int, zones: dict[str, str],
-                 control: bool = False, provide_xfr: tuple[str, ...] = ()) -> None:
+                 control: bool = False, provide_xfr: tuple[str, ...] = (),
+                 tsig: tuple[str, str, str] | None = None) -> None:
         self.workdir = workdir
         self.address = address
         self.port = port
@@ -39,6 +40,9 @@ class NsdServer:
         self.control = control
         # the origins transferred to loopback clients (AXFR, IXFR): NSD's provide-xfr
         self.provide_xfr = provide_xfr
+        # (name, algorithm, base64 secret): a TSIG key NSD knows, which then signs its
+        # answers to queries signed with it and is the one the transfers require
+        self.tsig = tsig
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -75,12 +79,17 @@ class NsdServer:
             conf += ["  control-enable: yes", f'  control-interface: "{w}/nsd.ctl"']
         else:
             conf += ["  control-enable: no"]
+        if self.tsig is not None:
+            name, algorithm, secret = self.tsig
+            conf += ["key:", f'  name: "{name}"', f"  algorithm: {algorithm}",
+                     f'  secret: "{secret}"']
         for i, (origin, text) in enumerate(sorted(self.zones.items())):
             fname = f"zone{i:03d}.zone"
             (w / fname).write_text(text)
             conf += ["zone:", f'  name: "{origin}"', f'  zonefile: "{fname}"']
             if origin in self.provide_xfr:
-                conf.append("  provide-xfr: 127.0.0.0/8 NOKEY")
+                key = self.tsig[0] if self.tsig is not None else "NOKEY"
+                conf.append(f"  provide-xfr: 127.0.0.0/8 {key}")
         path = w / "nsd.conf"
         path.write_text("\n".join(conf) + "\n")
         return path
@@ -153,15 +162,17 @@ class NsdServer:
 
 
 def nsd_on_loopback(workdir: Path, zones: dict[str, str], timeout: float = 10.0,
-                    provide_xfr: tuple[str, ...] = ()) -> NsdServer:
+                    provide_xfr: tuple[str, ...] = (),
+                    tsig: tuple[str, str, str] | None = None) -> NsdServer:
     """One NSD on 127.0.0.1 at a free port serving ``zones`` (origin -> zone text), once it
-    answers, the zones named in ``provide_xfr`` transferred to loopback clients; stop it with
+    answers, the zones named in ``provide_xfr`` transferred to loopback clients (those that
+    sign with ``tsig``'s key (name, algorithm, base64 secret) when given); stop it with
     ``signal_stop`` and ``wait_stopped``. Raises LabError if it dies or does not answer in
     ``timeout``."""
     from ports import pick_port
 
     srv = NsdServer(Path(workdir), "127.0.0.1", pick_port(["127.0.0.1"]), zones,
-                    provide_xfr=provide_xfr)
+                    provide_xfr=provide_xfr, tsig=tsig)
     srv.start()
     deadline = time.monotonic() + timeout
     while not srv.probe():
