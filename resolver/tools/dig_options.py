@@ -61,6 +61,7 @@ class Options:
     ixfr_serial: int | None = None       # ixfr=N: the serial an IXFR asks from
     told: tuple = ()                     # the parts of the output given on (+comments...)
     bufsize: int = 1232
+    bufsize_given: bool = False          # +bufsize given: EDNS asked, even after +noedns
     nsid: bool = False
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
     short: bool = False
@@ -398,9 +399,25 @@ def _plus(o: Options, arg: str) -> None:
             ecs(value)
         o.subnet = value if on else None
     elif key == "bufsize":
-        o.bufsize = _int(value, "+bufsize") if (on and eq) else 1232
+        if not on:                        # as dig: no +nobufsize
+            raise UsageError(f"Invalid option: {arg}")
+        size = _bufsize(value) if value else 1232
+        # as dig 9.18, whose size is a signed 16-bit number: 32768 and up are as if not
+        # given (1232, and no EDNS after +noedns)
+        o.bufsize, o.bufsize_given = (size, True) if size < 32768 else (1232, False)
     else:
         raise UsageError(f"Invalid option: {arg}")
+
+
+def _bufsize(value: str) -> int:
+    """+bufsize=N's size, 0 to 65535; another value is dig's error, said as dig says it, and
+    ends the command with status 10, nothing asked."""
+    n = int(value) if value.isascii() and value.isdigit() else -1     # digits only, as BIND
+    why = "not a valid number" if n < 0 else "out of range" if n > 65535 else ""
+    if why:
+        print(f"invalid buffer size '{value}': {why}", flush=True)    # on stdout, as dig
+        raise Fatal("Couldn't parse buffer size", EXIT_INTERNAL)
+    return n
 
 
 def _opcode(value: str) -> int:
@@ -848,6 +865,10 @@ def parse(argv: list[str], base: Options | None = None,
             o.port = line_port
         if line_family is not None:
             o.family = line_family
+    # as dig: +bufsize, +dnssec or +subnet ask with EDNS (version 0), +noedns or not
+    for o in (glob, *lookups):
+        if not o.edns and (o.bufsize_given or o.dnssec or o.subnet is not None):
+            o.edns, o.edns_version = True, 0
     return glob, lookups
 
 

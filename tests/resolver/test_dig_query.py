@@ -933,7 +933,7 @@ def test_the_listed_options_are_the_parsers():
               "split": "=16", "domain": "=example.com", "ndots": "=2"}
     for name in (*PLUS_OPTIONS, *PLUS_ALIASES):
         _plus(Options(), f"+{name}{values.get(name, '')}")
-        if name not in ("time", "timeout", "tries", "retry", "qid"):   # dig: no +notime
+        if name not in ("time", "timeout", "tries", "retry", "qid", "bufsize"):   # no +notime
             _plus(Options(), f"+no{name}")
     with pytest.raises(UsageError):
         _plus(Options(), "+nosuchoption")
@@ -1138,6 +1138,29 @@ def test_an_edns_version_out_of_range_is_digs_error(value):
     assert _prog_free(ours.stderr) == _prog_free(theirs.stderr)
     assert ours.stdout == theirs.stdout
     assert ours.stdout.startswith(f"invalid edns '{value}': ")
+
+
+@pytest.mark.parametrize("value", ["70000", "65536", "4294967296", "-1", "+5", "0x10",
+                                   "12abc", "x"])
+def test_a_bufsize_out_of_range_is_digs_error(value):
+    """+bufsize=N takes 0 to 65535 in digits; another value is dig's error, said on stdout
+    and stderr as dig says it, exit status 10, nothing asked."""
+    with refusing_port(socket.SOCK_DGRAM) as port:
+        args = ["@127.0.0.1", "-p", str(port), "+tries=1", "+time=1", "example.com",
+                f"+bufsize={value}"]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 10, ours.stderr
+    assert _prog_free(ours.stderr) == _prog_free(theirs.stderr)
+    assert ours.stdout == theirs.stdout
+    assert ours.stdout.startswith(f"invalid buffer size '{value}': ")
+
+
+def test_nobufsize_is_not_an_option_as_dig():
+    args = ["@127.0.0.1", "-p", "9", "example.com", "+nobufsize"]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 1
+    assert "Invalid option: +nobufsize" in ours.stderr
+    assert "Invalid option: +nobufsize" in theirs.stderr
 
 
 class Refusing(Fixed):
@@ -1371,6 +1394,12 @@ def test_the_question_and_records_are_laid_out_as_dig(fixed, opts):
     ["+ednsopt=65001:abcd", "+ednsopt=nsid"], ["+ednsopt=65001:ab", "+noednsopt"],
     ["+header-only"], ["+dnssec", "+ednsflags=0x10"], ["+expire", "+keepalive"],
     ["+coflag"], ["+padding=64"], ["+padding=128", "+nsid", "+dnssec"],
+    # +bufsize, +dnssec and +subnet ask with EDNS (version 0) even after +noedns
+    ["+bufsize=512", "+noedns"], ["+noedns", "+bufsize"], ["+bufsize=", "+noedns"],
+    ["+dnssec", "+noedns"], ["+subnet=192.0.2.0/24", "+noedns"], ["+nsid", "+noedns"],
+    ["+bufsize=512", "+edns=1", "+noedns"], ["+noedns", "+bufsize=0", "+edns=1"],
+    ["+bufsize=00070"], ["+bufsize=32767"], ["+bufsize=65535"], ["+bufsize=40000", "+noedns"],
+    ["+bufsize=512", "+bufsize=32768"],
 ])
 def test_the_query_sent_is_digs(recorder, opts):
     """The query on the wire, as BIND's dig sends it (the id aside, unless +qid)."""
