@@ -25,6 +25,8 @@ from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWE
 from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
 from resolver.tools.dig_trace import trace
+from resolver.tools.dig_tsig import Checked
+from resolver.tools.dig_tsig import setup as tsig_setup
 from resolver.tools.dig_yaml import yaml_message
 
 
@@ -267,6 +269,12 @@ def main(argv: list[str]) -> int:
                 # dig's printcmd and +short are global: a line's hold for the next
                 base = replace(base, show=dict(base.show, cmd=line_glob.show["cmd"]),
                                short=line_glob.short)
+        # as dig: the TSIG key made once, before anything is asked (-k's file, else -y's)
+        given = lookups[-1] if lookups else glob
+        key, secret = tsig_setup(given.tsig_file, given.tsig_given)
+        Checked.validated = True
+        for o in lookups:
+            o.tsig_key, o.tsig_secret = key, secret
     except Fatal as e:                    # resolv.conf refused: before anything else, as dig
         print(f"{PROG}: {e}", file=sys.stderr)
         return e.status

@@ -104,6 +104,8 @@ def make_query(o: Options):
     if (options or flags or o.padding) and o.edns:
         q.use_edns(o.edns_version, q.ednsflags | flags, o.bufsize, options=options,
                    pad=o.padding)
+    if o.tsig_key is not None:            # signed as it is written (dig's -y, -k)
+        q.use_tsig(o.tsig_key)
     return q
 
 
@@ -204,6 +206,9 @@ def _taken(q, wire: bytes):
     r.extra_bytes = extra
     if malformed:
         print(";; Warning: Message parser reports malformed message packet.", flush=True)
+    if q.had_tsig:
+        from resolver.tools.dig_tsig import check
+        check(q, r, wire)
     if not r.flags & dns.flags.QR:
         # as dig: said, and shown as it came if it answers the question otherwise
         print(";; Warning: query response not set", flush=True)
@@ -474,7 +479,7 @@ def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: 
         comment(o, f"BADVERS, retrying with EDNS version {r.edns}.")
         q.use_edns(r.edns, q.ednsflags, q.payload, options=q.options, pad=q.pad)
         if o.qid is None:
-            q.id = int.from_bytes(os.urandom(2), "big")
+            q.set_id(int.from_bytes(os.urandom(2), "big"))     # the TSIG's too
         r, proto = ask(q, o, addr, name, port, sent, follow_tc)
     return r, proto
 

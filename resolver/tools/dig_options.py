@@ -109,6 +109,11 @@ class Options:
     coflag: bool = False                 # +coflag: EDNS's CO bit (compact denial)
     padding: int = 0                     # +padding=N: the query padded to N bytes' blocks
     qr: bool = False                     # +qr: the query printed before it is sent
+    # TSIG, the whole command's (dig's -y and -k): as given, then the key made of them
+    tsig_given: object = None            # -y's KeySpec (dig_tsig)
+    tsig_file: str | None = None         # -k FILE
+    tsig_key: object = None              # the dnspython key the queries are signed with
+    tsig_secret: bool = False            # a secret was given (whether or not a key was made)
     # how records are printed
     ttlid: bool = True                   # +[no]ttlid: the TTL field
     show_class: bool = True              # +[no]class: the class field
@@ -161,7 +166,8 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
     q = sub.add_parser(
         "query", help="ask a DNS server (as dig), or resolve in-process with --in-process",
         usage=f"{PROG} [@SERVER] [-p PORT] [-4|-6] [-b ADDR] [-t TYPE] [-c CLASS] [-x ADDR] "
-              "[-q NAME] [-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
+              "[-q NAME] [-f FILE] [-y [HMAC:]NAME:SECRET | -k FILE] [NAME] [TYPE] [CLASS] "
+              "[+OPTION ...]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="dig's +options (each with its +no form):\n"
                     "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid +subnet=ADDR[/LEN]\n"
@@ -186,6 +192,10 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
     q.add_argument("-6", dest="v6", action="store_true", help="IPv6 servers only")
     q.add_argument("-b", dest="source", metavar="ADDR[#PORT]",
                    help="the address (and port) the query leaves from; its family only")
+    q.add_argument("-y", dest="tsig", metavar="[HMAC:]NAME:SECRET",
+                   help="sign with this TSIG key (HMAC-MD5 unless HMAC is given)")
+    q.add_argument("-k", dest="keyfile", metavar="FILE",
+                   help="sign with the TSIG key of this file (a BIND key statement)")
     q.add_argument("-u", dest="usec", action="store_true",
                    help="the query time in microseconds")
     q.add_argument("-r", dest="no_digrc", action="store_true",
@@ -720,6 +730,7 @@ def parse(argv: list[str], base: Options | None = None,
     short_form = glob.short
     line_port: int | None = None            # the line's -p, and its -4 or -6
     line_family: int | None = None
+    key_given, key_file = glob.tsig_given, glob.tsig_file   # -y and -k: the whole command's
     greeted = False
 
     def greet(o: Options) -> None:
@@ -801,7 +812,7 @@ def parse(argv: list[str], base: Options | None = None,
                 pass        # -r: ~/.digrc is not read (see digrc); -m, -i: nothing here
             elif opt == "-u" and not rest:
                 glob.usec = cur.usec = True
-            elif opt in ("-t", "-c", "-q", "-x", "-p", "-f", "-b"):
+            elif opt in ("-t", "-c", "-q", "-x", "-p", "-f", "-b", "-y", "-k"):
                 val = rest or value(opt)
                 # as dig: a type or class it does not know is said and passed over
                 if opt == "-t":
@@ -822,6 +833,11 @@ def parse(argv: list[str], base: Options | None = None,
                     start(reverse_name(val), reverse=True).rdtype = "PTR"
                 elif opt == "-p":
                     line_port = cur.port = _int(val, "-p")
+                elif opt == "-y":
+                    from resolver.tools.dig_tsig import parse_y
+                    key_given = parse_y(val)      # as dig: its algorithm read now
+                elif opt == "-k":
+                    key_file = val
                 elif opt == "-b":
                     # as dig: the source's family is the only one asked, as -4 or -6 say
                     glob.source = cur.source = source_address(val)
@@ -861,6 +877,7 @@ def parse(argv: list[str], base: Options | None = None,
         o.short = short_form
     # so are the port and the address family: the line's last -p, -4 or -6 is every look-up's
     for o in (glob, *lookups):
+        o.tsig_given, o.tsig_file = key_given, key_file
         if line_port is not None:
             o.port = line_port
         if line_family is not None:

@@ -429,7 +429,8 @@ def header(msg) -> tuple[str, str, str, list[tuple[str, int]]]:
     import dns.rcode
     opcode = dns.opcode.to_text(msg.opcode())
     flags = " ".join(dns.flags.to_text(msg.flags & ~Z_FLAG).lower().split())
-    n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
+    n_add = (sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
+             + (1 if msg.tsig else 0))
     counts = getattr(msg, "wire_counts", None) or (
         len(msg.question), sum(len(r) for r in msg.answer),
         sum(len(r) for r in msg.authority), n_add)
@@ -487,6 +488,12 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
             out += rr_lines(section, multi=o.multi, o=o)
             if c:
                 out.append("")
+    if s["additional"] and msg.tsig:
+        if c:
+            out.append(";; TSIG PSEUDOSECTION:")
+        out += tsig_lines(msg.tsig, o)
+        if c:
+            out.append("")
     if s["stats"] and sending:
         out += [f";; QUERY SIZE: {size}", ""]
     elif s["stats"]:
@@ -497,12 +504,37 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
         out.append(f";; WHEN: {time.strftime('%a %b %d %H:%M:%S %Z %Y')}")
         if size is not None:
             out.append(f";; MSG SIZE  rcvd: {size}")
+        out += [tsig_warning(o).rstrip("\n")] if tsig_warning(o) else []
         out.append("")
     elif o.identify and not sending and size is not None and elapsed is not None:
         # as dig: +identify without the statistics says where the reply came from
         where = re.sub(r" \([A-Z-]+\)$", "", server)
         out += [f";; Received {size} bytes from {where} in {elapsed * 1000:.0f} ms", ""]
     return "".join(line + "\n" for line in out)
+
+
+def tsig_lines(rrset, o: Options) -> list[str]:
+    """A TSIG record as dig prints it (its pseudosection's): the fields in columns, or
+    with +multi after single spaces with the MAC on lines of its own."""
+    import dns.rdataclass
+    from resolver.tools.dig_tsig import tsig_text
+    name, cls = _name_text(rrset.name, o), dns.rdataclass.to_text(rrset.rdclass)
+    if o.multi:
+        return [_columns(name, f"{rrset.ttl} {cls} TSIG {tsig_text(rd, o.split_width, _MORE)}")
+                for rd in rrset]
+    return [_columns(name, str(rrset.ttl), cls, "TSIG", tsig_text(rd, o.split_width))
+            for rd in rrset]
+
+
+def tsig_warning(o: Options) -> str:
+    """dig's warnings after a reply's statistics: a signature that could not be verified
+    (this reply's or an earlier one's), a secret given whose key could not be made."""
+    from resolver.tools.dig_tsig import Checked
+    if o.tsig_key is not None and not Checked.validated:
+        return ";; WARNING -- Some TSIG could not be validated\n"
+    if o.tsig_key is None and o.tsig_secret:
+        return ";; WARNING -- TSIG key was not used.\n"
+    return ""
 
 
 def error_line(o: Options, text: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from resolver.tools.dig_exchange import ConnectFailed, connected, network_errors, \
     read_exactly, say_lost
 from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, Options
-from resolver.tools.dig_output import cookie_of, error_line, render
+from resolver.tools.dig_output import cookie_of, error_line, render, tsig_warning
 from resolver.tools.dig_yaml import yaml_message
 
 #: the most messages one transfer is read for (a server that never ends it)
@@ -109,6 +109,7 @@ def _transfer_from(q, o: Options, addr: str, name: str, port: int, banner: list[
     t0, sent_at = time.monotonic(), time.time()
     end = _End(q.authority[0][0].serial if ixfr and q.authority else None)
     messages = size = 0
+    tsig_ctx = None                       # the signatures' running context (-y, -k)
     with connected(o, addr, port) as sock:
         sock.setblocking(False)
         if sent is not None:
@@ -120,6 +121,9 @@ def _transfer_from(q, o: Options, addr: str, name: str, port: int, banner: list[
             length = int.from_bytes(read_exactly(sock, 2, expiration), "big")
             wire = read_exactly(sock, length, expiration)
             m = _message(q, wire)
+            if q.had_tsig:
+                from resolver.tools.dig_tsig import check
+                tsig_ctx = check(q, m, wire, tsig_ctx, first=messages == 0, xfr=True)
             messages, size = messages + 1, size + len(wire)
             failed = m.rcode() != dns.rcode.NOERROR
             for at, rrset in enumerate(m.answer):
@@ -142,7 +146,8 @@ def _transfer_from(q, o: Options, addr: str, name: str, port: int, banner: list[
             f";; Query time: {(time.monotonic() - t0) * 1000:.0f} msec\n"
             f";; SERVER: {addr}#{port}({name}) (TCP)\n"
             f";; WHEN: {time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n"
-            f";; XFR size: {end.count} records (messages {messages}, bytes {size})\n\n")
+            f";; XFR size: {end.count} records (messages {messages}, bytes {size})\n"
+            + tsig_warning(o) + "\n")
     return EXIT_OK
 
 
@@ -151,7 +156,8 @@ def _message(q, wire: bytes):
     a reply that is not ``q``'s is a failed try."""
     import dns.message
     import dns.query
-    m = dns.message.from_wire(wire, xfr=True, one_rr_per_rrset=True, ignore_trailing=True)
+    m = dns.message.from_wire(wire, xfr=True, one_rr_per_rrset=True, ignore_trailing=True,
+                              keyring=False)
     if m.id != q.id:
         raise dns.query.BadResponse
     m.wire = wire
