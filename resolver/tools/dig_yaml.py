@@ -54,7 +54,8 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
     body += [f"{'QUESTION' if k == 'QUERY' else k}: {n}" for k, n in counts]
     if not o.short:
         body += _sections(msg, o, sent_cookie)
-    return "".join(line + "\n" for line in out) + "".join("      " + line + "\n" for line in body)
+    return "".join(line + "\n" for line in out) + "".join(
+        ("      " + line if line else "") + "\n" for line in body)
 
 
 def _sections(msg, o, sent_cookie) -> list[str]:
@@ -78,4 +79,10 @@ def _sections(msg, o, sent_cookie) -> list[str]:
                                       f"{dns.rdataclass.to_text(rrset.rdclass)} "
                                       f"{dns.rdatatype.to_text(rrset.rdtype)} "
                                       f"{rdata_text(rd, o)}") for rrset in section for rd in rrset]
+    if o.show["additional"] and msg.tsig:
+        # as dig: its entry at the section's indent, then a blank line
+        from resolver.tools.dig_tsig import tsig_text
+        body += ["TSIG_PSEUDOSECTION:"] + [
+            "- " + _quoted(f"{msg.tsig.name} {msg.tsig.ttl} ANY TSIG "
+                           f"{tsig_text(rd, o.split_width)}") for rd in msg.tsig] + [""]
     return body
