@@ -224,7 +224,9 @@ def check(q, r, wire: bytes, ctx=None, first: bool = True, xfr: bool = False):
     """The signature of the reply ``r`` (read from ``wire``) to the signed query ``q``
     checked, what fails said as dig says it (";; Couldn't verify signature: WHY"); the
     TSIG context a transfer's next message is checked with. A transfer's messages after
-    the first may come unsigned (the next signature covers them)."""
+    the first may come unsigned (the next signature covers them); as in dig, a signed
+    message that follows no signed one fails, and after a failure the next message is
+    checked from this one's MAC."""
     import dns.message
     import dns.tsig
 
@@ -234,6 +236,8 @@ def check(q, r, wire: bytes, ctx=None, first: bool = True, xfr: bool = False):
             why = "expected a TSIG or SIG(0)"
         elif ctx is not None:
             ctx.update(wire)
+    elif xfr and not first and ctx is None:
+        why = "tsig verify failure"
     else:
         try:
             m = dns.message.from_wire(wire, keyring=q.keyring, request_mac=q.mac,
@@ -249,6 +253,10 @@ def check(q, r, wire: bytes, ctx=None, first: bool = True, xfr: bool = False):
     if why is not None:
         Checked.validated = False
         print(f";; Couldn't verify signature: {why}", flush=True)
+        if xfr and r.tsig is not None:
+            mac = r.tsig[0].mac
+            ctx = dns.tsig.get_context(q.keyring)
+            ctx.update(len(mac).to_bytes(2, "big") + mac)
     return ctx
 
 

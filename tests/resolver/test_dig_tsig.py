@@ -282,3 +282,89 @@ def test_the_query_is_signed_with_the_key(signing):
     assert m.had_tsig and str(m.tsig.name) == "xfr-key." and m.tsig[0].fudge == 300
     with pytest.raises(dns.tsig.BadSignature):
         dns.message.from_wire(wire, keyring={key.name: dns.tsig.Key(KEY[0], b"x", KEY[1])})
+
+
+class _Transferring:
+    """A TCP server that answers every AXFR with example.com. in four messages, each
+    signed with KEY unless ``mode`` says otherwise: ``partial`` (the middle two unsigned,
+    the next signature covering them), ``last`` (the last unsigned), ``first`` (the first
+    unsigned), ``mac`` (the third's MAC altered), ``mac2`` (the second's MAC altered, the
+    third unsigned), ``data`` (a record of the second altered after signing)."""
+
+    SOA = "SOA ns.example.com. host.example.com. 5 3600 600 86400 300"
+    PARTS = [[SOA, "NS ns.example.com."], ["A 192.0.2.1"], ["A 192.0.2.2"], ["TXT x", SOA]]
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.key = dns.tsig.Key(KEY[0], base64.b64decode(SECRET), KEY[1])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def signed(self, i: int) -> bool:
+        return {"partial": i in (0, 3), "last": i < 3, "first": i > 0,
+                "mac2": i != 2}.get(self.mode, True)
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(5)
+                    size = int.from_bytes(conn.recv(2), "big")
+                    data = b""
+                    while len(data) < size:
+                        data += conn.recv(size - len(data))
+                    for wire in self.messages(data):
+                        conn.sendall(len(wire).to_bytes(2, "big") + wire)
+                except OSError:
+                    continue
+
+    def messages(self, data: bytes) -> list[bytes]:
+        q = dns.message.from_wire(data, keyring={self.key.name: self.key})
+        ctx, out = None, []
+        for i, part in enumerate(self.PARTS):
+            r = dns.message.make_response(q)
+            r.answer = [dns.rrset.from_text("example.com.", 3600, "IN", *rr.split(" ", 1))
+                        for rr in part]
+            if self.signed(i):
+                wire = r.to_wire(multi=True, tsig_ctx=ctx)
+                ctx = r.tsig_ctx
+                if (self.mode, i) in (("mac", 2), ("mac2", 1)):      # a bit of the MAC
+                    wire = wire[:-12] + bytes([wire[-12] ^ 1]) + wire[-11:]
+                if (self.mode, i) == ("data", 1):
+                    wire = wire.replace(bytes([192, 0, 2, 1]), bytes([192, 0, 2, 9]))
+            else:
+                r.tsig, r.want_tsig_sign = None, False
+                wire = r.to_wire()
+                if ctx is not None:
+                    ctx.update(wire)
+            out.append(wire)
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode, failed", [
+    ("all", 0), ("partial", 0), ("last", 0), ("first", 2), ("mac", 2), ("mac2", 2),
+    ("data", 1),
+])
+def test_a_transfer_s_signatures_are_checked_message_by_message_as_dig(mode, failed):
+    """Each message of a transfer checked against the signatures before it (RFC 8945:
+    unsigned messages in between covered by the next signature); a message that fails is
+    said, and the next is checked from its MAC, as dig does; exit 0."""
+    server = _Transferring(mode)
+    try:
+        ours = both("@127.0.0.1", "-p", str(server.port), "+tries=1", "+time=2",
+                    "-y", f"hmac-sha256:{KEY[0]}:{SECRET}", "example.com", "axfr")
+    finally:
+        server.close()
+    assert ours.returncode == 0
+    assert ours.stdout.count(";; Couldn't verify signature: ") == failed
+    assert "(messages 4, " in ours.stdout
