@@ -205,7 +205,8 @@ def test_a_y_without_its_parts_is_a_usage_error(args):
 class _Signer:
     """A UDP server that answers every query for an A record, signed as ``mode`` says:
     ``good`` with KEY, ``unsigned``, ``secret`` (another secret), ``name`` (another key's
-    name), ``skew`` (signed 1000 seconds ago), ``badtime`` (KEY's BADTIME error)."""
+    name), ``skew`` (signed 1000 seconds ago), ``badtime`` (KEY's BADTIME error),
+    ``always`` (signed with KEY, the query signed or not)."""
 
     def __init__(self, mode: str):
         self.mode = mode
@@ -236,6 +237,8 @@ class _Signer:
             r.tsig, r.want_tsig_sign = None, False
         elif self.mode in other:
             r.use_tsig(other[self.mode], original_id=q.id)
+        elif self.mode == "always":
+            r.use_tsig(self.key)
         elif self.mode == "badtime":
             r.use_tsig(self.key, original_id=q.id, tsig_error=18,
                        other_data=int(time.time()).to_bytes(6, "big"))
@@ -368,3 +371,18 @@ def test_a_transfer_s_signatures_are_checked_message_by_message_as_dig(mode, fai
     assert ours.returncode == 0
     assert ours.stdout.count(";; Couldn't verify signature: ") == failed
     assert "(messages 4, " in ours.stdout
+
+
+@pytest.mark.parametrize("opts", [[], ["+multi"], ["+yaml"], ["+noadditional"]])
+def test_a_signed_reply_to_a_query_without_key_is_shown_as_dig(opts):
+    """Without a key nothing is checked, and the reply's TSIG is shown in its pseudosection
+    as dig shows it (not as an additional record)."""
+    server = _Signer("always")
+    try:
+        ours = both("@127.0.0.1", "-p", str(server.port), "+tries=1", "+time=2",
+                    "www.example.com", *opts)
+    finally:
+        server.close()
+    assert ours.returncode == 0 and "Couldn't verify" not in ours.stdout
+    assert ("TSIG" in ours.stdout) is ("+noadditional" not in opts)
+    assert "ADDITIONAL SECTION" not in ours.stdout
