@@ -17,8 +17,9 @@ from resolver.tools.dig_options import EXIT_USAGE, Fatal, UsageError
 #: the algorithms dig takes, in the order it tries their names as prefixes, with the most
 #: bits a truncated MAC may keep
 _ALGORITHMS = (("hmac-md5", "hmac-md5.sig-alg.reg.int.", 128),
-               ("hmac-sha1", "hmac-sha1.", 160), ("hmac-sha224", "hmac-sha224.", 224), ("hmac-sha256", "hmac-sha256.", 256),
-               ("hmac-sha384", "hmac-sha384.", 384), ("hmac-sha512", "hmac-sha512.", 512))
+               ("hmac-sha1", "hmac-sha1.", 160), ("hmac-sha224", "hmac-sha224.", 224),
+               ("hmac-sha256", "hmac-sha256.", 256), ("hmac-sha384", "hmac-sha384.", 384),
+               ("hmac-sha512", "hmac-sha512.", 512))
 #: dig's algorithm for ``-y NAME:SECRET``
 DEFAULT_ALGORITHM = "hmac-md5.sig-alg.reg.int."
 #: BIND's floor (in bits) under which a key is logged as too short to be secure
