@@ -226,14 +226,24 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535, base: int = 10)
     return n
 
 
-def _edns_version(value: str) -> int:
-    """+edns=N's version, 0 to 255; another value is dig's error, said as dig says it, and
-    ends the command with status 10, nothing asked."""
-    n = int(value) if value.isascii() and value.isdigit() else -1     # digits only, as BIND
-    why = "not a valid number" if n < 0 else "out of range" if n > 255 else ""
+def dig_uint(value: str, what: str, high: int) -> int | None:
+    """``value`` as dig's parse_uint reads a number: digits only, 0 to ``high``; another
+    is said on stdout as dig says it (``invalid WHAT 'VALUE': out of range``), and None."""
+    n = int(value) if value.isascii() and value.isdigit() else -1
+    why = "not a valid number" if n < 0 else "out of range" if n > high else ""
     if why:
-        print(f"invalid edns '{value}': {why}", flush=True)    # on stdout, as dig
-        raise Fatal("Couldn't parse edns", EXIT_INTERNAL)
+        print(f"invalid {what} '{value}': {why}", flush=True)
+        return None
+    return n
+
+
+def _dig_number(value: str, what: str, high: int) -> int:
+    """+edns=N's version (0 to 255) or +bufsize=N's size (0 to 65535); another value is
+    dig's error, said as dig says it, and ends the command with status 10, nothing
+    asked."""
+    n = dig_uint(value, what, high)
+    if n is None:
+        raise Fatal(f"Couldn't parse {what}", EXIT_INTERNAL)
     return n
 
 
@@ -300,7 +310,7 @@ def _plus(o: Options, arg: str) -> None:
              "nssearch": "nssearch"}
     if key in flags:
         if key == "edns":
-            o.edns_version = _edns_version(value) if (on and eq and value) else 0
+            o.edns_version = _dig_number(value, "edns", 255) if (on and eq and value) else 0
         setattr(o, flags[key], on)
         if key == "nssearch" and on:      # as dig: no comments (a later +comments has)
             o.show["comments"] = False
@@ -411,23 +421,12 @@ def _plus(o: Options, arg: str) -> None:
     elif key == "bufsize":
         if not on:                        # as dig: no +nobufsize
             raise UsageError(f"Invalid option: {arg}")
-        size = _bufsize(value) if value else 1232
+        size = _dig_number(value, "buffer size", 65535) if value else 1232
         # as dig 9.18, whose size is a signed 16-bit number: 32768 and up are as if not
         # given (1232, and no EDNS after +noedns)
         o.bufsize, o.bufsize_given = (size, True) if size < 32768 else (1232, False)
     else:
         raise UsageError(f"Invalid option: {arg}")
-
-
-def _bufsize(value: str) -> int:
-    """+bufsize=N's size, 0 to 65535; another value is dig's error, said as dig says it, and
-    ends the command with status 10, nothing asked."""
-    n = int(value) if value.isascii() and value.isdigit() else -1     # digits only, as BIND
-    why = "not a valid number" if n < 0 else "out of range" if n > 65535 else ""
-    if why:
-        print(f"invalid buffer size '{value}': {why}", flush=True)    # on stdout, as dig
-        raise Fatal("Couldn't parse buffer size", EXIT_INTERNAL)
-    return n
 
 
 def _opcode(value: str) -> int:

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from resolver.tools.dig_options import EXIT_USAGE, Fatal, UsageError
+from resolver.tools.dig_options import EXIT_USAGE, Fatal, UsageError, dig_uint
 
 #: the algorithms dig takes, in the order it tries their names as prefixes, with the most
 #: bits a truncated MAC may keep
@@ -42,11 +42,8 @@ def algorithm(text: str) -> str | None:
         if text[:len(prefix)].lower() == prefix:
             rest = text[len(prefix):]
             if rest.startswith("-"):
-                value = rest[1:]
-                n = int(value) if value.isascii() and value.isdigit() else -1
-                why = "not a valid number" if n < 0 else "out of range" if n > bits else ""
-                if why:                   # on stdout, as dig
-                    print(f"invalid digest-bits [0..{bits}] '{value}': {why}", flush=True)
+                n = dig_uint(rest[1:], f"digest-bits [0..{bits}]", bits)
+                if n is None:
                     raise Fatal("couldn't parse digest bits")
                 if n:
                     raise UsageError(f"TSIG with a truncated MAC ({text}) is not supported")

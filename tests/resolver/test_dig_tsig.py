@@ -19,20 +19,12 @@ import dns.rrset
 import dns.tsig
 import pytest
 
-from test_dig_query import _prog_free, _yaml_comparable, comparable, dig, query
+from test_dig_query import XFR_ZONE as ZONE
+from test_dig_query import Recorder, _prog_free, _yaml_comparable, comparable, dig, query
 
 SECRET = base64.b64encode(b"secret-secret-secret-secret!").decode()
 KEY = ("xfr-key.", "hmac-sha256", SECRET)
 
-ZONE = """$ORIGIN {origin}
-$TTL 3600
-@ IN SOA ns.{origin} host.{origin} 5 3600 600 86400 300
-@ IN NS ns
-ns IN A 192.0.2.53
-www IN A 192.0.2.1
-www IN AAAA 2001:db8::1
-txt IN TXT "hello world"
-"""
 #: a zone NSD transfers in several messages
 BIG = ZONE + "".join(f"t{i} IN TXT \"{'x' * 200} {i}\"\n" for i in range(600))
 
@@ -202,7 +194,7 @@ def test_a_y_without_its_parts_is_a_usage_error(args):
         assert _prog_free(ours.stderr) == _prog_free(theirs.stderr)
 
 
-class _Signer:
+class _Signer(Recorder):
     """A UDP server that answers every query for an A record, signed as ``mode`` says:
     ``good`` with KEY, ``unsigned``, ``secret`` (another secret), ``name`` (another key's
     name), ``skew`` (signed 1000 seconds ago), ``badtime`` (KEY's BADTIME error),
@@ -211,24 +203,15 @@ class _Signer:
     def __init__(self, mode: str):
         self.mode = mode
         self.key = dns.tsig.Key(KEY[0], base64.b64decode(SECRET), KEY[1])
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__()
 
-    def run(self):
-        while True:
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except OSError:
-                return
-            try:
-                self.sock.sendto(self.reply(data), peer)
-            except OSError:
-                return
+    def read(self, data: bytes) -> dns.message.Message:
+        return dns.message.from_wire(data, keyring={self.key.name: self.key})
 
-    def reply(self, data: bytes) -> bytes:
-        q = dns.message.from_wire(data, keyring={self.key.name: self.key})
+    def reply_udp(self, q: dns.message.Message, peer) -> None:
+        self.sock.sendto(self.reply(q), peer)
+
+    def reply(self, q: dns.message.Message) -> bytes:
         r = dns.message.make_response(q)
         r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A", "192.0.2.7"))
         other = {"secret": dns.tsig.Key(KEY[0], b"another-secret", KEY[1]),
@@ -247,9 +230,6 @@ class _Signer:
             with mock.patch.object(dns.message, "time", clock):
                 return r.to_wire()
         return r.to_wire()
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("mode, why", [
