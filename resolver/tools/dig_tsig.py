@@ -84,7 +84,7 @@ class _KeyFileError(Exception):
     """A key file dig cannot read: why, in BIND's words."""
 
 
-_TOKEN = re.compile(r'\s+|#[^\n]*|//[^\n]*|/\*.*?\*/|"([^"]*)"|([{};])|([^\s{};"]+)', re.S)
+_TOKEN = re.compile(r'\s+|#[^\n]*|//[^\n]*|/\*.*?\*/|"([^"]*)"|([{};])|(/\*)|([^\s{};"]+)', re.S)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -93,15 +93,15 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     out, at = [], 0
     while at < len(text):
         m = _TOKEN.match(text, at)
-        if m is None:                     # an unclosed quote or comment
-            raise _KeyFileError("unexpected token")
+        if m is None or m.group(3) is not None:     # an unclosed quote or comment
+            raise _KeyFileError("unexpected end of input")
         at = m.end()
         if m.group(1) is not None:
             out.append(("s", m.group(1)))
         elif m.group(2) is not None:
             out.append(("p", m.group(2)))
-        elif m.group(3) is not None:
-            out.append(("w", m.group(3)))
+        elif m.group(4) is not None:
+            out.append(("w", m.group(4)))
     return out
 
 
@@ -115,7 +115,7 @@ def read_key_file(path: str) -> KeySpec:
     except FileNotFoundError:
         raise _KeyFileError("file not found") from None
     except IsADirectoryError:
-        raise _KeyFileError("invalid file") from None
+        raise _KeyFileError("not a file") from None
     except PermissionError:
         raise _KeyFileError("permission denied") from None
     except OSError as e:

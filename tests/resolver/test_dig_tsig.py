@@ -128,7 +128,9 @@ def _key_file(tmp_path, text: str) -> str:
     f'key xfr-key {{ secret "{SECRET}"; algorithm "HMAC-SHA512"; }};',
     f'# a key\n// for xfr\n/* signed */ key "xfr-key." {{ algorithm hmac-sha1; '
     f'secret "{SECRET}"; }};',
-    f'key "xfr-key." {{ algorithm hmac-sha256; secret "{SECRET[:12]}"; }};',  # too short
+    f'key "xfr-key." {{ algorithm hmac-sha256; secret "{SECRET[:8]}"; }};',  # too short
+    f'key "xfr-key." {{ algorithm hmac-sha256; secret "{SECRET}',          # open quote
+    f'key "xfr-key." {{ algorithm hmac-sha256; secret "{SECRET}"; /* open',
     f'key "xfr-key." {{ algorithm hmac-sha256; secret "{SECRET[:-4]}@@@@"; }};',
     f'key "xfr-key." {{ algorithm hmac-foo; secret "{SECRET}"; }};',
     "",                                                                     # not found
@@ -150,10 +152,11 @@ def test_key_files_as_dig(signing, tmp_path, text):
     assert ours.returncode == (1 if ("secret" in text) != ("algorithm" in text) else 0)
 
 
-def test_a_key_file_that_is_missing_as_dig(signing, tmp_path):
-    ours = both("@127.0.0.1", "-p", str(signing.port), "-k", str(tmp_path / "none.key"),
+@pytest.mark.parametrize("name, why", [("none.key", "file not found"), (".", "not a file")])
+def test_a_key_file_that_is_not_one_as_dig(signing, tmp_path, name, why):
+    ours = both("@127.0.0.1", "-p", str(signing.port), "-k", str(tmp_path / name),
                 "www.example.com", "+noall", "+answer")
-    assert "file not found" in ours.stderr
+    assert ours.stderr.endswith(f": {why}\n")
 
 
 @pytest.mark.parametrize("args", [
