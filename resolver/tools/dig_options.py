@@ -292,7 +292,7 @@ def plus_parts(arg: str) -> tuple[str, bool, str, str]:
 
 
 #: the +options that put EDNS back after +noedns (each needs it), as dig's do
-EDNS_NEEDED = ("dnssec", "do", "nsid", "subnet", "bufsize", "cookie", "padding", "ednsflags")
+EDNS_NEEDED = ("dnssec", "do", "nsid", "subnet", "cookie", "padding", "ednsflags")
 
 
 def _plus(o: Options, arg: str) -> None:

@@ -232,8 +232,9 @@ def test_query_flags_on_the_wire(recorder):
 
 
 @pytest.mark.parametrize("opt", ["+dnssec", "+nsid", "+subnet=192.0.2.0/24", "+bufsize=4096",
-                                 "+bufsize=0", "+cookie", "+padding=64", "+ednsflags=0x80",
-                                 "+expire", "+keepalive", "+ednsopt=65001", "+zflag"])
+                                 "+bufsize=0", "+bufsize=40000", "+cookie", "+padding=64",
+                                 "+ednsflags=0x80", "+expire", "+keepalive", "+ednsopt=65001",
+                                 "+zflag"])
 def test_what_puts_edns_back_after_noedns_is_dig_s(recorder, opt):
     at = ["@127.0.0.1", "-p", str(recorder.port), "example.org", "+noedns", opt]
     sent = []
@@ -1393,7 +1394,8 @@ def test_the_question_and_records_are_laid_out_as_dig(fixed, opts):
     ["+dnssec", "+noedns"], ["+subnet=192.0.2.0/24", "+noedns"], ["+nsid", "+noedns"],
     ["+bufsize=512", "+edns=1", "+noedns"], ["+noedns", "+bufsize=0", "+edns=1"],
     ["+bufsize=00070"], ["+bufsize=32767"], ["+bufsize=65535"], ["+bufsize=40000", "+noedns"],
-    ["+bufsize=512", "+bufsize=32768"],
+    ["+bufsize=512", "+bufsize=32768"], ["+noedns", "+bufsize=40000"],
+    ["+noedns", "+bufsize=40000", "+bufsize=512"],
 ])
 def test_the_query_sent_is_digs(recorder, opts):
     """The query on the wire, as BIND's dig sends it (the id aside, unless +qid)."""
