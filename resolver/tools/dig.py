@@ -18,10 +18,10 @@ import sys
 import time
 from dataclasses import replace
 
-from resolver.tools.dig_exchange import exchange, make_query, name_error, server_addresses
+from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
                                         EXIT_USAGE, PROG, Fatal, Options, UsageError,
-                                        digrc, parse)
+                                        digrc, name_error, parse)
 from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
 from resolver.tools.dig_trace import trace

@@ -38,15 +38,6 @@ def server_addresses(o: Options) -> list[tuple[str, str]]:
 
 
 # ---- one look-up -----------------------------------------------------------------------------
-def name_error(e: Exception) -> str | None:
-    """How BIND says why a name cannot be made (dig's "is not a legal name (...)"), for
-    dnspython's error ``e`` making one; None for another error."""
-    import dns.name
-    return {dns.name.EmptyLabel: "empty label", dns.name.LabelTooLong: "label too long",
-            dns.name.NameTooLong: "ran out of space",
-            dns.name.BadEscape: "bad escape"}.get(type(e))
-
-
 def make_query(o: Options):
     import dns.edns
     import dns.flags

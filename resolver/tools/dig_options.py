@@ -110,7 +110,7 @@ class Options:
     padding: int = 0                     # +padding=N: the query padded to N bytes' blocks
     qr: bool = False                     # +qr: the query printed before it is sent
     # TSIG, the whole command's (dig's -y and -k): as given, then the key made of them
-    tsig_given: object = None            # -y's KeySpec (dig_tsig)
+    tsig_given: object = None            # -y's KeySpec
     tsig_file: str | None = None         # -k FILE
     tsig_key: object = None              # the dnspython key the queries are signed with
     tsig_secret: bool = False            # a secret was given (whether or not a key was made)
@@ -833,7 +833,6 @@ def parse(argv: list[str], base: Options | None = None,
                 elif opt == "-p":
                     line_port = cur.port = _int(val, "-p")
                 elif opt == "-y":
-                    from resolver.tools.dig_tsig import parse_y
                     key_given = parse_y(val)      # as dig: its algorithm read now
                 elif opt == "-k":
                     key_file = val
@@ -940,3 +939,77 @@ def _reads(from_text, a: str) -> bool:
 
 def _looks_like_keyword(a: str) -> bool:
     return "." not in a
+
+
+
+def name_error(e: Exception) -> str | None:
+    """How BIND says why a name cannot be made (dig's "is not a legal name (...)"), for
+    dnspython's error ``e`` making one; None for another error."""
+    import dns.name
+    return {dns.name.EmptyLabel: "empty label", dns.name.LabelTooLong: "label too long",
+            dns.name.NameTooLong: "ran out of space",
+            dns.name.BadEscape: "bad escape"}.get(type(e))
+
+# ---- -y: a TSIG key given on the command line (made and used by dig_tsig) ----
+#: the algorithms dig takes, in the order it tries their names as prefixes, with the most
+#: bits a truncated MAC may keep
+_ALGORITHMS = (("hmac-md5", "hmac-md5.sig-alg.reg.int.", 128),
+               ("hmac-sha1", "hmac-sha1.", 160), ("hmac-sha224", "hmac-sha224.", 224),
+               ("hmac-sha256", "hmac-sha256.", 256), ("hmac-sha384", "hmac-sha384.", 384),
+               ("hmac-sha512", "hmac-sha512.", 512))
+#: dig's algorithm for ``-y NAME:SECRET``
+DEFAULT_ALGORITHM = "hmac-md5.sig-alg.reg.int."
+
+
+class KeySpec(NamedTuple):
+    """A key as given: its name, algorithm (a name; None for one dig does not take) and
+    secret (base64, as given)."""
+    name: str
+    algorithm: str | None
+    secret: str
+
+
+def algorithm(text: str) -> str | None:
+    """dig's reading of an algorithm (``hmac-sha256``): the algorithm's name, as a prefix
+    of ``text`` in any case; an unknown one is warned of (None). A truncated MAC
+    (``hmac-sha256-128``) is not taken."""
+    for prefix, name, bits in _ALGORITHMS:
+        if text[:len(prefix)].lower() == prefix:
+            rest = text[len(prefix):]
+            if rest.startswith("-"):
+                n = dig_uint(rest[1:], f"digest-bits [0..{bits}]", bits)
+                if n is None:
+                    raise Fatal("couldn't parse digest bits")
+                if n:
+                    raise UsageError(f"TSIG with a truncated MAC ({text}) is not supported")
+            return name
+    print(f";; Warning, ignoring invalid TSIG algorithm {text}", file=sys.stderr)
+    return None
+
+
+def parse_y(value: str) -> KeySpec:
+    """``-y``'s value as dig reads it: ``[hmac:]NAME:SECRET``, the first two fields
+    separated by colons (empty ones passed over), the secret all that follows (without
+    ``hmac``, HMAC-MD5); a usage error without a name and a secret."""
+    first, rest = _next_field(value, ":")
+    second, rest = _next_field(rest, ":")
+    third, _ = _next_field(rest, "")
+    if first is None or second is None:
+        raise UsageError(f"-y: {value!r} is not [hmac:]name:secret")
+    if third is not None:
+        return KeySpec(second, algorithm(first), third)
+    return KeySpec(first, DEFAULT_ALGORITHM, second)
+
+
+def _next_field(text: str | None, sep: str) -> tuple[str | None, str | None]:
+    """BIND's next_token: the next non-empty field of ``text`` up to ``sep`` (all of it
+    without ``sep``), and what is left after it (None: nothing)."""
+    while text is not None:
+        if sep:
+            field, found, after = text.partition(sep)
+            text = after if found else None
+        else:
+            field, text = text, None
+        if field:
+            return field, text
+    return None, None

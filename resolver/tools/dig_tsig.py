@@ -10,74 +10,12 @@ import binascii
 import re
 import sys
 import time
-from typing import NamedTuple
 
-from resolver.tools.dig_options import EXIT_USAGE, Fatal, UsageError, dig_uint
+from resolver.tools.dig_options import (EXIT_USAGE, Fatal, KeySpec, UsageError, algorithm,
+                                        name_error)
 
-#: the algorithms dig takes, in the order it tries their names as prefixes, with the most
-#: bits a truncated MAC may keep
-_ALGORITHMS = (("hmac-md5", "hmac-md5.sig-alg.reg.int.", 128),
-               ("hmac-sha1", "hmac-sha1.", 160), ("hmac-sha224", "hmac-sha224.", 224),
-               ("hmac-sha256", "hmac-sha256.", 256), ("hmac-sha384", "hmac-sha384.", 384),
-               ("hmac-sha512", "hmac-sha512.", 512))
-#: dig's algorithm for ``-y NAME:SECRET``
-DEFAULT_ALGORITHM = "hmac-md5.sig-alg.reg.int."
 #: BIND's floor (in bits) under which a key is logged as too short to be secure
 _SHORT_KEY_BITS = 64
-
-
-class KeySpec(NamedTuple):
-    """A key as given: its name, algorithm (a name; None for one dig does not take) and
-    secret (base64, as given)."""
-    name: str
-    algorithm: str | None
-    secret: str
-
-
-def algorithm(text: str) -> str | None:
-    """dig's reading of an algorithm (``hmac-sha256``): the algorithm's name, as a prefix
-    of ``text`` in any case; an unknown one is warned of (None). A truncated MAC
-    (``hmac-sha256-128``) is not taken."""
-    for prefix, name, bits in _ALGORITHMS:
-        if text[:len(prefix)].lower() == prefix:
-            rest = text[len(prefix):]
-            if rest.startswith("-"):
-                n = dig_uint(rest[1:], f"digest-bits [0..{bits}]", bits)
-                if n is None:
-                    raise Fatal("couldn't parse digest bits")
-                if n:
-                    raise UsageError(f"TSIG with a truncated MAC ({text}) is not supported")
-            return name
-    print(f";; Warning, ignoring invalid TSIG algorithm {text}", file=sys.stderr)
-    return None
-
-
-def parse_y(value: str) -> KeySpec:
-    """``-y``'s value as dig reads it: ``[hmac:]NAME:SECRET``, the first two fields
-    separated by colons (empty ones passed over), the secret all that follows (without
-    ``hmac``, HMAC-MD5); a usage error without a name and a secret."""
-    first, rest = _next_field(value, ":")
-    second, rest = _next_field(rest, ":")
-    third, _ = _next_field(rest, "")
-    if first is None or second is None:
-        raise UsageError(f"-y: {value!r} is not [hmac:]name:secret")
-    if third is not None:
-        return KeySpec(second, algorithm(first), third)
-    return KeySpec(first, DEFAULT_ALGORITHM, second)
-
-
-def _next_field(text: str | None, sep: str) -> tuple[str | None, str | None]:
-    """BIND's next_token: the next non-empty field of ``text`` up to ``sep`` (all of it
-    without ``sep``), and what is left after it (None: nothing)."""
-    while text is not None:
-        if sep:
-            field, found, after = text.partition(sep)
-            text = after if found else None
-        else:
-            field, text = text, None
-        if field:
-            return field, text
-    return None, None
 
 
 class _KeyFileError(Exception):
@@ -183,7 +121,6 @@ def make_key(spec: KeySpec):
         try:
             name = dns.name.from_text(spec.name)
         except Exception as e:
-            from resolver.tools.dig_exchange import name_error
             why = name_error(e) or str(e)
     if why is not None:
         print(f";; Couldn't create key {spec.name}: {why}", flush=True)

@@ -258,8 +258,8 @@ def test_a_signature_that_fails_is_said_as_dig(mode, why):
 def test_the_query_is_signed_with_the_key(signing):
     """The query as it goes: its TSIG is KEY's, over the message as sent."""
     from resolver.tools.dig_exchange import make_query
-    from resolver.tools.dig_options import parse
-    from resolver.tools.dig_tsig import make_key, parse_y
+    from resolver.tools.dig_options import parse, parse_y
+    from resolver.tools.dig_tsig import make_key
     _, [o] = parse(["www.example.com"])
     o.tsig_key = make_key(parse_y(f"hmac-sha256:xfr-key.:{SECRET}"))
     wire = make_query(o).to_wire()
