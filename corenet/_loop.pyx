@@ -888,6 +888,11 @@ cdef class BaseLoop:
         self._polls += 1
         if self._deleted:
             self._deleted.clear()
+        if timeout != 0.0:
+            # A signal that came since Python code last ran was only flagged (no bytecode
+            # ran to call its handler): handled now, not slept through (the handler of
+            # asyncio.Runner, for one, wakes the loop).
+            PyErr_CheckSignals()
         if timeout == 0.0:
             n = epoll_wait(epfd, self._events, self._maxevents, 0)
         elif timeout < 0.0:
