@@ -941,7 +941,6 @@ def _looks_like_keyword(a: str) -> bool:
     return "." not in a
 
 
-
 def name_error(e: Exception) -> str | None:
     """How BIND says why a name cannot be made (dig's "is not a legal name (...)"), for
     dnspython's error ``e`` making one; None for another error."""
@@ -949,6 +948,7 @@ def name_error(e: Exception) -> str | None:
     return {dns.name.EmptyLabel: "empty label", dns.name.LabelTooLong: "label too long",
             dns.name.NameTooLong: "ran out of space",
             dns.name.BadEscape: "bad escape"}.get(type(e))
+
 
 # ---- -y: a TSIG key given on the command line (made and used by dig_tsig) ----
 #: the algorithms dig takes, in the order it tries their names as prefixes, with the most
