@@ -202,9 +202,9 @@ cdef class InfraCache:
         return True if s is None else _edns(<ServerInfo>s, now)
 
     cpdef str choose(self, list addrs, double now):
-        """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
-        not held down (all of them if every one is); a random one with probability
-        ``exploration``. Servers marked down, or with ``max_queries_per_server`` queries in
+        """The server to ask: the first never measured, else the lowest smoothed RTT among
+        those not held down (all of them if every one is), or a random one of those with
+        probability ``exploration``. Servers marked down, or with ``max_queries_per_server`` queries in
         flight, are left out; when every one is, the first marked down whose probe is due
         (and below that count) is the one, else None: nothing is to be sent."""
         cdef Py_ssize_t n = len(addrs)
@@ -233,17 +233,21 @@ cdef class InfraCache:
         cdef list alive = [a for a in addrs if self.get(a).holddown_until <= now]
         if not alive:
             alive = list(addrs)
-        if len(alive) > 1 and self._exploration > 0 and self.rng.random() < self._exploration:
-            return self.rng.choice(alive)
         cdef str best = None
         cdef double best_cost = 0.0, c
         for a in alive:
             s = <ServerInfo>self.servers[a]
-            # A server never measured is tried first (as BIND does): otherwise one known,
-            # merely adequate server would keep every faster unknown one from being learned.
-            c = s.rto if s.timeouts else (0.0 if s.srtt is None else <double>s.srtt)
+            if s.srtt is None and not s.timeouts:
+                # A server never measured is tried first, in the order given (as BIND does,
+                # and as a stub asks its nameservers): otherwise one known, merely adequate
+                # server would keep every faster unknown one from being learned. Asking it
+                # is already exploring, so no random pick overrides it.
+                return a
+            c = s.rto if s.timeouts else <double>s.srtt
             if best is None or c < best_cost:
                 best, best_cost = a, c
+        if len(alive) > 1 and self._exploration > 0 and self.rng.random() < self._exploration:
+            return self.rng.choice(alive)
         return best
 
     cpdef tuple pick(self, list addrs, double now, double left):

@@ -309,6 +309,22 @@ def test_infra_prefers_fast_servers_backs_off_dead_ones_and_explores():
     assert picks == {"fast", "slow"}
 
 
+def test_infra_asks_servers_never_measured_in_their_order_even_when_exploring():
+    """Exploration is for servers already measured: a server never asked is tried first,
+    in the order given (a stub's nameserver list, a forward zone's addresses), however
+    often the random pick would fire."""
+    explorer = C.InfraCache(Limits(exploration=1.0), rng=random.Random(3))
+    assert {explorer.choose(["10.0.0.1", "10.0.0.2", "10.0.0.3"], 0.0)
+            for _ in range(50)} == {"10.0.0.1"}
+    explorer.record_rtt("10.0.0.1", 0.001)
+    assert {explorer.choose(["10.0.0.1", "10.0.0.2", "10.0.0.3"], 0.0)
+            for _ in range(50)} == {"10.0.0.2"}
+    explorer.record_rtt("10.0.0.2", 0.002)
+    explorer.record_rtt("10.0.0.3", 0.003)
+    picks = {explorer.choose(["10.0.0.1", "10.0.0.2", "10.0.0.3"], 0.0) for _ in range(200)}
+    assert picks == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+
+
 def test_infra_lameness_and_edns_memory_expire_after_the_host_ttl():
     infra = C.InfraCache(Limits(infra_host_ttl=900.0))
     infra.mark_lame("10.0.0.1", W("Example."), 100.0)
