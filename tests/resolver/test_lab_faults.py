@@ -311,9 +311,11 @@ def test_serve_stale_when_authorities_fail(run, fakes, lab_resolver):
 
 
 def test_faster_server_is_preferred(run, fakes, lab_resolver):
-    """Smoothed RTT: ns1.fault. answers 80 ms late, ns2.fault. at once. Each is first
+    """Smoothed RTT: ns1.fault. answers 300 ms late, ns2.fault. at once. Each is first
     measured through a zone only it serves (one.fault., two.fault.); then names of
-    fault., served by both, go to the fast one (but for rare exploration)."""
+    fault., served by both, go to the fast one (but for rare exploration). The gap is
+    wide so that a loaded machine, which can hold the fast reply back by tens of
+    milliseconds, does not measure the fast server as the slower one."""
     parent = fault_authority("one 300 IN NS ns1\ntwo 300 IN NS ns2\n")
     kids = [ZoneAuthority.from_text(f"{z}.fault.", f"""
 @ 300 IN SOA ns1.fault. h.fault. 1 3600 600 86400 60
@@ -321,7 +323,7 @@ def test_faster_server_is_preferred(run, fakes, lab_resolver):
 x 300 IN A 192.0.2.{i}
 """) for i, (z, ns) in enumerate((("one", "ns1"), ("two", "ns2")), 1)]
     on_slow, on_fast = serve(parent, kids[0]), serve(parent, kids[1])
-    slow = fakes(Z.FAKE_TLD_1, lambda seen: Reply(on_slow(seen), delay=0.08))
+    slow = fakes(Z.FAKE_TLD_1, lambda seen: Reply(on_slow(seen), delay=0.3))
     fast = fakes(Z.FAKE_TLD_2, on_fast)
 
     async def go():
