@@ -12,7 +12,7 @@ import re
 import httpx
 import idna
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import corenet.https as https
 from corenet.https.urls import _url_parts
@@ -70,8 +70,9 @@ def _as_corenet(text):
     if scheme:
         text = scheme[0].lower() + text[scheme.end():]
     m = _path_match(text)
-    # httpx leaves a relative path alone (an empty scheme, "://host", has an authority)
-    normalised = scheme or re.match(r":?//[^/?#]", text)
+    # httpx leaves a relative path alone (an empty scheme, "://host", has an authority,
+    # unless it renders empty: "//:", "//@")
+    normalised = scheme or (re.match(r":?//", text) and httpx.URL(text).netloc)
     if normalised and m[1].split("/")[-1] in (".", ".."):
         text = text[:m.end(1)] + "/" + text[m.end(1):]
     return text
@@ -124,6 +125,7 @@ _PIECE = st.lists(_CHARS, max_size=8).map("".join)
                       _PIECE.map(lambda s: ":" + s)),
        path=_PIECE, query=st.one_of(st.just(""), _PIECE.map(lambda s: "?" + s)),
        fragment=st.one_of(st.just(""), _PIECE.map(lambda s: "#" + s)))
+@example(scheme="//", userinfo="", host="", port=":", path="/..", query="", fragment="")
 def test_generated_urls_as_httpx_makes_them(scheme, userinfo, host, port, path, query, fragment):
     _same_as_httpx(scheme + userinfo + host + port + path + query + fragment)
 
