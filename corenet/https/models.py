@@ -361,6 +361,9 @@ class Response:
     # gave): closed, through httpx's byte-stream interface (`aclose()`, else `close()`),
     # once it is read or the response is closed.
     _source: Any = None
+    # Set once a streamed body is read whole: only its decoded bytes are kept, and
+    # `aiter_raw()` is StreamConsumed.
+    _raw_gone = False
     # httpx's: the request a redirect not followed asks for (None otherwise).
     next_request: Request | None = None
     num_bytes_downloaded = 0  # of the body as received (before decoding)
@@ -702,8 +705,10 @@ class Response:
 
     def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
         """Body bytes as received (still compressed), chunk by chunk (of `chunk_size`
-        bytes each, but the last, when given)."""
-        it = self._aiter_raw()
+        bytes each, but the last, when given). Once a streamed body is read (`read()`,
+        a Client's `get()`) its raw bytes are gone: StreamConsumed, as in httpx. A body
+        given whole (bytes content, a cached response, an app's) is given again."""
+        it = _consumed() if self._raw_gone else self._aiter_raw()
         return it if chunk_size is None else _sized(it, chunk_size)
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
@@ -844,7 +849,7 @@ class Response:
             if dec is not None:
                 parts += dec.flush()
             self._content = _joined(parts)
-            ok = True
+            self._raw_gone = ok = True
         except RequestError as exc:
             attach_request(exc, self._request)
             raise
@@ -869,7 +874,7 @@ class Response:
                 parts = _decode(dec, parts)
                 parts += dec.flush()
             self._content = parts[0] if len(parts) == 1 else b"".join(parts)
-            ok = True
+            self._raw_gone = ok = True
         except RequestError as exc:
             attach_request(exc, self._request)
             raise
@@ -1050,6 +1055,11 @@ class _OnceStream(AsyncByteStream, SyncByteStream):
         if hasattr(self.source, "__aiter__"):
             return self.source.__aiter__()  # type: ignore[no-any-return]
         return _pieces_of(self.source)  # a sync iterable, read on the loop (either client)
+
+
+async def _consumed() -> AsyncIterator[bytes]:
+    raise StreamConsumed()
+    yield b""  # an async generator: the error comes at the first step, as httpx's
 
 
 async def _pieces_of(source: Any) -> AsyncIterator[bytes]:

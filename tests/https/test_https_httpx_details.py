@@ -1704,6 +1704,22 @@ def test_a_response_rfc_9112_lets_a_client_read_is_read_as_by_httpx(reply):
     assert seen[0][0] == 200 and seen[0][2] == b"ok"
 
 
+def test_the_raw_bytes_of_a_response_read_are_gone_as_in_httpx():
+    """A response read by ``get()``: ``iter_raw()`` raises StreamConsumed (only the decoded
+    body is kept), ``iter_bytes()`` gives the body again, as httpx's."""
+    port, thread = reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 2)
+    seen = []
+    for mod in (https, httpx):
+        with mod.Client() as c:
+            r = c.get(f"http://127.0.0.1:{port}/")
+            with pytest.raises(mod.StreamConsumed) as caught:
+                list(r.iter_raw())
+            seen.append((str(caught.value), list(r.iter_bytes())))
+    thread.join(10)
+    assert seen[0] == seen[1]
+    assert seen[0][1] == [b"ok"]
+
+
 def _gen():
     yield b"ab"
 
@@ -1716,6 +1732,12 @@ def _redirect_loop(request):
 def _streamed_twice(mod):
     r = mod.Response(200, content=_gen())
     return list(r.iter_raw()) + list(r.iter_raw())
+
+
+def _raw_after_read(mod):
+    r = mod.Response(200, content=_gen())
+    r.read()
+    return list(r.iter_raw())
 
 
 def _closed_then_iterated(mod):
@@ -1739,6 +1761,7 @@ def _cookie_twice(mod):
     lambda m: m.Response(200, content=_gen()).content,
     lambda m: m.Request("POST", "https://a.example/", content=_gen()).content,
     _streamed_twice,
+    _raw_after_read,
     _closed_then_iterated,
     _cookie_twice,
     lambda m: m.Timeout(),
@@ -1752,9 +1775,9 @@ def _cookie_twice(mod):
     lambda m: m.ResponseNotRead(),
     lambda m: m.RequestNotRead(),
 ], ids=["unsupported", "no-scheme", "no-host", "base-url", "response-not-read",
-        "request-not-read", "consumed-twice", "closed", "cookie-conflict", "timeout-default",
-        "timeout-partial", "auth", "content-type", "redirects", "consumed-made", "closed-made",
-        "response-not-read-made", "request-not-read-made"])
+        "request-not-read", "consumed-twice", "raw-after-read", "closed", "cookie-conflict",
+        "timeout-default", "timeout-partial", "auth", "content-type", "redirects",
+        "consumed-made", "closed-made", "response-not-read-made", "request-not-read-made"])
 def test_errors_say_what_httpx_s_say(case):
     """The same misuse raises the same exception with httpx's very words (code that
     matches on them, `pytest.raises(match=...)` in a test suite, keeps working); an error
