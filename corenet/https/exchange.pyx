@@ -84,15 +84,17 @@ _DIGITS = re.compile(r"[0-9]+")
 
 class HeaderFields:
     """A request's headers checked and encoded once: `block`, the header lines less the
-    framing ones; `host_line`, the caller's Host line or None; `length`, its
-    Content-Length or None; `chunked`, whether it asked for chunked; `items`, the (name,
-    value) pairs themselves."""
+    framing ones (but a caller's one plain Content-Length, kept where it was given, as
+    httpx sends it: `length_in_block`); `host_line`, the caller's Host line or None;
+    `length`, its Content-Length or None; `chunked`, whether it asked for chunked;
+    `items`, the (name, value) pairs themselves."""
 
-    __slots__ = ("block", "host_line", "length", "chunked", "items")
+    __slots__ = ("block", "host_line", "length", "length_in_block", "chunked", "items")
 
     def __init__(self, items: tuple[tuple[str, str], ...]) -> None:
         hosts: list[str] = []
         lengths: set[str] = set()
+        length_lines: list[tuple[int, tuple[str, str]]] = []
         codings: list[str] = []
         rest: list[tuple[str, str]] = []
         for name, value in items:
@@ -103,8 +105,15 @@ class HeaderFields:
                 hosts.append(value)
             elif lname == "content-length":
                 lengths.update(v.strip() for v in value.split(","))
+                length_lines.append((len(rest), (name, value)))
             else:
                 codings += (c.strip().lower() for c in value.split(",") if c.strip())
+        # One Content-Length of plain digits is written as given, in its place; any other
+        # (repeated, a list) is checked below and written by the client as one number.
+        self.length_in_block = (len(length_lines) == 1
+                                and _DIGITS.fullmatch(length_lines[0][1][1]) is not None)
+        if self.length_in_block:
+            rest.insert(*length_lines[0])
         self.block = encode_header_lines(rest)
         if len(hosts) > 1:
             raise LocalProtocolError(f"more than one Host header given: {hosts!r}")
@@ -187,7 +196,10 @@ def encode_request_head(method: str, line: bytes, host_line: bytes, fields: Head
     ending in CRLF) when given. Returns it with the
     exact length a streamed body must have (None: chunked, or not a stream)."""
     length = fields.length
-    if body is None:
+    if fields.length_in_block:  # the caller's, checked against the body: in the block
+        framing = b""
+        length = None if body is None or body.__class__ is bytes else length
+    elif body is None:
         framing = b"Content-Length: 0\r\n" if length == 0 or method in BODY_METHODS \
             else b""
         length = None

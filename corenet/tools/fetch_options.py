@@ -643,20 +643,19 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
         else:
             kw["content"] = body
             implied = "POST"
-            if as_json:
-                if "accept" not in given:
-                    headers.append(("Accept", "application/json"))
-                ctype = "application/json"
+            if as_json:  # curl's --json adds its two as if by -H: the length goes last
+                for name, value in (("Content-Type", "application/json"),
+                                    ("Accept", "application/json")):
+                    if name.lower() not in given:
+                        headers.append((name, value))
             else:
-                ctype = "application/x-www-form-urlencoded"
-            if "content-type" not in given:
-                headers.append(("Content-Type", ctype))
+                _body_headers(headers, given, len(body), "application/x-www-form-urlencoded")
     elif args.form:  # multipart/form-data, files or not, as curl's -F
         from corenet.https.multipart import encode_multipart
 
         kw["content"], ctype = encode_multipart(*_form(args.form))
-        if "content-type" not in given:
-            headers.append(("Content-Type", ctype))
+        _body_headers(headers, given, getattr(kw["content"], "length", None)
+                      if not isinstance(kw["content"], bytes) else len(kw["content"]), ctype)
         implied = "POST"
     elif args.upload_file:
         if url.endswith("/") and args.upload_file != "-":
@@ -668,6 +667,15 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
     args.curl_method = "HEAD" if args.head else implied  # the method before -X
     method = args.request or ("HEAD" if args.head else implied)
     return method.upper(), url, kw
+
+
+def _body_headers(headers: list, given: set, length: int | None, ctype: str) -> None:
+    """A POST body's Content-Length (when known) and Content-Type, in curl's order (the
+    length first), each unless -H gave it."""
+    if length is not None and "content-length" not in given:
+        headers.append(("Content-Length", str(length)))
+    if "content-type" not in given:
+        headers.append(("Content-Type", ctype))
 
 
 def redirect_methods(args: argparse.Namespace, body: bytes | None

@@ -288,11 +288,16 @@ _FRAMING = ("content-length", "transfer-encoding")
 
 def _request_head(req: Any, h2: bool) -> bytes:
     """A request's head as it went: its line, Host, the other headers, the framing ones
-    last (HTTP/2's as curl shows them: lower-case names but Host)."""
+    last but for HTTP/1.1's one plain Content-Length, which goes where it was given
+    (HTTP/2's as curl shows them: lower-case names but Host)."""
     items = list(req.headers.frozen())
+    lengths = [v for k, v in items if k.lower() == "content-length"]
+    plain = len(lengths) == 1 and lengths[0].isascii() and lengths[0].isdigit()
+    kept = ("content-length",) if plain and not h2 else ()
+    last = tuple(f for f in _FRAMING if f not in kept)
     items = ([(k, v) for k, v in items if k.lower() == "host"]
-             + [(k, v) for k, v in items if k.lower() not in ("host", *_FRAMING)]
-             + [(k, v) for k, v in items if k.lower() in _FRAMING])
+             + [(k, v) for k, v in items if k.lower() not in ("host", *last)]
+             + [(k, v) for k, v in items if k.lower() in last])
     lines = [request_line(req, h2)] + [
         f"{k.lower() if h2 and k.lower() != 'host' else k}: {v}" for k, v in items]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

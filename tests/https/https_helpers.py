@@ -34,9 +34,10 @@ async def until(pred, limit: float = 3.0) -> bool:
     return pred()
 
 
-def reply_server(reply: bytes, connections: int):
+def reply_server(reply: bytes, connections: int, heads: list | None = None):
     """A server on 127.0.0.1 that answers the first request of each of ``connections``
-    connections with ``reply`` and closes it: (its port, the thread serving)."""
+    connections with ``reply`` and closes it: (its port, the thread serving). Each
+    request's head (its bytes before the blank line) goes into ``heads`` when given."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
 
@@ -55,6 +56,8 @@ def reply_server(reply: bytes, connections: int):
                         if not data:
                             break
                         got += data
+                    if heads is not None:
+                        heads.append(got.split(b"\r\n\r\n")[0])
                     conn.sendall(reply)
 
     thread = threading.Thread(target=serve, daemon=True)

@@ -1135,8 +1135,8 @@ def test_post_redirects_as_curl(env, tmp_path):
 
 
 def test_trace_as_curl(env, tmp_path):
-    """--trace and --trace-ascii: curl's dump, byte for byte for a plain-http exchange; a
-    body sent, its Content-Length where it goes on the wire (after the other headers); -v
+    """--trace and --trace-ascii: curl's dump, byte for byte for a plain-http exchange, a
+    body sent (-d, --json; -F's headers in curl's order, its boundary being random); -v
     after them, or them after -v, the last one wins; "-" is standard output, a file that
     cannot be opened stderr; a failure's message ends the trace, as curl's."""
     url = env.raw_plain + "/echo"
@@ -1148,12 +1148,20 @@ def test_trace_as_curl(env, tmp_path):
             dumps.append(name.read_text())
         assert dumps[0] == dumps[1], kind
         assert "<= Recv header, 17 bytes (0x11)\n" in dumps[0]
-    theirs, ours = both("-s", "-A", "agent/1", "-d", "a=1", "--trace-ascii", "-",
+    sent = {}
+    for body in (("-d", "a=1"), ("--json", '{"a":1}')):
+        theirs, ours = both("-s", "-A", "agent/1", *body, "--trace-ascii", "-",
+                            env.raw_plain + "/big?n=3")
+        # byte for byte: -d's Content-Length before its Content-Type, --json's two
+        # headers before the Content-Length, as curl sends them
+        assert ours.stdout == theirs.stdout, body
+        sent[body[0]] = ours.stdout
+    assert b"=> Send data, 3 bytes (0x3)\n0000: a=1\n" in sent["-d"]
+    theirs, ours = both("-s", "-A", "agent/1", "-F", "a=1", "--trace-ascii", "-",
                         env.raw_plain + "/big?n=3")
-    blocks = [sorted(re.sub(r"(?m)^[0-9a-f]{4}: ", "", p.stdout.decode()).splitlines())
-              for p in (theirs, ours)]
-    assert blocks[0] == blocks[1]  # the same lines, two of them in another order
-    assert b"=> Send data, 3 bytes (0x3)\n0000: a=1\n" in ours.stdout
+    heads = [re.findall(rb"(?m)^[0-9a-f]{4}: ([A-Za-z-]+):", p.stdout.split(b"=> Send data")[0])
+             for p in (theirs, ours)]
+    assert heads[0] == heads[1] and heads[0][-2:] == [b"Content-Length", b"Content-Type"]
     for args, traced in ((("--trace-ascii", "-", "-v"), False), (("-v", "--trace", "-"), True)):
         theirs, ours = both("-s", *args, "-o", "/dev/null", url)
         for p in (theirs, ours):

@@ -1720,6 +1720,30 @@ def test_the_raw_bytes_of_a_response_read_are_gone_as_in_httpx():
     assert seen[0][1] == [b"ok"]
 
 
+def test_a_content_length_given_goes_where_it_was_given_as_httpx_sends_it():
+    """A caller's Content-Length (one, plain digits) is sent in its place among the
+    headers, not moved after them; without one the client's goes last: the same head
+    httpx sends, line for line, but the User-Agent and what httpx adds by default."""
+    heads: list[bytes] = []
+    port, thread = reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4, heads)
+    url = f"http://127.0.0.1:{port}/"
+    for mod in (https, httpx):
+        with mod.Client(headers={"User-Agent": "a/1"}) as c:
+            c.post(url, content=b"abc", headers=[("X-A", "1"), ("Content-Length", "3"),
+                                                 ("X-B", "2")])
+            c.post(url, content=b"abc", headers=[("X-A", "1")])
+    thread.join(10)
+
+    def lines(head):
+        drop = (b"accept", b"accept-encoding", b"connection")
+        return [x for x in head.split(b"\r\n")
+                if x.split(b":")[0].lower() not in drop]
+    ours, theirs = [lines(h) for h in heads[:2]], [lines(h) for h in heads[2:]]
+    assert ours == theirs
+    assert ours[0][-3:] == [b"X-A: 1", b"Content-Length: 3", b"X-B: 2"]
+    assert ours[1][-1] == b"Content-Length: 3"
+
+
 def _gen():
     yield b"ab"
 
