@@ -653,9 +653,10 @@ def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]
     elif args.form:  # multipart/form-data, files or not, as curl's -F
         from corenet.https.multipart import encode_multipart
 
-        kw["content"], ctype = encode_multipart(*_form(args.form))
-        _body_headers(headers, given, getattr(kw["content"], "length", None)
-                      if not isinstance(kw["content"], bytes) else len(kw["content"]), ctype)
+        content, ctype = encode_multipart(*_form(args.form))
+        kw["content"] = content
+        length = len(content) if isinstance(content, bytes) else content.length
+        _body_headers(headers, given, length, ctype)
         implied = "POST"
     elif args.upload_file:
         if url.endswith("/") and args.upload_file != "-":

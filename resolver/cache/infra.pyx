@@ -204,9 +204,10 @@ cdef class InfraCache:
     cpdef str choose(self, list addrs, double now):
         """The server to ask: the first never measured, else the lowest smoothed RTT among
         those not held down (all of them if every one is), or a random one of those with
-        probability ``exploration``. Servers marked down, or with ``max_queries_per_server`` queries in
-        flight, are left out; when every one is, the first marked down whose probe is due
-        (and below that count) is the one, else None: nothing is to be sent."""
+        probability ``exploration``. Servers marked down, or with
+        ``max_queries_per_server`` queries in flight, are left out; when every one is, the
+        first marked down whose probe is due (and below that count) is the one, else None:
+        nothing is to be sent."""
         cdef Py_ssize_t n = len(addrs)
         cdef ServerInfo s
         cdef list up = None             # made at the first server down: those before it
