@@ -391,6 +391,7 @@ cdef class ResponseExchange:
     cdef bint _mixed_framing
     cdef readonly long long body_limit
     cdef object _limit_name
+    cdef bint _streaming
     # Bytes of earlier feeds while the head is incomplete (read once it is whole).
     cdef bytearray _pre
     cdef long long _chunk_start  # body bytes before the chunk in progress
@@ -431,6 +432,7 @@ cdef class ResponseExchange:
         self._overhead_base = -1
         self._body_bytes = 0
         self.body_limit, self._limit_name = _body_limit(limits, streaming)
+        self._streaming = streaming
         self._framing = CLOSE_DELIMITED
         self._mixed_framing = False
         self._content_length = -1
@@ -445,12 +447,21 @@ cdef class ResponseExchange:
         """A body read whole is limited by max_body_bytes, a streamed one by
         max_stream_bytes (None: no limit; memory is bounded by back-pressure)."""
         self.body_limit, self._limit_name = _body_limit(self._limits, streaming)
-        if self._body_bytes > self.body_limit:
+        self._streaming = streaming
+        if self._body_bytes > self.body_limit or self._promised_too_much():
             self._fail(self._too_big())
 
+    cdef bint _promised_too_much(self):
+        """A body read whole whose Content-Length is over its limit: it fails at the head,
+        before any of it is received (a stream's reader may look at the head first)."""
+        return (not self._streaming and self._framing == LENGTH
+                and self._content_length > self.body_limit)
+
     cdef _too_big(self):
+        size = (f" of {self._content_length} bytes (Content-Length)"
+                if self._promised_too_much() else "")
         return RemoteProtocolError(
-            f"response body exceeds {self.body_limit} bytes ({self._limit_name})")
+            f"response body{size} exceeds {self.body_limit} bytes ({self._limit_name})")
 
     # ---- llhttp's callbacks (through _Callbacks, during feed_data) ----
     cdef _message_begin(self):
@@ -472,6 +483,8 @@ cdef class ResponseExchange:
         if self._is_head or status == 204 or status == 304:
             self._framing = NO_BODY
         self._keep_alive = parser.should_keep_alive() and not self._mixed_framing
+        if self._promised_too_much():
+            self._fail(self._too_big())
         self.head = head
         self._events.append(head)
         if self._is_head:

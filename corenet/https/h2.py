@@ -51,7 +51,7 @@ class H2Stream:
 
     __slots__ = ("conn", "session", "sid", "method", "head", "_body", "complete",
                  "error", "_waiter", "_writable", "_write_mark", "streaming", "_limits",
-                 "_received", "_unconsumed", "trailers", "closed", "refused")
+                 "_received", "_promised", "_unconsumed", "trailers", "closed", "refused")
 
     def __init__(self, conn: "H2Connection", method: str, streaming: bool) -> None:
         self.conn = conn
@@ -74,6 +74,7 @@ class H2Stream:
         self.streaming = streaming
         self._limits = conn.limits
         self._received = 0
+        self._promised = -1  # the response's Content-Length, when it has a body and one
         self._unconsumed = 0
         self.trailers: list[tuple[bytes, bytes]] | None = None
 
@@ -81,7 +82,12 @@ class H2Stream:
     def on_head(self, status: int, fields: list) -> None:
         head = ResponseHead(status, b"", "2", fields)
         for name, value in fields:
-            if name == b"content-encoding":
+            if name == b"content-length":
+                if value.isdigit() and self.method != "HEAD" and status not in (204, 304):
+                    self._promised = int(value)
+                    if self._promised_too_much():
+                        return
+            elif name == b"content-encoding":
                 head.content_encoding = value
             elif name == b"location":
                 head.location = value
@@ -154,6 +160,18 @@ class H2Stream:
         self.closed = True
         self._wake()
         self.wake_writer()
+
+    def _promised_too_much(self) -> bool:
+        """A body read whole whose Content-Length is over its limit fails at the head,
+        before any of it is received (a stream's reader may look at the head first): the
+        stream is reset, and True."""
+        limit = self._limits.max_body_bytes
+        if self.streaming or self._promised <= limit or self.error is not None:
+            return False
+        self.fail(RemoteProtocolError(f"response body of {self._promised} bytes "
+                                      f"(Content-Length) exceeds {limit} bytes (max_body_bytes)"))
+        self.conn.reset_stream(self)
+        return True
 
     def _body_limit(self) -> tuple[int | None, str]:
         if self.streaming:
@@ -270,6 +288,8 @@ class H2Stream:
                 self.session.consume(self.sid, self._unconsumed)
                 self._unconsumed = 0
                 self.conn.flush()
+            if not streaming and not self.complete:
+                self._promised_too_much()
         while True:
             if self._body and (streaming or partial or self.complete):
                 return self._take_chunks(not (streaming or partial))

@@ -32,6 +32,7 @@ class Limits:
     # A body read whole into memory (`client.get()`, `response.aread()`), counted both as
     # received and as decoded (after gzip, br, zstd), so a compression bomb is stopped as
     # early as a huge plain body: decoding never allocates more than this plus one byte.
+    # A Content-Length over it fails at the head, before any of the body is received.
     # 64 MiB holds any page or API answer; bigger downloads belong in `client.stream()`.
     max_body_bytes: int = 64 * 1024 * 1024
     # A streamed body (`client.stream()`, `aiter_bytes()`): the caller consumes it piece by

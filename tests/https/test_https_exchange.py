@@ -377,11 +377,28 @@ def test_counted_body_with_extra_bytes_in_a_later_feed():
 
 
 def test_counted_body_limit_and_eof():
+    # A body read whole fails at a head that promises more than its limit ...
     ex = ResponseExchange("GET", Limits(max_body_bytes=5))
+    with pytest.raises(RemoteProtocolError, match=r"of 8 bytes \(Content-Length\) exceeds 5 "
+                                                  r"bytes \(max_body_bytes\)"):
+        ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+    # ... a stream when it gets there, and at once when it is then read whole
+    ex = ResponseExchange("GET", Limits(max_body_bytes=5, max_stream_bytes=6), streaming=True)
     ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
     ex.feed(b"abc")
-    with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
+    with pytest.raises(RemoteProtocolError, match=r"body exceeds 6 bytes \(max_stream_bytes"):
         ex.feed(b"defgh")
+    ex = ResponseExchange("GET", Limits(max_body_bytes=5), streaming=True)
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nabc")
+    with pytest.raises(RemoteProtocolError, match=r"of 8 bytes \(Content-Length\) exceeds 5"):
+        ex.set_streaming(False)
+    # a head whose body is not read (HEAD, 304) is not judged by its Content-Length
+    ex = ResponseExchange("HEAD", Limits(max_body_bytes=5))
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+    assert ex.done
+    ex = ResponseExchange("GET", Limits(max_body_bytes=5))
+    ex.feed(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 8\r\n\r\n")
+    assert ex.done
     ex = ResponseExchange("GET")
     ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
     ex.feed(b"abc")
@@ -401,9 +418,8 @@ def test_content_length_at_the_edges_of_64_bits(length):
     with pytest.raises(RemoteProtocolError, match=f"after 7 of {length} body bytes"):
         ex.feed_eof()
     ex = ResponseExchange("GET", Limits(max_body_bytes=5))
-    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nabc" % length)
-    with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
-        ex.feed(b"defg")
+    with pytest.raises(RemoteProtocolError, match=f"of {length} bytes .*max_body_bytes"):
+        ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nabc" % length)
 
 
 def test_content_length_past_64_bits_is_malformed():

@@ -319,6 +319,30 @@ def test_a_bomb_read_whole_is_decoded_as_it_comes(pki, run):
             run(main(), 30)
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_content_length_over_the_limit_fails_at_the_head(pki, run, streamed):
+    """A head promising 48 MiB, 1,000 bytes, then nothing: a client that judged the limit
+    only by what came would wait for the rest (a ReadTimeout)."""
+    def handler(peer):
+        [sid] = peer.requests(1)
+        peer.respond(sid, b"x" * 1000, headers=[(b"content-length", b"%d" % (48 << 20))],
+                     end=False)
+        peer.drain()
+
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, limits=Limits(max_body_bytes=1 << 20), timeout=5) as c:
+                if not streamed:
+                    return await c.get(srv.url("/big"))
+                async with c.stream("GET", srv.url("/big")) as r:
+                    assert r.headers["content-length"] == str(48 << 20)  # the head is given
+                    await r.aread()
+
+        with pytest.raises(RemoteProtocolError, match=r"response body of 50331648 bytes "
+                           r"\(Content-Length\) exceeds 1048576 bytes \(max_body_bytes\)"):
+            run(main(), 30)
+
+
 def test_a_window_that_never_opens_is_a_write_timeout(pki, run):
     def no_ack(peer):  # reads, never acknowledges a byte (the stock window: 65535)
         while True:

@@ -307,24 +307,36 @@ def test_truncated_compressed_body_is_a_decoding_error(env, run):
 
 
 def test_content_length_over_the_limit_fails_at_the_head(env, run):
+    # The head promises 48 MiB and only 1,000 bytes follow before the server closes: a client
+    # that judged the limit only while reading the body would report the short body instead.
     n = 48 << 20
+    short = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n) + b"x" * 1000
 
     async def main():
         async with AsyncClient(verify=env.ca, limits=Limits(max_body_bytes=1 << 20)) as c:
-            start = time.monotonic()
             with pytest.raises(RemoteProtocolError, match="exceeds 1048576 bytes "
                                                           r"\(max_body_bytes\)"):
-                await c.get(env.raw + f"/big?n={n}")
-            took = time.monotonic() - start
+                await c.get(env.raw + "/raw?" + short.hex())
             async with c.stream("GET", env.raw + f"/big?n={n}") as r:
                 size = 0
                 async for piece in r.aiter_bytes():
                     size += len(piece)
-            return took, size
+            return size
 
-    took, size = run(main(), 30)
-    assert size == n  # a stream has no limit by default
-    assert took < 1.0
+    assert run(main(), 30) == n  # a stream has no limit by default
+
+
+def test_a_stream_read_whole_fails_at_once_when_its_content_length_is_over_the_limit(env, run):
+    # Read as it came, the body would fail after 1 MiB, without naming its Content-Length.
+    async def main():
+        async with AsyncClient(verify=env.ca, limits=Limits(max_body_bytes=1 << 20)) as c:
+            async with c.stream("GET", env.raw + f"/big?n={8 << 20}") as r:
+                assert r.headers["content-length"] == str(8 << 20)  # the head is given
+                await r.aread()
+
+    with pytest.raises(RemoteProtocolError, match=r"response body of 8388608 bytes "
+                       r"\(Content-Length\) exceeds 1048576 bytes \(max_body_bytes\)"):
+        run(main(), 30)
 
 
 @pytest.mark.parametrize("route", [
@@ -333,14 +345,14 @@ def test_content_length_over_the_limit_fails_at_the_head(env, run):
 def test_endless_chunk_extensions_and_trailers_are_cut(env, run, route):
     async def main():
         async with AsyncClient(verify=env.ca) as c:
-            start = time.monotonic()
-            with pytest.raises(RemoteProtocolError, match=r"chunk extensions and trailers "
-                               r"exceed 32768 bytes \(max_chunk_extension_bytes \+ "
-                               r"max_trailer_bytes\)"):
-                await c.get(env.raw + route)
-            return time.monotonic() - start
+            await c.get(env.raw + route)
 
-    assert run(main()) < 2.0  # the server would go on for 5 s
+    # The server would go on for 5 s and then close: a client without the limit would
+    # report the cut-off body, not the limit.
+    with pytest.raises(RemoteProtocolError, match=r"chunk extensions and trailers "
+                       r"exceed 32768 bytes \(max_chunk_extension_bytes \+ "
+                       r"max_trailer_bytes\)"):
+        run(main())
 
 
 def test_chunked_body_with_extension_and_trailer_keeps_the_connection(env, run):
@@ -422,7 +434,7 @@ def test_early_413_returned_while_the_body_is_still_being_sent(env, run, streame
 
     r, took, idle = run(main(), 20)
     assert r.status_code == 413 and r.content == b"too large"
-    assert took < 5.0  # the server holds the socket for 8 s without reading
+    assert took < 8.0  # before the server, holding the socket without reading, lets it go
     assert idle == 0  # the half-sent request leaves no reusable connection
 
 
@@ -457,7 +469,7 @@ def test_aclose_aborts_a_connection_that_cannot_drain(env, run):
     before = open_fds()
     took, fds = run(main(), 20)
     assert fds == before  # right after aclose(), not after some grace period
-    assert took < 1.0
+    assert took < 10.0  # not waiting for a peer that reads nothing for 20 s
 
 
 # ---- 5. international host names ----
@@ -540,8 +552,10 @@ class TableResolver:
 
 
 @pytest.mark.parametrize("v6", ["silent", "refused"])
-def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6):
+def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6, monkeypatch):
     import socket
+
+    from corenet.https import network
 
     hole = filler = None
     try:
@@ -556,6 +570,10 @@ def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6):
         hole.bind(("::1", env.raw_port))
         hole.listen(0)
         filler = socket.create_connection(("::1", env.raw_port), timeout=2)
+    else:
+        # A head start longer than the test could wait: only moving on at the refusal,
+        # not when the head start ends, gets an answer in time.
+        monkeypatch.setattr(network, "HAPPY_EYEBALLS_DELAY", 10.0)
     res = TableResolver({"AAAA": ["::1"], "A": ["127.0.0.1"]})
 
     async def main():
@@ -574,9 +592,11 @@ def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6):
                 s.close()
     assert r.status_code == 200 and peer == "127.0.0.1"
     if v6 == "silent":
-        assert 0.2 <= took < 2.0  # IPv6 had its 250 ms head start, then IPv4 won the race
+        # IPv6 had its 250 ms head start, then IPv4 won the race, long before IPv6's
+        # connect would have timed out (5 s)
+        assert 0.2 <= took < 4.0
     else:
-        assert took < 0.2  # a refusal moves on at once
+        assert took < 10.0  # a refusal moves on at once, not after the head start
 
 
 def test_aclose_stops_a_connection_still_being_made(env, run):
