@@ -214,7 +214,7 @@ def test_request_waiting_for_a_stream_moves_on_at_goaway(pki, run):
         rs, took, opened = run(main())
     assert sorted(r.content for r in rs) == [b"/b 0", b"first"]
     assert opened == 2
-    assert took < 2.0
+    assert took < 4.0  # at the GOAWAY, not at the client's 5 s timeout
 
 
 def test_post_body_larger_than_the_servers_window(pki, run):

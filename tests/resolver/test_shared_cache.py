@@ -387,7 +387,7 @@ def test_redis_frozen_lookups_time_out_within_budget(daemons, redis_server, tmp_
         r = d.ask("h100.bulk.net.", timeout=5)
         took = time.monotonic() - t0
         assert r.rcode() == dns.rcode.NOERROR and r.answer
-        assert took < 1.5, took
+        assert took < 3.0, took  # Redis's 50 ms budget, not the 5 s of a frozen server
         s = d.stats()["shared_cache"]
         assert s["timeouts"] >= 1
         t0 = time.monotonic()                              # in a back-off: Redis skipped
