@@ -308,7 +308,8 @@ class Validator:
             self.bogus[key] = (it.clock() + self.limits.dnssec_bogus_ttl, str(exc), exc.ede)
             while len(self.bogus) > 10000:
                 self.bogus.popitem(last=False)
-            log.info("BOGUS %s/%d: %s", to_text(it.qname), it.qtype, exc)
+            if log.isEnabledFor(logging.DEBUG):  # query-level detail (verbosity 3)
+                log.debug("BOGUS %s/%d: %s", to_text(it.qname), it.qtype, exc)
             self._keep_briefly(it, res)
             return self._mark_bogus(res, str(exc), exc.ede)
         finally:
@@ -349,8 +350,9 @@ class Validator:
             return None
         self._forget(it, res, name, rdtype, zone)
         self.stats.retries += 1
-        log.info("bogus %s/%d from %s's servers: asking its others", to_text(name), rdtype,
-                 to_text(zone))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("bogus %s/%d from %s's servers: asking its others", to_text(name),
+                      rdtype, to_text(zone))
         again = yield from it.lookup(it.qname, it.qtype)
         if again.rcode not in (NOERROR, NXDOMAIN):
             return None

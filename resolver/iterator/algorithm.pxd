@@ -66,6 +66,7 @@ cdef class Iterator:
     cdef object step(self, event)
     cdef int store_later(self) except -1
     cdef _mark_validated(self, dict proved)
+    cdef _log_servfail(self, reason)
     cdef double _now(self) except? -1.0
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now)
     cdef _keep_proofs(self, _Step hit)

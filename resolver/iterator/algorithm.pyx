@@ -263,7 +263,7 @@ cdef class Iterator:
             try:
                 state = PyIter_Send(self._gen, event, &out)
             except _Exhausted as exc:
-                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
+                self._log_servfail(exc)
                 self.result = res = Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
                 res.errors = self.errors
                 return res
@@ -279,11 +279,18 @@ cdef class Iterator:
                 event = None
                 continue
             if res.rcode == SERVFAIL:
-                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, res.reason)
+                self._log_servfail(res.reason)
                 res.errors = self.errors
             res.server = self.answered
             self.result = res
             return res
+
+    cdef _log_servfail(self, reason):
+        """The question's SERVFAIL and its reason, a line per question: query-level detail
+        (Unbound's verbosity 3), which a flood of failing names must not turn into a line
+        each (and the name into text each) at the levels a server runs at."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, reason)
 
     cdef double _now(self) except? -1.0:
         return read_clock(self.clock)

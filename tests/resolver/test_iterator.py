@@ -2,6 +2,8 @@
 (in the manner of Unbound's replay tests)."""
 from __future__ import annotations
 
+import logging
+
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -153,6 +155,22 @@ def test_garbage_is_counted_as_dropped():
     w.net.faults["10.0.0.1"] = "garbage"
     w.resolve("www.example.com.")
     assert w.kw["stats"].dropped_malformed == 1
+
+
+def test_a_servfail_is_logged_at_query_level_only(caplog):
+    """A line per failing question is query-level detail (Unbound's verbosity 3, DEBUG):
+    at INFO, where a server runs, a flood of failing names writes nothing."""
+    w = World()
+    for a in ("10.0.3.1", "10.0.3.2"):
+        w.net.faults[a] = "timeout"
+    with caplog.at_level(logging.INFO, logger="resolver.iterator"):
+        assert w.resolve("www.example.com.").rcode == dns.rcode.SERVFAIL
+        assert w.resolve("mail.example.com.").rcode == dns.rcode.SERVFAIL
+    assert [r for r in caplog.records if r.name == "resolver.iterator"] == []
+    with caplog.at_level(logging.DEBUG, logger="resolver.iterator"):
+        assert w.resolve("ftp.example.com.").rcode == dns.rcode.SERVFAIL
+    lines = [r.getMessage() for r in caplog.records if r.name == "resolver.iterator"]
+    assert len(lines) == 1 and lines[0].startswith("SERVFAIL ftp.example.com./1: ")
 
 
 def test_all_servers_dead_gives_servfail_within_bounds():
