@@ -8,6 +8,7 @@ operations rather than bytecode: they are most of a cache miss's Python time. Th
 from types import GeneratorType
 
 import logging
+from socket import AF_INET, AF_INET6, inet_ntop
 
 from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values, read_clock
@@ -1077,10 +1078,9 @@ def _covers(rec, rdtype):
     return rec[1] == RRSIG and len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) == rdtype
 
 
-def _addr_text(rdtype, rd):
-    import socket
+cdef str _addr_text(int rdtype, rd):
     if rdtype == A and len(rd) == 4:
-        return socket.inet_ntop(socket.AF_INET, rd)
+        return inet_ntop(AF_INET, rd)
     if rdtype == AAAA and len(rd) == 16:
-        return socket.inet_ntop(socket.AF_INET6, rd)
+        return inet_ntop(AF_INET6, rd)
     return ""
