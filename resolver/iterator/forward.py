@@ -156,7 +156,7 @@ class Forwarder:
     def _run(self):
         res = yield from self.ask(self.qname, self.qtype, first=self.fallback is not None)
         if res is None:
-            log.info("forwarders failed: recursing")
+            log.debug("forwarders failed: recursing")
             self.recursion = self.fallback()
             self.recursion.t0 = self.t0           # one time limit for the whole question
             action = self.recursion.start()
@@ -189,15 +189,15 @@ class Forwarder:
                                             else 1 << 30)
         while True:
             if first and sent >= self.most:
-                log.info("forwarders failed (%s)", last)
+                log.debug("forwarders failed (%s)", last)
                 return None
             if self.attempts is not None and sent >= self.most:
-                log.info("SERVFAIL forwarding, each forwarder asked %d times: %s",
-                         self.attempts, last)
+                log.debug("SERVFAIL forwarding, each forwarder asked %d times: %s",
+                          self.attempts, last)
                 return Result(SERVFAIL, reason=last)
             spent = self.clock() - self.t0 > self.time_limit
             if self.queries >= lim.max_upstream_queries or spent:
-                log.info("SERVFAIL forwarding: %s", last)
+                log.debug("SERVFAIL forwarding: %s", last)
                 return Result(SERVFAIL, reason=last, time_exhausted=spent)
             servers = self.servers
             if failed or dropped:
@@ -206,7 +206,7 @@ class Forwarder:
                 servers = [s for s in self.servers if s not in dropped]
                 failed.clear()           # every one failed once: each may be asked again
                 if not servers:
-                    log.info("SERVFAIL forwarding, no nameserver left: %s", last)
+                    log.debug("SERVFAIL forwarding, no nameserver left: %s", last)
                     return Result(SERVFAIL, reason=last)
             self.queries += 1
             sent += 1

@@ -7,6 +7,7 @@ again for the question (SERVFAIL is, with ``retry_servfail``). Every case runs d
 """
 from __future__ import annotations
 
+import logging
 import random
 import socket
 import struct
@@ -301,6 +302,22 @@ def test_a_refusing_port_ends_the_call_at_once_where_dnspython_waits():
                 r.resolve("refused.test.", "A")
             assert type(caught.value).__name__ == raised
             assert least <= time.monotonic() - t0 < most, kind
+
+
+def test_a_failed_call_logs_nothing_at_info(caplog):
+    """Why the forwarders failed is query-level detail (DEBUG): an application logging at
+    INFO gets the exception, not a line per failed call."""
+    with refusing_port(socket.SOCK_DGRAM) as port:
+        r = sync.Resolver(configure=False)
+        r.nameservers, r.port, r.lifetime = ["127.0.0.1"], port, 1.0
+        for level, lines in ((logging.INFO, 0), (logging.DEBUG, 1)):
+            caplog.clear()
+            with caplog.at_level(level, logger="resolver"):
+                with pytest.raises(dns.resolver.NoNameservers):
+                    r.resolve("refused.test.", "A")
+            said = [x.getMessage() for x in caplog.records if x.name == "resolver.iterator"]
+            assert len(said) == lines, said
+        assert said[0].startswith("SERVFAIL forwarding")
 
 
 @pytest.mark.parametrize("rcode", [SERVFAIL, REFUSED])
