@@ -288,8 +288,8 @@ class H2Stream:
                 self.session.consume(self.sid, self._unconsumed)
                 self._unconsumed = 0
                 self.conn.flush()
-            if not streaming and not self.complete:
-                self._promised_too_much()
+            if not streaming and not self.complete and self._promised_too_much():
+                self.conn.flush()  # the reset goes out now, not with the next write
         while True:
             if self._body and (streaming or partial or self.complete):
                 return self._take_chunks(not (streaming or partial))
