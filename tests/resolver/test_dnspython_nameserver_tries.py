@@ -190,7 +190,7 @@ def test_a_server_back_from_an_outage_answers_at_once_as_by_dnspython(nameserver
             t0 = time.monotonic()
             assert [rr.address for rr in r.resolve(f"after{i}-{j}.test.", "A")] == [
                 "192.0.2.9"]
-            assert time.monotonic() - t0 < 0.3, kind
+            assert time.monotonic() - t0 < 1.5, kind  # no try's timeout (2 s) waited for
 
 
 @pytest.mark.parametrize("rcode, raised", [(SERVFAIL, "NoNameservers"),
