@@ -731,7 +731,8 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="How much the daemon logs, Unbound's scale (Unbound's ``verbosity``): 0 errors "
                 "only (and warnings, which Unbound too prints at every verbosity), 1 "
                 "operational information, 2 detailed operational information, 3 query level "
-                "information, 4 algorithm level information, 5 client identification for "
+                "information (among it a line for each question that failed, with its "
+                "reason), 4 algorithm level information, 5 client identification for "
                 "cache misses. The per-query logs (``log-queries``, ``log-replies``, "
                 "``log-servfail``, ``log-local-actions``) are written whatever it says. The "
                 "control command ``verbosity N`` changes it until the next reload."),
