@@ -763,26 +763,62 @@ def strip_to(bytes name, int labels):
     return name
 
 
-def to_text(bytes name):
-    """Presentation form with a trailing dot; escapes what needs escaping."""
-    if name == b"\x00":
+cdef extern from "Python.h":
+    object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
+
+
+# The longest a wire name's text can be: 255 bytes, each at most 4 characters (\DDD).
+DEF NAME_TEXT_MAX = 4 * 255 + 2
+
+
+def to_text(bytes name not None):
+    """Presentation form with a trailing dot, as dnspython writes it: a byte that is one of
+    ``."\\();@$`` escaped by a backslash, one outside the printable ASCII as ``\\DDD``.
+    ValueError if ``name`` is not a whole wire name."""
+    cdef const unsigned char* p = name
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0, end, o = 0
+    cdef unsigned char ch
+    cdef char stack[NAME_TEXT_MAX]
+    cdef char* buf = stack
+    if n == 1 and p[0] == 0:
         return "."
-    out = []
-    pos = 0
-    while name[pos] != 0:
-        ln = name[pos]
-        label = name[pos + 1:pos + 1 + ln]
-        s = []
-        for ch in label:
-            if ch in b".\\\"();@$":
-                s.append("\\" + chr(ch))
-            elif 0x21 <= ch <= 0x7E:
-                s.append(chr(ch))
-            else:
-                s.append("\\%03d" % ch)
-        out.append("".join(s))
-        pos += 1 + ln
-    return ".".join(out) + "."
+    if 4 * n + 2 > NAME_TEXT_MAX:
+        buf = <char*>PyMem_Malloc(4 * n + 2)
+        if buf == NULL:
+            raise MemoryError()
+    try:
+        while True:
+            if pos >= n:
+                raise ValueError(f"name without its root label: {name!r}")
+            end = pos + 1 + p[pos]
+            if end == pos + 1:
+                break
+            if end > n:
+                raise ValueError(f"label past the end of the name: {name!r}")
+            pos += 1
+            while pos < end:
+                ch = p[pos]
+                pos += 1
+                if (ch == 46 or ch == 92 or ch == 34 or ch == 40 or ch == 41 or ch == 59
+                        or ch == 64 or ch == 36):
+                    buf[o] = 92
+                    buf[o + 1] = ch
+                    o += 2
+                elif 0x21 <= ch <= 0x7E:
+                    buf[o] = ch
+                    o += 1
+                else:
+                    buf[o] = 92
+                    buf[o + 1] = 48 + ch // 100
+                    buf[o + 2] = 48 + (ch // 10) % 10
+                    buf[o + 3] = 48 + ch % 10
+                    o += 4
+            buf[o] = 46
+            o += 1
+        return PyUnicode_DecodeASCII(buf, o, NULL)
+    finally:
+        if buf != stack:
+            PyMem_Free(buf)
 
 
 def from_text(str text):

@@ -349,6 +349,22 @@ def test_name_helpers_match_dnspython():
     assert wire.to_text(b"\x00") == "."
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=63), max_size=6),
+       st.binary(max_size=8))
+def test_to_text_is_dnspythons_text_and_refuses_what_is_no_name(labels, garbage):
+    """Every byte value in labels of every length: the text is dnspython's; bytes that are no
+    whole wire name (no root label, a label past the end) raise ValueError."""
+    name = dns.name.Name((*labels, b""))
+    if len(name.to_wire()) <= 255:
+        assert wire.to_text(name.to_wire()) == name.to_text()
+    labels_only = name.to_wire()[:-1]
+    for cut in (labels_only, labels_only + bytes([len(garbage) + 1]) + garbage):
+        if cut:
+            with pytest.raises(ValueError):
+                wire.to_text(cut)
+
+
 def test_under_any_is_is_subdomain_of_any():
     names = [W(t) for t in ("a.b.Example.com.", "com.", "ample.com.", "xcom.", ".",
                             "localhost.", "x.LOCALHOST.", "a.arpa.")]
