@@ -21,6 +21,9 @@ KNOWN_DIFFERENCES: dict[str, str] = {
 }
 
 
+SUITE_TIMEOUT = 900  # seconds for one run of the whole suite
+
+
 def known(test_id: str) -> bool:
     return test_id.rsplit(".", 1)[-1] in KNOWN_DIFFERENCES
 
@@ -29,7 +32,7 @@ def run_suite(kind: str, tmp_path) -> dict:
     out = tmp_path / f"{kind}.json"
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, os.path.join(HERE, "cpython_asyncio.py"), kind, "all",
-                           "--json", str(out)], cwd=str(tmp_path), env=env, timeout=900,
+                           "--json", str(out)], cwd=str(tmp_path), env=env, timeout=SUITE_TIMEOUT,
                           capture_output=True, text=True)
     assert out.exists(), f"runner crashed for {kind}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return json.loads(out.read_text())
@@ -40,6 +43,10 @@ def stock(tmp_path_factory):
     return run_suite("asyncio", tmp_path_factory.mktemp("stock"))
 
 
+# Each suite takes about 70 s on a quiet machine, mostly its own sleeps, and two or three times
+# that beside other suites; the first test also runs the stock suite (the fixture). Each run is
+# bounded by its subprocess's timeout; the test by both of them.
+@pytest.mark.timeout(2 * SUITE_TIMEOUT + 60)
 @pytest.mark.parametrize("kind", ["corenet-edge", "corenet-level"])
 def test_corenet_passes_what_stock_asyncio_passes(kind, stock, tmp_path):
     pytest.importorskip("corenet._loop", reason="corenet._loop extension is not built")
