@@ -34,7 +34,9 @@ def extensions():
     for pyx in sorted(ROOT.glob("corenet/**/*.pyx")) + sorted(ROOT.glob("resolver/**/*.pyx")):
         rel = pyx.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
-        exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS,
+        # "." (setup.py runs in its own directory): an absolute path would be written into
+        # every generated C file, which then differs from one build directory to the next.
+        exts.append(Extension(name, [str(rel)], include_dirs=["."], extra_compile_args=CFLAGS,
                               extra_link_args=LDFLAGS,
                               libraries=LINKED.get(name, [])))
     return exts

@@ -48,6 +48,7 @@ describe_package() {
         iproute2) echo "ss and ip (iproute2)" ;;
         util-linux) echo "unshare (util-linux)" ;;
         libssl-dev) echo "OpenSSL's headers, for the daemon's TLS listeners (and the handshake benchmark's C servers)" ;;
+        ccache) echo "ccache, a compiler cache (CI builds each Python's C twice: tests, release)" ;;
         libnghttp2-dev) echo "nghttp2's headers, for HTTP/2 in the HTTPS client and the daemon's DNS over HTTPS" ;;
         *) echo "$1" ;;
     esac

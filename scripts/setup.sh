@@ -20,9 +20,10 @@ BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev libnghttp2-dev)
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare,
 # systemd-analyze (checks the shipped systemd unit), Redis and dnsdist (the shared cache and its
 # load balancer), kdig and dig (DNS over TLS and HTTPS clients), curl (what corenet-fetch
-# copies, run beside it), microsocks (a SOCKS5 proxy for the client's tests; no service).
+# copies, run beside it), microsocks (a SOCKS5 proxy for the client's tests; no service),
+# ccache (CI compiles the same C for the tests and again for the release check: .ci/run).
 TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux
-               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils curl microsocks)
+               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils curl microsocks ccache)
 
 case "$SETUP_FOR" in
     serve) need_debian_packages "${BUILD_PACKAGES[@]}"; extras="" ;;
