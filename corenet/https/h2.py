@@ -85,7 +85,7 @@ class H2Stream:
             if name == b"content-length":
                 if value.isdigit() and self.method != "HEAD" and status not in (204, 304):
                     self._promised = int(value)
-                    if self._promised_too_much():
+                    if self._refuse_promised():
                         return
             elif name == b"content-encoding":
                 head.content_encoding = value
@@ -161,10 +161,10 @@ class H2Stream:
         self._wake()
         self.wake_writer()
 
-    def _promised_too_much(self) -> bool:
-        """A body read whole whose Content-Length is over its limit fails at the head,
+    def _refuse_promised(self) -> bool:
+        """Refuse a body read whole whose Content-Length is over its limit, at the head,
         before any of it is received (a stream's reader may look at the head first): the
-        stream is reset, and True."""
+        stream fails and is reset. Whether it was refused."""
         limit = self._limits.max_body_bytes
         if self.streaming or self._promised <= limit or self.error is not None:
             return False
@@ -288,7 +288,7 @@ class H2Stream:
                 self.session.consume(self.sid, self._unconsumed)
                 self._unconsumed = 0
                 self.conn.flush()
-            if not streaming and not self.complete and self._promised_too_much():
+            if not streaming and not self.complete and self._refuse_promised():
                 self.conn.flush()  # the reset goes out now, not with the next write
         while True:
             if self._body and (streaming or partial or self.complete):
