@@ -11,7 +11,7 @@
 #      the sdist's copy of the tests, against site-packages.
 # Steps 2 to 6 run for the Python of ./.venv and again for every other CPython 3.12 or later
 # found (scripts/lib.sh other_cpythons), each wheel built by that interpreter from the same
-# sdist; each adds about four minutes on the 2-core CI machine (one, when CI's compiler cache
+# sdist; each adds about four minutes on the 2-core CI machine (two, when CI's compiler cache
 # has the tree's own build of that Python: see build_env).
 #
 # The sdist and the repaired wheels are left in dist/. Needs the tree's .venv (scripts/setup.sh),
