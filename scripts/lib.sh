@@ -113,15 +113,26 @@ need_python() {
         die "$PYTHON is Python $("$PYTHON" -c 'import platform; print(platform.python_version())'); corenet needs 3.11 or later (set PYTHON=/path/to/python3.11)"
 }
 
-# make_venv DIR: a virtual environment of $PYTHON with pip, setuptools, wheel and Cython.
+# build_requires PY PYPROJECT: the build requirements (build-system.requires) of that
+# pyproject.toml, one a line, read by PY (3.11 or later: tomllib).
+build_requires() {
+    "$1" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"]))' "$2" ||
+        die "no build-system.requires in $2"
+}
+
+# make_venv DIR: a virtual environment of $PYTHON with pip and the tree's build requirements
+# (pyproject.toml: setuptools, wheel, Cython).
 make_venv() {
-    local dir=$1
+    local dir=$1 requires
     if [ ! -x "$dir/bin/python" ]; then
         step "creating the virtual environment $dir ($("$PYTHON" -c 'import platform; print(platform.python_version())'))"
         "$PYTHON" -m venv "$dir" || die "$PYTHON -m venv failed: on Debian, install python3-venv"
         "$dir/bin/pip" install -q --upgrade pip setuptools wheel
     fi
-    "$dir/bin/pip" install -q 'setuptools>=77' wheel 'Cython>=3.0'
+    requires=$(build_requires "$dir/bin/python" "$ROOT/pyproject.toml")
+    # shellcheck disable=SC2086  # one requirement a line, none with a space
+    (IFS=$'\n'; "$dir/bin/pip" install -q $requires)
 }
 
 # build_inplace PY: compiles the extensions next to their sources for that interpreter

@@ -67,9 +67,7 @@ ulimit -n 65536 2>/dev/null || true
 build_env() {
     local base=$1 name=$2
     local requires
-    requires=$("$base" -c 'import sys, tomllib
-print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"]))' \
-        "$src/pyproject.toml") || die "no build-system.requires in the sdist's pyproject.toml"
+    requires=$(build_requires "$base" "$src/pyproject.toml")
     "$base" -m venv "$src/$name"
     # shellcheck disable=SC2086  # one requirement a line, none with a space
     (IFS=$'\n'; "$src/$name/bin/pip" install -q $requires) >"$work/$name.log" 2>&1 ||
