@@ -136,13 +136,21 @@ make_venv() {
 }
 
 # build_inplace PY: compiles the extensions next to their sources for that interpreter
-# (the file names carry the interpreter's ABI, so several Pythons can share the tree).
+# (the file names carry the interpreter's ABI, so several Pythons can share the tree), and
+# the Python modules to bytecode: every process started from the tree (the daemon and its
+# workers, the query and fetch commands; the tests start thousands) then loads it instead of
+# compiling the sources again, which costs about 0.1 s of CPU a process where
+# PYTHONDONTWRITEBYTECODE is set (no process writes it then).
 build_inplace() {
     local py=$1
     step "compiling the Cython extensions for $("$py" -c 'import platform; print(platform.python_version())') (a few minutes the first time)"
     (cd "$ROOT" && nice -n 5 "$py" setup.py -q build_ext --inplace >/tmp/corenet-build.log 2>&1) || {
         tail -30 /tmp/corenet-build.log >&2
         die "the build failed (the whole log is /tmp/corenet-build.log)"
+    }
+    (cd "$ROOT" && "$py" -m compileall -q -j 0 corenet resolver >/tmp/corenet-bytecode.log 2>&1) || {
+        tail -30 /tmp/corenet-bytecode.log >&2
+        die "compiling the Python modules to bytecode failed (the whole log is /tmp/corenet-bytecode.log)"
     }
 }
 
