@@ -154,6 +154,12 @@ build_inplace() {
     }
 }
 
+# can_isolate: whether a test process can have namespaces of its own (scripts/isolated-python):
+# root, unshare and ip.
+can_isolate() {
+    [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null
+}
+
 # pytest_workers PY: sets WORKER_ARGS to the pytest arguments that run the suite on PY in
 # parallel workers (pytest-xdist), one per CPU and at least two (a worker waits on the servers
 # its tests start about half of the time), each in namespaces of its own
@@ -169,7 +175,7 @@ pytest_workers() {
         n=$(nproc 2>/dev/null || echo 1)
         [ "$n" -ge 2 ] || n=2
     fi
-    if [ "$n" = 0 ] || [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
+    if [ "$n" = 0 ] || ! can_isolate; then
         return 0
     fi
     export CORENET_WORKER_PYTHON=$py

