@@ -18,10 +18,11 @@ OPENSSL = shutil.which("openssl")
 
 def _tickets(port: int) -> int:
     """NewSessionTicket messages a TLS 1.3 client receives on one connection, its input
-    held open for a moment so that the tickets (sent after the handshake) arrive."""
+    held open for two seconds so that the tickets (sent after the handshake) arrive: half a
+    second missed them with six test workers on two cores."""
     if OPENSSL is None:
         pytest.fail("openssl (Debian package 'openssl') is not installed")
-    cmd = f"sleep 0.5 | {OPENSSL} s_client -connect 127.0.0.1:{port} -tls1_3 -msg"
+    cmd = f"sleep 2 | {OPENSSL} s_client -connect 127.0.0.1:{port} -tls1_3 -msg"
     r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=20)
     assert "ServerHello" in r.stdout, r.stdout + r.stderr        # the handshake happened
     return len(re.findall(r"^<<< .*NewSessionTicket", r.stdout, re.M))
