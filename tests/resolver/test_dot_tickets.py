@@ -18,8 +18,8 @@ OPENSSL = shutil.which("openssl")
 
 def _tickets(port: int) -> int:
     """NewSessionTicket messages a TLS 1.3 client receives on one connection, its input
-    held open for two seconds so that the tickets (sent after the handshake) arrive: half a
-    second missed them with six test workers on two cores."""
+    held open for two seconds so that the tickets (sent after the handshake) arrive, on a
+    loaded machine too."""
     if OPENSSL is None:
         pytest.fail("openssl (Debian package 'openssl') is not installed")
     cmd = f"sleep 2 | {OPENSSL} s_client -connect 127.0.0.1:{port} -tls1_3 -msg"
