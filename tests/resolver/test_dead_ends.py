@@ -49,8 +49,10 @@ def test_every_server_failing_definitely_is_asked_once_per_name(run, fakes, lab_
     servers = [fakes(a, DEFINITE[shape]) for a in BOTH]
     import resolver
 
-    # A timeout far above any loop stall: none may be waited for.
-    limits = resolver.Limits().replace(initial_rto=2.0, max_rto=3.0)
+    # Every timeout far above any stall of a loaded machine, the lab's NSD answering included
+    # (once a server's RTT is known its timeout would otherwise fall to min_rto): none may be
+    # waited for.
+    limits = resolver.Limits().replace(initial_rto=2.0, min_rto=2.0, max_rto=3.0)
 
     async def go():
         r = lab_resolver(limits=limits)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -17,15 +19,42 @@ OPENSSL = shutil.which("openssl")
 
 
 def _tickets(port: int) -> int:
-    """NewSessionTicket messages a TLS 1.3 client receives on one connection, its input
-    held open for two seconds so that the tickets (sent after the handshake) arrive, on a
-    loaded machine too."""
+    """NewSessionTicket messages a TLS 1.3 client receives on one connection before the
+    answer to one DNS query it sends (the listener sends its tickets as the handshake ends,
+    before it reads the query)."""
+    import dns.message
+    import dns.name
+
+    from daemon_proc import frame
+
     if OPENSSL is None:
         pytest.fail("openssl (Debian package 'openssl') is not installed")
-    cmd = f"sleep 2 | {OPENSSL} s_client -connect 127.0.0.1:{port} -tls1_3 -msg"
-    r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=20)
-    assert "ServerHello" in r.stdout, r.stdout + r.stderr        # the handshake happened
-    return len(re.findall(r"^<<< .*NewSessionTicket", r.stdout, re.M))
+    query = frame(dns.message.make_query("www.example.com.", "A").to_wire())
+    answered = dns.name.from_text("www.example.com.").to_wire()   # in the answer's question
+    p = subprocess.Popen([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3",
+                          "-msg", "-nocommands"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = b""
+    try:
+        p.stdin.write(query)
+        p.stdin.flush()
+        deadline = time.monotonic() + 20
+        while answered not in out.partition(b"ServerHello")[2]:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([p.stdout], [], [], left)[0], out
+            chunk = os.read(p.stdout.fileno(), 65536)
+            assert chunk, out + p.stderr.read()          # s_client ended before the answer
+            out += chunk
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    return len(re.findall(rb"^<<< .*NewSessionTicket", out, re.M))
 
 
 @pytest.mark.parametrize("value,expected", [(None, 2), (1, 1), (0, 0)])
