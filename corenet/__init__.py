@@ -34,16 +34,6 @@ if TYPE_CHECKING:
     if sys.version_info < (3, 14):
         from corenet.loop import EventLoopPolicy as EventLoopPolicy
 else:
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'corenet' has no attribute {name!r}")
-        import importlib
+    from corenet.lazy import lazy_attributes
 
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)

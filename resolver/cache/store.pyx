@@ -27,8 +27,7 @@ from resolver.cache.dicts cimport dict_get
 from resolver.limits import DEFAULT
 from resolver.wire.codec cimport MsgEntry, msg_entry
 
-#: key type for "this name does not exist"
-NXDOMAIN_TYPE = -1
+from resolver.cache.ranks import NXDOMAIN_TYPE
 
 # OrderedDict.move_to_end as a descriptor, called without a look-up on the instance (the
 # failure records).

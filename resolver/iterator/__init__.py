@@ -12,6 +12,7 @@ Internally the algorithm is a generator: sub-queries (addresses of NS names with
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 # The events the driver sees and feeds back: Query (send this question), Reply, Timeout,
 # Failure (what came of it) and Result (the end), compiled as a miss builds several of them.
@@ -20,8 +21,16 @@ from resolver.iterator.events import Failure, Query, Reply, Result, Timeout  # n
 from resolver.iterator.hints import Hints  # noqa: F401
 from resolver.iterator.verdicts import (BOGUS, INSECURE, SECURE, UNCHECKED,  # noqa: F401
                                         Bogus, Validator)
-# The algorithm itself, compiled.
-from resolver.iterator.algorithm import Iterator  # noqa: F401
+# The algorithm itself, compiled, loaded on first use: the compiled modules it builds on
+# (resolver.state, the cache's store) use this package's events and reply helpers, and import
+# it while they load.
+if TYPE_CHECKING:
+    from resolver.iterator.algorithm import Iterator as Iterator
+else:
+    from corenet.lazy import lazy_attributes
+
+    __getattr__, __dir__ = lazy_attributes(__name__, {"Iterator": "resolver.iterator.algorithm"},
+                                           globals())
 
 log = logging.getLogger("resolver.iterator")
 

@@ -10,7 +10,7 @@ from types import GeneratorType
 import logging
 from socket import AF_INET, AF_INET6, inet_ntop
 
-from resolver import cache as C
+from resolver.cache import ranks as C
 from resolver.state cimport LimitValues, limit_values, read_clock
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls,
                                 failure, holds_name, keep_proofs, rrset_get,
