@@ -26,10 +26,12 @@ import os
 import re
 import socket
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import dns.name
-import dns.resolver
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 #: How often, at most, the hosts file's metadata is checked for a change (seconds).
 RECHECK_INTERVAL = 1.0
@@ -243,6 +245,7 @@ def read_resolv_conf(f) -> dns.resolver.BaseResolver:
     included (:func:`glibc_nameserver_options`). Raises ``dns.resolver.NoResolverConfiguration``
     for a file that cannot be read or names no nameserver, and dnspython's error for a bad
     ``domain`` or ``search`` name."""
+    import dns.resolver     # here: the dig command reads resolv.conf without it
     if isinstance(f, (str, os.PathLike)):
         try:
             opened = open(f, encoding="utf-8")

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from resolver.daemon.config import ConfigError
+from resolver.daemon.values import ConfigError
 
 PROG = "corenet-resolver"
 
@@ -226,7 +226,6 @@ def control_target(opts: dict):
     """Where the daemon listens for commands: ``-s``/``--control``, else the control socket
     (or TCP control interface) of the config file ``-c`` names (TOML or unbound.conf), else
     the default socket."""
-    from resolver.daemon import config
     from resolver.daemon.control import is_address, tcp_target
     from resolver.daemon.service import find_control
 
@@ -235,6 +234,8 @@ def control_target(opts: dict):
     if opts.get("control"):
         return opts["control"]
     if opts.get("config"):
+        from resolver.daemon import config
+
         cfg = _config_of(opts["config"])
         target = tcp_target(cfg)
         if target is not None:

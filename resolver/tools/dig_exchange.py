@@ -379,8 +379,16 @@ def network_errors() -> tuple[type[BaseException], ...]:
     reported as dig's internal error."""
     import dns.exception
 
-    from corenet.https.errors import RequestError
-    return (OSError, EOFError, TimeoutError, dns.exception.DNSException, RequestError)
+    return (OSError, EOFError, TimeoutError, dns.exception.DNSException,
+            *_client_errors("RequestError"))
+
+
+def _client_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """The HTTPS client's exception classes ``names``; none when no DoH exchange has loaded
+    the client (then none of them was raised, and a query over UDP, TCP or TLS does not
+    pay for importing it)."""
+    errors = sys.modules.get("corenet.https.errors")
+    return () if errors is None else tuple(getattr(errors, n) for n in names)
 
 
 #: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, which Python reports in words of its own
@@ -405,11 +413,10 @@ def _certificate_refused(e: BaseException) -> str | None:
 def error_text(e: BaseException) -> str:
     import dns.exception
 
-    from corenet.https.errors import TimeoutException
     if isinstance(e, ConnectFailed) and e.__cause__ is not None:
         e = e.__cause__
     if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError,
-                      TimeoutException)):
+                      *_client_errors("TimeoutException"))):
         return "timed out"
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"

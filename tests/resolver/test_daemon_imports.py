@@ -2,7 +2,9 @@
 (DNSSEC crypto without validation, the TLS, HTTP and DoH listeners, response policy zones,
 the Redis cache, syslog, RFC 5011, XML anchors) are imported where the feature starts, not
 at startup, so they cost no memory to the daemon that does not use them. A configured
-feature has its modules at startup, before the daemon drops its privileges.
+feature has its modules at startup, before the daemon drops its privileges. The commands
+that only ask (``query`` over UDP, a control command) load neither the resolver nor the
+HTTPS client: each run starts an interpreter, and scripts run them often.
 
 The daemon runs as ``serve`` does, under a runner that writes ``sys.modules`` to a file when
 the process exits (after SIGTERM, once it was ready)."""
@@ -14,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from daemon_proc import ROOT
 from ports import free_port
@@ -77,6 +81,45 @@ def _modules_of_a_daemon(tmp_path: Path, *args: str) -> set[str]:
             proc.kill()
             proc.wait(5)
     return set(out.read_text().split())
+
+
+def _modules_of_a_command(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess,
+                                                                set[str]]:
+    """The finished ``corenet-resolver ARGS`` and the modules it had loaded at its exit."""
+    runner, out = tmp_path / "runner.py", tmp_path / "modules.txt"
+    runner.write_text(RUNNER)
+    conf = tmp_path / "resolv.conf"                  # not the host's
+    conf.write_text("nameserver 127.0.0.1\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CORENET_RESOLV_CONF=str(conf))
+    done = subprocess.run([sys.executable, str(runner), str(out), *args], capture_output=True,
+                          text=True, cwd=str(ROOT), env=env, timeout=30)
+    return done, set(out.read_text().split())
+
+
+#: What a command that only asks must not load, each with what it is.
+NOT_FOR_COMMANDS = {
+    "resolver.api": "the resolver",
+    "resolver.iterator": "the resolver's iteration",
+    "dns.resolver": "dnspython's resolver",
+    "corenet.https": "the HTTPS client (DoH queries load it)",
+    "resolver.daemon.settings": "the daemon's settings table",
+}
+
+
+@pytest.mark.parametrize("args,status,said", [
+    # nothing listens on the port: the query's tries fail with ICMP's refusal, as dig's do
+    (("query", "@127.0.0.1", "-p", "{port}", "example.", "A", "+tries=2", "+time=1"), 9,
+     "connection refused"),
+    (("status", "-s", "{tmp}/no-daemon.sock"), 1, "no-daemon.sock"),
+], ids=["query", "control"])
+def test_a_command_that_only_asks_loads_neither_the_resolver_nor_the_client(
+        tmp_path, args, status, said):
+    args = tuple(a.format(port=free_port(), tmp=tmp_path) for a in args)
+    done, modules = _modules_of_a_command(tmp_path, *args)
+    assert done.returncode == status, done.stdout + done.stderr
+    assert said in done.stdout + done.stderr
+    loaded = {name: why for name, why in NOT_FOR_COMMANDS.items() if _loaded(modules, name)}
+    assert not loaded, f"{' '.join(args)} imported {loaded}"
 
 
 def _loaded(modules: set[str], name: str) -> bool:
