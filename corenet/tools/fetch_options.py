@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import copy
 import http.cookiejar
-import importlib.metadata
 import os
 import re
 import ssl
@@ -1013,6 +1012,8 @@ def make_resolver(root_hints: str, port: int | None = None,
     """The recursive resolver that a package registers as the ``recursive`` entry point of
     the ``corenet.resolvers`` group (corenet's distribution registers its ``resolver``),
     loaded only here: plain fetches must not pay for (or need) it."""
+    import importlib.metadata
+
     cls = None
     for ep in importlib.metadata.entry_points(group="corenet.resolvers", name="recursive"):
         try:
