@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import threading
 
@@ -37,7 +38,11 @@ async def until(pred, limit: float = 3.0) -> bool:
 def reply_server(reply: bytes, connections: int, heads: list | None = None):
     """A server on 127.0.0.1 that answers the first request of each of ``connections``
     connections with ``reply`` and closes it: (its port, the thread serving). Each
-    request's head (its bytes before the blank line) goes into ``heads`` when given."""
+    request's head (its bytes before the blank line) goes into ``heads`` when given. The
+    request's Content-Length body is read before the answer (a socket closed with bytes
+    unread resets the connection). A client that is to send several requests needs
+    ``Connection: close`` in ``reply``: else it may reuse the connection before the close
+    reaches it."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
 
@@ -56,8 +61,16 @@ def reply_server(reply: bytes, connections: int, heads: list | None = None):
                         if not data:
                             break
                         got += data
+                    head, _, body = got.partition(b"\r\n\r\n")
                     if heads is not None:
-                        heads.append(got.split(b"\r\n\r\n")[0])
+                        heads.append(head)
+                    length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+                    left = int(length.group(1)) - len(body) if length else 0
+                    while left > 0:
+                        data = conn.recv(min(left, 65536))
+                        if not data:
+                            break
+                        left -= len(data)
                     conn.sendall(reply)
 
     thread = threading.Thread(target=serve, daemon=True)

@@ -1725,7 +1725,8 @@ def test_a_content_length_given_goes_where_it_was_given_as_httpx_sends_it():
     headers, not moved after them; without one the client's goes last: the same head
     httpx sends, line for line, but the User-Agent and what httpx adds by default."""
     heads: list[bytes] = []
-    port, thread = reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4, heads)
+    port, thread = reply_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n", 4, heads)
     url = f"http://127.0.0.1:{port}/"
     for mod in (https, httpx):
         with mod.Client(headers={"User-Agent": "a/1"}) as c:
