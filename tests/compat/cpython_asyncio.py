@@ -1,7 +1,8 @@
 """Runs modules of CPython's own ``test.test_asyncio`` suite with a chosen event loop.
 
-Usage: python tests/compat/cpython_asyncio.py LOOP [MODULE ...] [--json FILE]
+Usage: python tests/compat/cpython_asyncio.py LOOP [MODULE ...] [--json FILE] [--only FILE]
 LOOP is ``asyncio``, ``uvloop`` or ``corenet`` (``corenet-edge``/``corenet-level``).
+``--only FILE`` runs just the tests whose ids FILE lists, one a line (of the modules named).
 
 The modules listed in MODULES obtain their loops through the event-loop policy, so installing
 a policy puts the loop under test; the suite resets the policy in its teardown, which is why
@@ -71,9 +72,20 @@ class Collector(unittest.TextTestResult):
         self.passed.append(test.id())
 
 
-def run_module(name: str) -> dict:
+def tests_of(suite: unittest.TestSuite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from tests_of(item)
+        else:
+            yield item
+
+
+def run_module(name: str, only: set[str] | None = None) -> dict:
     module = __import__(f"test.test_asyncio.{name}", fromlist=["*"])
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    if only is not None:
+        suite = unittest.TestSuite(t for t in tests_of(suite) if t.id() in only)
+    ids = sorted(t.id() for t in tests_of(suite))
     if hasattr(module, "setUpModule"):
         module.setUpModule()
     stream = open("/dev/null", "w")
@@ -85,6 +97,7 @@ def run_module(name: str) -> dict:
         "failed": len(result.failures),
         "errors": len(result.errors),
         "skipped": len(result.skipped),
+        "ids": ids,
         "passed_ids": sorted(result.passed),
         "failed_ids": sorted(t.id() for t, _ in result.failures + result.errors),
         "details": {t.id(): tb[-1500:] for t, tb in result.failures + result.errors},
@@ -96,7 +109,12 @@ def main() -> None:
     ap.add_argument("loop")
     ap.add_argument("modules", nargs="*")
     ap.add_argument("--json")
+    ap.add_argument("--only")
     args = ap.parse_args()
+    only = None
+    if args.only:
+        with open(args.only) as f:
+            only = {line.strip() for line in f if line.strip()}
     install(args.loop)
     out = {}
     names = args.modules or MODULES
@@ -104,9 +122,11 @@ def main() -> None:
         names = NET_MODULES
     elif names == ["all"]:
         names = MODULES + NET_MODULES
+    if only is not None:
+        names = [n for n in names if any(t.startswith(f"test.test_asyncio.{n}.") for t in only)]
     for name in names:
         t0 = time.monotonic()
-        out[name] = run_module(name)
+        out[name] = run_module(name, only)
         r = out[name]
         print(f"{args.loop:14} {name:16} passed {r['passed']:4} failed {r['failed']:3} "
               f"errors {r['errors']:3} skipped {r['skipped']:3}  ({time.monotonic() - t0:.1f}s)",
