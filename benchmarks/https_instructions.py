@@ -27,7 +27,7 @@ figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import re
 import ssl
 import subprocess
@@ -44,28 +44,48 @@ IMPLS = [("corenet.https", "corenet"), ("aiohttp", "uvloop")]
 NEW_MODES = {"corenet.https": ("resume", "full"), "aiohttp": ("full",)}
 
 
-async def _corenet(url: str, ca: str, count: int, mode: str = "keep") -> int:
+async def _open_corenet(url: str, ca: str, stack, mode: str = "keep"):
+    """An open corenet.https client (closed with ``stack``); returns ``get(count)``, which
+    GETs ``url`` that many times in turn and returns the bytes read."""
     from corenet.https import AsyncClient
 
-    async with AsyncClient(verify=ca, max_connections=100, max_keepalive=64 if mode == "keep" else 0,
-                      reuse_tls_sessions=mode != "full") as c:
-        total = len((await c.get(url)).content)
+    c = await stack.enter_async_context(AsyncClient(
+        verify=ca, max_connections=100, max_keepalive=64 if mode == "keep" else 0,
+        reuse_tls_sessions=mode != "full"))
+
+    async def get(count: int) -> int:
+        total = 0
         for _ in range(count):
             total += len((await c.get(url)).content)
-    return total
+        return total
+    return get
 
 
-async def _aiohttp(url: str, ca: str, count: int, mode: str = "keep") -> int:
+async def _open_aiohttp(url: str, ca: str, stack, mode: str = "keep"):
+    """The same as :func:`_open_corenet` with an aiohttp session."""
     import aiohttp
 
     ctx = ssl.create_default_context(cafile=ca)
     connector = aiohttp.TCPConnector(ssl=ctx, limit=100, force_close=mode != "keep")
-    async with aiohttp.ClientSession(connector=connector) as s:
+    s = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+
+    async def get(count: int) -> int:
         total = 0
-        for _ in range(count + 1):
+        for _ in range(count):
             async with s.get(url) as r:
                 total += len(await r.read())
-    return total
+        return total
+    return get
+
+
+OPENERS = {"corenet.https": _open_corenet, "aiohttp": _open_aiohttp}
+
+
+async def _requests(impl: str, url: str, ca: str, count: int, mode: str) -> int:
+    """``count + 1`` GETs on a new client: the first opens its connection."""
+    async with contextlib.AsyncExitStack() as stack:
+        get = await OPENERS[impl](url, ca, stack, mode)
+        return await get(count + 1)
 
 
 def child(impl: str, loop_name: str, url: str, ca: str, count: int, mode: str) -> None:
@@ -77,15 +97,15 @@ def child(impl: str, loop_name: str, url: str, ca: str, count: int, mode: str) -
         import corenet
 
         loop = corenet.new_event_loop()
-    work = _corenet if impl == "corenet.https" else _aiohttp
     try:
-        total = loop.run_until_complete(work(url, ca, count, mode))
+        total = loop.run_until_complete(_requests(impl, url, ca, count, mode))
     finally:
         loop.close()
     print(total)
 
 
 def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
+    import statistics
     import time
 
     import corenet
@@ -99,28 +119,54 @@ def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
     def nginx_cpu() -> float:
         return time.clock_gettime(worker_clock)
 
-    runs = [("corenet.https", corenet.new_event_loop, _corenet),
-            ("aiohttp", uvloop.new_event_loop, _aiohttp)]
-    for r in range(rounds):
-        walls, nginx = {}, {}
-        for name, new_loop, work in runs:
+    # Both clients stay open, each on its own loop, and take turns by blocks of ``block``
+    # requests (the order swapped every block; at least ten blocks a round, of at most 50
+    # requests): the host's speed, which can halve from one second to the next here, weighs
+    # on both alike.
+    block = max(1, min(50, n // 10))
+    blocks = max(1, n // block)
+    clients = []
+    try:
+        for name, new_loop in (("corenet.https", corenet.new_event_loop),
+                               ("aiohttp", uvloop.new_event_loop)):
             loop = new_loop()
+            stack = contextlib.AsyncExitStack()
+            clients.append((name, loop, stack))
+            get = loop.run_until_complete(OPENERS[name](url, ca, stack))
+            loop.run_until_complete(get(2))
+            clients[-1] += (get,)
+        block_ratios = []
+        for r in range(rounds):
+            spent = {name: [0.0, 0.0, 0.0] for name, *_ in clients}  # wall, client, nginx
+            for b in range(blocks):
+                walls = {}
+                for name, loop, _stack, get in clients[::-1] if b % 2 else clients:
+                    c0, s0, t0 = time.process_time(), nginx_cpu(), time.perf_counter()
+                    loop.run_until_complete(get(block))
+                    t1, c1, s1 = time.perf_counter(), time.process_time(), nginx_cpu()
+                    walls[name] = t1 - t0
+                    for i, d in enumerate((t1 - t0, c1 - c0, s1 - s0)):
+                        spent[name][i] += d
+                block_ratios.append(walls["aiohttp"] / walls["corenet.https"])
+            us = 1e6 / (blocks * block)
+            for name, (w, c, s) in spent.items():
+                print(f"round {r + 1} {name:14} wall {w * us:9.1f} us/request, client CPU "
+                      f"{c * us:9.1f}, nginx CPU {s * us:8.1f}", flush=True)
+            print(f"round {r + 1} aiohttp / corenet.https wall time: "
+                  f"{spent['aiohttp'][0] / spent['corenet.https'][0]:.2f}x; client CPU: "
+                  f"{spent['aiohttp'][1] / spent['corenet.https'][1]:.2f}x; ceiling "
+                  f"(aiohttp's wall / nginx CPU): "
+                  f"{spent['aiohttp'][0] / spent['aiohttp'][2]:.2f}x", flush=True)
+        q = statistics.quantiles(block_ratios, n=4, method="inclusive")
+        print(f"aiohttp / corenet.https wall time per block of {block}: median "
+              f"{statistics.median(block_ratios):.2f}x, quartiles {q[0]:.2f}-{q[2]:.2f}x "
+              f"({len(block_ratios)} blocks)", flush=True)
+    finally:
+        for name, loop, stack, *_ in clients:
             try:
-                loop.run_until_complete(work(url, ca, 2))
-                c0, s0, t0 = time.process_time(), nginx_cpu(), time.perf_counter()
-                loop.run_until_complete(work(url, ca, n))
-                t1, c1, s1 = time.perf_counter(), time.process_time(), nginx_cpu()
+                loop.run_until_complete(stack.aclose())
             finally:
                 loop.close()
-            us = 1e6 / n
-            walls[name] = t1 - t0
-            nginx[name] = s1 - s0
-            cpu = c1 - c0
-            print(f"round {r + 1} {name:14} wall {(t1 - t0) * us:9.1f} us/request, client CPU "
-                  f"{cpu * us:9.1f}, nginx CPU {(s1 - s0) * us:8.1f}", flush=True)
-        print(f"round {r + 1} aiohttp / corenet.https wall time: "
-              f"{walls['aiohttp'] / walls['corenet.https']:.2f}x; ceiling (aiohttp's wall / "
-              f"nginx CPU): {walls['aiohttp'] / nginx['aiohttp']:.2f}x", flush=True)
 
 
 def _instructions(dump: Path) -> int:
