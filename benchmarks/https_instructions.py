@@ -125,16 +125,19 @@ def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
     # on both alike.
     block = max(1, min(50, n // 10))
     blocks = max(1, n // block)
-    clients = []
+    clients = []  # (name, its loop, what closes its client, its get(count))
     try:
         for name, new_loop in (("corenet.https", corenet.new_event_loop),
                                ("aiohttp", uvloop.new_event_loop)):
-            loop = new_loop()
-            stack = contextlib.AsyncExitStack()
-            clients.append((name, loop, stack))
-            get = loop.run_until_complete(OPENERS[name](url, ca, stack))
-            loop.run_until_complete(get(2))
-            clients[-1] += (get,)
+            loop, stack = new_loop(), contextlib.AsyncExitStack()
+            try:
+                get = loop.run_until_complete(OPENERS[name](url, ca, stack))
+                loop.run_until_complete(get(2))
+            except BaseException:
+                loop.run_until_complete(stack.aclose())
+                loop.close()
+                raise
+            clients.append((name, loop, stack, get))
         block_ratios = []
         for r in range(rounds):
             spent = {name: [0.0, 0.0, 0.0] for name, *_ in clients}  # wall, client, nginx
@@ -162,7 +165,7 @@ def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
               f"{statistics.median(block_ratios):.2f}x, quartiles {q[0]:.2f}-{q[2]:.2f}x "
               f"({len(block_ratios)} blocks)", flush=True)
     finally:
-        for name, loop, stack, *_ in clients:
+        for name, loop, stack, _get in clients:
             try:
                 loop.run_until_complete(stack.aclose())
             finally:
