@@ -107,11 +107,16 @@ cdef MsgEntry _hit(ResolverCore r, bytes key, double now):
 cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass, client=None):
     """What the local zones say of the question (counted when they hold it): None (resolve
     it), ``DROP`` or (rcode, answer records, authority records). ``client``: the asker's
-    address (``inform`` zones log it)."""
+    socket address (``inform`` zones log it; with views, its view answers first)."""
     zones = r.local_zones
-    if zones is None or qclass != 1 or not under_any(qname, zones.tails):
+    if zones is None or qclass != 1:
         return None
-    found = zones.lookup(qname, qtype, client)
+    if zones.clients is not None:       # views: the client's first (LocalZones.answer)
+        found = zones.answer(qname, qtype, client)
+    elif not under_any(qname, zones.tails):
+        return None
+    else:
+        found = zones.lookup(qname, qtype, client)
     if found is not None:
         r.counts.local_answers += 1
     return found

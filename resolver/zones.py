@@ -58,6 +58,11 @@ _IGNORE_DATA = frozenset(("always_refuse", "always_transparent", "block_a", "blo
 #: types that leave names without local data of theirs to resolution
 _PASSING = frozenset(("transparent", "typetransparent", "always_transparent", "inform",
                       "noview", "block_a", "block_aaaa", "block_a_wdata", "block_aaaa_wdata"))
+#: types whose zone in a view never holds a question (Unbound's local_zones_answer: the
+#: global zones or resolution answer it)
+_VIEW_PASSING = frozenset(("noview", "always_transparent", "block_a", "block_aaaa"))
+#: ``LocalZones.covered``: no zone of the view holds the question
+NOT_COVERED = "not covered"
 #: types that log each question with its client
 INFORM_TYPES = frozenset(("inform", "inform_deny", "inform_redirect"))
 #: where ``inform`` zones log
@@ -269,6 +274,21 @@ class LocalZone:
     data: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class View:
+    """Unbound's ``view:``: local zones and local data of its own for the clients mapped to
+    it (``access-control-view``). A question one of its zones holds is answered from the
+    view; any other goes on to resolution, or with ``first`` to the global local zones
+    (Unbound's ``view-first``), as do all questions of a view without zones of its own.
+    Unless ``first``, a view with zones gets the default local zones too, AS112 ones
+    included."""
+
+    name: str
+    local: tuple[LocalZone, ...] = ()
+    local_data: tuple[str, ...] = ()
+    first: bool = False
+
+
 def default_local_zones(unblock_lan_zones: bool = False) -> tuple[LocalZone, ...]:
     """Unbound's default local zones, in its order: ``localhost`` (redirect: A 127.0.0.1,
     AAAA ::1 for every name below it), the loopback reverse zones (static, a PTR to
@@ -416,8 +436,12 @@ class LocalZones:
     ``nodefault`` removes the default of its name and is not entered itself."""
 
     def __init__(self, zones: Iterable[LocalZone] = (), data: Iterable[str] = (),
-                 defaults: Iterable[LocalZone] = ()) -> None:
+                 defaults: Iterable[LocalZone] = (), keep_nodefault: bool = False) -> None:
         self.types: dict[bytes, str] = {}
+        #: the views (name -> ViewZones) and which clients they serve (``Zones`` sets
+        #: them: the global local zones' ``answer`` goes through a client's view first)
+        self.views: dict[str, ViewZones] | None = None
+        self.clients: ViewClients | None = None
         named: set[bytes] = set()
         entered: list[LocalZone] = []
         for z in zones:
@@ -425,7 +449,9 @@ class LocalZones:
             if key in named:
                 raise ValueError(f"local-zone {z.name} is given twice")
             named.add(key)
-            if z.type != "nodefault":
+            if z.type != "nodefault" or keep_nodefault:
+                # (a view's nodefault zone, with view-first, is entered: it holds its
+                # names, answered as transparent, away from the global zones)
                 self.types[key] = z.type
                 entered.append(z)
         for z in defaults:
@@ -488,16 +514,7 @@ class LocalZones:
         if not under_any(qname, self.tails):
             return None
         lname = qname.lower()
-        zone = None
-        if qtype == DS and lname != b"\x00":
-            # a DS belongs to the parent side of a zone cut: the zone above decides,
-            # but for an always_refuse zone, which refuses its DS too
-            if self.types.get(lname) == "always_refuse":
-                zone = lname
-            else:
-                zone = self.zone_of(lname[lname[0] + 1:])
-        else:
-            zone = self.zone_of(lname)
+        zone = self._zone_for(lname, qtype)
         if zone is None:
             return None
         kind = self.types[zone]
@@ -540,6 +557,61 @@ class LocalZones:
             return self._negative(zone, NOERROR)
         return None
 
+    def _zone_for(self, lname: bytes, qtype: int) -> bytes | None:
+        """The zone that answers ``qtype`` at ``lname`` (lower case), or None."""
+        if qtype == DS and lname != b"\x00":
+            # a DS belongs to the parent side of a zone cut: the zone above decides,
+            # but for an always_refuse zone, which refuses its DS too
+            if self.types.get(lname) == "always_refuse":
+                return lname
+            return self.zone_of(lname[lname[0] + 1:])
+        return self.zone_of(lname)
+
+    def covered(self, qname: bytes, qtype: int, client=None):
+        """A view's zones on the question: ``lookup``'s answer (None: resolve it) when one
+        of them holds it, else ``NOT_COVERED`` (Unbound's local_zones_answer with a view:
+        a ``noview`` zone does not hold it; nor do ``always_transparent``, ``block_a``
+        and ``block_aaaa`` zones, nor ``transparent`` and ``inform`` ones without local
+        data at the name, nor a ``typetransparent`` one without data of the type or a
+        CNAME there)."""
+        if not under_any(qname, self.tails):
+            return NOT_COVERED
+        lname = qname.lower()
+        zone = self._zone_for(lname, qtype)
+        if zone is None:
+            return NOT_COVERED
+        kind = self.types[zone]
+        if kind in _VIEW_PASSING:
+            return NOT_COVERED
+        if kind == "transparent" or kind == "inform":
+            if lname not in self.data:
+                return NOT_COVERED
+        elif kind == "typetransparent":
+            node = self.data.get(lname)
+            if node is None or (qtype not in node and CNAME not in node):
+                return NOT_COVERED
+        return self.lookup(qname, qtype, client)
+
+    def answer(self, qname: bytes, qtype: int, client=None):
+        """``lookup`` for a question from ``client`` (its socket address: the first item is
+        the host): through the view its address maps to (``access-control-view``) when
+        there are views; as Unbound, a view with zones that does not hold the question
+        leaves it to resolution unless it is ``view-first``, which (as a view without
+        zones) goes on to these global zones."""
+        clients = self.clients
+        if clients is not None and client is not None:
+            view = clients.view_of(client[0] if isinstance(client, (tuple, list))
+                                   else client)
+            if view is not None:
+                vz = self.views[view]  # type: ignore[index]
+                if vz.zones is not None:
+                    found = vz.zones.covered(qname, qtype, client)
+                    if found is not NOT_COVERED:
+                        return found
+                    if not vz.first:
+                        return None
+        return self.lookup(qname, qtype, client)
+
     def _pick(self, node: dict, qtype: int) -> list:
         if qtype == ANY:
             return [r for recs in node.values() for r in recs]
@@ -551,6 +623,96 @@ class LocalZones:
             target = self.data.get(cname[0][4].lower(), {}).get(qtype, [])
             return cname + target
         return []
+
+
+@dataclass(frozen=True)
+class ViewZones:
+    """A view as ``LocalZones.answer`` reads it: ``zones`` None for a view without local
+    zones or data of its own (its clients get the global ones)."""
+
+    name: str
+    first: bool
+    zones: LocalZones | None
+
+
+_UNSEEN = object()
+
+
+class ViewClients:
+    """Which view serves a client, as Unbound's access-control tree tells it: the most
+    specific netblock holding the client's address decides, ``access-control`` and
+    ``access-control-view`` netblocks alike, so a netblock given an action and no view,
+    inside a view's, leaves its clients without a view. ``nets``: (netblock, view name or
+    None for an access-control netblock), a netblock given both keeping its view."""
+
+    #: clients remembered (a flood of new ones clears it: the look-up is a few dict reads)
+    REMEMBERED = 4096
+
+    def __init__(self, nets: Iterable[tuple]) -> None:
+        nodes: dict = {}
+        for net, view in nets:
+            n = ipaddress.ip_network(net, strict=False)
+            if view is None:
+                nodes.setdefault(n, None)
+            else:
+                nodes[n] = view
+        by_length: dict[tuple[int, int], dict[int, str | None]] = {}
+        for n, view in nodes.items():
+            shift = n.max_prefixlen - n.prefixlen
+            by_length.setdefault((n.version, shift), {})[int(n.network_address) >> shift] = view
+        #: per address family, (shift, {network >> shift: view}), the longest prefix first
+        self._tables = {v: sorted(((shift, t) for (ver, shift), t in by_length.items()
+                                   if ver == v), key=lambda st: st[0]) for v in (4, 6)}
+        self._seen: dict[str, str | None] = {}
+
+    def view_of(self, host: str) -> str | None:
+        """The name of the view of the client at ``host`` (an address), or None."""
+        found = self._seen.get(host, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
+        view = None
+        try:
+            addr = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            addr = None
+        if addr is not None:
+            a = int(addr)
+            for shift, table in self._tables[addr.version]:
+                hit = table.get(a >> shift, _UNSEEN)
+                if hit is not _UNSEEN:
+                    view = hit  # type: ignore[assignment]
+                    break
+        if len(self._seen) >= self.REMEMBERED:
+            self._seen.clear()
+        self._seen[host] = view
+        return view
+
+
+def compile_views(views: Iterable[View],
+                  clients: Iterable[tuple]) -> tuple[dict[str, ViewZones], ViewClients] | None:
+    """The views as ``LocalZones.answer`` reads them, and the clients' map to them; None
+    when no client is mapped to a view. ValueError for a view named twice, or a client
+    netblock mapped to a view that is not given (Unbound's "no view with name")."""
+    compiled: dict[str, ViewZones] = {}
+    for v in views:
+        if v.name in compiled:
+            raise ValueError(f"view {v.name!r} is given twice")
+        # Unbound's test: zones of other types than nodefault, or local data
+        own = any(z.type != "nodefault" for z in v.local) or bool(v.local_data)
+        try:
+            zones = LocalZones(v.local, v.local_data,
+                               () if v.first else default_local_zones(),
+                               keep_nodefault=v.first) if own else None
+        except ValueError as e:
+            raise ValueError(f"view {v.name!r}: {e}") from None
+        compiled[v.name] = ViewZones(v.name, v.first, zones)
+    clients = tuple(clients)
+    for net, name in clients:
+        if name is not None and name not in compiled:
+            raise ValueError(f"access-control-view {net} {name}: no view with name: {name}")
+    if not any(name is not None for _, name in clients):
+        return None
+    return compiled, ViewClients(clients)
 
 
 # ---- forward and stub zones -----------------------------------------------------------------
@@ -733,9 +895,13 @@ class Zones:
 
     def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
                  local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
-                 defaults: bool | None = None, unblock_lan_zones: bool = False) -> None:
+                 defaults: bool | None = None, unblock_lan_zones: bool = False,
+                 views: Iterable[View] = (), view_clients: Iterable[tuple] = ()) -> None:
         self.forward, self.stub = tuple(forward), tuple(stub)
         self.local, self.local_data = tuple(local), tuple(local_data)
+        #: the views, and the client netblocks (netblock, view name or None: see
+        #: ``ViewClients``) that map clients to them
+        self.views, self.view_clients = tuple(views), tuple(view_clients)
         #: whether Unbound's default local zones are served (``default_local_zones``)
         self.defaults, self.unblock_lan_zones = defaults, unblock_lan_zones
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
@@ -757,9 +923,12 @@ class Zones:
                 continue           # servers by name only, none resolved yet: not served yet
             self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
                               else _StubCut(z))
-        self.local_zones = LocalZones(
-            self.local, self.local_data,
-            default_local_zones(unblock_lan_zones) if defaults else ()) or None
+        local_zones = LocalZones(self.local, self.local_data,
+                                 default_local_zones(unblock_lan_zones) if defaults else ())
+        mapped = compile_views(self.views, self.view_clients)
+        if mapped is not None:
+            local_zones.views, local_zones.clients = mapped
+        self.local_zones = local_zones if local_zones or mapped is not None else None
         #: where every forward zone's servers with a port of their own are asked (their
         #: names, ADDR@PORT, never clash): a forwarded question's DS and DNSKEY lookups may
         #: go to another forward zone's servers
@@ -804,7 +973,8 @@ class Zones:
             return replace(z, servers=z.servers + tuple(extra))
 
         return Zones(tuple(fill(z) for z in self.forward), tuple(fill(z) for z in self.stub),
-                     self.local, self.local_data, self.defaults, self.unblock_lan_zones)
+                     self.local, self.local_data, self.defaults, self.unblock_lan_zones,
+                     self.views, self.view_clients)
 
     def with_defaults(self) -> "Zones":
         """These zones with Unbound's default local zones served, unless ``defaults`` says
@@ -812,12 +982,12 @@ class Zones:
         if self.defaults is not None:
             return self
         return Zones(self.forward, self.stub, self.local, self.local_data, True,
-                     self.unblock_lan_zones)
+                     self.unblock_lan_zones, self.views, self.view_clients)
 
     def with_forward(self, extra: ForwardZone) -> "Zones":
         """The same zones with the forward zone ``extra`` added."""
         return Zones(self.forward + (extra,), self.stub, self.local, self.local_data,
-                     self.defaults, self.unblock_lan_zones)
+                     self.defaults, self.unblock_lan_zones, self.views, self.view_clients)
 
     def shadowed(self) -> list[tuple[str, str]]:
         """The forward and stub zones a local zone answers for before they are asked (a

@@ -159,6 +159,7 @@ cdef class FrontDoor:
     cdef public object drained          # a Future, set when the last miss ends
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
+    cdef bint views                     # clients are mapped to views: local zones first
     cdef bint extended                  # ``extended-statistics``: the queries' shape counted
 
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
@@ -170,8 +171,8 @@ cdef class FrontDoor:
     cdef bint _answer_touched(self, MsgEntry e) except -1
     cdef bint _client_held(self, Reply reply) except -1
     cdef bint _ns_touched(self, const unsigned char* name, Py_ssize_t length) except -1
-    cdef object setrd(self, const unsigned char* p, Py_ssize_t n)
-    cdef int _probe(self, bytes q, int who) except -1
+    cdef object setrd(self, const unsigned char* p, Py_ssize_t n, client)
+    cdef int _probe(self, bytes q, int who, client) except -1
     cdef object take(self)
     cdef bint miss(self, bytes q, Reply reply, double t0, bint busy, absent) except -1
     cdef bint start(self, bytes q, Reply reply, double t0, bint busy, absent, rewrite,

@@ -725,6 +725,7 @@ cdef class FrontDoor:
         self.stale_client_timeout = cfg.serve_stale_client_timeout
         self.ip_ratelimit = cfg.ip_ratelimit
         self.extended = cfg.extended_statistics
+        self.views = bool(cfg.access_control_view)
         self._cfg = cfg
 
     # ---- a query, from its bytes to its reply
@@ -748,7 +749,7 @@ cdef class FrontDoor:
         cdef const unsigned char* asked = p
         if who == SETRD:                    # Unbound's allow_setrd: RD taken as set
             who = ALLOWED
-            setrd = self.setrd(p, n)
+            setrd = self.setrd(p, n, reply.client())
             if setrd is not None:
                 q = setrd
                 p = <const unsigned char*>PyBytes_AS_STRING(q)
@@ -820,13 +821,25 @@ cdef class FrontDoor:
             self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
             return NOTIMP
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
-            return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
+            return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who,
+                               reply.client() if reply is not None else None)
         if self._policy is not None:    # the response policy: hits for untouched names only
             if not self.rpz_indexed:
                 return MISS
             if (self.rpz_cn4 or self.rpz_cn6) and self._client_held(reply):
                 return MISS
             screen = _untouched_by_policy
+        if self.views:
+            # A client's view may answer a name the cache holds from another client's
+            # resolution (or the global zones one a view resolved): the local zones
+            # first, as Unbound asks them before its cache.
+            local = self.resolver.local_answer(PyBytes_FromStringAndSize(<const char*>p, n),
+                                               reply.client() if reply is not None else None)
+            if local is _DROP:
+                return DROP_LOCAL
+            if local is not None:
+                self.made = local
+                return LOCAL
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size if udp else 0, qtype, truncated, key, screen,
                             self)
@@ -926,20 +939,22 @@ cdef class FrontDoor:
             pos += name[pos] + 1
         return False
 
-    cdef object setrd(self, const unsigned char* p, Py_ssize_t n):
-        """For a client of ``allow_setrd``: the query at ``p`` with RD set when it came with
-        RD clear and no local zone holds its name (Unbound sets the bit after its local
-        zones had their say); else None (the query goes on as it came)."""
+    cdef object setrd(self, const unsigned char* p, Py_ssize_t n, client):
+        """For a client of ``allow_setrd`` (at the socket address ``client``): the query at
+        ``p`` with RD set when it came with RD clear and no local zone holds its name
+        (Unbound sets the bit after its local zones had their say); else None (the query
+        goes on as it came)."""
         if n < 12 or p[2] & 1:
             return None
-        if self.resolver.local_answer(PyBytes_FromStringAndSize(<const char*>p, n)) is not None:
+        if self.resolver.local_answer(PyBytes_FromStringAndSize(<const char*>p, n),
+                                      client) is not None:
             return None
         return with_rd(p, n)
 
-    cdef int _probe(self, bytes q, int who) except -1:
+    cdef int _probe(self, bytes q, int who, client) except -1:
         """Rule 4: a QUERY with RD clear, or any QUERY of a client allowed local answers
-        only."""
-        local = self.resolver.local_answer(q)
+        only (``client``: its socket address, or None)."""
+        local = self.resolver.local_answer(q, client)
         if local is _DROP:
             return DROP_LOCAL
         if local is not None:
@@ -964,7 +979,8 @@ cdef class FrontDoor:
         cdef bint truncated = False
         if who == SETRD:
             who = ALLOWED
-            setrd = self.setrd(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+            setrd = self.setrd(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q),
+                               client)
             q = q if setrd is None else setrd
         v = self.decide(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), who,
                         udp, monotonic(), &key, &qtype, &truncated,

@@ -96,21 +96,31 @@ def make_zones(cfg: Config):
                     else z for z in cfg.forward_zone)
     try:
         zones = _zones(forward, cfg.stub_zone, cfg.local_zone,
-                       cfg.local_data + cfg.local_data_ptr, cfg.unblock_lan_zones)
+                       cfg.local_data + cfg.local_data_ptr, cfg.unblock_lan_zones, cfg.view,
+                       view_clients(cfg) if cfg.access_control_view else ())
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return zones if zones else None
 
 
+def view_clients(cfg: Config) -> tuple:
+    """The client networks that map clients to views (``resolver.zones.ViewClients``): each
+    of the ACL's (none a view), and ``access-control-view``'s."""
+    return (*((n, None) for n in cfg.allow + cfg.allow_snoop),
+            *((net, None) for net, _ in cfg.access_control),
+            *cfg.access_control_view)
+
+
 @functools.lru_cache(maxsize=1)
-def _zones(forward, stub, local, local_data, unblock_lan_zones: bool):
+def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views=(),
+           clients=()):
     """The zones of these tables, the last set kept (a set of zones does not change once
     made): :func:`build` checks a config's zones and a reload then takes the same set,
     made once, and a reload that changes no zone makes none."""
     from resolver.zones import Zones
 
     return Zones(forward, stub, local, local_data, defaults=True,
-                 unblock_lan_zones=unblock_lan_zones)
+                 unblock_lan_zones=unblock_lan_zones, views=views, view_clients=clients)
 
 
 def insecure_domains(cfg: Config) -> tuple[str, ...]:

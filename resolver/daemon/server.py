@@ -482,10 +482,12 @@ def dnssec_counts(validator) -> dict:
 
 
 def acl_entries(cfg: Config) -> list:
-    """The (network, standing) entries of the client ACL: ``allow``, ``allow-snoop``, then
-    ``access-control`` (for a network named twice the last one holds), where the longest
-    prefix holding a client decides (a refusal inside an allowed network refuses)."""
-    return [*((n, ALLOWED_ACL) for n in cfg.allow),
+    """The (network, standing) entries of the client ACL: ``access-control-view``'s networks
+    (allowed, as Unbound makes them), ``allow``, ``allow-snoop``, then ``access-control``
+    (for a network named twice the last one holds), where the longest prefix holding a
+    client decides (a refusal inside an allowed network refuses)."""
+    return [*((n, ALLOWED_ACL) for n, _ in cfg.access_control_view),
+            *((n, ALLOWED_ACL) for n in cfg.allow),
             *((n, SNOOP_ACL) for n in cfg.allow_snoop),
             *((net, ACL_STANDING[action]) for net, action in cfg.access_control)]
 

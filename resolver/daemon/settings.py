@@ -19,7 +19,8 @@ from typing import Any, Callable
 from resolver.limits import DEFAULT as _LIMITS, MAX_SESSION_TICKETS, Limits
 from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size, boolean,
                                     nullable, optional, address, addresses, ports,
-                                    access_controls, networks, existing_file, files,
+                                    access_controls, access_control_views, networks,
+                                    existing_file, files,
                                     path_in_directory, text, octal_mode, log_level, user_name,
                                     dns64_prefix, trust_anchor_file, auto_trust_anchor_files,
                                     domains, ip_addresses, zone_rates, cachedb_backend, url_path,
@@ -173,6 +174,17 @@ TABLE: tuple[Setting, ...] = (*section(
                 "its address among these and the two lists decides (so a ``refuse`` carves "
                 "an exception out of an allowed network), and a client none holds gets "
                 "REFUSED, as in Unbound."),
+    Setting("access_control_view", 'tuple[Any, ...]', (), access_control_views,
+            flag=Flag("\"NETBLOCK VIEW\"", "Unbound's access-control-view (repeatable)",
+                      repeat=True),
+            example='["10.0.0.0/8 inside"]',
+            doc="Unbound's ``access-control-view``: the clients of a network get the local "
+                "zones of a ``[[view]]`` (its name). The network is an ``access-control`` "
+                "entry too, ``allow`` unless ``access-control`` gives it an action; as "
+                "Unbound's, the longest prefix holding a client among all these networks "
+                "decides its view, so a network given an action alone inside a view's "
+                "leaves its clients without a view. Naming a view that is not given is an "
+                "error."),
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
             aliases=("num-threads",),
@@ -866,7 +878,8 @@ TABLE: tuple[Setting, ...] = (*section(
                 "AAAA, the rest resolved, local data ignored) and ``block_a_wdata``, "
                 "``block_aaaa_wdata`` (the same, local data answered first); ``nodefault`` "
                 "(removes the default zone of that name, see ``unblock-lan-zones``, and "
-                "nothing else); ``noview`` (as ``transparent``: there are no views). A DS "
+                "nothing else); ``noview`` (as ``transparent``; in a ``[[view]]``, the view does "
+                "not hold its names: see ``view``). A DS "
                 "question is answered by the zone above its name, as Unbound does. An ``inform`` "
                 "line for a query with RD clear names no client (\"unknown\"): that path does "
                 "not carry the address."),
@@ -880,6 +893,21 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="PTR records served locally, as ``\"ADDR NAME\"`` (or ``\"ADDR NAME TTL\"``) "
                 "strings: the reverse name of the address points to the name (Unbound's "
                 "``local-data-ptr``), as ``local-data`` does with the record it stands for."),
+    Setting("view", 'tuple[Any, ...]', (), zone_tables("view"),
+            doc="Views (Unbound's ``view:`` clauses), as ``[[view]]`` tables: ``name``, "
+                "``local-zone``, ``local-data`` and ``local-data-ptr`` (as the global "
+                "settings of those names) and ``view-first`` (default false), for the "
+                "clients ``access-control-view`` maps to the view, whose local zones answer "
+                "before the cache (and the global zones). A question none of the view's zones "
+                "holds (a ``noview``, ``always_transparent``, ``block_a`` or ``block_aaaa`` "
+                "zone never holds one; a ``transparent`` or ``inform`` zone holds only names "
+                "with local data, a ``typetransparent`` one only the types it has) is "
+                "resolved, or with ``view-first`` answered by the global local zones; a view "
+                "with no zones or data of its own leaves its clients to the global zones. "
+                "Unless ``view-first``, a view with zones of its own also serves the default "
+                "local zones, the AS112 ones included (``nodefault`` removes one); with "
+                "``view-first`` it serves none, and its ``nodefault`` zones keep their names "
+                "away from the global zones (resolved). As Unbound's."),
 
 ), *section(
     # ---- default local zones (Unbound's) ----

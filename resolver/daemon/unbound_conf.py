@@ -470,7 +470,7 @@ def convert(options: list[Option]) -> Conversion:
     _zones(conv, options)
     for o in options:
         if o.clause not in ("server", "remote-control", "forward-zone", "stub-zone",
-                            "cachedb", "rpz"):
+                            "cachedb", "rpz", "view"):
             conv.skip(o, f"corenet has no {o.clause}: clause")
     given = {o.key for o in server}
     conv.unlike = [d for d in unlike_unbound() if d.option not in given]
@@ -537,6 +537,11 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 if len(vals) != 2:
                     raise ValueError("expected a zone and a type")
                 conv.add(o, "local-zone", f"{vals[0]} {vals[1]}")
+            elif k == "access-control-view":
+                if len(vals) != 2:
+                    raise ValueError("expected a netblock and a view name")
+                conv.add(o, "access-control-view",
+                         f"{ipaddress.ip_network(vals[0], strict=False)} {vals[1]}")
             elif k in ("ratelimit-for-domain", "ratelimit-below-domain"):
                 if len(vals) != 2:
                     raise ValueError("expected a domain and a number")
@@ -653,6 +658,9 @@ ZONE_KEYS = {
                      "forward-tls-upstream": (yesno, False)},
     "stub-zone": {"name": (str, False), "stub-addr": (str, True), "stub-host": (str, True),
                   "stub-first": (yesno, False), "stub-prime": (yesno, False)},
+    # (a kind of None: the option's two values, "NAME TYPE")
+    "view": {"name": (str, False), "view-first": (yesno, False), "local-zone": (None, True),
+             "local-data": (str, True), "local-data-ptr": (str, True)},
     "rpz": {"name": (str, False), "zonefile": (str, False), "primary": (str, True),
             "master": (str, True), "rpz-action-override": (str, False),
             "rpz-cname-override": (str, False), "rpz-log": (yesno, False),
@@ -680,7 +688,12 @@ def _zones(conv: Conversion, options: list[Option]) -> None:
                 continue
             kind, many = keys[o.key]
             try:
-                value = kind(o.values[0])
+                if kind is None:
+                    if len(o.values) != 2:
+                        raise ValueError("expected a zone and a type")
+                    value = f"{o.values[0]} {o.values[1]}"
+                else:
+                    value = kind(o.values[0])
             except (IndexError, ValueError) as e:
                 conv.refuse(o, e)
                 continue

@@ -188,6 +188,18 @@ def access_controls(value: Any, what: str) -> tuple:
     return tuple(out)
 
 
+def access_control_views(value: Any, what: str) -> tuple:
+    """Unbound's ``access-control-view`` lines, ``"NETBLOCK VIEW"``: (network, view name)
+    pairs."""
+    out = []
+    for item in acl_items(value, what):
+        parts = item.split() if isinstance(item, str) else []
+        if len(parts) != 2:
+            raise ConfigError(f"{what}: expected \"NETBLOCK VIEW\", got {item!r}")
+        out.append((client_network(parts[0], what), parts[1].strip('"')))
+    return tuple(out)
+
+
 def client_network(text: Any, what: str):
     """An address or CIDR network. Host bits set under the prefix length are refused: the
     rule would cover the whole network, which is rarely what was meant."""

@@ -1,5 +1,5 @@
 """The config's zone tables (``[[forward-zone]]``, ``[[stub-zone]]``, ``[[local-zone]]``,
-and the keys of ``[[rpz]]``) and its lists of records (``local-data``, ``local-data-ptr``),
+``[[view]]``, and the keys of ``[[rpz]]``) and its lists of records (``local-data``, ``local-data-ptr``),
 read into :mod:`resolver.zones`' objects with the config's value converters
 (``resolver.daemon.values``): :func:`zone_tables` is the settings table's converter for each.
 """
@@ -11,7 +11,7 @@ import dns.name
 
 from resolver.daemon.values import ConfigError, boolean
 from resolver.wire.codec import is_subdomain
-from resolver.zones import (LOCAL_TYPES, ForwardZone, LocalZone, StubZone, Upstream,
+from resolver.zones import (LOCAL_TYPES, ForwardZone, LocalZone, StubZone, Upstream, View,
                             local_data, parse_record, presentation_name, ptr_records)
 
 
@@ -114,6 +114,28 @@ def local_zone(entry) -> LocalZone:
     return LocalZone(name, kind, tuple(data))
 
 
+def view(entry) -> View:
+    """A ``[[view]]`` table: ``name``, ``view-first``, and the view's own ``local-zone``
+    (tables or ``"NAME TYPE"`` strings, as the global setting), ``local-data`` and
+    ``local-data-ptr``."""
+    t = config_table(entry, "view", ("name", "view-first", "local-zone", "local-data",
+                                     "local-data-ptr"))
+    name = t["name"]
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+        raise ValueError(f"view: name: expected a word, got {name!r}")
+    what = f"view {name}"
+    zones = t.get("local-zone", ())
+    zones = [zones] if isinstance(zones, (str, dict)) else zones
+    if not isinstance(zones, (list, tuple)):
+        raise ValueError(f"{what}: local-zone: expected a list, got {zones!r}")
+    try:
+        local = tuple(local_zone(z) for z in zones)
+        data = local_data(t.get("local-data", ())) + ptr_records(t.get("local-data-ptr", ()))
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+    return View(name, local, data, boolean(t.get("view-first", False), f"{what}: view-first"))
+
+
 def zone_tables(name: str):
     """A zone setting (``resolver.zones``): a list of tables, or of zone-file lines for
     ``local-data`` and ``local-data-ptr``."""
@@ -128,7 +150,7 @@ def zone_tables(name: str):
             if name == "local_data_ptr":
                 return ptr_records(value)
             parse = {"forward_zone": forward_zone, "stub_zone": stub_zone,
-                     "local_zone": local_zone}[name]
+                     "local_zone": local_zone, "view": view}[name]
             return tuple(parse(v) for v in value)
         except ValueError as e:
             raise ConfigError(str(e)) from None

@@ -53,7 +53,7 @@ class _Engine:
     def resolve_cached(self, q):
         return None
 
-    def local_answer(self, q):
+    def local_answer(self, q, client=None):
         return None
 
     def start_miss(self, q, done, loop, absent=None, client=None):

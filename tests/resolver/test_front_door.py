@@ -203,8 +203,8 @@ class _Engine:
         self.stats = r.stats
         self.started = 0
 
-    def local_answer(self, q):
-        return self.r.local_answer(q)
+    def local_answer(self, q, client=None):
+        return self.r.local_answer(q, client)
 
     def resolve_cached(self, q):
         return self.r.resolve_cached(q)
