@@ -511,13 +511,10 @@ class LocalZones:
         usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
         ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
         log; with ``inform`` False they do not (a look that answers nothing itself)."""
-        if not under_any(qname, self.tails):
+        held = self._holder(qname, qtype)
+        if held is None:
             return None
-        lname = qname.lower()
-        zone = self._zone_for(lname, qtype)
-        if zone is None:
-            return None
-        kind = self.types[zone]
+        lname, zone, kind = held
         if inform and kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
             inform_log.info("%s %s %s %s %s IN", _text(zone), kind, _client_text(client),
                             _text(qname), _type_text(qtype))
@@ -557,15 +554,22 @@ class LocalZones:
             return self._negative(zone, NOERROR)
         return None
 
-    def _zone_for(self, lname: bytes, qtype: int) -> bytes | None:
-        """The zone that answers ``qtype`` at ``lname`` (lower case), or None."""
+    def _holder(self, qname: bytes, qtype: int) -> tuple[bytes, bytes, str] | None:
+        """The question's name lower-cased, and the zone that holds it and its type; None
+        when no zone does."""
+        if not under_any(qname, self.tails):
+            return None
+        lname = qname.lower()
         if qtype == DS and lname != b"\x00":
             # a DS belongs to the parent side of a zone cut: the zone above decides,
             # but for an always_refuse zone, which refuses its DS too
             if self.types.get(lname) == "always_refuse":
-                return lname
-            return self.zone_of(lname[lname[0] + 1:])
-        return self.zone_of(lname)
+                zone: bytes | None = lname
+            else:
+                zone = self.zone_of(lname[lname[0] + 1:])
+        else:
+            zone = self.zone_of(lname)
+        return None if zone is None else (lname, zone, self.types[zone])
 
     def covered(self, qname: bytes, qtype: int, client=None):
         """A view's zones on the question: ``lookup``'s answer (None: resolve it) when one
@@ -574,13 +578,10 @@ class LocalZones:
         and ``block_aaaa`` zones, nor ``transparent`` and ``inform`` ones without local
         data at the name, nor a ``typetransparent`` one without data of the type or a
         CNAME there)."""
-        if not under_any(qname, self.tails):
+        held = self._holder(qname, qtype)
+        if held is None:
             return NOT_COVERED
-        lname = qname.lower()
-        zone = self._zone_for(lname, qtype)
-        if zone is None:
-            return NOT_COVERED
-        kind = self.types[zone]
+        lname, _, kind = held
         if kind in _VIEW_PASSING:
             return NOT_COVERED
         if kind == "transparent" or kind == "inform":
@@ -688,11 +689,12 @@ class ViewClients:
         return view
 
 
-def compile_views(views: Iterable[View],
-                  clients: Iterable[tuple]) -> tuple[dict[str, ViewZones], ViewClients] | None:
-    """The views as ``LocalZones.answer`` reads them, and the clients' map to them; None
-    when no client is mapped to a view. ValueError for a view named twice, or a client
-    netblock mapped to a view that is not given (Unbound's "no view with name")."""
+def compile_views(views: Iterable[View], clients: Iterable[tuple]
+                  ) -> tuple[dict[str, ViewZones], ViewClients | None] | None:
+    """The views as ``LocalZones.answer`` reads them, and the clients' map to them (None
+    when no client is mapped to a view); None without views. ValueError for a view named
+    twice, or a client netblock mapped to a view that is not given (Unbound's "no view
+    with name")."""
     compiled: dict[str, ViewZones] = {}
     for v in views:
         if v.name in compiled:
@@ -710,8 +712,10 @@ def compile_views(views: Iterable[View],
     for net, name in clients:
         if name is not None and name not in compiled:
             raise ValueError(f"access-control-view {net} {name}: no view with name: {name}")
-    if not any(name is not None for _, name in clients):
+    if not compiled:
         return None
+    if not any(name is not None for _, name in clients):
+        return compiled, None
     return compiled, ViewClients(clients)
 
 

@@ -132,9 +132,28 @@ COMMANDS: tuple[Command, ...] = (
     Command("list_local_data", "", "Prints every record the local zones serve (the "
             "default zones' too), as Unbound: ``NAME<tab>TTL<tab>IN<tab>TYPE<tab>RDATA`` and "
             "an empty line after each.", "every worker"),
-    Command("view_list_local_data", "VIEW", "Unbound's views are not served: answers "
-            "``error no view with name: VIEW``, as Unbound for a view it does not have.",
+    Command("view_list_local_zones", "VIEW", "Prints the local zones of the view VIEW, as "
+            "``list_local_zones`` (none for a view without zones of its own); for a view "
+            "that is not configured, Unbound's ``no view with name: VIEW`` (as every view_ "
+            "command).", "every worker"),
+    Command("view_list_local_data", "VIEW", "Prints the local data of the view VIEW, as "
+            "``list_local_data``.", "every worker"),
+    Command("view_local_zone", "VIEW NAME TYPE", "Adds (or replaces) the local zone NAME of "
+            "TYPE in the view VIEW until the next reload (a view without zones gets the "
+            "default zones with it, unless view-first). Prints ``ok``.", "every worker"),
+    Command("view_local_zone_remove", "VIEW NAME", "Removes the local zone NAME from the "
+            "view VIEW until the next reload. Prints ``ok``.", "every worker"),
+    Command("view_local_data", "VIEW RR...", "Adds the record to the local data of the view "
+            "VIEW until the next reload. Prints ``ok``.", "every worker"),
+    Command("view_local_data_remove", "VIEW NAME", "Removes the records of NAME from the "
+            "local data of the view VIEW until the next reload. Prints ``ok``.",
             "every worker"),
+    Command("view_local_datas", "VIEW", "Reads records from stdin, one per line, and adds "
+            "them to the view VIEW, as ``local_datas``: ``added N datas``.", "every worker",
+            stdin=True),
+    Command("view_local_datas_remove", "VIEW", "Reads names from stdin, one per line, and "
+            "removes their records from the view VIEW, as ``local_datas_remove``: ``removed N "
+            "datas``.", "every worker", stdin=True),
     Command("local_zone", "NAME TYPE", "Adds (or replaces) the local zone NAME of TYPE "
             "(static, transparent, redirect, refuse, deny ...) until the next reload. "
             "Prints ``ok``.", "every worker"),

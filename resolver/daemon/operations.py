@@ -369,11 +369,15 @@ def list_local_zones(ctl: WorkerControl, req: dict) -> dict:
     """The local zones served, with the transparent ones local data outside every zone
     makes, in the order of Unbound's tree (as Unbound lists them)."""
     _args(req, 0, 0)
-    local = ctl.server.resolver.local_zones
+    return {"ok": True, "text": _zones_text(ctl.server.resolver.local_zones)}
+
+
+def _zones_text(local) -> str:
+    """``list_local_zones``'s text for the LocalZones ``local`` (None: none)."""
     types = local.types if local is not None else {}
     zones = sorted(((dns.name.from_wire(name, 0)[0], kind) for name, kind in types.items()),
                    key=lambda zone: _tree_key(zone[0]))
-    return {"ok": True, "text": "\n".join(f"{name} {kind}" for name, kind in zones)}
+    return "\n".join(f"{name} {kind}" for name, kind in zones)
 
 
 def list_local_data(ctl: WorkerControl, req: dict) -> dict:
@@ -384,9 +388,13 @@ def list_local_data(ctl: WorkerControl, req: dict) -> dict:
     newest first (Unbound enters the config's lines last to first, and each new type in
     front)."""
     _args(req, 0, 0)
-    local = ctl.server.resolver.local_zones
+    return {"ok": True, "text": _data_text(ctl.server.resolver.local_zones)}
+
+
+def _data_text(local) -> str:
+    """``list_local_data``'s text for the LocalZones ``local`` (None: none)."""
     if local is None:
-        return {"ok": True, "text": ""}
+        return ""
     defaults = set(default_local_zones())
     as_entered = {z.name for z in local.zones if z in defaults}
     by_zone: dict[str, list[dns.name.Name]] = {}
@@ -402,7 +410,7 @@ def list_local_data(ctl: WorkerControl, req: dict) -> dict:
                     rd = dns.rdata.from_wire(rdclass, rdtype, rdata, 0, len(rdata))
                     lines.append(f"{dns.name.from_wire(wire, 0)[0]}\t{ttl}\tIN\t"
                                  f"{dns.rdatatype.to_text(rdtype)}\t{rd.to_text()}")
-    return {"ok": True, "text": "\n\n".join(lines) + "\n" if lines else ""}
+    return "\n\n".join(lines) + "\n" if lines else ""
 
 
 def list_insecure(ctl: WorkerControl, req: dict) -> dict:
@@ -459,10 +467,116 @@ def auth_zone_transfer(ctl: WorkerControl, req: dict) -> dict:
     return OK
 
 
+# ---- views: each command of a view that is not configured prints Unbound's words for it
+# (not an error line: unbound-control exits 0)
+def _no_view(name: str) -> dict:
+    return {"ok": True, "text": f"no view with name: {name}"}
+
+
+def _view(ctl: WorkerControl, name: str):
+    """The configured view ``name`` (a resolver.zones.View), or None."""
+    return next((v for v in ctl.server.cfg.view if v.name == name), None)
+
+
+def _view_zones(ctl: WorkerControl, name: str):
+    """The LocalZones the view ``name`` serves (None: it has none of its own)."""
+    local = ctl.server.resolver.local_zones
+    views = local.views if local is not None else None
+    return views[name].zones if views and name in views else None
+
+
+def _change_view(ctl: WorkerControl, view, **fields) -> dict:
+    """The running config with the view ``view``'s ``fields`` changed, as a reload."""
+    views = tuple(replace(v, **fields) if v.name == view.name else v
+                  for v in ctl.server.cfg.view)
+    return _change(ctl, view=views)
+
+
+def _view_and_rest(req: dict) -> tuple[str, str]:
+    """A view command's view and the rest of its arguments, refused in Unbound's words
+    (``find_arg2``) when there is no rest."""
+    args = _args(req, 1)
+    if len(args) < 2:
+        raise CommandError(f"could not find next argument after {args[0]}")
+    return args[0], " ".join(args[1:])
+
+
+def _view_command(reads_lines: bool = False):
+    """A view_ command changing a view: ``fn(ctl, view, rest)`` with the view named first
+    (Unbound's words for one that is not configured) and the rest of the arguments, or
+    with ``reads_lines`` the lines it read from its standard input."""
+    def wrap(fn: Callable[..., dict]) -> Handler:
+        def command(ctl: WorkerControl, req: dict) -> dict:
+            if reads_lines:
+                (name,) = _args(req, 1, 1)
+                rest: Any = _input_lines({**req, "args": []})
+            else:
+                name, rest = _view_and_rest(req)
+            view = _view(ctl, name)
+            if view is None:
+                return _no_view(name)
+            return fn(ctl, view, rest)
+        command.__name__, command.__doc__ = fn.__name__, fn.__doc__
+        return command
+    return wrap
+
+
+def view_list_local_zones(ctl: WorkerControl, req: dict) -> dict:
+    (name,) = _args(req, 1, 1)
+    if _view(ctl, name) is None:
+        return _no_view(name)
+    return {"ok": True, "text": _zones_text(_view_zones(ctl, name))}
+
+
 def view_list_local_data(ctl: WorkerControl, req: dict) -> dict:
-    """No views are served (Unbound's view:): every name is unknown, as Unbound says."""
-    (view,) = _args(req, 1, 1)
-    raise CommandError(f"no view with name: {view}")
+    (name,) = _args(req, 1, 1)
+    if _view(ctl, name) is None:
+        return _no_view(name)
+    return {"ok": True, "text": _data_text(_view_zones(ctl, name))}
+
+
+@_view_command()
+def view_local_zone(ctl: WorkerControl, view, rest: str) -> dict:
+    zone, _, kind = rest.partition(" ")
+    if not kind:
+        raise CommandError(f"could not find next argument after {zone}")
+    return _change_view(ctl, view, local=_with_zones(view.local, [_zone_line(zone, kind)]))
+
+
+@_view_command()
+def view_local_zone_remove(ctl: WorkerControl, view, zone: str) -> dict:
+    zone = _name(zone)
+    return _change_view(ctl, view, local=tuple(z for z in view.local
+                                               if not _same(z.name, zone)))
+
+
+@_view_command()
+def view_local_data(ctl: WorkerControl, view, line: str) -> dict:
+    if not _has_data(line):
+        return OK
+    (line,) = _setting("local_data", [line])
+    return _change_view(ctl, view, local_data=view.local_data + (line,))
+
+
+@_view_command()
+def view_local_data_remove(ctl: WorkerControl, view, owner: str) -> dict:
+    return _change_view(ctl, view, **_view_without_data(view, [_name(owner)]))
+
+
+@_view_command(reads_lines=True)
+def view_local_datas(ctl: WorkerControl, view, lines: list[str]) -> dict:
+    added, refused, taken = _input_records(lines)
+    if added:
+        _change_view(ctl, view, local_data=view.local_data + tuple(added))
+    return {"ok": True, "lines": refused + [f"added {taken} datas"]}
+
+
+@_view_command(reads_lines=True)
+def view_local_datas_remove(ctl: WorkerControl, view, lines: list[str]) -> dict:
+    names, refused = _input_names({}, lines)
+    if names:
+        _change_view(ctl, view, **_view_without_data(view, names))
+    return {"ok": True, "lines": refused + [f"removed {len(names)} datas"]}
 
 
 def ratelimit_list(ctl: WorkerControl, req: dict) -> dict:
@@ -556,15 +670,15 @@ def _input_lines(req: dict) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _input_names(req: dict) -> tuple[list[str], list[str]]:
-    """The names a list command read, one per line, and an error line for each line that
-    is not one."""
+def _input_names(req: dict, lines: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """The names a list command read (``lines``: those, else its input), one per line, and
+    for each line that is not one Unbound's two error lines: why, then which line."""
     names, refused = [], []
-    for line in _input_lines(req):
+    for line in _input_lines(req) if lines is None else lines:
         try:
             names.append(_name(line))
-        except CommandError:
-            refused.append(f"error for input line: {line}")
+        except CommandError as e:
+            refused += [f"error {e}", f"error for input line: {line}"]
     return names, refused
 
 
@@ -580,17 +694,29 @@ def _with_zones(local_zone: tuple, zones: list) -> tuple:
     return tuple(by_name.values())
 
 
-def _without_data(cfg, names: list[str]) -> dict:
-    """The changes that remove every local record of ``names``."""
+def _records_kept(names: list[str]):
+    """A filter of local-data lines that drops every record of ``names``."""
     from resolver.zones import parse_record
 
     owners = {dns.name.from_text(n).canonicalize().to_wire() for n in names}
 
     def keep(lines) -> tuple:
         return tuple(line for line in lines if parse_record(line)[0].lower() not in owners)
+    return keep
 
+
+def _without_data(cfg, names: list[str]) -> dict:
+    """The changes that remove every local record of ``names``."""
+    keep = _records_kept(names)
     return {"local_data": keep(cfg.local_data), "local_data_ptr": keep(cfg.local_data_ptr),
             "local_zone": tuple(replace(z, data=keep(z.data)) for z in cfg.local_zone)}
+
+
+def _view_without_data(view, names: list[str]) -> dict:
+    """The changes to the view ``view`` that remove every local record of ``names``."""
+    keep = _records_kept(names)
+    return {"local_data": keep(view.local_data),
+            "local": tuple(replace(z, data=keep(z.data)) for z in view.local)}
 
 
 def _listed(ctl: WorkerControl, done: str, refused: list[str], **changes) -> dict:
@@ -601,12 +727,18 @@ def _listed(ctl: WorkerControl, done: str, refused: list[str], **changes) -> dic
     return {"ok": True, "lines": refused + [done]}
 
 
-def local_zone(ctl: WorkerControl, req: dict) -> dict:
-    name, kind = _second(req)
+def _zone_line(name: str, kind: str):
+    """The local zone ``NAME TYPE`` of a command line (a LocalZone), refused in Unbound's
+    words."""
     name = _name(name)
     if kind not in LOCAL_TYPES:
         raise CommandError(f"not a zone type. {kind}")
     (zone,) = _setting("local_zone", [f"{name} {kind}"])
+    return zone
+
+
+def local_zone(ctl: WorkerControl, req: dict) -> dict:
+    zone = _zone_line(*_second(req))
     return _change(ctl, local_zone=_with_zones(ctl.server.cfg.local_zone, [zone]))
 
 
@@ -669,15 +801,23 @@ def local_data(ctl: WorkerControl, req: dict) -> dict:
     return _change(ctl, local_data=ctl.server.cfg.local_data + (line,))
 
 
-def local_datas(ctl: WorkerControl, req: dict) -> dict:
+def _input_records(lines: list[str]) -> tuple[list[str], list[str], int]:
+    """The records a list command read (one per line): those to add, an error line for
+    each line refused, and how many lines were taken (a record without data is taken and
+    not kept, as Unbound)."""
     added, refused, taken = [], [], 0
-    for n, line in enumerate(_input_lines(req), 1):
+    for n, line in enumerate(lines, 1):
         try:
             if _has_data(line):
                 added += _setting("local_data", [line])
             taken += 1
         except CommandError as e:
             refused.append(f"error parsing local-data at line {n} '{line}': {e}")
+    return added, refused, taken
+
+
+def local_datas(ctl: WorkerControl, req: dict) -> dict:
+    added, refused, taken = _input_records(_input_lines(req))
     changes = {"local_data": ctl.server.cfg.local_data + tuple(added)} if added else {}
     return _listed(ctl, f"added {taken} datas", refused, **changes)
 
