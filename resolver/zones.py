@@ -491,6 +491,12 @@ class LocalZones:
     def __bool__(self) -> bool:
         return bool(self.types)
 
+    def zone_names(self) -> frozenset[bytes]:
+        """The name (wire, lower case) of every zone, these and their views'."""
+        views = self.views.values() if self.views else ()
+        return frozenset(self.types).union(*(v.zones.types for v in views
+                                             if v.zones is not None))
+
     def zone_of(self, lname: bytes) -> bytes | None:
         types = self.types
         for up in _labels_up(lname):

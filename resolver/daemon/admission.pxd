@@ -160,6 +160,8 @@ cdef class FrontDoor:
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
     cdef bint views                     # clients are mapped to views: local zones first
+    cdef object zoned_for               # the LocalZones ``zoned_names`` was read from
+    cdef frozenset zoned_names          # every zone's name, global and the views' (``_zoned``)
     cdef bint extended                  # ``extended-statistics``: the queries' shape counted
 
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
@@ -171,6 +173,7 @@ cdef class FrontDoor:
     cdef bint _answer_touched(self, MsgEntry e) except -1
     cdef bint _client_held(self, Reply reply) except -1
     cdef bint _ns_touched(self, const unsigned char* name, Py_ssize_t length) except -1
+    cdef bint _zoned(self, const unsigned char* p, Py_ssize_t n) except -1
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n, client)
     cdef int _probe(self, bytes q, int who, client) except -1
     cdef object take(self)

@@ -829,7 +829,7 @@ cdef class FrontDoor:
             if (self.rpz_cn4 or self.rpz_cn6) and self._client_held(reply):
                 return MISS
             screen = _untouched_by_policy
-        if self.views:
+        if self.views and self._zoned(p, n):
             # A client's view may answer a name the cache holds from another client's
             # resolution (or the global zones one a view resolved): the local zones
             # first, as Unbound asks them before its cache.
@@ -938,6 +938,27 @@ cdef class FrontDoor:
                 return True
             pos += name[pos] + 1
         return False
+
+    cdef bint _zoned(self, const unsigned char* p, Py_ssize_t n) except -1:
+        """With views: whether the question's name is at or below the name of a local zone,
+        global or a view's (a name under none is answered alike for every client: from
+        the cache as it is); True for a name that cannot be read, which the local zones'
+        own parse then judges."""
+        cdef unsigned char name[MAX_NAME]
+        cdef Py_ssize_t olen = 0, pos = 0
+        zones = self.resolver.local_zones
+        if zones is not self.zoned_for:     # the zones changed (a reload, a command)
+            self.zoned_names = frozenset() if zones is None else zones.zone_names()
+            self.zoned_for = zones
+        if n < 12 or read_lower_name(p, n, 12, name, &olen) < 0:
+            return True
+        names = self.zoned_names
+        while True:
+            if PyBytes_FromStringAndSize(<const char*>name + pos, olen - pos) in names:
+                return True
+            if name[pos] == 0:
+                return False
+            pos += name[pos] + 1
 
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n, client):
         """For a client of ``allow_setrd`` (at the socket address ``client``): the query at

@@ -1091,6 +1091,16 @@ def test_view_commands_as_unbound(lab, tmp_path):
         both("view_list_local_zones", "bare")
         assert answer("127.0.0.4", "localhost.") == ("NOERROR", ("127.0.0.1",))
         assert answer("127.0.0.3", "www.g.test.") == ("NOERROR", ("192.0.2.1",))
+        # (the daemon alone: it has the lab) a name the cache holds, under no local zone
+        # until a view gets one for it: that view's clients are answered from it at once
+        cached = dns.message.make_query("www.example.com.", "A")
+        assert dns.query.udp(cached, "127.0.0.1", port=d.port, timeout=3,
+                             source="127.0.0.2").answer
+        ubctl(servers["corenet"][0], "view_local_zone", "inside", "www.example.com.", "static")
+        r = dns.query.udp(cached, "127.0.0.1", port=d.port, timeout=3, source="127.0.0.2")
+        assert (r.rcode(), r.answer) == (dns.rcode.NXDOMAIN, []), r    # static, no data
+        r = dns.query.udp(cached, "127.0.0.1", port=d.port, timeout=3, source="127.0.0.1")
+        assert r.answer, r
         assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
     finally:
         stop_process(proc, 5.0, group=True)
