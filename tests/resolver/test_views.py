@@ -1,8 +1,8 @@
 """Unbound's views (``view:``, ``access-control-view``): the local zones a client gets by its
 address. Sans-IO, ``LocalZones.answer`` on each rule of Unbound's local_zones_answer with
 a view; then the daemon and the real Unbound, given the same unbound.conf lines and the
-same lab, asked the same questions from clients of each view (and of none), twice over so
-that the second round is answered from the caches: the same rcodes and records."""
+same lab, asked the same questions from clients of each view (and of none), over UDP then
+over TCP, the second round answered from the caches: the same rcodes and records."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -163,20 +163,21 @@ QUESTIONS = [("www.example.com.", "A"), ("mail.example.com.", "A"),
              ("1.0.0.10.in-addr.arpa.", "PTR")]
 
 
-def _answer(port: int, source: str, name: str, rdtype: str):
-    r = dns.query.udp(dns.message.make_query(name, rdtype), "127.0.0.1", port=port,
-                      timeout=5, source=source)
+def _answer(port: int, source: str, name: str, rdtype: str, tcp: bool):
+    ask = dns.query.tcp if tcp else dns.query.udp
+    r = ask(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=5,
+            source=source)
     return dns.rcode.to_text(r.rcode()), sorted(rd.to_text() for rrset in r.answer
                                                  for rd in rrset)
 
 
-def _round(port: int) -> dict:
+def _round(port: int, tcp: bool) -> dict:
     """Every question from every client, the clients of one question at once (so that one
     client's resolution can fill the cache another's answer must not come from)."""
     out = {}
     with ThreadPoolExecutor(max_workers=len(CLIENTS)) as pool:
         for name, rdtype in QUESTIONS:
-            got = pool.map(lambda src: _answer(port, src, name, rdtype), CLIENTS)
+            got = pool.map(lambda src: _answer(port, src, name, rdtype, tcp), CLIENTS)
             out.update({(src, name): a for src, a in zip(CLIENTS, got)})
     return out
 
@@ -189,8 +190,8 @@ def test_the_same_answers_as_unbound_for_the_same_views(tmp_path):
     conf = tmp_path / "views.conf"
     conf.write_text("server:\n" + CONF)
     with beside_unbound(tmp_path, "--config", str(conf), unbound_extra=CONF) as (ub, d):
-        for _ in range(2):                  # the second round: from the caches
-            ours, theirs = _round(d.port), _round(ub.port)
+        for tcp in (False, True):           # the second round (TCP): from the caches
+            ours, theirs = _round(d.port, tcp), _round(ub.port, tcp)
             assert ours == theirs, {k: (ours[k], theirs[k]) for k in ours
                                     if ours[k] != theirs.get(k)}
         # what the views did, so that the two servers are not agreeing on something else
