@@ -1,6 +1,7 @@
 """unbound.conf read from anything (hypothesis): every text is options or a ConfigError
 naming why, never another exception; what is read converts to corenet's settings (or a
-ConfigError), and the TOML written reads back."""
+ConfigError), and the TOML written reads back and builds a config and its zones (or a
+ConfigError)."""
 from __future__ import annotations
 
 import tomllib
@@ -8,6 +9,7 @@ import tomllib
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from resolver.daemon import unbound_conf
+from resolver.daemon.config import build, make_zones
 from resolver.daemon.values import ConfigError
 
 #: words an unbound.conf is made of, so that the texts drawn reach the converter too
@@ -16,7 +18,8 @@ WORDS = ["server:", "forward-zone:", "stub-zone:", "remote-control:", "rpz:", "a
          "access-control:", "local-zone:", "local-data:", "local-data-ptr:", "verbosity:",
          "msg-cache-size:", "num-threads:", "do-ip6:", "prefetch:", "ratelimit:",
          "forward-tls-upstream:", "tls-cert-bundle:", "private-address:", "module-config:",
-         "edns-buffer-size:", "include:", "yes", "no", "0", "1232", "4m", "1g", "-1",
+         "edns-buffer-size:", "include:", "access-control-view:", "view-first:", "inside",
+         "yes", "no", "0", "1232", "4m", "1g", "-1",
          "127.0.0.1", "127.0.0.1@5353", "1.1.1.1@853#dns.example", "::1", "10.0.0.0/8",
          "allow", "refuse", "static", "redirect", '"a.test. A 192.0.2.1"', "example.",
          '"validator iterator"', "#", "# a comment", "'", '"', "\\", "\n", " ", "\t"]
@@ -43,4 +46,10 @@ def test_any_text_reads_or_says_why(tmp_path_factory, text):
         assert str(e)
         return
     assert conv.report()
-    tomllib.loads(conv.toml(str(conf)))          # what import-unbound writes reads back
+    toml = conf.with_suffix(".toml")
+    toml.write_text(conv.toml(str(conf)))
+    tomllib.loads(toml.read_text())              # what import-unbound writes reads back
+    try:
+        make_zones(build(str(toml)))             # and is served, or refused for a reason
+    except ConfigError as e:
+        assert str(e)
