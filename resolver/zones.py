@@ -682,6 +682,8 @@ class ViewClients:
             addr = ipaddress.ip_address(host.partition("%")[0])
         except ValueError:
             addr = None
+        if addr is not None and addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped      # as the ACL checks it: the IPv4 address
         if addr is not None:
             a = int(addr)
             for shift, table in self._tables[addr.version]:

@@ -89,6 +89,8 @@ def test_view_first_and_views_without_zones_fall_back_to_the_global_zones():
     # the longest prefix decides: an access-control network inside a view's has none
     assert said(z, "127.0.1.1", "a.z.example.") == (0, ["10.0.0.1"])
     assert said(z, "127.0.1.9", "a.z.example.") == "resolve"
+    # an IPv4 client on an IPv6 socket: its IPv4 address decides, as the ACL's
+    assert said(z, "::ffff:127.0.0.2", "a.z.example.") == (0, ["10.0.0.1"])
     # no address (a Unix socket's peer): the global zones
     assert z.local_zones.answer(w("a.g.example."), A, None)[0] == 0
 
