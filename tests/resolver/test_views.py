@@ -150,6 +150,9 @@ view:
   local-zone: "example.net." transparent
   local-data: "host.example.net. A 10.0.0.7"
   local-zone: "v4only.example.com." noview
+  local-zone: "ref.example.com." refuse
+  local-data: "solo.example.org. A 10.0.0.9"
+  local-data-ptr: "10.0.0.5 www.example.com."
 view:
   name: "first"
   view-first: yes
@@ -162,7 +165,8 @@ CLIENTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.1", "127
 QUESTIONS = [("www.example.com.", "A"), ("mail.example.com.", "A"),
              ("host.example.net.", "A"), ("www.example.net.", "A"),
              ("v4only.example.com.", "A"), ("sip.example.com.", "A"), ("localhost.", "A"),
-             ("1.0.0.10.in-addr.arpa.", "PTR")]
+             ("1.0.0.10.in-addr.arpa.", "PTR"), ("5.0.0.10.in-addr.arpa.", "PTR"),
+             ("x.ref.example.com.", "A"), ("solo.example.org.", "A")]
 
 
 def _answer(port: int, source: str, name: str, rdtype: str, tcp: bool):
@@ -208,6 +212,11 @@ def test_the_same_answers_as_unbound_for_the_same_views(tmp_path):
         assert ours[("127.0.0.2", "host.example.net.")] == ("NOERROR", ["10.0.0.7"])
         assert ours[("127.0.0.1", "host.example.net.")][0] == "NXDOMAIN"
         assert ours[("127.0.0.2", "v4only.example.com.")] == ("NOERROR", ["192.0.2.2"])
+        assert ours[("127.0.0.2", "5.0.0.10.in-addr.arpa.")] == ("NOERROR",
+                                                                  ["www.example.com."])
+        assert ours[("127.0.0.2", "x.ref.example.com.")] == ("REFUSED", [])
+        assert ours[("127.0.0.2", "solo.example.org.")] == ("NOERROR", ["10.0.0.9"])
+        assert ours[("127.0.0.1", "x.ref.example.com.")][0] != "REFUSED"
 
 
 def test_import_unbound_writes_the_views_the_unbound_conf_is_served_with(tmp_path):
