@@ -61,8 +61,6 @@ _PASSING = frozenset(("transparent", "typetransparent", "always_transparent", "i
 #: types whose zone in a view never holds a question (Unbound's local_zones_answer: the
 #: global zones or resolution answer it)
 _VIEW_PASSING = frozenset(("noview", "always_transparent", "block_a", "block_aaaa"))
-#: ``LocalZones.covered``: no zone of the view holds the question
-NOT_COVERED = "not covered"
 #: types that log each question with its client
 INFORM_TYPES = frozenset(("inform", "inform_deny", "inform_redirect"))
 #: where ``inform`` zones log
@@ -577,34 +575,31 @@ class LocalZones:
             zone = self.zone_of(lname)
         return None if zone is None else (lname, zone, self.types[zone])
 
-    def covered(self, qname: bytes, qtype: int, client=None):
-        """A view's zones on the question: ``lookup``'s answer (None: resolve it) when one
-        of them holds it, else ``NOT_COVERED`` (Unbound's local_zones_answer with a view:
-        a ``noview`` zone does not hold it; nor do ``always_transparent``, ``block_a``
-        and ``block_aaaa`` zones, nor ``transparent`` and ``inform`` ones without local
-        data at the name, nor a ``typetransparent`` one without data of the type or a
-        CNAME there)."""
+    def covers(self, qname: bytes, qtype: int) -> bool:
+        """Whether these zones, a view's, hold the question (Unbound's local_zones_answer
+        with a view: a ``noview`` zone does not hold it; nor do ``always_transparent``,
+        ``block_a`` and ``block_aaaa`` zones, nor ``transparent`` and ``inform`` ones
+        without local data at the name, nor a ``typetransparent`` one without data of the
+        type or a CNAME there)."""
         held = self._holder(qname, qtype)
         if held is None:
-            return NOT_COVERED
+            return False
         lname, _, kind = held
         if kind in _VIEW_PASSING:
-            return NOT_COVERED
+            return False
         if kind == "transparent" or kind == "inform":
-            if lname not in self.data:
-                return NOT_COVERED
-        elif kind == "typetransparent":
+            return lname in self.data
+        if kind == "typetransparent":
             node = self.data.get(lname)
-            if node is None or (qtype not in node and CNAME not in node):
-                return NOT_COVERED
-        return self.lookup(qname, qtype, client)
+            return node is not None and (qtype in node or CNAME in node)
+        return True
 
-    def answer(self, qname: bytes, qtype: int, client=None):
-        """``lookup`` for a question from ``client`` (its socket address: the first item is
-        the host): through the view its address maps to (``access-control-view``) when
-        there are views; as Unbound, a view with zones that does not hold the question
-        leaves it to resolution unless it is ``view-first``, which (as a view without
-        zones) goes on to these global zones."""
+    def asked(self, qname: bytes, qtype: int, client=None) -> "LocalZones | None":
+        """The zones that answer a question from ``client`` (its socket address, or its
+        host): these, or with views the zones of the view its address maps to
+        (``access-control-view``) when they hold the question; None when, as Unbound, a
+        view with zones does not hold it and is not ``view-first`` (it is resolved; a
+        view-first view and a view without zones go on to these global zones)."""
         clients = self.clients
         if clients is not None and client is not None:
             view = clients.view_of(client[0] if isinstance(client, (tuple, list))
@@ -612,12 +607,23 @@ class LocalZones:
             if view is not None:
                 vz = self.views[view]  # type: ignore[index]
                 if vz.zones is not None:
-                    found = vz.zones.covered(qname, qtype, client)
-                    if found is not NOT_COVERED:
-                        return found
+                    if vz.zones.covers(qname, qtype):
+                        return vz.zones
                     if not vz.first:
                         return None
-        return self.lookup(qname, qtype, client)
+        return self
+
+    def answer(self, qname: bytes, qtype: int, client=None):
+        """``lookup`` by the zones ``asked`` names for ``client``."""
+        zones = self.asked(qname, qtype, client)
+        return None if zones is None else zones.lookup(qname, qtype, client)
+
+    def holder(self, qname: bytes, qtype: int, client=None) -> tuple[bytes, str] | None:
+        """The zone (wire) that holds the question for ``client``, a view's or a global
+        one, and its type; None when none does."""
+        zones = self.asked(qname, qtype, client)
+        held = None if zones is None else zones._holder(qname, qtype)
+        return None if held is None else held[1:]
 
     def _pick(self, node: dict, qtype: int) -> list:
         if qtype == ANY:

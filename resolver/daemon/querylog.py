@@ -156,7 +156,6 @@ class QueryLog:
             local = zones.local_zones if zones is not None else None
             asked = question(q) if local is not None else None
             if asked is not None:
-                zone = local.zone_of(asked[3].lower())
-                if zone is not None:
-                    self.local_log.info("%s", local_line(zone, local.types[zone], client,
-                                                         asked))
+                held = local.holder(asked[3], dns.rdatatype.from_text(asked[1]), client)
+                if held is not None:    # the client's view's zone, or a global one
+                    self.local_log.info("%s", local_line(*held, client, asked))

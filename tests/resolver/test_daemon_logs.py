@@ -242,6 +242,34 @@ def test_the_query_log_writes_only_the_lines_that_are_on(caplog):
     assert not any(r.name == "resolver.queries" for r in caplog.records)
 
 
+def test_a_local_action_line_names_the_zone_of_the_client_s_view(caplog):
+    """With views, log-local-actions names the zone that holds the question for the client:
+    its view's, the global one (a client of no view, or of a view-first view that does not
+    hold it), or none (a view with zones that does not hold it: resolved), as Unbound."""
+    from resolver.zones import LocalZone, View, Zones
+
+    zones = Zones(local=[LocalZone("example.com.", "static", ())], views=[
+        View("in", (LocalZone("www.example.com.", "transparent",
+                              ("www.example.com. A 10.0.0.1",)),)),
+        View("first", (LocalZone("other.test.", "static"),), first=True)],
+        view_clients=[("127.0.0.0/8", None), ("127.0.0.2/32", "in"),
+                      ("127.0.0.3/32", "first")])
+    cfg = SimpleNamespace(log_queries=False, log_replies=False, log_servfail=False,
+                          log_local_actions=True)
+    ql = querylog.QueryLog(cfg, lambda: zones)
+    with caplog.at_level(logging.INFO):
+        for client in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+            for name in ("www.example.com.", "mail.example.com."):
+                q = _query(name)
+                ql(client, q, _answer(q, dns.rcode.NOERROR), "udp", 0.001, False)
+    assert [r.getMessage() for r in caplog.records if r.name == "resolver.local"] == [
+        "example.com. static 127.0.0.1 www.example.com. A IN",
+        "example.com. static 127.0.0.1 mail.example.com. A IN",
+        "www.example.com. transparent 127.0.0.2 www.example.com. A IN",
+        "example.com. static 127.0.0.3 www.example.com. A IN",
+        "example.com. static 127.0.0.3 mail.example.com. A IN"]
+
+
 # ---- the daemon ---------------------------------------------------------------------------------
 def _start(d: Daemon, logfile, timeout: float = 20.0) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
