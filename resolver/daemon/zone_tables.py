@@ -1,6 +1,6 @@
 """The config's zone tables (``[[forward-zone]]``, ``[[stub-zone]]``, ``[[local-zone]]``,
-``[[view]]``, and the keys of ``[[rpz]]``) and its lists of records (``local-data``, ``local-data-ptr``),
-read into :mod:`resolver.zones`' objects with the config's value converters
+``[[view]]``, and the keys of ``[[rpz]]``) and its lists of records (``local-data``,
+``local-data-ptr``), read into :mod:`resolver.zones`' objects with the config's value converters
 (``resolver.daemon.values``): :func:`zone_tables` is the settings table's converter for each.
 """
 from __future__ import annotations

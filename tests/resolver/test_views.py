@@ -126,7 +126,8 @@ def test_config_errors_name_the_view():
     with pytest.raises(ConfigError, match="NETBLOCK VIEW"):
         access_control_views(["10.0.0.0/8"], "access-control-view")
     v = view({"name": "v", "view-first": True, "local-zone": "z.example. static",
-              "local-data": ["a.z.example. A 10.0.0.1"], "local-data-ptr": ["10.0.0.1 a.z.example."]})
+              "local-data": ["a.z.example. A 10.0.0.1"],
+              "local-data-ptr": ["10.0.0.1 a.z.example."]})
     assert v.first and v.local == (LocalZone("z.example.", "static"),)
     assert len(v.local_data) == 2
 
