@@ -111,7 +111,9 @@ cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass, clie
     zones = r.local_zones
     if zones is None or qclass != 1:
         return None
-    if zones.clients is not None:       # views: the client's first (LocalZones.answer)
+    if client is not None and zones.clients is not None:
+        # views: the client's first (LocalZones.answer); a question without a client (the
+        # library's) reads no attribute more than before
         found = zones.answer(qname, qtype, client)
     elif not under_any(qname, zones.tails):
         return None

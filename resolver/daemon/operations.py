@@ -573,7 +573,7 @@ def view_local_datas(ctl: WorkerControl, view, lines: list[str]) -> dict:
 
 @_view_command(reads_lines=True)
 def view_local_datas_remove(ctl: WorkerControl, view, lines: list[str]) -> dict:
-    names, refused = _input_names({}, lines)
+    names, refused = _names(lines)
     if names:
         _change_view(ctl, view, **_view_without_data(view, names))
     return {"ok": True, "lines": refused + [f"removed {len(names)} datas"]}
@@ -670,11 +670,16 @@ def _input_lines(req: dict) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _input_names(req: dict, lines: list[str] | None = None) -> tuple[list[str], list[str]]:
-    """The names a list command read (``lines``: those, else its input), one per line, and
-    for each line that is not one Unbound's two error lines: why, then which line."""
+def _input_names(req: dict) -> tuple[list[str], list[str]]:
+    """The names a list command read from its input: ``_names``."""
+    return _names(_input_lines(req))
+
+
+def _names(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The names of ``lines``, one per line, and for each line that is not one Unbound's
+    two error lines: why, then which line."""
     names, refused = [], []
-    for line in _input_lines(req) if lines is None else lines:
+    for line in lines:
         try:
             names.append(_name(line))
         except CommandError as e:
