@@ -58,6 +58,7 @@ cdef class BaseLoop:
     cdef readonly unsigned long long _polls   # epoll waits so far (how soon a watcher was woken again)
     cdef Py_ssize_t _timer_cancelled
     cdef Py_ssize_t _nregistered      # descriptors in epoll besides the loop's eventfd
+    cdef bint _polled_last      # the iteration before this one polled (see _run_once)
     cdef list _fds
     cdef set _deleted           # fds taken out of epoll since the last poll (see _dispatch)
     cdef list _held             # edge mode: (fd, events) an interrupted iteration left undone

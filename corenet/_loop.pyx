@@ -689,6 +689,7 @@ cdef class BaseLoop:
 
     def _run_forever_inner(self):
         self._running = True
+        self._polled_last = False   # a run's first iteration always polls
         try:
             while True:
                 self._run_once()
@@ -703,7 +704,14 @@ cdef class BaseLoop:
         then the I/O events (transports are called directly, add_reader callbacks run
         here too), then the timers that were due once the poll returned (at most
         MAX_TIMERS_PER_ITERATION: a burst of expiries is spread over iterations that each
-        poll for I/O first)."""
+        poll for I/O first).
+
+        An iteration with callbacks ready right after one that polled does not poll (a
+        poll that may not wait would mostly find nothing): the usual case is an I/O event
+        whose callback woke a task, which runs now, as libuv runs its ready callbacks
+        before it polls. Every other iteration at least still polls, so I/O waits for at
+        most one more batch of callbacks; a run's first iteration and a stopping one
+        poll (``stop()`` then ``run_forever()`` still processes the I/O at hand)."""
         cdef list timers = self._timers
         cdef list due
         cdef TimerHandle h
@@ -727,12 +735,16 @@ cdef class BaseLoop:
                 timeout = 86400.0
         else:
             timeout = -1.0
-        if timeout == 0.0 and self._nregistered == 0:
+        if timeout == 0.0 and (self._nregistered == 0 or self._polled_last
+                               and self._ready and not self._stopping):
             # Nothing but our own wake-up fd is registered: there is no I/O to look for, and a
             # thread's call_soon_threadsafe has already put its callback in the ready queue.
+            # Or the last iteration polled (see above).
             n = 0
+            self._polled_last = False
         else:
             n = self._poll(timeout)
+            self._polled_last = True
             if self._often_every > 0.0:
                 # The poll has just told which watchers are readable: read_often's interval
                 # is of this iteration's work, counted from here.

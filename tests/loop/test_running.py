@@ -217,3 +217,91 @@ def test_system_exit_in_runner_task_is_not_reported_as_unretrieved(loop_kind):
             runner.run(main())
     gc.collect()
     assert reports == []
+
+
+class _Signal(asyncio.Protocol):
+    """Sets the future it is given when bytes arrive."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.arrived = None
+
+    def data_received(self, data):
+        if self.arrived is not None and not self.arrived.done():
+            self.arrived.set_result(data)
+
+
+def test_a_task_woken_by_io_runs_without_another_poll(corenet_kind, pair):
+    """A task that sends and waits for the answer, as a client does request after
+    request: the I/O event's callback wakes the task, which runs in the next iteration
+    without the loop polling first (a poll that may not wait, which would find nothing).
+    One poll a round trip, where an iteration that polls whenever callbacks are ready
+    makes two."""
+    loop = make_loop(corenet_kind)
+    a, b = pair
+    try:
+        async def main():
+            _, proto = await loop.connect_accepted_socket(lambda: _Signal(loop), b)
+            for _ in range(5):          # settled: the transport reads, the task waits
+                proto.arrived = loop.create_future()
+                a.send(b"x")
+                await proto.arrived
+            before = loop._polls
+            for _ in range(200):
+                proto.arrived = loop.create_future()
+                a.send(b"x")
+                await proto.arrived
+            return loop._polls - before
+
+        assert loop.run_until_complete(main()) <= 202
+    finally:
+        loop.close()
+
+
+def test_io_is_read_between_callbacks_that_schedule_each_other(loop, pair):
+    """Callbacks that keep scheduling one another do not keep I/O waiting: the bytes at
+    hand are read within two iterations, and the loop polls at least every other one."""
+    a, b = pair
+    turns = []
+    read_at = []
+
+    def chain():
+        turns.append(None)
+        if len(turns) < 100:
+            loop.call_soon(chain)
+        else:
+            loop.stop()
+
+    def readable():
+        b.recv(16)
+        read_at.append(len(turns))
+
+    loop.add_reader(b, readable)            # registered throughout: there is I/O to poll
+    loop.call_soon(chain)
+    a.send(b"x")
+    polls = getattr(loop, "_polls", None)
+    try:
+        loop.run_forever()
+    finally:
+        loop.remove_reader(b)
+    assert read_at and read_at[0] <= 2, read_at
+    if polls is not None:
+        assert loop._polls - polls >= 50
+
+
+def test_stop_then_run_forever_reads_the_io_at_hand(loop, pair):
+    """``stop()`` then ``run_forever()`` runs one iteration that also takes the I/O
+    events at hand, right after a run whose last iteration polled."""
+    a, b = pair
+    seen = []
+
+    async def settle():
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(settle())
+    loop.add_reader(b, lambda: seen.append(b.recv(16)))
+    a.send(b"x")
+    loop.call_soon(seen.append, "callback")
+    loop.stop()
+    loop.run_forever()
+    assert seen == ["callback", b"x"]
