@@ -222,9 +222,7 @@ def test_system_exit_in_runner_task_is_not_reported_as_unretrieved(loop_kind):
 class _Signal(asyncio.Protocol):
     """Sets the future it is given when bytes arrive."""
 
-    def __init__(self, loop):
-        self.loop = loop
-        self.arrived = None
+    arrived = None
 
     def data_received(self, data):
         if self.arrived is not None and not self.arrived.done():
@@ -241,7 +239,7 @@ def test_a_task_woken_by_io_runs_without_another_poll(corenet_kind, pair):
     a, b = pair
     try:
         async def main():
-            _, proto = await loop.connect_accepted_socket(lambda: _Signal(loop), b)
+            transport, proto = await loop.connect_accepted_socket(_Signal, b)
             for _ in range(5):          # settled: the transport reads, the task waits
                 proto.arrived = loop.create_future()
                 a.send(b"x")
@@ -251,7 +249,9 @@ def test_a_task_woken_by_io_runs_without_another_poll(corenet_kind, pair):
                 proto.arrived = loop.create_future()
                 a.send(b"x")
                 await proto.arrived
-            return loop._polls - before
+            polls = loop._polls - before
+            transport.close()
+            return polls
 
         assert loop.run_until_complete(main()) <= 202
     finally:
