@@ -11,7 +11,7 @@ connection (corenet.https resuming the last connection's session and not; aiohtt
 resume).
 
     .venv/bin/python benchmarks/https_instructions.py [-n 200] [--large-n 4] [--new-n 50]
-        [--rows small,large,gzip,gzip-large,new] [--keep DIR]
+        [--rows small,large,gzip,gzip-large,new] [--keep DIR] [--wall [--cpus C,N]]
 
 ``--wall`` instead times both clients in one process, interleaved (corenet, aiohttp,
 corenet, ... for three rounds, so that a busy machine weighs on both alike), and splits each
@@ -19,7 +19,9 @@ request's wall time into the client's CPU time and the CPU time of nginx's worke
 its CPU clock, to the nanosecond). A request cannot take less wall time than nginx spends on
 it: a sequential one costs about the sum of the two, and a large body, where both work at
 once, about the larger. Each round therefore also prints the ceiling: aiohttp's wall time
-over nginx's CPU time, the ratio a client that cost nothing would reach.
+over nginx's CPU time, the ratio a client that cost nothing would reach. ``--cpus C,N``
+pins the clients to core ``C`` and nginx's worker to core ``N`` (the same core: no request
+or response waits for the other core to wake up; unpinned, the scheduler puts them apart).
 
 Needs valgrind (not for ``--wall``) and nginx. BENCHMARKS.md ("HTTPS client") reports its
 figures.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import ssl
 import subprocess
@@ -104,7 +107,8 @@ def child(impl: str, loop_name: str, url: str, ca: str, count: int, mode: str) -
     print(total)
 
 
-def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
+def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3,
+         cpus: tuple[int, int] | None = None) -> None:
     import statistics
     import time
 
@@ -115,6 +119,9 @@ def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
     # The worker's CPU clock, to the nanosecond: Linux numbers another process's clock
     # (~pid << 3) | CPUCLOCK_SCHED, what clock_getcpuclockid(3) returns.
     worker_clock = (~int(children[0]) << 3) | 2
+    if cpus is not None:
+        os.sched_setaffinity(0, {cpus[0]})
+        os.sched_setaffinity(int(children[0]), {cpus[1]})
 
     def nginx_cpu() -> float:
         return time.clock_gettime(worker_clock)
@@ -204,6 +211,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="work in DIR and leave the callgrind dumps")
     ap.add_argument("--wall", action="store_true",
                     help="time both clients interleaved instead (no valgrind)")
+    ap.add_argument("--cpus", metavar="C,N",
+                    type=lambda v: tuple(int(x) for x in v.split(",", 1)),
+                    help="--wall: the clients on core C, nginx's worker on core N")
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -243,7 +253,7 @@ def main() -> None:
                 if a.wall:
                     if row != "new":
                         print(f"{row}: {n} requests per client per round", flush=True)
-                        wall(base + path, str(pki["ca"]), n, proc.pid)
+                        wall(base + path, str(pki["ca"]), n, proc.pid, cpus=a.cpus)
                     continue
                 for impl, loop_name in IMPLS:
                     if a.only and impl != a.only:
