@@ -287,6 +287,37 @@ class View:
     first: bool = False
 
 
+@dataclass(frozen=True)
+class Tags:
+    """Unbound's tags. ``names``: ``define-tag``'s, in order (where a zone and a client
+    share several tags, the first in this order decides the zone's action and data);
+    ``zones``: (local zone name, its tags), ``local-zone-tag``: a tagged global zone
+    answers only the clients of a network sharing one of its tags, and the others are
+    answered by the zone above it, if any; ``clients``: (network, its tags),
+    ``access-control-tag``; ``actions``: (network, tag, zone type), the type the zone of
+    that tag has for those clients (``access-control-tag-action``); ``datas``: (network,
+    tag, record without its owner, as ``"A 192.0.2.1"``), what a ``redirect`` zone of
+    that tag answers those clients for the record's type, CNAME for every type
+    (``access-control-tag-data``). Each network is an ``access-control`` one too, and
+    the most specific network holding a client decides its tags, as its view."""
+
+    names: tuple[str, ...] = ()
+    zones: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    clients: tuple[tuple[object, tuple[str, ...]], ...] = ()
+    actions: tuple[tuple[object, str, str], ...] = ()
+    datas: tuple[tuple[object, str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.zones or self.clients or self.actions or self.datas)
+
+    def index(self, tag: str, what: str) -> int:
+        """The bit of ``tag``; ValueError when ``define-tag`` does not name it."""
+        try:
+            return self.names.index(tag)
+        except ValueError:
+            raise ValueError(f"{what}: tag {tag!r} is not defined (define-tag)") from None
+
+
 def default_local_zones(unblock_lan_zones: bool = False) -> tuple[LocalZone, ...]:
     """Unbound's default local zones, in its order: ``localhost`` (redirect: A 127.0.0.1,
     AAAA ::1 for every name below it), the loopback reverse zones (static, a PTR to
@@ -439,7 +470,9 @@ class LocalZones:
         #: the views (name -> ViewZones) and which clients they serve (``Zones`` sets
         #: them: the global local zones' ``answer`` goes through a client's view first)
         self.views: dict[str, ViewZones] | None = None
-        self.clients: ViewClients | None = None
+        self.clients: ClientNets | None = None
+        #: the tagged zones' tags, a mask of ``Tags.names`` bits (``Zones`` sets them)
+        self.tags: dict[bytes, int] = {}
         named: set[bytes] = set()
         entered: list[LocalZone] = []
         for z in zones:
@@ -510,19 +543,27 @@ class LocalZones:
         minimum = int.from_bytes(rec[4][-4:], "big")
         return (rcode, [], [(rec[0], rec[1], rec[2], min(rec[3], minimum), rec[4])])
 
-    def lookup(self, qname: bytes, qtype: int, client=None, inform: bool = True):
+    def lookup(self, qname: bytes, qtype: int, client=None, inform: bool = True,
+               who: "Client | None" = None):
         """What the local zones say of ``qname``/``qtype`` (class IN): None (resolve it as
         usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
         ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
-        log; with ``inform`` False they do not (a look that answers nothing itself)."""
-        held = self._holder(qname, qtype)
+        log; with ``inform`` False they do not (a look that answers nothing itself).
+        ``who``: what the client's network gets (its tags; ``answer`` finds it)."""
+        held = self._holder(qname, qtype, who)
         if held is None:
             return None
         lname, zone, kind = held
+        kind, tag = self._tagged(zone, kind, who)
         if inform and kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
             inform_log.info("%s %s %s %s %s IN", _text(zone), kind, _client_text(client),
                             _text(qname), _type_text(qtype))
         redirect = kind == "redirect" or kind == "inform_redirect"
+        if redirect and tag >= 0 and tag in who.datas:  # type: ignore[union-attr]
+            recs = [(qname,) + r[1:] for r in who.datas[tag]  # type: ignore[union-attr]
+                    if r[1] == qtype or r[1] == CNAME]
+            if recs:
+                return (NOERROR, recs, [])
         exists = False              # Unbound's ``ld``: a node of local data at the name
         if kind not in _IGNORE_DATA:
             node = self.data.get(zone if redirect else lname)
@@ -558,22 +599,51 @@ class LocalZones:
             return self._negative(zone, NOERROR)
         return None
 
-    def _holder(self, qname: bytes, qtype: int) -> tuple[bytes, bytes, str] | None:
+    def _holder(self, qname: bytes, qtype: int, who: "Client | None" = None
+                ) -> tuple[bytes, bytes, str] | None:
         """The question's name lower-cased, and the zone that holds it and its type; None
-        when no zone does."""
+        when no zone does. A tagged zone holds the questions of ``who`` (a client's
+        network) only when it shares one of its tags, else the zone above it decides."""
         if not under_any(qname, self.tails):
             return None
         lname = qname.lower()
         if qtype == DS and lname != b"\x00":
             # a DS belongs to the parent side of a zone cut: the zone above decides,
-            # but for an always_refuse zone, which refuses its DS too
+            # but for an always_refuse zone, which refuses its DS too (tags or not)
             if self.types.get(lname) == "always_refuse":
                 zone: bytes | None = lname
             else:
-                zone = self.zone_of(lname[lname[0] + 1:])
+                zone = self._zone_for(lname[lname[0] + 1:], who)
         else:
-            zone = self.zone_of(lname)
+            zone = self._zone_for(lname, who)
         return None if zone is None else (lname, zone, self.types[zone])
+
+    def _tagged(self, zone: bytes, kind: str, who: "Client | None") -> tuple[str, int]:
+        """The type ``zone`` has for ``who`` and the tag that gave it (-1: none): the first
+        tag, in ``define-tag``'s order, that the zone and the client's network share,
+        whose action for that network, if it has one, replaces the zone's type."""
+        if not self.tags or who is None:
+            return kind, -1
+        shared = self.tags.get(zone, 0) & who.tags
+        if not shared:
+            return kind, -1
+        tag = (shared & -shared).bit_length() - 1
+        return who.actions.get(tag, kind), tag
+
+    def _zone_for(self, lname: bytes, who: "Client | None") -> bytes | None:
+        """``zone_of`` for a question of ``who``: tagged zones that share none of its tags
+        passed over."""
+        tags = self.tags
+        if not tags:
+            return self.zone_of(lname)
+        mask = 0 if who is None else who.tags
+        types = self.types
+        for up in _labels_up(lname):
+            if up in types:
+                m = tags.get(up)
+                if m is None or m & mask:
+                    return up
+        return None
 
     def covers(self, qname: bytes, qtype: int) -> bool:
         """Whether these zones, a view's, hold the question (Unbound's local_zones_answer
@@ -600,30 +670,47 @@ class LocalZones:
         (``access-control-view``) when they hold the question; None when, as Unbound, a
         view with zones does not hold it and is not ``view-first`` (it is resolved; a
         view-first view and a view without zones go on to these global zones)."""
-        clients = self.clients
-        if clients is not None and client is not None:
-            view = clients.view_of(client[0] if isinstance(client, (tuple, list))
-                                   else client)
-            if view is not None:
-                vz = self.views[view]  # type: ignore[index]
-                if vz.zones is not None:
-                    if vz.zones.covers(qname, qtype):
-                        return vz.zones
-                    if not vz.first:
-                        return None
+        return self._asked(qname, qtype, self.client(client))
+
+    def _asked(self, qname: bytes, qtype: int, who: "Client | None") -> "LocalZones | None":
+        if who is not None and who.view is not None:
+            vz = self.views[who.view]  # type: ignore[index]
+            if vz.zones is not None:
+                if vz.zones.covers(qname, qtype):
+                    return vz.zones
+                if not vz.first:
+                    return None
         return self
+
+    def client(self, client) -> "Client | None":
+        """What the network of ``client`` (a socket address, or a host) gets: its view
+        and tags; None without views and tags, or for a network given neither."""
+        clients = self.clients
+        if clients is None or client is None:
+            return None
+        return clients.of(client[0] if isinstance(client, (tuple, list)) else client)
 
     def answer(self, qname: bytes, qtype: int, client=None):
         """``lookup`` by the zones ``asked`` names for ``client``."""
-        zones = self.asked(qname, qtype, client)
-        return None if zones is None else zones.lookup(qname, qtype, client)
+        who = self.client(client)
+        zones = self._asked(qname, qtype, who)
+        if zones is None:
+            return None
+        return zones.lookup(qname, qtype, client, who=who if zones is self else None)
 
     def holder(self, qname: bytes, qtype: int, client=None) -> tuple[bytes, str] | None:
         """The zone (wire) that holds the question for ``client``, a view's or a global
         one, and its type; None when none does."""
-        zones = self.asked(qname, qtype, client)
-        held = None if zones is None else zones._holder(qname, qtype)
-        return None if held is None else held[1:]
+        who = self.client(client)
+        zones = self._asked(qname, qtype, who)
+        if zones is None:
+            return None
+        if zones is not self:
+            who = None
+        held = zones._holder(qname, qtype, who)
+        if held is None:
+            return None
+        return held[1], zones._tagged(held[1], held[2], who)[0]
 
     def _pick(self, node: dict, qtype: int) -> list:
         if qtype == ANY:
@@ -651,39 +738,53 @@ class ViewZones:
 _UNSEEN = object()
 
 
-class ViewClients:
-    """Which view serves a client, as Unbound's access-control tree tells it: the most
-    specific netblock holding the client's address decides, ``access-control`` and
-    ``access-control-view`` netblocks alike, so a netblock given an action and no view,
-    inside a view's, leaves its clients without a view. ``nets``: (netblock, view name or
-    None for an access-control netblock), a netblock given both keeping its view."""
+class Client:
+    """What a client network gets (``ClientNets``): its view (a name, or None), its tags (a
+    mask of ``Tags.names`` bits), and per tag bit a zone type (``actions``) and redirect
+    records (``datas``, record tuples whose owner is the question's name)."""
+
+    __slots__ = ("view", "tags", "actions", "datas")
+
+    def __init__(self, view: str | None = None, tags: int = 0,
+                 actions: dict[int, str] | None = None,
+                 datas: dict[int, tuple] | None = None) -> None:
+        self.view, self.tags = view, tags
+        self.actions, self.datas = actions or {}, datas or {}
+
+
+class ClientNets:
+    """Which view and tags serve a client, as Unbound's access-control tree tells it: the
+    most specific network holding the client's address decides, ``access-control``,
+    ``access-control-view`` and ``access-control-tag`` networks alike, so a network given
+    an action alone, inside a view's, leaves its clients without a view or tags. ``nets``:
+    (network, its Client, or None for an access-control network)."""
 
     #: clients remembered (a flood of new ones clears it: the look-up is a few dict reads)
     REMEMBERED = 4096
 
     def __init__(self, nets: Iterable[tuple]) -> None:
         nodes: dict = {}
-        for net, view in nets:
+        for net, who in nets:
             n = ipaddress.ip_network(net, strict=False)
-            if view is None:
+            if who is None:
                 nodes.setdefault(n, None)
             else:
-                nodes[n] = view
-        by_length: dict[tuple[int, int], dict[int, str | None]] = {}
-        for n, view in nodes.items():
+                nodes[n] = who
+        by_length: dict[tuple[int, int], dict[int, Client | None]] = {}
+        for n, who in nodes.items():
             shift = n.max_prefixlen - n.prefixlen
-            by_length.setdefault((n.version, shift), {})[int(n.network_address) >> shift] = view
-        #: per address family, (shift, {network >> shift: view}), the longest prefix first
+            by_length.setdefault((n.version, shift), {})[int(n.network_address) >> shift] = who
+        #: per address family, (shift, {network >> shift: Client}), the longest prefix first
         self._tables = {v: sorted(((shift, t) for (ver, shift), t in by_length.items()
                                    if ver == v), key=lambda st: st[0]) for v in (4, 6)}
-        self._seen: dict[str, str | None] = {}
+        self._seen: dict[str, Client | None] = {}
 
-    def view_of(self, host: str) -> str | None:
-        """The name of the view of the client at ``host`` (an address), or None."""
+    def of(self, host: str) -> Client | None:
+        """What the network of the client at ``host`` (an address) gets, or None."""
         found = self._seen.get(host, _UNSEEN)
         if found is not _UNSEEN:
             return found  # type: ignore[return-value]
-        view = None
+        who = None
         try:
             addr = ipaddress.ip_address(host.partition("%")[0])
         except ValueError:
@@ -695,20 +796,22 @@ class ViewClients:
             for shift, table in self._tables[addr.version]:
                 hit = table.get(a >> shift, _UNSEEN)
                 if hit is not _UNSEEN:
-                    view = hit  # type: ignore[assignment]
+                    who = hit  # type: ignore[assignment]
                     break
         if len(self._seen) >= self.REMEMBERED:
             self._seen.clear()
-        self._seen[host] = view
-        return view
+        self._seen[host] = who
+        return who
 
 
-def compile_views(views: Iterable[View], clients: Iterable[tuple]
-                  ) -> tuple[dict[str, ViewZones], ViewClients | None] | None:
-    """The views as ``LocalZones.answer`` reads them, and the clients' map to them (None
-    when no client is mapped to a view); None without views. ValueError for a view named
-    twice, or a client netblock mapped to a view that is not given (Unbound's "no view
-    with name")."""
+def compile_clients(views: Iterable[View], clients: Iterable[tuple], tags: Tags
+                    ) -> tuple[dict[str, ViewZones] | None, ClientNets | None]:
+    """The views as ``LocalZones.answer`` reads them (None without views), and what each
+    client network gets, its view and its tags (None when no network is given either).
+    ``clients``: (network, view name or None for an ``access-control`` network).
+    ValueError for a view named twice, a network mapped to a view that is not given
+    (Unbound's "no view with name"), a tag not defined, an action that is no zone type,
+    or redirect data that does not parse or mixes a CNAME with other records."""
     compiled: dict[str, ViewZones] = {}
     for v in views:
         if v.name in compiled:
@@ -722,15 +825,60 @@ def compile_views(views: Iterable[View], clients: Iterable[tuple]
         except ValueError as e:
             raise ValueError(f"view {v.name!r}: {e}") from None
         compiled[v.name] = ViewZones(v.name, v.first, zones)
-    clients = tuple(clients)
+    nodes: dict = {}
+
+    def node(net) -> Client:
+        n = ipaddress.ip_network(net, strict=False)
+        who = nodes.get(n)
+        if who is None:
+            who = nodes[n] = Client()
+        return who
+
     for net, name in clients:
-        if name is not None and name not in compiled:
+        if name is None:
+            nodes.setdefault(ipaddress.ip_network(net, strict=False), None)
+            continue
+        if name not in compiled:
             raise ValueError(f"access-control-view {net} {name}: no view with name: {name}")
-    if not compiled:
-        return None
-    if not any(name is not None for _, name in clients):
-        return compiled, None
-    return compiled, ViewClients(clients)
+        node(net).view = name
+    for net, names in tags.clients:
+        who = node(net)
+        for t in names:
+            who.tags |= 1 << tags.index(t, f"access-control-tag {net}")
+    for net, t, action in tags.actions:
+        what = f"access-control-tag-action {net} {t}"
+        if action not in LOCAL_TYPES:
+            raise ValueError(f"{what}: {action!r} is not one of {', '.join(LOCAL_TYPES)}")
+        node(net).actions[tags.index(t, what)] = action
+    for net, t, line in tags.datas:
+        what = f"access-control-tag-data {net} {t}"
+        bit = tags.index(t, what)
+        rec = parse_record(f". {line}")
+        who = node(net)
+        have = who.datas.get(bit, ())
+        if have and (rec[1] == CNAME or have[0][1] == CNAME):
+            raise ValueError(f"{what}: redirect data {line!r} must not coexist with other "
+                             "data (a CNAME stands alone)")
+        who.datas[bit] = have + (rec,)
+    nets = ClientNets(nodes.items()) if any(w is not None for w in nodes.values()) else None
+    return compiled or None, nets
+
+
+def zone_tags(zones: "LocalZones", tags: Tags) -> dict[bytes, int]:
+    """``local-zone-tag``'s tags of each tagged zone of ``zones``, a mask of tag bits (a
+    zone tagged twice keeps the last line's). ValueError for a zone that is no local zone
+    (Unbound's "no local-zone for tag") or a tag not defined."""
+    out: dict[bytes, int] = {}
+    for name, names in tags.zones:
+        what = f"local-zone-tag {name}"
+        key = _wire(name)
+        if key not in zones.types:
+            raise ValueError(f"{what}: no local-zone {name} for its tags")
+        mask = 0
+        for t in names:
+            mask |= 1 << tags.index(t, what)
+        out[key] = mask
+    return out
 
 
 # ---- forward and stub zones -----------------------------------------------------------------
@@ -914,12 +1062,15 @@ class Zones:
     def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
                  local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
                  defaults: bool | None = None, unblock_lan_zones: bool = False,
-                 views: Iterable[View] = (), view_clients: Iterable[tuple] = ()) -> None:
+                 views: Iterable[View] = (), view_clients: Iterable[tuple] = (),
+                 tags: Tags = Tags()) -> None:
         self.forward, self.stub = tuple(forward), tuple(stub)
         self.local, self.local_data = tuple(local), tuple(local_data)
         #: the views, and the client netblocks (netblock, view name or None: see
-        #: ``ViewClients``) that map clients to them
+        #: ``ClientNets``) that map clients to them
         self.views, self.view_clients = tuple(views), tuple(view_clients)
+        #: Unbound's tags of local zones and client networks
+        self.tags = tags
         #: whether Unbound's default local zones are served (``default_local_zones``)
         self.defaults, self.unblock_lan_zones = defaults, unblock_lan_zones
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
@@ -943,10 +1094,11 @@ class Zones:
                               else _StubCut(z))
         local_zones = LocalZones(self.local, self.local_data,
                                  default_local_zones(unblock_lan_zones) if defaults else ())
-        mapped = compile_views(self.views, self.view_clients)
-        if mapped is not None:
-            local_zones.views, local_zones.clients = mapped
-        self.local_zones = local_zones if local_zones or mapped is not None else None
+        local_zones.views, local_zones.clients = compile_clients(self.views,
+                                                                 self.view_clients, tags)
+        local_zones.tags = zone_tags(local_zones, tags)
+        self.local_zones = (local_zones if local_zones or local_zones.views is not None
+                            or local_zones.clients is not None else None)
         #: where every forward zone's servers with a port of their own are asked (their
         #: names, ADDR@PORT, never clash): a forwarded question's DS and DNSKEY lookups may
         #: go to another forward zone's servers
@@ -992,7 +1144,7 @@ class Zones:
 
         return Zones(tuple(fill(z) for z in self.forward), tuple(fill(z) for z in self.stub),
                      self.local, self.local_data, self.defaults, self.unblock_lan_zones,
-                     self.views, self.view_clients)
+                     self.views, self.view_clients, self.tags)
 
     def with_defaults(self) -> "Zones":
         """These zones with Unbound's default local zones served, unless ``defaults`` says
@@ -1000,12 +1152,13 @@ class Zones:
         if self.defaults is not None:
             return self
         return Zones(self.forward, self.stub, self.local, self.local_data, True,
-                     self.unblock_lan_zones, self.views, self.view_clients)
+                     self.unblock_lan_zones, self.views, self.view_clients, self.tags)
 
     def with_forward(self, extra: ForwardZone) -> "Zones":
         """The same zones with the forward zone ``extra`` added."""
         return Zones(self.forward + (extra,), self.stub, self.local, self.local_data,
-                     self.defaults, self.unblock_lan_zones, self.views, self.view_clients)
+                     self.defaults, self.unblock_lan_zones, self.views, self.view_clients,
+                     self.tags)
 
     def shadowed(self) -> list[tuple[str, str]]:
         """The forward and stub zones a local zone answers for before they are asked (a

@@ -159,7 +159,7 @@ cdef class FrontDoor:
     cdef public object drained          # a Future, set when the last miss ends
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
-    cdef bint views                     # clients are mapped to views: local zones first
+    cdef bint views                     # views or tagged zones: local zones first
     cdef object zoned_for               # the LocalZones ``zoned_names`` was read from
     cdef frozenset zoned_names          # every zone's name, global and the views' (``_zoned``)
     cdef bint extended                  # ``extended-statistics``: the queries' shape counted

@@ -94,33 +94,53 @@ def make_zones(cfg: Config):
     included; a name given twice raises ConfigError."""
     forward = tuple(replace(z, tls_cert_bundle=cfg.tls_cert_bundle) if z.transport == "tls"
                     else z for z in cfg.forward_zone)
+    t = tags(cfg)
     try:
         zones = _zones(forward, cfg.stub_zone, cfg.local_zone,
                        cfg.local_data + cfg.local_data_ptr, cfg.unblock_lan_zones, cfg.view,
-                       view_clients(cfg) if cfg.access_control_view else ())
+                       view_clients(cfg) if cfg.access_control_view or t else (), t)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return zones if zones else None
 
 
 def view_clients(cfg: Config) -> tuple:
-    """The client networks that map clients to views (``resolver.zones.ViewClients``): each
-    of the ACL's (none a view), and ``access-control-view``'s."""
+    """The client networks that map clients to views and tags
+    (``resolver.zones.ClientNets``): each of the ACL's (none a view), and
+    ``access-control-view``'s (``tags`` has the tags' own)."""
     return (*((n, None) for n in cfg.allow + cfg.allow_snoop),
             *((net, None) for net, _ in cfg.access_control),
             *cfg.access_control_view)
 
 
+def tags(cfg: Config):
+    """The config's tags (``define-tag``, ``local-zone-tag``, ``access-control-tag``,
+    ``-tag-action``, ``-tag-data``) as ``resolver.zones.Tags``."""
+    from resolver.zones import Tags
+
+    return Tags(cfg.define_tag, cfg.local_zone_tag, cfg.access_control_tag,
+                cfg.access_control_tag_action, cfg.access_control_tag_data)
+
+
+def tag_networks(cfg: Config) -> tuple:
+    """The client networks the tag settings name (each an ``allow`` entry of the ACL unless
+    ``access-control`` gives it an action, as Unbound makes them)."""
+    return (*(n for n, _ in cfg.access_control_tag),
+            *(n for n, _, _ in cfg.access_control_tag_action),
+            *(n for n, _, _ in cfg.access_control_tag_data))
+
+
 @functools.lru_cache(maxsize=1)
 def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views=(),
-           clients=()):
+           clients=(), tags=None):
     """The zones of these tables, the last set kept (a set of zones does not change once
     made): :func:`build` checks a config's zones and a reload then takes the same set,
     made once, and a reload that changes no zone makes none."""
     from resolver.zones import Zones
 
     return Zones(forward, stub, local, local_data, defaults=True,
-                 unblock_lan_zones=unblock_lan_zones, views=views, view_clients=clients)
+                 unblock_lan_zones=unblock_lan_zones, views=views, view_clients=clients,
+                 **({} if tags is None else {"tags": tags}))
 
 
 def insecure_domains(cfg: Config) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, ad
                                          bind_socket, proxy_dropped)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_attributes, engine_limits, insecure_domains,
-                                    make_zones)
+                                    make_zones, tag_networks)
 from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
 from resolver.api import Resolver
 from resolver import operations
@@ -482,11 +482,12 @@ def dnssec_counts(validator) -> dict:
 
 
 def acl_entries(cfg: Config) -> list:
-    """The (network, standing) entries of the client ACL: ``access-control-view``'s networks
-    (allowed, as Unbound makes them), ``allow``, ``allow-snoop``, then ``access-control``
-    (for a network named twice the last one holds), where the longest prefix holding a
-    client decides (a refusal inside an allowed network refuses)."""
+    """The (network, standing) entries of the client ACL: ``access-control-view``'s and the
+    tag settings' networks (allowed, as Unbound makes them), ``allow``, ``allow-snoop``,
+    then ``access-control`` (for a network named twice the last one holds), where the
+    longest prefix holding a client decides (a refusal inside an allowed network refuses)."""
     return [*((n, ALLOWED_ACL) for n, _ in cfg.access_control_view),
+            *((n, ALLOWED_ACL) for n in tag_networks(cfg)),
             *((n, ALLOWED_ACL) for n in cfg.allow),
             *((n, SNOOP_ACL) for n in cfg.allow_snoop),
             *((net, ACL_STANDING[action]) for net, action in cfg.access_control)]

@@ -20,6 +20,8 @@ from resolver.limits import DEFAULT as _LIMITS, MAX_SESSION_TICKETS, Limits
 from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size, boolean,
                                     nullable, optional, address, addresses, ports,
                                     access_controls, access_control_views, networks,
+                                    tag_names, access_control_tags, access_control_tag_actions,
+                                    access_control_tag_datas, local_zone_tags,
                                     existing_file, files,
                                     path_in_directory, text, octal_mode, log_level, user_name,
                                     dns64_prefix, trust_anchor_file, auto_trust_anchor_files,
@@ -185,6 +187,51 @@ TABLE: tuple[Setting, ...] = (*section(
                 "decides its view, so a network given an action alone inside a view's "
                 "leaves its clients without a view. Naming a view that is not given is an "
                 "error."),
+    Setting("define_tag", 'tuple[Any, ...]', (), tag_names,
+            flag=Flag("\"TAG...\"", "Unbound's define-tag (repeatable)", repeat=True),
+            example='["kids work"]',
+            doc="Unbound's ``define-tag``: the names of the tags that ``local-zone-tag`` puts "
+                "on local zones and ``access-control-tag`` on client networks, in order: where "
+                "a zone and a client share several tags, the first in this order decides the "
+                "zone's action and data for that client. A tag used and not defined here is "
+                "an error."),
+    Setting("access_control_tag", 'tuple[Any, ...]', (), access_control_tags,
+            flag=Flag("\"NETBLOCK TAG...\"", "Unbound's access-control-tag (repeatable)",
+                      repeat=True),
+            example='["10.0.0.0/8 kids"]',
+            doc="Unbound's ``access-control-tag``: the tags of a client network. A tagged "
+                "local zone (``local-zone-tag``) answers only the clients of networks sharing "
+                "one of its tags; for the others, the zone above it, if any, decides, as if "
+                "it were not there. The network is an ``access-control`` entry too, "
+                "``allow`` unless ``access-control`` gives it an action, and, as for views, "
+                "the longest prefix holding a client among all these networks decides its "
+                "tags (a network given an action alone inside a tagged one has none)."),
+    Setting("access_control_tag_action", 'tuple[Any, ...]', (), access_control_tag_actions,
+            flag=Flag("\"NETBLOCK TAG TYPE\"",
+                      "Unbound's access-control-tag-action (repeatable)", repeat=True),
+            example='["10.0.0.0/8 kids always_refuse"]',
+            doc="Unbound's ``access-control-tag-action``: for the clients of the network, "
+                "a local zone whose first tag shared with them is this one answers as this "
+                "local-zone type (``local-zone``'s types) instead of its own. The network is "
+                "an ``access-control`` entry too, as for ``access-control-tag``."),
+    Setting("access_control_tag_data", 'tuple[Any, ...]', (), access_control_tag_datas,
+            flag=Flag("\"NETBLOCK TAG RECORD\"",
+                      "Unbound's access-control-tag-data (repeatable)", repeat=True),
+            example='["10.0.0.0/8 kids A 192.0.2.53"]',
+            doc="Unbound's ``access-control-tag-data``: a record without its owner (``A "
+                "192.0.2.53``; TTL 3600 when left out) that a ``redirect`` or "
+                "``inform_redirect`` zone whose first tag shared with the clients of the "
+                "network is this one answers them, for every name of the zone, in place of "
+                "the zone's own data: the records of the question's type, or a CNAME (which "
+                "stands alone) for any type. The network is an ``access-control`` entry too."),
+    Setting("local_zone_tag", 'tuple[Any, ...]', (), local_zone_tags,
+            flag=Flag("\"ZONE TAG...\"", "Unbound's local-zone-tag (repeatable)",
+                      repeat=True),
+            example='["ads.example. kids"]',
+            doc="Unbound's ``local-zone-tag``: the tags of a local zone (one of "
+                "``local-zone``'s, or a default one), which then answers only the clients of "
+                "networks sharing one of them (``access-control-tag``). A zone tagged twice "
+                "keeps the last line's tags."),
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
             aliases=("num-threads",),

@@ -490,6 +490,25 @@ def unlike_unbound() -> list[Unlike]:
     return out
 
 
+#: The tag options: how many values each takes (at least; None: any number), and whether
+#: the first is a client network
+TAG_SHAPES = {"define-tag": (1, False), "local-zone-tag": (2, False),
+              "access-control-tag": (2, True), "access-control-tag-action": (3, True),
+              "access-control-tag-data": (3, True)}
+
+
+def _tag_line(key: str, vals: tuple[str, ...]) -> str:
+    """A tag option's values as the one string its corenet setting reads (a quoted list of
+    tags is a list of words; a record's words are kept in order)."""
+    least, network = TAG_SHAPES[key]
+    if len(vals) < least or (key == "access-control-tag-action" and len(vals) != 3):
+        raise ValueError(f"expected at least {least} values, got {len(vals)}")
+    words = list(vals)
+    if network:
+        words[0] = str(ipaddress.ip_network(words[0], strict=False))
+    return " ".join(words)
+
+
 def _server(conv: Conversion, server: list[Option], port: int, directory: str) -> None:
     listen: list[str] = []
     acl: list[tuple[Option, Any, str]] = []
@@ -511,6 +530,8 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
             elif k == "outgoing-interface" and "/" in v:
                 conv.skip(o, "a netblock of random source addresses is not corenet's: give "
                              "addresses")
+            elif k in TAG_SHAPES:
+                conv.add(o, k, _tag_line(k, vals))
             elif same_setting(k) is not None:
                 key, read_, many = same_setting(k)
                 value = read_(v)

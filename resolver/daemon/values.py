@@ -200,6 +200,81 @@ def access_control_views(value: Any, what: str) -> tuple:
     return tuple(out)
 
 
+def tag_names(value: Any, what: str) -> tuple:
+    """Unbound's ``define-tag``: tag names (letters, digits, ``-`` and ``_``), a string of
+    them or a list of such strings, in order; a name given again keeps its place."""
+    out: list[str] = []
+    for item in as_list(value, what):
+        if not isinstance(item, str):
+            raise ConfigError(f"{what}: expected tag names, got {item!r}")
+        for name in item.replace('"', " ").split():
+            if not all(c.isalnum() or c in "-_" for c in name):
+                raise ConfigError(f"{what}: {name!r} is not a tag name (letters, digits, "
+                                  f"- and _)")
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def _words(item: Any, what: str, shape: str, least: int, most: int | None = None) -> list:
+    """The words of one ``shape`` line (quotes dropped), ``least`` to ``most`` of them; with
+    ``most``, the last one is the rest of the line as written."""
+    if not isinstance(item, str):
+        raise ConfigError(f"{what}: expected \"{shape}\", got {item!r}")
+    if most is not None:
+        words = item.split(None, most - 1)
+        if words:
+            words[-1] = words[-1].strip()
+            if len(words) == most and words[-1][:1] == '"' == words[-1][-1:]:
+                words[-1] = words[-1][1:-1]
+        words[:-1] = [w.strip('"') for w in words[:-1]]
+    else:
+        words = item.replace('"', " ").split()
+    if len(words) < least or (most is not None and len(words) != most):
+        raise ConfigError(f"{what}: expected \"{shape}\", got {item!r}")
+    return words
+
+
+def access_control_tags(value: Any, what: str) -> tuple:
+    """Unbound's ``access-control-tag`` lines, ``"NETBLOCK TAG..."``: (network, tags)."""
+    out = []
+    for item in acl_items(value, what):
+        words = _words(item, what, "NETBLOCK TAG...", 2)
+        out.append((client_network(words[0], what), tuple(words[1:])))
+    return tuple(out)
+
+
+def access_control_tag_actions(value: Any, what: str) -> tuple:
+    """Unbound's ``access-control-tag-action`` lines, ``"NETBLOCK TAG ACTION"``: (network,
+    tag, local zone type)."""
+    out = []
+    for item in acl_items(value, what):
+        words = _words(item, what, "NETBLOCK TAG ACTION", 3)
+        if len(words) != 3:
+            raise ConfigError(f"{what}: expected \"NETBLOCK TAG ACTION\", got {item!r}")
+        out.append((client_network(words[0], what), words[1], words[2]))
+    return tuple(out)
+
+
+def access_control_tag_datas(value: Any, what: str) -> tuple:
+    """Unbound's ``access-control-tag-data`` lines, ``"NETBLOCK TAG RECORD"``, the record
+    without its owner (``A 192.0.2.1``): (network, tag, record)."""
+    out = []
+    for item in acl_items(value, what):
+        words = _words(item, what, "NETBLOCK TAG RECORD", 3, 3)
+        out.append((client_network(words[0], what), words[1], words[2]))
+    return tuple(out)
+
+
+def local_zone_tags(value: Any, what: str) -> tuple:
+    """Unbound's ``local-zone-tag`` lines, ``"ZONE TAG..."``: (zone name, tags)."""
+    out = []
+    for item in as_list(value, what):
+        words = _words(item, what, "ZONE TAG...", 2)
+        out.append((words[0], tuple(words[1:])))
+    return tuple(out)
+
+
 def client_network(text: Any, what: str):
     """An address or CIDR network. Host bits set under the prefix length are refused: the
     rule would cover the whole network, which is rarely what was meant."""

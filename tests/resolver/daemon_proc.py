@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.rcode
 
 from ports import free_port
 from procs import stop as stop_process
@@ -221,3 +222,43 @@ def beside_unbound(tmp: Path, *args: str, unbound_extra: str = ""):
         if ub is not None:
             ub.stop()
         lab.stop()
+
+
+def answer_from(port: int, source: str, name: str, rdtype: str, tcp: bool) -> tuple:
+    """The rcode and the sorted answer records of a server on 127.0.0.1 at ``port`` for a
+    question asked from the loopback address ``source``."""
+    ask = dns.query.tcp if tcp else dns.query.udp
+    r = ask(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=5,
+            source=source)
+    return dns.rcode.to_text(r.rcode()), sorted(rd.to_text() for rrset in r.answer
+                                                 for rd in rrset)
+
+
+def answers_by_client(port: int, clients, questions, tcp: bool) -> dict:
+    """Every question from every client, {(client, name, type): ``answer_from``}, the
+    clients of one question at once (so that one client's resolution can fill the cache
+    another's answer must not come from)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = {}
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        for name, rdtype in questions:
+            got = pool.map(lambda src: answer_from(port, src, name, rdtype, tcp), clients)
+            out.update({(src, name, rdtype): a for src, a in zip(clients, got)})
+    return out
+
+
+def served_and_imported(tmp: Path, server_lines: str, written: str):
+    """The zones of an unbound.conf of ``server_lines`` served as it is, and of the TOML
+    ``import-unbound`` writes for it, which must carry every option over and hold
+    ``written``: (served, imported), ``resolver.zones.Zones`` each."""
+    from resolver.daemon.config import build, make_zones
+
+    conf = tmp / "unbound.conf"
+    conf.write_text("server:\n" + server_lines)
+    r = cli("import-unbound", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert written in r.stdout and "0 not" in r.stdout, r.stdout
+    toml = tmp / "imported.toml"
+    toml.write_text(r.stdout)
+    return make_zones(build(str(conf))), make_zones(build(str(toml)))

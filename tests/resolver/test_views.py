@@ -5,12 +5,7 @@ same lab, asked the same questions from clients of each view (and of none), over
 over TCP, the second round answered from the caches: the same rcodes and records."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
-import dns.message
 import dns.name
-import dns.query
-import dns.rcode
 import pytest
 
 from resolver.daemon.config_reader import ConfigError
@@ -170,35 +165,19 @@ QUESTIONS = [("www.example.com.", "A"), ("mail.example.com.", "A"),
              ("x.ref.example.com.", "A"), ("solo.example.org.", "A")]
 
 
-def _answer(port: int, source: str, name: str, rdtype: str, tcp: bool):
-    ask = dns.query.tcp if tcp else dns.query.udp
-    r = ask(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=5,
-            source=source)
-    return dns.rcode.to_text(r.rcode()), sorted(rd.to_text() for rrset in r.answer
-                                                 for rd in rrset)
-
-
-def _round(port: int, tcp: bool) -> dict:
-    """Every question from every client, the clients of one question at once (so that one
-    client's resolution can fill the cache another's answer must not come from)."""
-    out = {}
-    with ThreadPoolExecutor(max_workers=len(CLIENTS)) as pool:
-        for name, rdtype in QUESTIONS:
-            got = pool.map(lambda src: _answer(port, src, name, rdtype, tcp), CLIENTS)
-            out.update({(src, name): a for src, a in zip(CLIENTS, got)})
-    return out
-
-
 def test_the_same_answers_as_unbound_for_the_same_views(tmp_path):
     from ci_policy import installed
-    from daemon_proc import beside_unbound
+    from daemon_proc import answers_by_client, beside_unbound
 
     installed("unbound", "unbound")
     conf = tmp_path / "views.conf"
     conf.write_text("server:\n" + CONF)
     with beside_unbound(tmp_path, "--config", str(conf), unbound_extra=CONF) as (ub, d):
         for tcp in (False, True):           # the second round (TCP): from the caches
-            ours, theirs = _round(d.port, tcp), _round(ub.port, tcp)
+            found = [{(src, name): a for (src, name, _), a in
+                      answers_by_client(port, CLIENTS, QUESTIONS, tcp).items()}
+                     for port in (d.port, ub.port)]
+            ours, theirs = found
             assert ours == theirs, {k: (ours[k], theirs[k]) for k in ours
                                     if ours[k] != theirs.get(k)}
         # what the views did, so that the two servers are not agreeing on something else
@@ -223,17 +202,9 @@ def test_the_same_answers_as_unbound_for_the_same_views(tmp_path):
 def test_import_unbound_writes_the_views_the_unbound_conf_is_served_with(tmp_path):
     """The TOML that ``import-unbound`` writes for the views, with nothing left out, makes
     the same local zones for every client as the unbound.conf served as it is."""
-    from daemon_proc import cli
-    from resolver.daemon.config import build, make_zones
+    from daemon_proc import served_and_imported
 
-    conf = tmp_path / "views.conf"
-    conf.write_text("server:\n" + CONF)
-    r = cli("import-unbound", str(conf))
-    assert r.returncode == 0, r.stderr
-    assert "[[view]]" in r.stdout and "0 not" in r.stdout
-    toml = tmp_path / "views.toml"
-    toml.write_text(r.stdout)
-    served, imported = make_zones(build(str(conf))), make_zones(build(str(toml)))
+    served, imported = served_and_imported(tmp_path, CONF, "[[view]]")
     kinds = {"A": A, "PTR": PTR}
     for host in CLIENTS:
         for name, rdtype in QUESTIONS:
