@@ -743,12 +743,14 @@ class Client:
     mask of ``Tags.names`` bits), and per tag bit a zone type (``actions``) and redirect
     records (``datas``, record tuples whose owner is the question's name)."""
 
-    __slots__ = ("view", "tags", "actions", "datas")
+    __slots__ = ("view", "tags", "names", "actions", "datas")
 
     def __init__(self, view: str | None = None, tags: int = 0,
                  actions: dict[int, str] | None = None,
                  datas: dict[int, tuple] | None = None) -> None:
         self.view, self.tags = view, tags
+        #: the tags by name (the response policy's zones are tagged by name)
+        self.names: frozenset[str] = frozenset()
         self.actions, self.datas = actions or {}, datas or {}
 
 
@@ -860,6 +862,9 @@ def compile_clients(views: Iterable[View], clients: Iterable[tuple], tags: Tags
             raise ValueError(f"{what}: redirect data {line!r} must not coexist with other "
                              "data (a CNAME stands alone)")
         who.datas[bit] = have + (rec,)
+    for who in nodes.values():
+        if who is not None and who.tags:
+            who.names = frozenset(t for i, t in enumerate(tags.names) if who.tags >> i & 1)
     nets = ClientNets(nodes.items()) if any(w is not None for w in nodes.values()) else None
     return compiled or None, nets
 

@@ -386,6 +386,11 @@ def _build(values: dict[str, Any], config_file: str | None,
         make_zones(cfg)
     except ConfigError as e:
         raise _at_second_mention(config_file, e) from None
+    for source in cfg.rpz:
+        for t in source.tags:
+            if t not in cfg.define_tag:
+                raise ConfigError(f"rpz {source.name}: tags: tag {t!r} is not defined "
+                                  "(define-tag)")
     check_encrypted(cfg)
     return cfg
 

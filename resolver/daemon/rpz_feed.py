@@ -48,6 +48,7 @@ class RpzSource:
     log: bool = False
     log_name: str | None = None
     signal_nxdomain_ra: bool = False
+    tags: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = self.zonefile or ", ".join(f"{a}@{p}" for a, p in self.primaries)
@@ -58,7 +59,8 @@ class RpzSource:
             action_override=self.action_override,
             cname_override=(dns.name.from_text(self.cname_override)
                             if self.cname_override else None),
-            log=self.log, log_name=self.log_name, signal_nxdomain_ra=self.signal_nxdomain_ra)
+            log=self.log, log_name=self.log_name, signal_nxdomain_ra=self.signal_nxdomain_ra,
+            tags=frozenset(self.tags))
 
 
 def rpz_source(entry) -> RpzSource:
@@ -71,9 +73,12 @@ def rpz_source(entry) -> RpzSource:
     except dns.exception.DNSException as e:
         raise ValueError(f"rpz {t['name']!r}: bad name ({e})") from None
     what = f"rpz {name}"
-    for key in ("for-downstream", "tags"):
-        if key in t:
-            raise ValueError(f"{what}: {key!r} is not supported")
+    if "for-downstream" in t:
+        raise ValueError(f"{what}: 'for-downstream' is not supported")
+    tags = t.get("tags", ())
+    tags = tags.replace('"', " ").split() if isinstance(tags, str) else tags
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(x, str) for x in tags):
+        raise ValueError(f"{what}: tags: expected tag names")
     raw = t.get("primary", t.get("master", ()))
     raw = [raw] if isinstance(raw, str) else raw
     if not isinstance(raw, (list, tuple)):
@@ -107,7 +112,8 @@ def rpz_source(entry) -> RpzSource:
     if log_name is not None and not isinstance(log_name, str):
         raise ValueError(f"{what}: rpz-log-name: expected a string")
     return RpzSource(name, zonefile, primaries, None, override, cname,
-                     t.get("rpz-log", False), log_name, t.get("rpz-signal-nxdomain-ra", False))
+                     t.get("rpz-log", False), log_name, t.get("rpz-signal-nxdomain-ra", False),
+                     tuple(tags))
 
 
 def rpz_sources(value) -> tuple[RpzSource, ...]:

@@ -122,6 +122,13 @@ class PolicyGate:
         return index.ns_touches([n.canonicalize().to_wire() for n in names],
                                 [a.packed for a in addresses])
 
+    def tags_of(self, client) -> frozenset[str]:
+        """The tags of the network of ``client`` (an address, or None): a tagged policy
+        zone applies only to the clients of networks sharing one of its tags."""
+        local = self.local_zones()
+        who = None if local is None else local.client(client)
+        return frozenset() if who is None else who.names
+
     def note(self, m: Match, client, query: dns.message.Message, action: str | None = None,
              name: dns.name.Name | None = None):
         """Counts a match, and logs it with ``rpz-log``: the query's name and type, or
@@ -155,7 +162,7 @@ class PolicyGate:
         if (local is not None and question.rdclass == dns.rdataclass.IN
                 and local.lookup(qname.to_wire(), question.rdtype, inform=False) is not None):
             return door.policy_start(q, reply, t0, busy, None)
-        m, disabled = self.policy.before(qname, client)
+        m, disabled = self.policy.before(qname, client, self.tags_of(client))
         for d in disabled:
             self.note(d, client, query, DISABLED)
         if m is None:
@@ -245,7 +252,8 @@ class PolicyGate:
             addresses = answer_addresses(response)
             names, ns_addresses = (self.nameservers(query.question[0].name)
                                    if self.policy.has_ns else ((), ()))
-            m, disabled = self.policy.after(addresses, names, ns_addresses)
+            m, disabled = self.policy.after(addresses, names, ns_addresses,
+                                            self.tags_of(client))
             for d in disabled:
                 self.note(d, client, query, DISABLED)
             if m is None:
@@ -274,8 +282,9 @@ class PolicyGate:
         answer (the chain's next names are still checked); a DISABLED zone's match is
         counted and logged, not applied."""
         question = query.question[0]
+        tags = self.tags_of(client)
         for kept, name in cname_chain(response, question.name):
-            m, disabled = self.policy.qname(name)
+            m, disabled = self.policy.qname(name, tags)
             for d in disabled:
                 self.note(d, client, query, DISABLED)
             if m is None:

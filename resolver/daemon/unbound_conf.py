@@ -685,7 +685,8 @@ ZONE_KEYS = {
     "rpz": {"name": (str, False), "zonefile": (str, False), "primary": (str, True),
             "master": (str, True), "rpz-action-override": (str, False),
             "rpz-cname-override": (str, False), "rpz-log": (yesno, False),
-            "rpz-log-name": (str, False), "rpz-signal-nxdomain-ra": (yesno, False)},
+            "rpz-log-name": (str, False), "rpz-signal-nxdomain-ra": (yesno, False),
+            "tags": (str, False)},
 }
 CACHEDB = {"backend": ("cachedb-backend", str), "secret-seed": ("cachedb-secret-seed", str),
            "redis-server-host": ("redis-server-host", str),

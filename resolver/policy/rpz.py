@@ -162,6 +162,8 @@ class ZoneOptions:
     log: bool = False                           # rpz-log
     log_name: str | None = None                 # rpz-log-name
     signal_nxdomain_ra: bool = False            # rpz-signal-nxdomain-ra
+    #: tags: only the queries of clients with one of them meet the zone (none: all do)
+    tags: frozenset[str] = frozenset()
 
 
 class PolicyZone:
@@ -354,11 +356,15 @@ class Policy:
         self.index = TriggerIndex(*(frozenset().union(*(z.index_parts[i] for z in self.zones))
                                     for i in range(7)))
 
-    def _first(self, found) -> tuple[Match | None, list[Match]]:
+    def _first(self, found, tags: frozenset[str]) -> tuple[Match | None, list[Match]]:
         """The first match of ``found`` (zone -> Match or None) that acts, and the matches of
-        disabled zones met before it (logged, counted, not applied)."""
+        disabled zones met before it (logged, counted, not applied); a tagged zone is passed
+        over unless it shares one of ``tags``, the client's."""
         disabled = []
         for z in self.zones:
+            own = z.options.tags
+            if own and not own & tags:
+                continue
             m = found(z)
             if m is None:
                 continue
@@ -368,9 +374,11 @@ class Policy:
             return m, disabled
         return None, disabled
 
-    def before(self, qname: dns.name.Name, client) -> tuple[Match | None, list[Match]]:
+    def before(self, qname: dns.name.Name, client, tags: frozenset[str] = frozenset()
+               ) -> tuple[Match | None, list[Match]]:
         """The match for a query of ``qname`` (absolute) from ``client`` (an address or
-        None): each zone's client-IP trigger, then its QNAME trigger."""
+        None; ``tags``, its network's): each zone's client-IP trigger, then its QNAME
+        trigger."""
         qname = qname.canonicalize()
         try:
             client_ip = [ipaddress.ip_address(client)] if client else []
@@ -387,23 +395,25 @@ class Policy:
             if hit is not None:
                 return Match(z, QNAME, z.apply_override(hit[0]), hit[1])
             return None
-        return self._first(found)
+        return self._first(found, tags)
 
-    def qname(self, name: dns.name.Name) -> tuple[Match | None, list[Match]]:
+    def qname(self, name: dns.name.Name, tags: frozenset[str] = frozenset()
+              ) -> tuple[Match | None, list[Match]]:
         """The match for ``name`` (absolute), a name a CNAME chain leads to: each zone's
-        QNAME trigger alone (the client-IP triggers were decided with the query's name)."""
+        QNAME trigger alone (the client-IP triggers were decided with the query's name);
+        ``tags``: the client's."""
         name = name.canonicalize()
 
         def found(z: PolicyZone):
             hit = z.qname_rule(name)
             return None if hit is None else Match(z, QNAME, z.apply_override(hit[0]), hit[1])
-        return self._first(found)
+        return self._first(found, tags)
 
-    def after(self, addresses, ns_names=(), ns_addresses=()) -> tuple[Match | None,
-                                                                       list[Match]]:
+    def after(self, addresses, ns_names=(), ns_addresses=(),
+              tags: frozenset[str] = frozenset()) -> tuple[Match | None, list[Match]]:
         """The match for an answer holding ``addresses`` (ipaddress objects) for a name
         whose zone has the name servers ``ns_names`` (absolute names) at ``ns_addresses``:
-        each zone's response-IP, then NSDNAME, then NSIP trigger."""
+        each zone's response-IP, then NSDNAME, then NSIP trigger; ``tags``: the client's."""
         if not self.has_response_ip and not self.has_ns:
             return None, []
 
@@ -415,7 +425,7 @@ class Policy:
                     at = hit[1] if kind == NSDNAME else hit[1] + _IP_SUFFIX[kind]
                     return Match(z, kind, z.apply_override(hit[0]), at)
             return None
-        return self._first(found)
+        return self._first(found, tags)
 
 
 def answer_addresses(response: dns.message.Message) -> list:

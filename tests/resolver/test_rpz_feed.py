@@ -36,6 +36,8 @@ def test_tables_checked():
                          "rpz-action-override": "nxdomain", "rpz-log": True}])
     assert s.name == "rpz.test." and s.primaries == (("192.0.2.1", 5353), ("192.0.2.2", 53))
     assert s.action_override == NXDOMAIN and s.log
+    (t,) = rpz_sources([{"name": "t.test.", "zonefile": "f", "tags": '"kids" work'}])
+    assert t.tags == ("kids", "work") and t.options().tags == {"kids", "work"}
     (m,) = rpz_sources([{"name": "m.test.", "master": "192.0.2.9"}])   # Unbound's old key
     assert m.primaries == (("192.0.2.9", 53),)
     bad = [({"name": "x."}, "needs a zonefile or a primary"),
@@ -43,7 +45,9 @@ def test_tables_checked():
             "rpz-action-override 'block' is not one of"),
            ({"name": "x.", "zonefile": "f", "rpz-action-override": "cname"},
             "needs rpz-cname-override"),
-           ({"name": "x.", "zonefile": "f", "tags": ["a"]}, "'tags' is not supported"),
+           ({"name": "x.", "zonefile": "f", "tags": [1]}, "tags: expected tag names"),
+           ({"name": "x.", "zonefile": "f", "for-downstream": True},
+            "'for-downstream' is not supported"),
            ({"name": "x.", "zonefile": "f", "url": "http://x/"}, "'url' is not supported"),
            ({"name": "x.", "primary": ["not-an-address"]}, "is not a numeric"),
            ({"name": "x.", "zonefile": "f", "rpz-log": "yes"}, "rpz-log: expected true"),

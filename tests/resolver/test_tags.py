@@ -247,3 +247,56 @@ def test_import_unbound_writes_the_tags_the_unbound_conf_is_served_with(tmp_path
                 said(imported, host, name, kinds[rdtype]), (host, name)
     assert said(imported, "127.0.0.2", "www.example.com.") == (3, [])
     assert said(imported, "127.0.0.3", "mail.example.com.") == (5, [])
+
+
+#: a tagged policy zone (a trigger on a query's name, one on an answer's address) before
+#: an untagged one
+RPZ_HEAD = "$TTL 60\n@ SOA ns.{o} hostmaster.{o} 1 3600 600 86400 30\n@ NS ns.{o}\n"
+RPZ_KIDS = "www.example.com CNAME .\n32.25.2.0.192.rpz-ip CNAME .\n"
+RPZ_ALL = "v4only.example.com CNAME .\n"
+RPZ_QUESTIONS = [("www.example.com.", "A"), ("mail.example.com.", "A"),
+                 ("v4only.example.com.", "A")]
+
+
+def test_a_tagged_policy_zone_applies_to_its_tags_clients_as_unbounds(tmp_path):
+    from ci_policy import installed
+    from daemon_proc import answers_by_client, beside_unbound
+
+    installed("unbound", "unbound")
+    lines = ['  define-tag: "kids work"', '  access-control-tag: 127.0.0.2/32 "kids"',
+             '  access-control-tag: 127.0.0.3/32 "work"',
+             '  module-config: "respip iterator"']
+    for origin, records, tags in (("kids.rpz.", RPZ_KIDS, "kids"), ("all.rpz.", RPZ_ALL, "")):
+        path = tmp_path / f"{origin}zone"
+        path.write_text(RPZ_HEAD.format(o=origin) + records)
+        lines += ["rpz:", f"  name: {origin}", f'  zonefile: "{path}"']
+        lines += [f'  tags: "{tags}"'] if tags else []
+    conf = tmp_path / "rpz-tags.conf"
+    conf.write_text("server:\n" + "\n".join(lines) + "\n")
+    clients = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+    with beside_unbound(tmp_path, "--config", str(conf),
+                        unbound_extra="\n".join(lines)) as (ub, d):
+        for tcp in (False, True):
+            ours, theirs = (answers_by_client(port, clients, RPZ_QUESTIONS, tcp)
+                            for port in (d.port, ub.port))
+            assert ours == theirs, {k: (ours[k], theirs[k]) for k in ours
+                                    if ours[k] != theirs.get(k)}
+    assert ours[("127.0.0.2", "www.example.com.", "A")] == ("NXDOMAIN", [])
+    assert ours[("127.0.0.2", "mail.example.com.", "A")] == ("NXDOMAIN", [])
+    for other in ("127.0.0.1", "127.0.0.3"):
+        assert ours[(other, "www.example.com.", "A")][1] == ["192.0.2.1", "192.0.2.11"]
+        assert ours[(other, "mail.example.com.", "A")] == ("NOERROR", ["192.0.2.25"])
+    for client in clients:
+        assert ours[(client, "v4only.example.com.", "A")] == ("NXDOMAIN", [])
+
+
+def test_a_policy_zone_tag_must_be_defined(tmp_path):
+    from resolver.daemon.config import build
+
+    zone = tmp_path / "p.zone"
+    zone.write_text(RPZ_HEAD.format(o="p.rpz.") + RPZ_ALL)
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'define-tag = ["kids"]\n[[rpz]]\nname = "p.rpz."\nzonefile = "{zone}"\n'
+                    'tags = "kids nosuch"\n')
+    with pytest.raises(ConfigError, match="rpz p.rpz.: tags: tag 'nosuch' is not defined"):
+        build(str(conf))
