@@ -131,8 +131,7 @@ def tag_networks(cfg: Config) -> tuple:
 
 
 @functools.lru_cache(maxsize=1)
-def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views=(),
-           clients=(), tags=None):
+def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views, clients, tags):
     """The zones of these tables, the last set kept (a set of zones does not change once
     made): :func:`build` checks a config's zones and a reload then takes the same set,
     made once, and a reload that changes no zone makes none."""
@@ -140,7 +139,7 @@ def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views=(),
 
     return Zones(forward, stub, local, local_data, defaults=True,
                  unblock_lan_zones=unblock_lan_zones, views=views, view_clients=clients,
-                 **({} if tags is None else {"tags": tags}))
+                 tags=tags)
 
 
 def insecure_domains(cfg: Config) -> tuple[str, ...]:

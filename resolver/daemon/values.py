@@ -216,21 +216,21 @@ def tag_names(value: Any, what: str) -> tuple:
     return tuple(out)
 
 
-def _words(item: Any, what: str, shape: str, least: int, most: int | None = None) -> list:
-    """The words of one ``shape`` line (quotes dropped), ``least`` to ``most`` of them; with
-    ``most``, the last one is the rest of the line as written."""
+def _words(item: Any, what: str, shape: str, least: int, rest: bool = False) -> list:
+    """The words of one ``shape`` line, quotes dropped, at least ``least`` of them; with
+    ``rest``, ``least`` of them, the last the rest of the line as written (a record: its own
+    quotes kept, one pair around all of it dropped)."""
     if not isinstance(item, str):
         raise ConfigError(f"{what}: expected \"{shape}\", got {item!r}")
-    if most is not None:
-        words = item.split(None, most - 1)
-        if words:
-            words[-1] = words[-1].strip()
-            if len(words) == most and words[-1][:1] == '"' == words[-1][-1:]:
-                words[-1] = words[-1][1:-1]
+    if rest:
+        words = item.split(None, least - 1)
         words[:-1] = [w.strip('"') for w in words[:-1]]
+        last = words[-1].strip() if words else ""
+        if len(last) > 1 and last[0] == '"' == last[-1]:
+            words[-1] = last[1:-1]
     else:
         words = item.replace('"', " ").split()
-    if len(words) < least or (most is not None and len(words) != most):
+    if len(words) < least:
         raise ConfigError(f"{what}: expected \"{shape}\", got {item!r}")
     return words
 
@@ -261,7 +261,7 @@ def access_control_tag_datas(value: Any, what: str) -> tuple:
     without its owner (``A 192.0.2.1``): (network, tag, record)."""
     out = []
     for item in acl_items(value, what):
-        words = _words(item, what, "NETBLOCK TAG RECORD", 3, 3)
+        words = _words(item, what, "NETBLOCK TAG RECORD", 3, rest=True)
         out.append((client_network(words[0], what), words[1], words[2]))
     return tuple(out)
 
