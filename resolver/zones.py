@@ -473,6 +473,9 @@ class LocalZones:
         self.clients: ClientNets | None = None
         #: the tagged zones' tags, a mask of ``Tags.names`` bits (``Zones`` sets them)
         self.tags: dict[bytes, int] = {}
+        #: per zone, the type it has for the clients of some networks
+        #: (``local-zone-override``: ``Zones`` sets them)
+        self.overrides: dict[bytes, ClientNets] = {}
         named: set[bytes] = set()
         entered: list[LocalZone] = []
         for z in zones:
@@ -554,7 +557,7 @@ class LocalZones:
         if held is None:
             return None
         lname, zone, kind = held
-        kind, tag = self._tagged(zone, kind, who)
+        kind, tag = self._type_for(zone, kind, who, client)
         if inform and kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
             inform_log.info("%s %s %s %s %s IN", _text(zone), kind, _client_text(client),
                             _text(qname), _type_text(qtype))
@@ -618,10 +621,19 @@ class LocalZones:
             zone = self._zone_for(lname, who)
         return None if zone is None else (lname, zone, self.types[zone])
 
-    def _tagged(self, zone: bytes, kind: str, who: "Client | None") -> tuple[str, int]:
-        """The type ``zone`` has for ``who`` and the tag that gave it (-1: none): the first
-        tag, in ``define-tag``'s order, that the zone and the client's network share,
-        whose action for that network, if it has one, replaces the zone's type."""
+    def _type_for(self, zone: bytes, kind: str, who: "Client | None", client
+                  ) -> tuple[str, int]:
+        """The type ``zone`` has for ``client`` (a socket address or a host; ``who``: what
+        its network gets) and the tag that gave it (-1: none): the zone's override for the
+        most specific network holding the client (``local-zone-override``), else the first
+        tag, in ``define-tag``'s order, that the zone and the client's network share, whose
+        action for that network, if it has one, replaces the zone's type."""
+        if self.overrides and client is not None:
+            nets = self.overrides.get(zone)
+            if nets is not None:
+                over = nets.of(client[0] if isinstance(client, (tuple, list)) else client)
+                if over is not None:
+                    return over, -1
         if not self.tags or who is None:
             return kind, -1
         shared = self.tags.get(zone, 0) & who.tags
@@ -710,7 +722,9 @@ class LocalZones:
         held = zones._holder(qname, qtype, who)
         if held is None:
             return None
-        return held[1], zones._tagged(held[1], held[2], who)[0]
+        if zones is not self:               # a view's zones: their own types
+            return held[1:]
+        return held[1], self._type_for(held[1], held[2], who, client)[0]
 
     def _pick(self, node: dict, qtype: int) -> list:
         if qtype == ANY:
@@ -755,11 +769,12 @@ class Client:
 
 
 class ClientNets:
-    """Which view and tags serve a client, as Unbound's access-control tree tells it: the
-    most specific network holding the client's address decides, ``access-control``,
-    ``access-control-view`` and ``access-control-tag`` networks alike, so a network given
-    an action alone, inside a view's, leaves its clients without a view or tags. ``nets``:
-    (network, its Client, or None for an access-control network)."""
+    """What a client gets by its address, the most specific network holding it deciding:
+    which view and tags serve it, as Unbound's access-control tree tells it,
+    ``access-control``, ``access-control-view`` and ``access-control-tag`` networks alike
+    (so a network given an action alone, inside a view's, leaves its clients without a
+    view or tags); or a zone's type for it (``local-zone-override``). ``nets``: (network,
+    what its clients get, or None for a network that gives them nothing)."""
 
     #: clients remembered (a flood of new ones clears it: the look-up is a few dict reads)
     REMEMBERED = 4096
@@ -884,6 +899,21 @@ def zone_tags(zones: "LocalZones", tags: Tags) -> dict[bytes, int]:
             mask |= 1 << tags.index(t, what)
         out[key] = mask
     return out
+
+
+def zone_overrides(zones: "LocalZones", overrides: Iterable[tuple]) -> dict[bytes, ClientNets]:
+    """``local-zone-override``'s (zone, network, type) lines as ``LocalZones.overrides``.
+    ValueError for a zone that is no local zone or a type that is no local zone type."""
+    by_zone: dict[bytes, list] = {}
+    for name, net, kind in overrides:
+        what = f"local-zone-override {name} {net}"
+        key = _wire(name)
+        if key not in zones.types:
+            raise ValueError(f"{what}: no local-zone {name} to override")
+        if kind not in LOCAL_TYPES:
+            raise ValueError(f"{what}: {kind!r} is not one of {', '.join(LOCAL_TYPES)}")
+        by_zone.setdefault(key, []).append((net, kind))
+    return {key: ClientNets(nets) for key, nets in by_zone.items()}
 
 
 # ---- forward and stub zones -----------------------------------------------------------------
@@ -1068,14 +1098,15 @@ class Zones:
                  local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
                  defaults: bool | None = None, unblock_lan_zones: bool = False,
                  views: Iterable[View] = (), view_clients: Iterable[tuple] = (),
-                 tags: Tags = Tags()) -> None:
+                 tags: Tags = Tags(), overrides: Iterable[tuple] = ()) -> None:
         self.forward, self.stub = tuple(forward), tuple(stub)
         self.local, self.local_data = tuple(local), tuple(local_data)
         #: the views, and the client netblocks (netblock, view name or None: see
         #: ``ClientNets``) that map clients to them
         self.views, self.view_clients = tuple(views), tuple(view_clients)
-        #: Unbound's tags of local zones and client networks
-        self.tags = tags
+        #: Unbound's tags of local zones and client networks, and the types some zones
+        #: have for some client networks (``local-zone-override``: (zone, network, type))
+        self.tags, self.overrides = tags, tuple(overrides)
         #: whether Unbound's default local zones are served (``default_local_zones``)
         self.defaults, self.unblock_lan_zones = defaults, unblock_lan_zones
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
@@ -1102,6 +1133,7 @@ class Zones:
         local_zones.views, local_zones.clients = compile_clients(self.views,
                                                                  self.view_clients, tags)
         local_zones.tags = zone_tags(local_zones, tags)
+        local_zones.overrides = zone_overrides(local_zones, self.overrides)
         self.local_zones = (local_zones if local_zones or local_zones.views is not None
                             or local_zones.clients is not None else None)
         #: where every forward zone's servers with a port of their own are asked (their
@@ -1149,7 +1181,7 @@ class Zones:
 
         return Zones(tuple(fill(z) for z in self.forward), tuple(fill(z) for z in self.stub),
                      self.local, self.local_data, self.defaults, self.unblock_lan_zones,
-                     self.views, self.view_clients, self.tags)
+                     self.views, self.view_clients, self.tags, self.overrides)
 
     def with_defaults(self) -> "Zones":
         """These zones with Unbound's default local zones served, unless ``defaults`` says
@@ -1157,13 +1189,14 @@ class Zones:
         if self.defaults is not None:
             return self
         return Zones(self.forward, self.stub, self.local, self.local_data, True,
-                     self.unblock_lan_zones, self.views, self.view_clients, self.tags)
+                     self.unblock_lan_zones, self.views, self.view_clients, self.tags,
+                     self.overrides)
 
     def with_forward(self, extra: ForwardZone) -> "Zones":
         """The same zones with the forward zone ``extra`` added."""
         return Zones(self.forward + (extra,), self.stub, self.local, self.local_data,
                      self.defaults, self.unblock_lan_zones, self.views, self.view_clients,
-                     self.tags)
+                     self.tags, self.overrides)
 
     def shadowed(self) -> list[tuple[str, str]]:
         """The forward and stub zones a local zone answers for before they are asked (a

@@ -725,9 +725,10 @@ cdef class FrontDoor:
         self.stale_client_timeout = cfg.serve_stale_client_timeout
         self.ip_ratelimit = cfg.ip_ratelimit
         self.extended = cfg.extended_statistics
-        # clients that views or tags give zones of their own: the local zones before the
-        # cache for the names under any
-        self.views = bool(cfg.access_control_view or cfg.local_zone_tag)
+        # clients that views, tags or overrides give zones or types of their own: the local
+        # zones before the cache for the names under any
+        self.views = bool(cfg.access_control_view or cfg.local_zone_tag
+                          or cfg.local_zone_override)
         self._cfg = cfg
 
     # ---- a query, from its bytes to its reply
@@ -832,7 +833,7 @@ cdef class FrontDoor:
                 return MISS
             screen = _untouched_by_policy
         if self.views and self._zoned(p, n):
-            # A client's view or tags may answer a name the cache holds from another's
+            # A client's view, tags or overrides may answer a name the cache holds from another's
             # resolution (or the global zones one a view resolved): the local zones
             # first, as Unbound asks them before its cache.
             local = self.resolver.local_answer(PyBytes_FromStringAndSize(<const char*>p, n),

@@ -98,7 +98,8 @@ def make_zones(cfg: Config):
     try:
         zones = _zones(forward, cfg.stub_zone, cfg.local_zone,
                        cfg.local_data + cfg.local_data_ptr, cfg.unblock_lan_zones, cfg.view,
-                       view_clients(cfg) if cfg.access_control_view or t else (), t)
+                       view_clients(cfg) if cfg.access_control_view or t else (), t,
+                       cfg.local_zone_override)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return zones if zones else None
@@ -131,7 +132,8 @@ def tag_networks(cfg: Config) -> tuple:
 
 
 @functools.lru_cache(maxsize=1)
-def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views, clients, tags):
+def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views, clients, tags,
+           overrides):
     """The zones of these tables, the last set kept (a set of zones does not change once
     made): :func:`build` checks a config's zones and a reload then takes the same set,
     made once, and a reload that changes no zone makes none."""
@@ -139,7 +141,7 @@ def _zones(forward, stub, local, local_data, unblock_lan_zones: bool, views, cli
 
     return Zones(forward, stub, local, local_data, defaults=True,
                  unblock_lan_zones=unblock_lan_zones, views=views, view_clients=clients,
-                 tags=tags)
+                 tags=tags, overrides=overrides)
 
 
 def insecure_domains(cfg: Config) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size,
                                     access_controls, access_control_views, networks,
                                     tag_names, access_control_tags, access_control_tag_actions,
                                     access_control_tag_datas, local_zone_tags,
+                                    local_zone_overrides,
                                     existing_file, files,
                                     path_in_directory, text, octal_mode, log_level, user_name,
                                     dns64_prefix, trust_anchor_file, auto_trust_anchor_files,
@@ -232,6 +233,14 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``local-zone``'s, or a default one), which then answers only the clients of "
                 "networks sharing one of them (``access-control-tag``). A zone tagged twice "
                 "keeps the last line's tags."),
+    Setting("local_zone_override", 'tuple[Any, ...]', (), local_zone_overrides,
+            flag=Flag("\"ZONE NETBLOCK TYPE\"", "Unbound's local-zone-override (repeatable)",
+                      repeat=True),
+            example='["ads.example. 10.1.0.0/16 transparent"]',
+            doc="Unbound's ``local-zone-override``: the type (``local-zone``'s types) a local "
+                "zone has for the clients of a network, the most specific network of the "
+                "zone's overrides holding a client deciding; before the tags' actions. The "
+                "zone must be a local zone (a global one: a view's zones keep their types)."),
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
             aliases=("num-threads",),

@@ -490,22 +490,26 @@ def unlike_unbound() -> list[Unlike]:
     return out
 
 
-#: The tag options: how many values each takes (at least; None: any number), and whether
-#: the first is a client network
-TAG_SHAPES = {"define-tag": (1, False), "local-zone-tag": (2, False),
+#: The options of tags and overrides, given as one line each: how many values each takes
+#: (at least), and whether the first is a client network
+ONE_LINE_OPTIONS = {"define-tag": (1, False), "local-zone-tag": (2, False),
               "access-control-tag": (2, True), "access-control-tag-action": (3, True),
-              "access-control-tag-data": (3, True)}
+              "access-control-tag-data": (3, True), "local-zone-override": (3, False)}
 
 
-def _tag_line(key: str, vals: tuple[str, ...]) -> str:
-    """A tag option's values as the one string its corenet setting reads (a quoted list of
-    tags is a list of words; a record's words are kept in order)."""
-    least, network = TAG_SHAPES[key]
-    if len(vals) < least or (key == "access-control-tag-action" and len(vals) != 3):
-        raise ValueError(f"expected at least {least} values, got {len(vals)}")
+def _one_line(key: str, vals: tuple[str, ...]) -> str:
+    """The values of one of ``ONE_LINE_OPTIONS`` as the one string its corenet setting reads
+    (a quoted list of tags is a list of words; a record's words are kept in order)."""
+    least, network = ONE_LINE_OPTIONS[key]
+    exact = key in ("access-control-tag-action", "local-zone-override")
+    if len(vals) < least or (exact and len(vals) != least):
+        raise ValueError(f"expected {'' if exact else 'at least '}{least} values, "
+                         f"got {len(vals)}")
     words = list(vals)
     if network:
         words[0] = str(ipaddress.ip_network(words[0], strict=False))
+    elif key == "local-zone-override":
+        words[1] = str(ipaddress.ip_network(words[1], strict=False))
     return " ".join(words)
 
 
@@ -530,8 +534,8 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
             elif k == "outgoing-interface" and "/" in v:
                 conv.skip(o, "a netblock of random source addresses is not corenet's: give "
                              "addresses")
-            elif k in TAG_SHAPES:
-                conv.add(o, k, _tag_line(k, vals))
+            elif k in ONE_LINE_OPTIONS:
+                conv.add(o, k, _one_line(k, vals))
             elif same_setting(k) is not None:
                 key, read_, many = same_setting(k)
                 value = read_(v)

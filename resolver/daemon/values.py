@@ -216,10 +216,11 @@ def tag_names(value: Any, what: str) -> tuple:
     return tuple(out)
 
 
-def _words(item: Any, what: str, shape: str, least: int, rest: bool = False) -> list:
-    """The words of one ``shape`` line, quotes dropped, at least ``least`` of them; with
-    ``rest``, ``least`` of them, the last the rest of the line as written (a record: its own
-    quotes kept, one pair around all of it dropped)."""
+def _words(item: Any, what: str, shape: str, least: int, rest: bool = False,
+           exact: bool = False) -> list:
+    """The words of one ``shape`` line, quotes dropped, at least ``least`` of them (with
+    ``exact``, that many); with ``rest``, ``least`` of them, the last the rest of the line
+    as written (a record: its own quotes kept, one pair around all of it dropped)."""
     if not isinstance(item, str):
         raise ConfigError(f"{what}: expected \"{shape}\", got {item!r}")
     if rest:
@@ -230,7 +231,7 @@ def _words(item: Any, what: str, shape: str, least: int, rest: bool = False) -> 
             words[-1] = last[1:-1]
     else:
         words = item.replace('"', " ").split()
-    if len(words) < least:
+    if len(words) < least or (exact and len(words) != least):
         raise ConfigError(f"{what}: expected \"{shape}\", got {item!r}")
     return words
 
@@ -249,9 +250,7 @@ def access_control_tag_actions(value: Any, what: str) -> tuple:
     tag, local zone type)."""
     out = []
     for item in acl_items(value, what):
-        words = _words(item, what, "NETBLOCK TAG ACTION", 3)
-        if len(words) != 3:
-            raise ConfigError(f"{what}: expected \"NETBLOCK TAG ACTION\", got {item!r}")
+        words = _words(item, what, "NETBLOCK TAG ACTION", 3, exact=True)
         out.append((client_network(words[0], what), words[1], words[2]))
     return tuple(out)
 
@@ -272,6 +271,16 @@ def local_zone_tags(value: Any, what: str) -> tuple:
     for item in as_list(value, what):
         words = _words(item, what, "ZONE TAG...", 2)
         out.append((words[0], tuple(words[1:])))
+    return tuple(out)
+
+
+def local_zone_overrides(value: Any, what: str) -> tuple:
+    """Unbound's ``local-zone-override`` lines, ``"ZONE NETBLOCK TYPE"``: (zone name,
+    network, local zone type)."""
+    out = []
+    for item in as_list(value, what):
+        words = _words(item, what, "ZONE NETBLOCK TYPE", 3, exact=True)
+        out.append((words[0], client_network(words[1], what), words[2]))
     return tuple(out)
 
 

@@ -126,6 +126,29 @@ def test_the_most_specific_network_decides_the_tags():
     assert said(z, "127.0.2.1", "x.ads.example.") == "resolve"
 
 
+def test_an_override_gives_a_zone_its_type_for_a_network_before_the_tags():
+    zone = LocalZone("z.example.", "static", ("a.z.example. A 10.0.0.1",))
+    z = Zones(local=(zone, ADS), defaults=True, view_clients=[("127.0.0.0/8", None)],
+              tags=Tags(("kids",), (("z.example.", ("kids",)),),
+                        (("127.0.0.2/32", ("kids",)), ("127.0.0.4/32", ("kids",))),
+                        (("127.0.0.2/32", "kids", "refuse"), ("127.0.0.4/32", "kids",
+                                                              "refuse"))),
+              overrides=[("z.example.", "127.0.0.0/30", "always_nxdomain"),
+                         ("z.example.", "127.0.0.2/32", "transparent"),
+                         ("ads.example.", "127.0.0.5/32", "transparent")])
+    assert said(z, "127.0.0.2", "a.z.example.") == (0, ["10.0.0.1"])  # the /32, not the tag
+    assert said(z, "127.0.0.2", "b.z.example.") == "resolve"
+    assert said(z, "127.0.0.4", "b.z.example.") == (5, [])              # the tag's action
+    assert said(z, "127.0.0.5", "x.ads.example.") == "resolve"           # a zone of no tag
+    assert said(z, "127.0.0.6", "x.ads.example.") == (3, [])
+    # an override is the client's: a question without one sees the zone's type
+    assert z.local_zones.lookup(w("x.ads.example."), A) == (3, [], [])
+    with pytest.raises(ValueError, match="no local-zone other.example. to override"):
+        Zones(local=(ADS,), overrides=[("other.example.", "10.0.0.0/8", "static")])
+    with pytest.raises(ValueError, match="'nosuch' is not one of"):
+        Zones(local=(ADS,), overrides=[("ads.example.", "10.0.0.0/8", "nosuch")])
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: tagged(ADS, zones=[("ads.example.", ("nosuch",))]),
      "local-zone-tag ads.example.: tag 'nosuch' is not defined"),
@@ -201,6 +224,9 @@ CONF = """
   access-control-tag-data: 127.0.0.2/32 kids "A 10.9.9.9"
   access-control-tag: 127.0.1.0/24 "guest"
   access-control: 127.0.1.8/29 allow
+  local-zone-override: "mail.example.com." 127.0.1.0/28 always_nxdomain
+  local-zone: "v4only.example.com." transparent
+  local-zone-override: "v4only.example.com." 127.0.0.3/32 always_nxdomain
 """
 CLIENTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.1", "127.0.1.9")
 QUESTIONS = [("www.example.com.", "A"), ("mail.example.com.", "A"),
@@ -226,12 +252,38 @@ def test_the_same_answers_as_unbound_for_the_same_tags(tmp_path):
         assert ours[("127.0.0.1", "www.example.com.", "A")] == ("NOERROR",
                                                                 ["192.0.2.1", "192.0.2.11"])
         assert ours[("127.0.0.3", "mail.example.com.", "A")] == ("REFUSED", [])
-        assert ours[("127.0.1.1", "mail.example.com.", "A")] == ("NOERROR", ["192.0.2.99"])
+        # an override comes before the tags (mail's, for 127.0.1.0/28), and applies to a
+        # zone of no tag (v4only's, for 127.0.0.3), whose other clients resolve the name
+        assert ours[("127.0.1.1", "mail.example.com.", "A")] == ("NXDOMAIN", [])
+        assert ours[("127.0.0.3", "v4only.example.com.", "A")] == ("NXDOMAIN", [])
+        assert ours[("127.0.0.1", "v4only.example.com.", "A")] == ("NOERROR", ["192.0.2.2"])
         assert ours[("127.0.1.9", "mail.example.com.", "A")] == ("NOERROR", ["192.0.2.25"])
         assert ours[("127.0.0.2", "host.example.net.", "A")] == ("NOERROR", ["10.9.9.9"])
         assert ours[("127.0.0.4", "host.example.net.", "A")] == ("NOERROR", ["10.0.0.7"])
         assert ours[("127.0.0.3", "host.example.net.", "A")] == ("REFUSED", [])
         assert ours[("127.0.0.1", "host.example.net.", "A")][0] == "NXDOMAIN"
+
+
+def test_an_override_alone_keeps_the_cache_from_its_clients_as_unbound(tmp_path):
+    """With overrides and no tags or views, a name one client resolves (and the cache
+    holds) is still answered by the local zone to a client the zone's override covers."""
+    from ci_policy import installed
+    from daemon_proc import answers_by_client, beside_unbound
+
+    installed("unbound", "unbound")
+    lines = ('  local-zone: "example.com." transparent\n'
+             '  local-zone-override: "example.com." 127.0.0.3/32 always_nxdomain\n')
+    conf = tmp_path / "override.conf"
+    conf.write_text("server:\n" + lines)
+    questions = [("www.example.com.", "A"), ("mail.example.com.", "A")]
+    with beside_unbound(tmp_path, "--config", str(conf), unbound_extra=lines) as (ub, d):
+        for tcp in (False, True):           # the second round (TCP): from the caches
+            ours, theirs = (answers_by_client(port, ("127.0.0.1", "127.0.0.3"), questions,
+                                              tcp) for port in (d.port, ub.port))
+            assert ours == theirs, {k: (ours[k], theirs[k]) for k in ours
+                                    if ours[k] != theirs.get(k)}
+    assert ours[("127.0.0.3", "www.example.com.", "A")] == ("NXDOMAIN", [])
+    assert ours[("127.0.0.1", "mail.example.com.", "A")] == ("NOERROR", ["192.0.2.25"])
 
 
 def test_import_unbound_writes_the_tags_the_unbound_conf_is_served_with(tmp_path):
@@ -247,6 +299,8 @@ def test_import_unbound_writes_the_tags_the_unbound_conf_is_served_with(tmp_path
                 said(imported, host, name, kinds[rdtype]), (host, name)
     assert said(imported, "127.0.0.2", "www.example.com.") == (3, [])
     assert said(imported, "127.0.0.3", "mail.example.com.") == (5, [])
+    assert said(imported, "127.0.1.1", "mail.example.com.") == (3, [])
+    assert said(imported, "127.0.0.3", "v4only.example.com.") == (3, [])
 
 
 #: a tagged policy zone (a trigger on a query's name, one on an answer's address) before
