@@ -490,26 +490,25 @@ def unlike_unbound() -> list[Unlike]:
     return out
 
 
-#: The options of tags and overrides, given as one line each: how many values each takes
-#: (at least), and whether the first is a client network
-ONE_LINE_OPTIONS = {"define-tag": (1, False), "local-zone-tag": (2, False),
-              "access-control-tag": (2, True), "access-control-tag-action": (3, True),
-              "access-control-tag-data": (3, True), "local-zone-override": (3, False)}
+#: The options of tags and overrides, each one line: how many values it takes, whether
+#: exactly that many (else at least), and which of them is a client network (None: none)
+ONE_LINE_OPTIONS = {"define-tag": (1, False, None), "local-zone-tag": (2, False, None),
+                    "access-control-tag": (2, False, 0),
+                    "access-control-tag-action": (3, True, 0),
+                    "access-control-tag-data": (3, False, 0),
+                    "local-zone-override": (3, True, 1)}
 
 
 def _one_line(key: str, vals: tuple[str, ...]) -> str:
     """The values of one of ``ONE_LINE_OPTIONS`` as the one string its corenet setting reads
     (a quoted list of tags is a list of words; a record's words are kept in order)."""
-    least, network = ONE_LINE_OPTIONS[key]
-    exact = key in ("access-control-tag-action", "local-zone-override")
-    if len(vals) < least or (exact and len(vals) != least):
-        raise ValueError(f"expected {'' if exact else 'at least '}{least} values, "
+    count, exact, network = ONE_LINE_OPTIONS[key]
+    if len(vals) < count or (exact and len(vals) != count):
+        raise ValueError(f"expected {'' if exact else 'at least '}{count} values, "
                          f"got {len(vals)}")
     words = list(vals)
-    if network:
-        words[0] = str(ipaddress.ip_network(words[0], strict=False))
-    elif key == "local-zone-override":
-        words[1] = str(ipaddress.ip_network(words[1], strict=False))
+    if network is not None:
+        words[network] = str(ipaddress.ip_network(words[network], strict=False))
     return " ".join(words)
 
 
