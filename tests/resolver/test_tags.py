@@ -1,10 +1,11 @@
 """Unbound's tags (``define-tag``, ``local-zone-tag``, ``access-control-tag``,
-``access-control-tag-action``, ``access-control-tag-data``): which local zones a client gets
-by its address, and what they answer it. Sans-IO, ``LocalZones.answer`` on each rule of
-Unbound's local_zones_answer with tags; then the daemon and the real Unbound, given the same
-unbound.conf lines and the same lab, asked the same questions from clients of each tag (and
-of none), over UDP then over TCP, the second round answered from the caches: the same rcodes
-and records."""
+``access-control-tag-action``, ``access-control-tag-data``, an ``rpz:`` zone's ``tags:``) and
+``local-zone-override``: which local zones and policy zones a client gets by its address, and
+what they answer it. Sans-IO, ``LocalZones.answer`` on each rule of Unbound's
+local_zones_answer with tags and overrides; then the daemon and the real Unbound, given the
+same unbound.conf lines and the same lab, asked the same questions from clients of each tag
+(and of none), over UDP then over TCP, the second round answered from the caches: the same
+rcodes and records."""
 from __future__ import annotations
 
 import ipaddress
@@ -48,11 +49,12 @@ PARENT = LocalZone("example.", "static", ("example. A 192.0.2.1",))
 
 
 def test_a_tagged_zone_answers_only_the_clients_that_share_a_tag():
-    z = tagged(ADS, PARENT, zones=[("ads.example.", ("kids", "guest"))],
+    refusing = LocalZone("ads.example.", "always_refuse")
+    z = tagged(refusing, PARENT, zones=[("ads.example.", ("kids", "guest"))],
                clients=[("127.0.0.2/32", ("kids",)), ("127.0.0.3/32", ("work",)),
                         ("127.0.0.4/32", ("work", "guest"))])
-    assert said(z, "127.0.0.2", "x.ads.example.") == (3, [])        # kids: the zone
-    assert said(z, "127.0.0.4", "x.ads.example.") == (3, [])        # guest: the zone
+    assert said(z, "127.0.0.2", "x.ads.example.") == (5, [])        # kids: the zone
+    assert said(z, "127.0.0.4", "x.ads.example.") == (5, [])        # guest: the zone
     # no shared tag, or none at all: the zone above answers, as if the tagged one were
     # not there (static, no data at the name: NXDOMAIN; its apex data)
     for host in ("127.0.0.3", "127.0.0.1"):
