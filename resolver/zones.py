@@ -702,13 +702,13 @@ class LocalZones:
             return None
         return clients.of(client[0] if isinstance(client, (tuple, list)) else client)
 
-    def answer(self, qname: bytes, qtype: int, client=None):
-        """``lookup`` by the zones ``asked`` names for ``client``."""
+    def answer(self, qname: bytes, qtype: int, client=None, inform: bool = True):
+        """``lookup`` (``inform`` as there) by the zones ``asked`` names for ``client``."""
         who = self.client(client)
         zones = self._asked(qname, qtype, who)
         if zones is None:
             return None
-        return zones.lookup(qname, qtype, client, who=who if zones is self else None)
+        return zones.lookup(qname, qtype, client, inform, who if zones is self else None)
 
     def holder(self, qname: bytes, qtype: int, client=None) -> tuple[bytes, str] | None:
         """The zone (wire) that holds the question for ``client``, a view's or a global

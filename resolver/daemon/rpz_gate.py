@@ -160,7 +160,8 @@ class PolicyGate:
         qname = question.name
         local = self.local_zones()
         if (local is not None and question.rdclass == dns.rdataclass.IN
-                and local.lookup(qname.to_wire(), question.rdtype, inform=False) is not None):
+                and local.answer(qname.to_wire(), question.rdtype, client,
+                                 inform=False) is not None):
             return door.policy_start(q, reply, t0, busy, None)
         m, disabled = self.policy.before(qname, client, self.tags_of(client))
         for d in disabled:

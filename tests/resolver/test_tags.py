@@ -306,10 +306,12 @@ def test_import_unbound_writes_the_tags_the_unbound_conf_is_served_with(tmp_path
 
 
 #: a tagged policy zone (a trigger on a query's name, one on an answer's address) before
-#: an untagged one
+#: an untagged one, one of whose names a tagged local zone answers first for its clients,
+#: even for a client that a client-IP trigger blocks
 RPZ_HEAD = "$TTL 60\n@ SOA ns.{o} hostmaster.{o} 1 3600 600 86400 30\n@ NS ns.{o}\n"
 RPZ_KIDS = "www.example.com CNAME .\n32.25.2.0.192.rpz-ip CNAME .\n"
-RPZ_ALL = "v4only.example.com CNAME .\n"
+RPZ_ALL = ("v4only.example.com CNAME .\nmail.example.com CNAME .\n"
+           "32.3.0.0.127.rpz-client-ip CNAME .\n")
 RPZ_QUESTIONS = [("www.example.com.", "A"), ("mail.example.com.", "A"),
                  ("v4only.example.com.", "A")]
 
@@ -321,6 +323,9 @@ def test_a_tagged_policy_zone_applies_to_its_tags_clients_as_unbounds(tmp_path):
     installed("unbound", "unbound")
     lines = ['  define-tag: "kids work"', '  access-control-tag: 127.0.0.2/32 "kids"',
              '  access-control-tag: 127.0.0.3/32 "work"',
+             '  local-zone: "mail.example.com." static',
+             '  local-data: "mail.example.com. A 192.0.2.99"',
+             '  local-zone-tag: "mail.example.com." "work"',
              '  module-config: "respip iterator"']
     for origin, records, tags in (("kids.rpz.", RPZ_KIDS, "kids"), ("all.rpz.", RPZ_ALL, "")):
         path = tmp_path / f"{origin}zone"
@@ -338,10 +343,11 @@ def test_a_tagged_policy_zone_applies_to_its_tags_clients_as_unbounds(tmp_path):
             assert ours == theirs, {k: (ours[k], theirs[k]) for k in ours
                                     if ours[k] != theirs.get(k)}
     assert ours[("127.0.0.2", "www.example.com.", "A")] == ("NXDOMAIN", [])
-    assert ours[("127.0.0.2", "mail.example.com.", "A")] == ("NXDOMAIN", [])
-    for other in ("127.0.0.1", "127.0.0.3"):
-        assert ours[(other, "www.example.com.", "A")][1] == ["192.0.2.1", "192.0.2.11"]
-        assert ours[(other, "mail.example.com.", "A")] == ("NOERROR", ["192.0.2.25"])
+    assert ours[("127.0.0.1", "www.example.com.", "A")][1] == ["192.0.2.1", "192.0.2.11"]
+    assert ours[("127.0.0.3", "www.example.com.", "A")] == ("NXDOMAIN", [])   # client IP
+    # the local zones come before the policy, each client's own
+    assert ours[("127.0.0.3", "mail.example.com.", "A")] == ("NOERROR", ["192.0.2.99"])
+    assert ours[("127.0.0.1", "mail.example.com.", "A")] == ("NXDOMAIN", [])
     for client in clients:
         assert ours[(client, "v4only.example.com.", "A")] == ("NXDOMAIN", [])
 
