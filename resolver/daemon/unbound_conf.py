@@ -69,8 +69,12 @@ def tokens(text: str, file: str = "-"):
             while i < n and text[i] != "\n":
                 i += 1
         elif c in "\"'":
-            end = text.find(c, i + 1)
-            if end < 0:
+            # as Unbound's lexer: a backslash keeps the character after it in the string
+            # (an escaped quote ends nothing), and both stay in the value
+            end = i + 1
+            while end < n and text[end] != c:
+                end += 2 if text[end] == "\\" else 1
+            if end >= n:
                 raise ConfigError(f"{file}:{line}: unclosed quote")
             word = text[i + 1:end]
             if "\n" in word or "\r" in word:         # as Unbound's lexer says

@@ -334,6 +334,39 @@ def test_a_hash_within_a_word_is_part_of_it_as_unbound_reads_it(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+#: local data whose quoted value holds escaped quotes, and the TXT strings Unbound serves
+#: for it (the escaped quote is a character of the record's text, the space splits it)
+ESCAPED = [('"esc.example. TXT \\"hello world\\""', ['"\\"hello"', '"world\\""']),
+           ("'sq.example. TXT \"single quoted\"'", ['"single quoted"']),
+           ('"bs.example. TXT \\"a\\\\\\"b\\" plain"', ['"\\"a\\\\\\"b\\""', '"plain"'])]
+
+
+def test_a_quoted_value_keeps_its_escaped_quotes_as_unbound_reads_it(tmp_path):
+    """A backslash in a quoted value keeps the next character in it (a quote it escapes
+    ends nothing): the value Unbound reads (unbound-checkconf -o), and the TXT records a
+    local zone serves from it, side by side with Unbound's."""
+    from daemon_proc import beside_unbound
+
+    installed("unbound", "unbound")
+    lines = '  local-zone: "example." static\n' + "".join(
+        f"  local-data: {value}\n" for value, _ in ESCAPED)
+    conf = tmp_path / "unbound.conf"
+    conf.write_text('server:\n  identity: "my \\"quoted\\" host"\n' + lines)
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    options = {o.key: o.values for o in unbound_conf.read(str(conf)) if o.clause == "server"}
+    assert options["identity"] == (unbound_says(conf, "identity"),) == ('my \\"quoted\\" host',)
+    with beside_unbound(tmp_path, "--config", str(conf), unbound_extra=lines) as (ub, d):
+        for (value, strings) in ESCAPED:
+            name = value.strip("'\"").split()[0]
+            got = []
+            for address, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+                r = dns.query.udp(dns.message.make_query(name, "TXT"), address, port=port,
+                                  timeout=5)
+                got.append([rd.to_text() for rrset in r.answer for rd in rrset])
+            assert got[0] == got[1] == [" ".join(strings)], (value, got)
+
+
 @pytest.mark.parametrize("text, error", [
     ('server:\n  verbosity: "1\n', "unclosed quote"),
     ("just words\n", "where a keyword was expected"),
