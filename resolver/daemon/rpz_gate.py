@@ -233,6 +233,8 @@ class PolicyGate:
         before it failed (too long to finish, a loop, a link whose target failed:
         ``miss.failed_chain()``), so that a trigger met within it answers as for a chain
         that finishes; with no match the SERVFAIL goes out as it came, without the chain."""
+        tags = self.tags_of(client)
+
         def check(out: bytes, miss):
             try:
                 response = dns.message.from_wire(out)
@@ -242,7 +244,7 @@ class PolicyGate:
                 chain = response
                 if response.rcode() == dns.rcode.SERVFAIL:
                     chain = self.failed_chain(miss)
-                done, answer = (self.chained(q, query, chain, client, transport)
+                done, answer = (self.chained(q, query, chain, client, tags, transport)
                                 if chain is not None else (False, None))
                 if done:
                     if answer is None or type(answer) is Follow:
@@ -253,8 +255,7 @@ class PolicyGate:
             addresses = answer_addresses(response)
             names, ns_addresses = (self.nameservers(query.question[0].name)
                                    if self.policy.has_ns else ((), ()))
-            m, disabled = self.policy.after(addresses, names, ns_addresses,
-                                            self.tags_of(client))
+            m, disabled = self.policy.after(addresses, names, ns_addresses, tags)
             for d in disabled:
                 self.note(d, client, query, DISABLED)
             if m is None:
@@ -272,7 +273,7 @@ class PolicyGate:
         return check
 
     def chained(self, q: bytes, query: dns.message.Message, response: dns.message.Message,
-                client, transport: str):
+                client, tags: frozenset[str], transport: str):
         """The QNAME triggers on the names ``response``'s CNAME chain leads the query's name
         to (a SERVFAIL's as ``failed_chain`` gives it), each name in the chain's order, the
         zones in order for each (Unbound's ``rpz_callback_from_iterator_cname``): (whether a
@@ -281,9 +282,8 @@ class PolicyGate:
         the name met, after the CNAMEs that lead to it; a CNAME rewrite answers those CNAMEs,
         the rewrite's CNAME and what its target resolves to; TCP-ONLY changes nothing of the
         answer (the chain's next names are still checked); a DISABLED zone's match is
-        counted and logged, not applied."""
+        counted and logged, not applied. ``tags``: the client's (``tags_of``)."""
         question = query.question[0]
-        tags = self.tags_of(client)
         for kept, name in cname_chain(response, question.name):
             m, disabled = self.policy.qname(name, tags)
             for d in disabled:

@@ -236,52 +236,49 @@ def _words(item: Any, what: str, shape: str, least: int, rest: bool = False,
     return words
 
 
+def _lines(value: Any, what: str, shape: str, least: int, network: int | None = None,
+           acl: bool = False, **how) -> list[list]:
+    """The words of each ``shape`` line of ``value`` (``_words``, ``how`` as there), word
+    ``network`` read as a client network; ``acl``: no more lines than the ACL holds."""
+    out = []
+    for item in acl_items(value, what) if acl else as_list(value, what):
+        words = _words(item, what, shape, least, **how)
+        if network is not None:
+            words[network] = client_network(words[network], what)
+        out.append(words)
+    return out
+
+
 def access_control_tags(value: Any, what: str) -> tuple:
     """Unbound's ``access-control-tag`` lines, ``"NETBLOCK TAG..."``: (network, tags)."""
-    out = []
-    for item in acl_items(value, what):
-        words = _words(item, what, "NETBLOCK TAG...", 2)
-        out.append((client_network(words[0], what), tuple(words[1:])))
-    return tuple(out)
+    return tuple((w[0], tuple(w[1:]))
+                 for w in _lines(value, what, "NETBLOCK TAG...", 2, network=0, acl=True))
 
 
 def access_control_tag_actions(value: Any, what: str) -> tuple:
     """Unbound's ``access-control-tag-action`` lines, ``"NETBLOCK TAG ACTION"``: (network,
     tag, local zone type)."""
-    out = []
-    for item in acl_items(value, what):
-        words = _words(item, what, "NETBLOCK TAG ACTION", 3, exact=True)
-        out.append((client_network(words[0], what), words[1], words[2]))
-    return tuple(out)
+    return tuple(tuple(w) for w in _lines(value, what, "NETBLOCK TAG ACTION", 3, network=0,
+                                          acl=True, exact=True))
 
 
 def access_control_tag_datas(value: Any, what: str) -> tuple:
     """Unbound's ``access-control-tag-data`` lines, ``"NETBLOCK TAG RECORD"``, the record
     without its owner (``A 192.0.2.1``): (network, tag, record)."""
-    out = []
-    for item in acl_items(value, what):
-        words = _words(item, what, "NETBLOCK TAG RECORD", 3, rest=True)
-        out.append((client_network(words[0], what), words[1], words[2]))
-    return tuple(out)
+    return tuple(tuple(w) for w in _lines(value, what, "NETBLOCK TAG RECORD", 3, network=0,
+                                          acl=True, rest=True))
 
 
 def local_zone_tags(value: Any, what: str) -> tuple:
     """Unbound's ``local-zone-tag`` lines, ``"ZONE TAG..."``: (zone name, tags)."""
-    out = []
-    for item in as_list(value, what):
-        words = _words(item, what, "ZONE TAG...", 2)
-        out.append((words[0], tuple(words[1:])))
-    return tuple(out)
+    return tuple((w[0], tuple(w[1:])) for w in _lines(value, what, "ZONE TAG...", 2))
 
 
 def local_zone_overrides(value: Any, what: str) -> tuple:
     """Unbound's ``local-zone-override`` lines, ``"ZONE NETBLOCK TYPE"``: (zone name,
     network, local zone type)."""
-    out = []
-    for item in as_list(value, what):
-        words = _words(item, what, "ZONE NETBLOCK TYPE", 3, exact=True)
-        out.append((words[0], client_network(words[1], what), words[2]))
-    return tuple(out)
+    return tuple(tuple(w) for w in _lines(value, what, "ZONE NETBLOCK TYPE", 3, network=1,
+                                          exact=True))
 
 
 def client_network(text: Any, what: str):
