@@ -48,8 +48,8 @@ from resolver import dns64 as _dns64
 from resolver import hostconf
 from resolver.iterator import private as _private
 from resolver.upstream.dot import DoTUpstreams
-from resolver.wire.codec import WireError, build_response, parse_response
-from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
+from resolver.wire.codec import WireError, build_query, build_response, parse_response
+from resolver.zones import (DROP, Alias, Denied, ForwardZone, Upstream, Zones, changed_names,
                             flush_under)
 
 log = logging.getLogger("resolver.api")
@@ -704,6 +704,8 @@ class Resolver(ResolverCore):
             return self._answer(o.entry, name, rdtype, rdclass, self.clock(),
                                 raise_on_no_answer)
         if o.kind == _LOCAL:
+            if type(o.local) is Alias:
+                return await self._alias_answer(name, rdtype, rdclass, raise_on_no_answer)
             return self._local_answer(o.local, name, rdtype, rdclass, raise_on_no_answer)
         stats = self.stats
         t0, timeouts = self.clock(), stats.upstream_timeouts
@@ -779,6 +781,25 @@ class Resolver(ResolverCore):
         question = name + struct.pack("!HH", rdtype, rdclass)
         wire = build_response(0, 0x8580, question, answer, authority, [], rcode=rcode)
         ttl = min((r[3] for r in answer + authority), default=0)
+        entry = _LocalEntry(wire, self.clock() + ttl, ttl)
+        return self._answer(entry, name, rdtype, rdclass, self.clock(), raise_on_no_answer)
+
+    async def _alias_answer(self, name: bytes, rdtype, rdclass,
+                            raise_on_no_answer: bool) -> Answer:
+        """A redirect zone's CNAME (``resolver.zones.Alias``) as ``resolve`` gives answers:
+        the response a server gives (``resolve_message``: the CNAME, then what its target
+        resolves to), never cached under the question's name."""
+        edns = self.edns >= 0
+        query = build_query(0, name, rdtype, rdclass, rd=True, edns=edns,
+                            do=edns and bool(self.ednsflags & _DO))
+        wire = await self.resolve_message(query)
+        rcode = wire[3] & 0x0F
+        if rcode not in (it.NOERROR, it.NXDOMAIN):
+            raise NoNameservers(request=self._request(name, rdtype, rdclass), errors=[
+                (None, False, self.port, f"rcode {dns.rcode.to_text(rcode)} for the target "
+                 "of a local zone's CNAME", None)])
+        msg = dns.message.from_wire(wire)
+        ttl = min((rrset.ttl for rrset in msg.answer + msg.authority), default=0)
         entry = _LocalEntry(wire, self.clock() + ttl, ttl)
         return self._answer(entry, name, rdtype, rdclass, self.clock(), raise_on_no_answer)
 
@@ -881,8 +902,9 @@ class Resolver(ResolverCore):
         Unbound, local data answers a query with RD clear too), or the CH-class answer
         about this resolver (``resolver.chaos``, which Unbound answers as early): bytes,
         ``DROP`` (a deny zone), or None when neither holds the question (or it is no plain
-        QUERY of class IN or CH). ``client``: the asker's address, for ``inform`` zones'
-        log."""
+        QUERY of class IN or CH). A redirect zone's CNAME answers when its target's answer
+        is in the cache (``response.alias_miss``), else None. ``client``: the asker's
+        address, for ``inform`` zones' log."""
         lz = self.local_zones
         if len(q) < 12 or q[2] & 0xF8 or lz is None and not self.chaos:
             return None
@@ -902,6 +924,10 @@ class Resolver(ResolverCore):
         found = response.local_data(self, m.qname, m.qtype, m.qclass, client)
         if found is None or found is DROP:
             return found
+        if type(found) is Alias:        # answered when its target's answer is in the cache
+            out = response.alias_miss(self, q, m, found, m.edns, bool(m.edns_flags & 0x8000),
+                                      bool(m.flags & 0x0010))
+            return out if type(out) is bytes else None
         return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
 
     def nameserver_rules(self, zone: ForwardZone | None = None) -> dict:

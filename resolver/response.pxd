@@ -9,7 +9,8 @@ cdef enum:
     # Outcome.kind
     HIT = 1         # a fresh cache entry answers (``entry``): a hit, or the answer just stored
     STALE = 2       # resolution failed; an expired entry in its stale window answers
-    LOCAL = 3       # a local zone answers (``local``: (rcode, answer, authority), or DROP)
+    LOCAL = 3       # a local zone answers (``local``: (rcode, answer, authority), DROP, or
+                    # an Alias, whose target is resolved)
     BOGUS = 4       # the data failed DNSSEC validation (``ede``, ``reason``)
     FAILURE = 5     # no answer to give: ``rcode`` (SERVFAIL...), ``ede`` and ``reason``
     MISS = 6        # the cache has nothing fresh: resolve, then ``resolved``
@@ -37,6 +38,7 @@ cdef class Outcome:
 cpdef object hit_or_begin(ResolverCore r, bytes q, client=*)
 cpdef object begin(ResolverCore r, bytes q, bytes key=*, client=*)
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res)
+cpdef bytes entry_answer(bytes q, tuple miss, MsgEntry e, double now, int stale_ttl=*)
 cpdef bytes failed_with_chain(bytes q, tuple miss, Result res)
 cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss)
 cpdef bint has_stale(ResolverCore r, tuple miss)

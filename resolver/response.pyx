@@ -24,10 +24,11 @@ from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.wire.codec import build_response
-from resolver.zones import DROP
+from resolver.zones import DROP, Alias
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from resolver.cache.answer cimport (VARIANT_CD, VARIANT_DO, VARIANT_EDNS, answer_from_entry,
-                                    parse_query, prefetch_due, variant_bits)
+from resolver.cache.answer cimport (VARIANT_CD, VARIANT_DO, VARIANT_EDNS, VARIANT_SHADOWED,
+                                    answer_from_entry, parse_query, prefetch_due,
+                                    variant_bits)
 from resolver.wire.names cimport skip_name, u16
 from resolver.wire.codec import WireError
 
@@ -58,7 +59,7 @@ cdef class Outcome:
         if self.kind == HIT or self.kind == STALE:
             return self.entry.rcode
         if self.kind == LOCAL:
-            return None if self.local is DROP else self.local[0]
+            return None if self.local is DROP or type(self.local) is Alias else self.local[0]
         if self.kind == BOGUS:
             return SERVFAIL
         return self.result.rcode if self.result is not None else None
@@ -244,7 +245,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
         return error(q, 16)                  # BADVERS
     cdef bint cd = (m.flags & 0x0010) != 0
     local = local_data(r, m.qname, m.qtype, m.qclass, client)
-    if local is not None:
+    if local is not None and type(local) is not Alias:
         return None if local is DROP else local_wire(q, local, m.question, edns, do)
     stats.cache_misses += 1
     cdef unsigned int qt = m.qtype
@@ -259,7 +260,77 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
         # OPT, TKEY, TSIG, MAILB, MAILA and the rest of the meta range: no data to look up
         # (as Unbound; ANY, 255, is resolved)
         return error(q, 1)
-    return (m, edns, do, cd, key)
+    if local is not None:
+        return alias_miss(r, q, m, local, edns, do, cd)
+    return (m, edns, do, cd, key, None)
+
+
+cpdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edns, bint do,
+                        bint cd):
+    """``begin``'s answer for the client query ``q`` (read: ``m``) that a local zone's
+    :class:`resolver.zones.Alias` answers: the target's fresh cache entry with the alias
+    before it, or the miss of the target's question, whose responses (``finish``,
+    ``stale_answer``...) are the client's, the alias before them. The target is resolved
+    as Unbound resolves it, without the local zones; when one holds it, its answer is
+    cached apart (``VARIANT_SHADOWED``), where the name's own queries, which the local
+    zone answers, never meet it."""
+    target = alias.target
+    q2 = q[:12] + target + q[12 + len(m.qname):]
+    cdef Parsed m2 = parse_response(q2, r.lv.max_pointer_jumps, r.lv.max_query_records,
+                                    False)
+    cdef tuple how = (q2, m.question, alias.record)
+    cdef unsigned char variant = variant_bits(edns, do, cd)
+    if under_any(target, r.local_zones.tails):
+        variant |= VARIANT_SHADOWED
+    key = cache_key(target, m.qtype, m.qclass, variant)
+    cdef double now = r.now()
+    cdef MsgEntry e = _hit(r, key, now)
+    if e is not None:
+        return aliased(answer_from_entry(e, q2, 12 + len(m2.question), now), how)
+    return (m2, edns, do, cd, key, how)
+
+
+cdef bytes aliased(bytes out, tuple how):
+    """The response ``out`` to an alias's target question (``how``: that question's query,
+    the client's question, the alias record) made the client's: its question, the alias
+    first in the answer of a NOERROR or NXDOMAIN (AA set then, as Unbound's), AD clear;
+    EDNS as ``out`` has it (options included)."""
+    cdef Parsed p = parse_response(out)
+    cdef int rcode = p.rcode & 0x0F
+    cdef unsigned int flags = p.flags & ~0x0420
+    answer = p.answer
+    if rcode == NOERROR or rcode == NXDOMAIN:
+        flags |= 0x0400
+        answer = [how[2]] + answer
+    wire = response_wire(p.id, flags, how[1], answer, p.authority, p.additional, False,
+                         False, 0, rcode)
+    cdef Py_ssize_t opt = _opt_at(out)
+    if opt < 0:
+        return wire
+    cdef Py_ssize_t count = u16(<const unsigned char*>PyBytes_AS_STRING(wire) + 10) + 1
+    return wire[:10] + bytes((count >> 8, count & 0xFF)) + wire[12:] + out[opt:]
+
+
+cdef Py_ssize_t _opt_at(bytes wire):
+    """Where the last record of a well-formed message starts when it is its OPT (where
+    this engine's responses have it), else -1."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, last = -1
+    cdef unsigned int i, records = u16(p + 6) + u16(p + 8) + u16(p + 10)
+    for i in range(u16(p + 4)):
+        pos = skip_name(p, n, pos)
+        if pos < 0:
+            return -1
+        pos += 4
+    for i in range(records):
+        last = pos
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return -1
+        pos += 10 + u16(p + pos + 8)
+    if last < 0 or pos != n or u16(p + skip_name(p, n, last)) != 41:
+        return -1
+    return last
 
 
 cpdef object chaos_wire(object r, bytes q, Parsed m, bint edns, bint do):
@@ -305,20 +376,35 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef Parsed m = miss[0]
     cdef bint edns = miss[1], do = miss[2], cd = miss[3]
     cdef Outcome o = resolved(r, miss_key(miss), m.question, m.qtype, res)
-    cdef Py_ssize_t qend = 12 + len(m.question)
     if o.kind == HIT:
-        return answer_from_entry(o.entry, q, qend, r.now())
+        return entry_answer(q, miss, o.entry, r.now())
     if o.kind == STALE:
-        return answer_from_entry(o.entry, q, qend, r.now(), r.lv.stale_answer_ttl)
+        return entry_answer(q, miss, o.entry, r.now(), r.lv.stale_answer_ttl)
+    how = miss[5]
+    asked = q if how is None else how[0]
     if o.kind == BOGUS:
-        wire = error(q, 2)
+        wire = error(asked, 2)
     else:
         # FAILURE: the resolution's response, uncached. The entry says whether the data is
         # secure (AD); AD only for a client that set AD or DO (RFC 6840 5.7); CD does not
         # hide it: the data was validated all the same (RFC 3655 2, as Unbound).
         ad = res.security == SECURE and (do or (m.flags & 0x0020) != 0)
-        wire = answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
-    return with_ede(wire, res.ede, res.reason) if edns else wire
+        wire = answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), asked,
+                               12 + len(m.question))
+    if edns:
+        wire = with_ede(wire, res.ede, res.reason)
+    return wire if how is None else aliased(wire, how)
+
+
+cpdef bytes entry_answer(bytes q, tuple miss, MsgEntry e, double now, int stale_ttl=-1):
+    """The response to the client query ``q`` (``begin``'s ``miss``) from the cache entry
+    of its question (``stale_ttl`` as ``answer_from_entry``'s); None if the entry does
+    not fit the query."""
+    cdef Parsed m = miss[0]
+    how = miss[5]
+    out = answer_from_entry(e, q if how is None else how[0], 12 + len(m.question), now,
+                            stale_ttl)
+    return out if how is None or out is None else aliased(out, how)
 
 
 cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss):
@@ -330,12 +416,10 @@ cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss):
     cdef MsgEntry e = dict_get(r.message_table, miss_key(miss))
     if e is None or e.stale_until < now:
         return None
-    cdef Parsed m = miss[0]
-    cdef Py_ssize_t qend = 12 + len(m.question)
     if e.expires >= now:
-        return answer_from_entry(e, q, qend, now)
+        return entry_answer(q, miss, e, now)
     r.counts.stale_answers += 1
-    return answer_from_entry(e, q, qend, now, r.lv.stale_answer_ttl)
+    return entry_answer(q, miss, e, now, r.lv.stale_answer_ttl)
 
 
 cpdef bint has_stale(ResolverCore r, tuple miss):
@@ -418,7 +502,10 @@ cpdef bytes failed_with_chain(bytes q, tuple miss, Result res):
     wire = response_wire(0, 0x8000 | 0x0100 | 0x0080 | (0x0010 if cd else 0), m.question,
                          answer, _NO_RECORDS, _NO_RECORDS, edns, do, EDNS_BUFFER_SIZE,
                          SERVFAIL)
-    return answer_uncached(wire, q, 12 + len(m.question))
+    how = miss[5]
+    if how is None:
+        return answer_uncached(wire, q, 12 + len(m.question))
+    return aliased(answer_uncached(wire, how[0], 12 + len(m.question)), how)
 
 
 cpdef bytes answer_uncached(bytes wire, bytes q, Py_ssize_t qend):

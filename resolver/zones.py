@@ -42,8 +42,8 @@ from resolver.iterator.events import Result
 from resolver.wire.codec import under_any
 
 
-A, NS, CNAME, SOA, AAAA, DS, ANY = 1, 2, 5, 6, 28, 43, 255
-NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
+A, NS, CNAME, SOA, AAAA, DS = 1, 2, 5, 6, 28, 43
+NOERROR, SERVFAIL, NXDOMAIN, REFUSED, YXDOMAIN = 0, 2, 3, 5, 6
 
 #: local-zone types (Unbound's names; ``nodefault`` only removes a default zone, and
 #: ``noview``, there being no views, answers as ``transparent``, as Unbound's global zones do)
@@ -111,6 +111,38 @@ class Denied(dns.exception.DNSException):
 
 #: ``LocalZones.lookup``'s answer for a question that gets no answer at all
 DROP = "drop"
+
+
+class Alias:
+    """``LocalZones.lookup``'s answer for a question a ``redirect`` or ``inform_redirect``
+    zone answers with a CNAME, the question asking another type (Unbound's local alias):
+    the answer is ``record``, the CNAME at the question's name, followed by what its
+    ``target`` (a wire name) resolves to, asked as any question is but without the local
+    zones; AA set and AD clear, the local data being the answer's first word."""
+
+    __slots__ = ("record", "target")
+
+    def __init__(self, record: tuple, target: bytes) -> None:
+        self.record, self.target = record, target
+
+    def __repr__(self) -> str:
+        return f"<Alias to {_text(self.target)}>"
+
+
+def _redirected(qname: bytes, qtype: int, recs: list):
+    """A redirect zone's records ``recs`` answering the question, put at its name: an
+    :class:`Alias` when they are a CNAME and the question asks another type. A CNAME target
+    whose first label is ``*`` gets the question's name in place of that label; YXDOMAIN
+    when that makes the name too long (as Unbound's)."""
+    rec = recs[0]
+    if rec[1] != CNAME or qtype == CNAME:
+        return (NOERROR, [(qname,) + r[1:] for r in recs], [])
+    target = rec[4]
+    if target[:2] == b"\x01*":
+        target = qname[:-1] + target[2:]
+        if len(target) > 255:
+            return (YXDOMAIN, [], [])
+    return Alias((qname, CNAME, rec[2], rec[3], target), target)
 
 
 def presentation_name(text, what: str) -> str:
@@ -549,7 +581,8 @@ class LocalZones:
     def lookup(self, qname: bytes, qtype: int, client=None, inform: bool = True,
                who: "Client | None" = None):
         """What the local zones say of ``qname``/``qtype`` (class IN): None (resolve it as
-        usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
+        usual), ``DROP``, an :class:`Alias` (a redirect zone's CNAME: resolve its target),
+        or (rcode, answer records, authority records); as Unbound's
         ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
         log; with ``inform`` False they do not (a look that answers nothing itself).
         ``who``: what the client's network gets (its tags; ``answer`` finds it)."""
@@ -563,18 +596,20 @@ class LocalZones:
                             _text(qname), _type_text(qtype))
         redirect = kind == "redirect" or kind == "inform_redirect"
         if redirect and tag >= 0 and tag in who.datas:  # type: ignore[union-attr]
-            recs = [(qname,) + r[1:] for r in who.datas[tag]  # type: ignore[union-attr]
+            recs = [r for r in who.datas[tag]  # type: ignore[union-attr]
                     if r[1] == qtype or r[1] == CNAME]
             if recs:
-                return (NOERROR, recs, [])
+                return _redirected(qname, qtype, recs)
         exists = False              # Unbound's ``ld``: a node of local data at the name
         if kind not in _IGNORE_DATA:
             node = self.data.get(zone if redirect else lname)
             if node is not None:
-                recs = self._pick(node, qtype)
+                # the records of the type, else a CNAME; ANY is a type like another (as
+                # Unbound's local_data_find_type: no local data answers ANY)
+                recs = node.get(qtype) or node.get(CNAME)
                 if recs:
                     if redirect:
-                        recs = [(qname,) + r[1:] for r in recs]
+                        return _redirected(qname, qtype, recs)
                     return (NOERROR, recs, [])
             exists = node is not None or (not redirect and lname in self.parents)
         if kind in ("deny", "always_deny", "inform_deny"):
@@ -725,18 +760,6 @@ class LocalZones:
         if zones is not self:               # a view's zones: their own types
             return held[1:]
         return held[1], self._type_for(held[1], held[2], who, client)[0]
-
-    def _pick(self, node: dict, qtype: int) -> list:
-        if qtype == ANY:
-            return [r for recs in node.values() for r in recs]
-        recs = node.get(qtype)
-        if recs:
-            return recs
-        cname = node.get(CNAME)
-        if cname:                  # the alias, and its target's data when that is local too
-            target = self.data.get(cname[0][4].lower(), {}).get(qtype, [])
-            return cname + target
-        return []
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ cdef enum:
     VARIANT_EDNS = 1
     VARIANT_DO = 2
     VARIANT_CD = 4
+    # a local alias's target under a local zone (``resolver.response.alias_miss``): kept
+    # apart from the name's own queries, which the local zone answers
+    VARIANT_SHADOWED = 8
 
 
 cdef inline unsigned char variant_bits(bint edns, bint do, bint cd) noexcept nogil:

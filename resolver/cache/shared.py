@@ -36,10 +36,9 @@ import struct
 import time
 from typing import Any
 
-from resolver.cache.answer import answer_from_entry
 from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 from resolver.resolution import Drive
-from resolver.response import has_stale, miss_key, stale_answer
+from resolver.response import entry_answer, has_stale, miss_key, stale_answer
 from resolver.wire.codec import MsgEntry, WireError, cache_key
 
 log = logging.getLogger("resolver.cache.shared")
@@ -335,8 +334,7 @@ class Lookup:
             return
         shared.counters["hits"] += 1
         self.finished = True
-        m = self.miss[0]
-        self.done(self, answer_from_entry(e, self.query, 12 + len(m.question), self.r.clock()))
+        self.done(self, entry_answer(self.query, self.miss, e, self.r.clock()))
 
     def _resolve(self) -> None:
         self.drive = Drive(self.r, self.loop, self.query, self.miss, self._resolved)

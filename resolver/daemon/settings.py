@@ -223,8 +223,9 @@ TABLE: tuple[Setting, ...] = (*section(
                 "192.0.2.53``; TTL 3600 when left out) that a ``redirect`` or "
                 "``inform_redirect`` zone whose first tag shared with the clients of the "
                 "network is this one answers them, for every name of the zone, in place of "
-                "the zone's own data: the records of the question's type, or a CNAME (which "
-                "stands alone) for any type. The network is an ``access-control`` entry too."),
+                "the zone's own data: the records of the question's type, or a CNAME for any "
+                "type (followed as a redirect zone's own). The network is an "
+                "``access-control`` entry too."),
     Setting("local_zone_tag", 'tuple[Any, ...]', (), local_zone_tags,
             flag=Flag("\"ZONE TAG...\"", "Unbound's local-zone-tag (repeatable)",
                       repeat=True),
@@ -923,7 +924,11 @@ TABLE: tuple[Setting, ...] = (*section(
                 "with the zone's SOA); ``transparent`` (local data; a name with data of other "
                 "types NODATA; other names resolved); ``typetransparent`` (local data, "
                 "anything else resolved); ``redirect`` (the zone's apex data answers every name "
-                "below it); ``refuse`` and ``deny`` (local data, else REFUSED or no answer); "
+                "below it; a CNAME there, asked for another type, is followed: the CNAME, then "
+                "what its target resolves to, the target not asked of the local zones, as "
+                "Unbound's local alias; a ``*`` first label of the target takes the "
+                "question's name); ``refuse`` and ``deny`` (local data, else REFUSED or no "
+                "answer); "
                 "``inform``, ``inform_deny`` and ``inform_redirect`` (as transparent, deny and "
                 "redirect, and each question logged as \"ZONE TYPE IP@PORT NAME TYPE IN\" to the "
                 "``resolver.daemon.localzone`` logger at INFO); ``always_transparent``, "
@@ -936,7 +941,9 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(removes the default zone of that name, see ``unblock-lan-zones``, and "
                 "nothing else); ``noview`` (as ``transparent``; in a ``[[view]]``, the view does "
                 "not hold its names: see ``view``). A DS "
-                "question is answered by the zone above its name, as Unbound does. An ``inform`` "
+                "question is answered by the zone above its name, as Unbound does. A CNAME "
+                "of a zone of another type is the answer alone, and no local data answers "
+                "ANY (NODATA where the zone has no other answer), as Unbound's. An ``inform`` "
                 "line for a query with RD clear names no client (\"unknown\"): that path does "
                 "not carry the address."),
     Setting("local_data", 'tuple[Any, ...]', (), zone_tables("local_data"),

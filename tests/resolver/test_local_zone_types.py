@@ -11,10 +11,10 @@ import dns.rdatatype
 import pytest
 
 from resolver.daemon.zone_tables import local_zone
-from resolver.zones import (AS112_ZONES, DROP, LOCAL_TYPES, LocalZone, Zones,
+from resolver.zones import (AS112_ZONES, DROP, LOCAL_TYPES, Alias, LocalZone, Zones,
                             default_local_zones)
 
-A, AAAA, TXT, DS, PTR, SOA, NS = 1, 28, 16, 43, 12, 6, 2
+A, AAAA, TXT, DS, PTR, SOA, NS, CNAME, ANY = 1, 28, 16, 43, 12, 6, 2, 5, 255
 NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
 RESOLVE = "resolve"
 
@@ -274,3 +274,29 @@ def test_stub_and_forward_zones_under_a_default_are_reported_shadowed():
                           local_zone("10.in-addr.arpa. nodefault")])
     assert lifted.shadowed() == []
     assert outcome(lifted, "host.corp.test.", A) == RESOLVE
+
+
+def test_a_redirect_zones_cname_is_an_alias_and_a_static_zones_stands_alone():
+    """Unbound's local_data_answer: a redirect zone's CNAME asked for another type (ANY
+    too) is an alias, whose target is resolved (``Alias``), its ``*`` first label replaced
+    by the question's name (YXDOMAIN past 255 octets); elsewhere a CNAME is the answer
+    alone, even to a name of local data; and ANY is a type like another: no local data
+    answers it."""
+    zones = Zones(local=[
+        LocalZone("r.example.", "redirect", ("r.example. 300 CNAME t.example.net.",)),
+        LocalZone("w.example.", "redirect", ("w.example. CNAME *.t.example.net.",)),
+        LocalZone("s.example.", "static", ("a.s.example. CNAME b.s.example.",
+                                           "b.s.example. A 10.0.0.2",
+                                           'b.s.example. TXT "t"'))])
+    lz = zones.local_zones
+    for qtype in (A, TXT, ANY):
+        found = lz.lookup(w("X.r.example."), qtype)
+        assert isinstance(found, Alias) and found.target == w("t.example.net.")
+        assert found.record == (w("X.r.example."), CNAME, 1, 300, w("t.example.net."))
+    assert outcome(zones, "x.r.example.", CNAME) == (0, {"t.example.net."}, ())
+    assert lz.lookup(w("a.w.example."), A).target == w("a.w.example.t.example.net.")
+    long = ".".join(("a" * 63, "b" * 63, "c" * 63, "d" * 40, "w.example."))
+    assert lz.lookup(w(long), A) == (6, [], [])                 # YXDOMAIN
+    assert outcome(zones, "a.s.example.", A) == (0, {"b.s.example."}, ())
+    assert outcome(zones, "b.s.example.", ANY) == (0, set(), ())
+

@@ -296,6 +296,26 @@ def test_an_answer_resolved_by_one_daemon_is_a_redis_hit_for_another(
     assert 'corenet_resolver_cache_hit_ratio{cache="shared"} 1' in text
 
 
+def test_a_local_alias_target_resolved_by_another_daemon_is_a_redis_hit(
+        daemons, redis_server, tmp_path):
+    """A redirect zone's CNAME: its target's answer comes from Redis, the CNAME before it."""
+    a = daemons("a", "--config", write_config(tmp_path / "a.toml", redis_server))
+    b = daemons("b", "--config", write_config(
+        tmp_path / "b.toml", redis_server, local_zone='["safe.test. redirect"]',
+        local_data='["safe.test. CNAME www.example.com."]'))
+    first = a.ask("www.example.com.")
+    wait_for(lambda: redis_server.keys() == 1, what="the write to Redis")
+    got = b.ask("x.safe.test.")
+    assert got.rcode() == dns.rcode.NOERROR and got.flags & dns.flags.AA
+    assert got.question[0].name.to_text() == "x.safe.test."
+    assert [rrset.name.to_text() for rrset in got.answer] == ["x.safe.test.",
+                                                             "www.example.com."]
+    assert sorted(r.to_text() for r in got.answer[1]) == sorted(
+        r.to_text() for r in first.answer[0])
+    stats = b.stats()
+    assert stats["shared_cache"]["hits"] == 1 and stats["engine"]["upstream_queries"] == 0
+
+
 def test_another_secret_seed_shares_nothing(daemons, redis_server, tmp_path):
     a = daemons("a", "--config", write_config(tmp_path / "a.toml", redis_server))
     b = daemons("b", "--config", write_config(tmp_path / "b.toml", redis_server,

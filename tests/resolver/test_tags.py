@@ -16,7 +16,7 @@ import pytest
 from resolver.daemon.config_reader import ConfigError
 from resolver.daemon.values import (access_control_tag_actions, access_control_tag_datas,
                                     access_control_tags, local_zone_tags, tag_names)
-from resolver.zones import DROP, LocalZone, Tags, Zones
+from resolver.zones import DROP, Alias, LocalZone, Tags, Zones
 
 A, AAAA, CNAME = 1, 28, 5
 
@@ -101,10 +101,14 @@ def test_tag_data_is_what_a_redirect_zone_answers_for_its_type():
     assert said(z, "127.0.0.2", "x.red.example.") == (0, ["10.9.9.8", "10.9.9.9"])
     # no data of the type: the zone's own (its apex has no AAAA: NODATA)
     assert said(z, "127.0.0.2", "x.red.example.", AAAA) == (0, [])
-    # a CNAME answers every type, with the question's name as its owner
-    found = z.local_zones.answer(w("x.red.example."), AAAA, ("127.0.0.3", 53000))
+    # a CNAME answers every type, with the question's name as its owner: itself for
+    # CNAME, an alias to resolve for the others
+    found = z.local_zones.answer(w("x.red.example."), CNAME, ("127.0.0.3", 53000))
     assert found[0] == 0 and [(r[0], r[1]) for r in found[1]] == [(w("x.red.example."),
                                                                     CNAME)]
+    found = z.local_zones.answer(w("x.red.example."), AAAA, ("127.0.0.3", 53000))
+    assert isinstance(found, Alias) and found.target == w("safe.example.")
+    assert found.record[:2] == (w("x.red.example."), CNAME)
     # the data is a redirect's: a tag action that makes the zone static leaves it out
     assert said(z, "127.0.0.5", "x.red.example.") == (3, [])
     # a client without tag data gets the zone's

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.resolver
 import pytest
 
@@ -247,7 +248,7 @@ LOCAL_CASES = [
     ("router.lan.", "AAAA", "NOERROR", set()),                    # static: NODATA
     ("nothing.lan.", "A", "NXDOMAIN", set()),                     # static: NXDOMAIN
     ("b.lan.", "A", "NOERROR", set()),                            # empty non-terminal
-    ("alias.lan.", "A", "NOERROR", {"router.lan.", "192.168.1.1"}),
+    ("alias.lan.", "A", "NOERROR", {"router.lan."}),             # a CNAME alone (Unbound's)
     ("fixed.example.com.", "A", "NOERROR", {"10.0.0.1"}),        # transparent: local data
     ("fixed.example.com.", "AAAA", "NOERROR", set()),             # transparent: NODATA
     ("www.example.com.", "A", "NOERROR", WWW_EXAMPLE_COM),        # transparent: resolved
@@ -290,7 +291,52 @@ def test_local_zone_answers(run, lab_resolver, name, rdtype, rcode, data):
         else:
             ans = await r.resolve(name, rdtype, raise_on_no_answer=False)
             assert {rd.to_text() for rd in (ans.rrset or [])} <= data
-            assert bool(data) == (ans.rrset is not None)
+            typed = any(rrset.rdtype == dns.rdatatype.from_text(rdtype) for rrset in resp.answer)
+            assert typed == (ans.rrset is not None)
+
+    run(go())
+
+
+def test_a_redirect_zones_cname_is_followed_to_its_target(run, lab_resolver):
+    """A redirect zone's CNAME, asked for another type (Unbound's local alias): the CNAME
+    at the question's name, then what the target resolves to, not asked of the local zones
+    (``www.example.com.``'s static zone does not answer it); AA set; a ``*`` first label
+    of the target takes the question's name (the lab's ``*.wild.example.com.``). Never
+    stored under the question's name: the second time the target's answer comes from the
+    cache, with the same CNAME before it."""
+    zones = Zones(local=[
+        LocalZone("safe.test.", "redirect", ("safe.test. 300 CNAME www.example.com.",)),
+        LocalZone("w.test.", "redirect", ("w.test. CNAME *.wild.example.com.",)),
+        LocalZone("www.example.com.", "static", ("www.example.com. A 10.9.9.9",))])
+
+    async def go():
+        r = lab_resolver(zones=zones)
+        for round in range(2):
+            sent = r.stats.upstream_queries
+            q = dns.message.make_query("X.y.safe.test.", "A", use_edns=0)
+            resp = await r.resolve_message(q)
+            assert resp.rcode() == dns.rcode.NOERROR and resp.id == q.id
+            assert resp.flags & dns.flags.AA and not resp.flags & dns.flags.AD
+            assert resp.question == q.question
+            first, *rest = resp.answer
+            assert (first.name.to_text(), first.rdtype, first.ttl) == ("X.y.safe.test.", 5,
+                                                                      300)
+            assert first[0].target.to_text() == "www.example.com."
+            assert {rd.to_text() for rrset in rest for rd in rrset} == WWW_EXAMPLE_COM
+            assert (r.stats.upstream_queries > sent) == (round == 0)
+        ans = await r.resolve("www.safe.test.", "A")
+        assert addrs(ans) == WWW_EXAMPLE_COM
+        # the target's own question is the local zone's, the alias's answer cached apart
+        assert addrs(await r.resolve("www.example.com.", "A")) == {"10.9.9.9"}
+        assert ans.canonical_name.to_text() == "www.example.com."
+        assert ans.response.question[0].name.to_text() == "www.safe.test."
+        # the CNAME itself is local data as any other
+        ans = await r.resolve("safe.test.", "CNAME")
+        assert {rd.to_text() for rd in ans.rrset} == {"www.example.com."}
+        resp = await r.resolve_message(dns.message.make_query("a.w.test.", "A"))
+        assert [rrset.to_text() for rrset in resp.answer] == [
+            "a.w.test. 3600 IN CNAME a.w.test.wild.example.com.",
+            "a.w.test.wild.example.com. 3600 IN A 192.0.2.80"]
 
     run(go())
 

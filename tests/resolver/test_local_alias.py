@@ -1,0 +1,88 @@
+"""A local zone's CNAME as Unbound answers it: a ``redirect`` zone's, asked for another
+type, is followed (Unbound's local alias: the CNAME, then what its target resolves to,
+the target not asked of the local zones; AA set; a ``*`` first label of the target takes
+the question's name); a ``static`` zone's is the answer alone; local data does not answer
+ANY. The daemon and the real Unbound, given the same unbound.conf lines and the same lab,
+asked the same questions over UDP and then over TCP (the second round from the caches):
+the same rcode, AA bit and sections."""
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+
+CONF = """
+  local-zone: "safe.test." redirect
+  local-data: "safe.test. CNAME www.example.com."
+  local-zone: "chain.test." redirect
+  local-data: "chain.test. 120 CNAME alias.example.com."
+  local-zone: "gone.test." redirect
+  local-data: "gone.test. CNAME dangling.example.com."
+  local-zone: "w.test." redirect
+  local-data: "w.test. CNAME *.wild.example.com."
+  local-zone: "lame.test." redirect
+  local-data: "lame.test. CNAME www.alllame.com."
+  local-zone: "net.test." redirect
+  local-data: "net.test. CNAME www.example.net."
+  local-zone: "www.example.net." static
+  local-data: "www.example.net. A 10.9.9.9"
+  local-zone: "static.test." static
+  local-data: "a.static.test. CNAME b.static.test."
+  local-data: "b.static.test. A 10.0.0.2"
+  local-data: 'b.static.test. TXT "t"'
+"""
+QUESTIONS = [("x.safe.test.", "A"), ("safe.test.", "AAAA"), ("X.Safe.test.", "CNAME"),
+             ("safe.test.", "TXT"), ("a.chain.test.", "A"), ("gone.test.", "A"),
+             ("a.w.test.", "A"), ("a.w.test.", "TXT"), ("lame.test.", "A"),
+             ("net.test.", "A"), ("www.example.net.", "A"), ("a.static.test.", "A"),
+             ("b.static.test.", "ANY"), ("b.static.test.", "TXT")]
+
+
+def said(port: int, name: str, rdtype: str, tcp: bool) -> tuple:
+    """What a server on 127.0.0.1 at ``port`` answers: rcode, AA, AD, the question, and
+    the answer and authority sections as (owner, type, sorted data), TTLs aside (the
+    caches count them down)."""
+    ask = dns.query.tcp if tcp else dns.query.udp
+    r = ask(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=5)
+
+    def section(rrsets):
+        return [(s.name.to_text(), s.rdtype, sorted(rd.to_text() for rd in s))
+                for s in rrsets]
+
+    return (dns.rcode.to_text(r.rcode()), bool(r.flags & dns.flags.AA),
+            bool(r.flags & dns.flags.AD), r.question[0].to_text(), section(r.answer),
+            section(r.authority))
+
+
+def test_local_cnames_are_answered_as_unbound_answers_them(tmp_path):
+    from ci_policy import installed
+    from daemon_proc import beside_unbound
+
+    installed("unbound", "unbound")
+    conf = tmp_path / "alias.conf"
+    conf.write_text("server:\n" + CONF)
+    with beside_unbound(tmp_path, "--config", str(conf), unbound_extra=CONF) as (ub, d):
+        for tcp in (False, True):           # the second round (TCP): from the caches
+            ours, theirs = ({q: said(port, *q, tcp) for q in QUESTIONS}
+                            for port in (d.port, ub.port))
+            assert ours == theirs, {q: (ours[q], theirs[q]) for q in ours
+                                    if ours[q] != theirs[q]}
+    # what the two agree on, so that they are not agreeing on something else
+    www = ["192.0.2.1", "192.0.2.11"]
+    assert ours[("x.safe.test.", "A")] == (
+        "NOERROR", True, False, "x.safe.test. IN A",
+        [("x.safe.test.", 5, ["www.example.com."]), ("www.example.com.", 1, www)], [])
+    assert ours[("X.Safe.test.", "CNAME")][4] == [("X.Safe.test.", 5, ["www.example.com."])]
+    assert ours[("a.chain.test.", "A")][4] == [
+        ("a.chain.test.", 5, ["alias.example.com."]),
+        ("alias.example.com.", 5, ["www.example.com."]), ("www.example.com.", 1, www)]
+    assert ours[("gone.test.", "A")][:2] == ("NXDOMAIN", True)
+    assert ours[("a.w.test.", "A")][4][-1] == ("a.w.test.wild.example.com.", 1,
+                                              ["192.0.2.80"])
+    assert ours[("lame.test.", "A")] == ("SERVFAIL", False, False, "lame.test. IN A", [], [])
+    assert ours[("net.test.", "A")][4][-1] == ("www.example.net.", 1, ["198.51.100.1"])
+    assert ours[("www.example.net.", "A")][4] == [("www.example.net.", 1, ["10.9.9.9"])]
+    assert ours[("a.static.test.", "A")][4] == [("a.static.test.", 5, ["b.static.test."])]
+    assert ours[("b.static.test.", "ANY")][:2] == ("NOERROR", True)
+    assert ours[("b.static.test.", "ANY")][4] == []
