@@ -27,7 +27,11 @@ could act on.
 
 - A question the local zones answer or drop (``local-zone``, ``local-data`` and the default
   zones, as the engine's ``LocalZones.lookup`` decides) meets no trigger at all: it goes to
-  the engine untouched, as Unbound asks its local zones before its response policy.
+  the engine untouched, as Unbound asks its local zones before its response policy. A
+  redirect zone's CNAME (a local alias, whose target the engine resolves) meets the
+  client-IP and QNAME triggers on the query's name, and the response-IP, NSDNAME and NSIP
+  triggers on its target's answer, which they answer after the CNAME; not the QNAME
+  triggers on the target's chain (as Unbound's).
 - Before the answer is looked for (``miss``): the client-IP and QNAME triggers. NXDOMAIN,
   NODATA and local data are answered at once (built here, never stored in the cache, AA
   set and no AD, as Unbound answers from a policy zone);
@@ -78,6 +82,7 @@ from resolver.daemon.admission import Follow
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, LOCAL_DATA, NODATA, NXDOMAIN,
                                  PASSTHRU, TCP_ONLY, Match, Policy, answer_addresses,
                                  cname_chain, cname_target, encode, respond, rewrite)
+from resolver.zones import Alias
 
 log = logging.getLogger("resolver.rpz")
 
@@ -159,17 +164,20 @@ class PolicyGate:
         question = query.question[0]
         qname = question.name
         local = self.local_zones()
-        if (local is not None and question.rdclass == dns.rdataclass.IN
-                and local.answer(qname.to_wire(), question.rdtype, client,
-                                 inform=False) is not None):
-            return door.policy_start(q, reply, t0, busy, None)
+        alias = None
+        if local is not None and question.rdclass == dns.rdataclass.IN:
+            found = local.answer(qname.to_wire(), question.rdtype, client, inform=False)
+            if type(found) is Alias:
+                alias = dns.name.from_wire(found.target, 0)[0]
+            elif found is not None:
+                return door.policy_start(q, reply, t0, busy, None)
         m, disabled = self.policy.before(qname, client, self.tags_of(client))
         for d in disabled:
             self.note(d, client, query, DISABLED)
         if m is None:
-            check = (self.checker(q, query, client, transport)
-                     if self.policy.has_qname or self.policy.has_response_ip
-                     or self.policy.has_ns else None)
+            check = (self.checker(q, query, client, transport, alias)
+                     if (self.policy.has_qname and alias is None)
+                     or self.policy.has_response_ip or self.policy.has_ns else None)
             return door.policy_start(q, reply, t0, busy, check)
         self.note(m, client, query)
         action = m.action
@@ -225,14 +233,18 @@ class PolicyGate:
         except (dns.exception.DNSException, ValueError):
             return None
 
-    def checker(self, q: bytes, query: dns.message.Message, client, transport: str):
+    def checker(self, q: bytes, query: dns.message.Message, client, transport: str,
+                alias: dns.name.Name | None = None):
         """``rewrite(out, miss)`` for a miss's answer ``out`` (``miss``: what resolved it,
         as ``FrontDoor.policy_start`` hands it): the answer, or the one a QNAME trigger on a
         name of its CNAME chain, or else a response-IP, NSDNAME or NSIP trigger, gives
         (None: dropped). For a SERVFAIL the chain is the one the resolution had followed
         before it failed (too long to finish, a loop, a link whose target failed:
         ``miss.failed_chain()``), so that a trigger met within it answers as for a chain
-        that finishes; with no match the SERVFAIL goes out as it came, without the chain."""
+        that finishes; with no match the SERVFAIL goes out as it came, without the chain.
+        ``alias``: the target of a local zone's CNAME that answers the query (its answer
+        leads with that CNAME): the QNAME triggers are not asked of its chain, and what the
+        other triggers answer comes after the CNAME, at the target, as Unbound's."""
         tags = self.tags_of(client)
 
         def check(out: bytes, miss):
@@ -240,7 +252,7 @@ class PolicyGate:
                 response = dns.message.from_wire(out)
             except (dns.exception.DNSException, ValueError):
                 return out                  # not ours to judge: the engine made it
-            if self.policy.has_qname:
+            if self.policy.has_qname and alias is None:
                 chain = response
                 if response.rcode() == dns.rcode.SERVFAIL:
                     chain = self.failed_chain(miss)
@@ -253,7 +265,9 @@ class PolicyGate:
             if not (self.policy.has_response_ip or self.policy.has_ns):
                 return out
             addresses = answer_addresses(response)
-            names, ns_addresses = (self.nameservers(query.question[0].name)
+            owner = query.question[0].name if alias is None else alias
+            lead = response.answer[:1] if alias is not None else []
+            names, ns_addresses = (self.nameservers(owner)
                                    if self.policy.has_ns else ((), ()))
             m, disabled = self.policy.after(addresses, names, ns_addresses, tags)
             for d in disabled:
@@ -267,9 +281,10 @@ class PolicyGate:
             if action == DROP:
                 return None
             if action == CNAME:             # resolved, AA clear, as Unbound's respip
-                qname = query.question[0].name
-                return self.follow(q, query, m, cname_target(m, qname), (), qname)
-            return self.answer(q, query, m, transport)
+                return self.follow(q, query, m, cname_target(m, owner), lead, owner)
+            if alias is None or action == TCP_ONLY:
+                return self.answer(q, query, m, transport)
+            return encode(q, self.answered_at(query, lead, owner, m))
         return check
 
     def chained(self, q: bytes, query: dns.message.Message, response: dns.message.Message,
@@ -301,16 +316,24 @@ class PolicyGate:
             if action == CNAME:
                 return True, self.follow(q, query, m, cname_target(m, name),
                                          response.answer[:kept], name)
-            sub = dns.message.make_query(name, question.rdtype, question.rdclass)
-            part = respond(sub, m)
-            r = dns.message.make_response(query, recursion_available=True)
-            r.flags = (r.flags & ~(dns.flags.AD | dns.flags.AA | dns.flags.RA)
-                       | (part.flags & (dns.flags.RA | dns.flags.AA)))
-            r.set_rcode(part.rcode())
-            r.answer = [*response.answer[:kept], *part.answer]
-            r.authority = list(part.authority)
-            return True, r
+            return True, self.answered_at(query, response.answer[:kept], name, m)
         return False, None
+
+    @staticmethod
+    def answered_at(query: dns.message.Message, lead, name: dns.name.Name,
+                    m: Match) -> dns.message.Message:
+        """The response to ``query`` of an answering action (NXDOMAIN, NODATA, local data)
+        met at ``name``, which the CNAMEs of ``lead`` led the query's name to: those
+        CNAMEs, then the action's records for ``name``, its rcode, AA and RA."""
+        question = query.question[0]
+        part = respond(dns.message.make_query(name, question.rdtype, question.rdclass), m)
+        r = dns.message.make_response(query, recursion_available=True)
+        r.flags = (r.flags & ~(dns.flags.AD | dns.flags.AA | dns.flags.RA)
+                   | (part.flags & (dns.flags.RA | dns.flags.AA)))
+        r.set_rcode(part.rcode())
+        r.answer = [*lead, *part.answer]
+        r.authority = list(part.authority)
+        return r
 
 def cached_nameservers(rrsets, qname: dns.name.Name, now: float | None = None):
     """The name servers of ``qname``'s zone as the rrset cache (``Cache.rrsets``) holds

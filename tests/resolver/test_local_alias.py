@@ -4,7 +4,7 @@ the target not asked of the local zones; AA set; a ``*`` first label of the targ
 the question's name); a ``static`` zone's is the answer alone; local data does not answer
 ANY. The daemon and the real Unbound, given the same unbound.conf lines and the same lab,
 asked the same questions over UDP and then over TCP (the second round from the caches):
-the same rcode, AA bit and sections."""
+the same rcode, AA bit and sections; and a response policy's triggers on a local alias."""
 from __future__ import annotations
 
 import dns.flags
@@ -86,3 +86,50 @@ def test_local_cnames_are_answered_as_unbound_answers_them(tmp_path):
     assert ours[("a.static.test.", "A")][4] == [("a.static.test.", 5, ["b.static.test."])]
     assert ours[("b.static.test.", "ANY")][:2] == ("NOERROR", True)
     assert ours[("b.static.test.", "ANY")][4] == []
+
+
+#: a policy with a QNAME trigger on a local alias's name, one on another alias's target,
+#: and response-IP triggers on the addresses two other aliases' targets resolve to
+RPZ = ("$TTL 60\n@ SOA ns.p.rpz. hostmaster.p.rpz. 1 3600 600 86400 30\n@ NS ns.p.rpz.\n"
+       "www.example.com CNAME .\nsafe.test CNAME *.\n"
+       "32.1.100.51.198.rpz-ip CNAME .\n32.2.2.0.192.rpz-ip A 10.0.0.1\n")
+RPZ_LINES = ['  local-zone: "safe.test." redirect',
+             '  local-data: "safe.test. CNAME www.example.com."',
+             '  local-zone: "net.test." redirect',
+             '  local-data: "net.test. CNAME www.example.net."',
+             '  local-zone: "v4.test." redirect',
+             '  local-data: "v4.test. CNAME v4only.example.com."',
+             '  module-config: "respip iterator"']
+RPZ_QUESTIONS = [("x.safe.test.", "A"), ("safe.test.", "A"), ("net.test.", "A"),
+                 ("v4.test.", "A"), ("www.example.com.", "A")]
+
+
+def test_the_response_policy_meets_a_local_alias_as_unbounds(tmp_path):
+    """The QNAME triggers on the query's name (not on the alias's target), the response-IP
+    triggers on the target's answer, answered after the alias's CNAME. The authority
+    section is left out of the comparison: the policy's negative answers carry its SOA
+    (COMPATIBILITY.md)."""
+    from ci_policy import installed
+    from daemon_proc import beside_unbound
+
+    installed("unbound", "unbound")
+    path = tmp_path / "p.rpz.zone"
+    path.write_text(RPZ)
+    lines = [*RPZ_LINES, "rpz:", "  name: p.rpz.", f'  zonefile: "{path}"']
+    conf = tmp_path / "alias-rpz.conf"
+    conf.write_text("server:\n" + "\n".join(lines) + "\n")
+    with beside_unbound(tmp_path, "--config", str(conf),
+                        unbound_extra="\n".join(lines)) as (ub, d):
+        for tcp in (False, True):
+            ours, theirs = ({q: said(port, *q, tcp)[:5] for q in RPZ_QUESTIONS}
+                            for port in (d.port, ub.port))
+            assert ours == theirs, {q: (ours[q], theirs[q]) for q in ours
+                                    if ours[q] != theirs[q]}
+    assert ours[("x.safe.test.", "A")][4][-1] == ("www.example.com.", 1,
+                                                 ["192.0.2.1", "192.0.2.11"])
+    assert ours[("safe.test.", "A")] == ("NOERROR", True, False, "safe.test. IN A", [])
+    assert ours[("net.test.", "A")] == ("NXDOMAIN", True, False, "net.test. IN A",
+                                        [("net.test.", 5, ["www.example.net."])])
+    assert ours[("www.example.com.", "A")][0] == "NXDOMAIN"
+    assert ours[("v4.test.", "A")][4] == [("v4.test.", 5, ["v4only.example.com."]),
+                                          ("v4only.example.com.", 1, ["10.0.0.1"])]
