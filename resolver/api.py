@@ -494,6 +494,19 @@ class Resolver(ResolverCore):
         elif not isinstance(value, (dns.resolver.Cache, dns.resolver.LRUCache)):
             raise TypeError(f"cache: a dns.resolver.Cache, LRUCache or None, not {value!r}")
 
+    @property
+    def pad_queries(self) -> int:
+        """The block, in octets, the queries sent over DNS over TLS are padded to a
+        multiple of (RFC 7830; RFC 8467's 128 by default), 0 for no padding: Unbound's
+        ``pad-queries`` and ``pad-queries-block-size``."""
+        return self.tls_upstreams.pad_block
+
+    @pad_queries.setter
+    def pad_queries(self, block: int) -> None:
+        if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= 65535:
+            raise ValueError(f"pad_queries: a block of 0 to 65535 octets, not {block!r}")
+        self.tls_upstreams.pad_block = block
+
     # ---- the cache-hit path ----------------------------------------------------------------
     #: ``resolve_cached(query: bytes) -> bytes | None``: the response to a wire query if the
     #: cache has a fresh one, else None. Synchronous: the daemon calls it straight from its

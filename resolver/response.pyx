@@ -16,7 +16,7 @@ every miss, which a resolver woken on cold caches pays for on every query.
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
-from resolver.wire.codec cimport (MsgEntry, Parsed, cache_key, parse_response,
+from resolver.wire.codec cimport (MsgEntry, Parsed, cache_key, opt_at, parse_response,
                                   response_wire, under_any)
 from resolver.cache.store cimport Cache, store_message
 from resolver.cache.dicts cimport dict_get
@@ -304,33 +304,12 @@ cdef bytes aliased(bytes out, tuple how):
         answer = [how[2]] + answer
     wire = response_wire(p.id, flags, how[1], answer, p.authority, p.additional, False,
                          False, 0, rcode)
-    cdef Py_ssize_t opt = _opt_at(out)
+    cdef Py_ssize_t opt = opt_at(<const unsigned char*>PyBytes_AS_STRING(out),
+                                 PyBytes_GET_SIZE(out))
     if opt < 0:
         return wire
     cdef Py_ssize_t count = u16(<const unsigned char*>PyBytes_AS_STRING(wire) + 10) + 1
     return wire[:10] + bytes((count >> 8, count & 0xFF)) + wire[12:] + out[opt:]
-
-
-cdef Py_ssize_t _opt_at(bytes wire):
-    """Where the last record of a well-formed message starts when it is its OPT (where
-    this engine's responses have it), else -1."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, last = -1
-    cdef unsigned int i, records = u16(p + 6) + u16(p + 8) + u16(p + 10)
-    for i in range(u16(p + 4)):
-        pos = skip_name(p, n, pos)
-        if pos < 0:
-            return -1
-        pos += 4
-    for i in range(records):
-        last = pos
-        pos = skip_name(p, n, pos)
-        if pos < 0 or pos + 10 > n:
-            return -1
-        pos += 10 + u16(p + pos + 8)
-    if last < 0 or pos != n or u16(p + skip_name(p, n, last)) != 41:
-        return -1
-    return last
 
 
 cpdef object chaos_wire(object r, bytes q, Parsed m, bint edns, bint do):

@@ -81,6 +81,7 @@ def engine_attributes(cfg: "Config", reloading: bool = False) -> dict[str, Any]:
     ``cfg``: every one when the engine is made, those a reload changes when ``reloading``."""
     out = {attr: getattr(cfg, name) for name, attr in ENGINE_SETTINGS.items()
            if not (reloading and BY_NAME[name].restart)}
+    out["pad_queries"] = cfg.pad_queries_block_size if cfg.pad_queries else 0
     if cfg.outgoing_interface:
         # as Unbound: no query of a family that no outgoing-interface address is of
         families = {":" in a for a in cfg.outgoing_interface}

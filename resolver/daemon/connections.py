@@ -158,6 +158,9 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
     #: The transport hands received bytes straight to the framer (a subclass with a
     #: ``buffer_updated`` of its own says False).
     framer_reads = True
+    #: The answers to queries that ask for padding are padded as ``pad-responses`` says
+    #: (DNS over TLS, as Unbound's: padding hides sizes only from who cannot read them).
+    pads = False
 
     def __init__(self, server) -> None:
         cfg = server.cfg
@@ -165,7 +168,9 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         # overridden), with this connection's reply (tcp_framer.StreamReply)
         self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
-        self.framer.setup(self, server.front, self.label)
+        self.framer.setup(self, server.front, self.label,
+                          cfg.pad_responses_block_size if self.pads and cfg.pad_responses
+                          else 0)
         self.get_buffer = self.framer.get_buffer
         if self.framer_reads:
             self.buffer_updated = self.framer.buffer_updated

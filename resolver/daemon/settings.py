@@ -1132,6 +1132,22 @@ TABLE: tuple[Setting, ...] = (*section(
             example='"/etc/corenet-resolver/cert.pem"',
             doc="Certificate chain file (PEM, the server's certificate first) of the TLS "
                 "listeners; reloaded with the key."),
+    Setting("pad_responses", 'bool', True, boolean,
+            doc="Pads the DNS-over-TLS answers to queries that carry the EDNS padding option "
+                "(RFC 7830) to a multiple of ``pad-responses-block-size`` octets, so that "
+                "their sizes say less of what was asked (RFC 8467), as Unbound's "
+                "``pad-responses``. Other transports are not padded (as Unbound's)."),
+    Setting("pad_responses_block_size", 'int', 468, number(int, 1, 65535, whole=True),
+            doc="The block the padded answers' sizes are a multiple of: 468 octets, RFC "
+                "8467's recommendation for responses (Unbound's "
+                "``pad-responses-block-size``)."),
+    Setting("pad_queries", 'bool', True, boolean,
+            doc="Pads the queries sent over DNS over TLS (``forward-tls-upstream``) to a "
+                "multiple of ``pad-queries-block-size`` octets with the EDNS padding option "
+                "(RFC 7830, RFC 8467), as Unbound's ``pad-queries``."),
+    Setting("pad_queries_block_size", 'int', 128, number(int, 1, 65535, whole=True),
+            doc="The block the padded queries' sizes are a multiple of: 128 octets, RFC "
+                "8467's recommendation for queries (Unbound's ``pad-queries-block-size``)."),
     Setting("tls_ciphers", 'str | None', None, optional(cipher_list),
             example='"ECDHE+AESGCM:ECDHE+CHACHA20"',
             doc="The TLS listeners' TLS 1.2 cipher suites in OpenSSL's cipher list syntax, the "

@@ -17,14 +17,17 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from corenet.capi cimport FrameReceiver
 from resolver.cache.answer cimport monotonic
 from resolver.daemon.admission cimport OUTSIDE, FrontDoor, Reply
+from resolver.wire.codec cimport asks_padding, with_padding
 
 
 cdef class StreamReply(Reply):
     """Where the answers of one stream connection go (TCP, DNS over TLS): written framed by
     the connection; a miss is carried by a reply of its own (``in_flight``), which tells the
-    connection when it ends."""
+    connection when it ends. ``pad``: the block its answers are padded to (RFC 7830), 0
+    for none."""
     cdef object conn
     cdef bint in_flight
+    cdef unsigned int pad
 
     def __init__(self, conn, str label):
         Reply.__init__(self, label, None)
@@ -39,7 +42,7 @@ cdef class StreamReply(Reply):
         conn = self.conn
         if conn is None:
             return 0
-        conn.send_frame(out)
+        conn.send_frame(with_padding(out, self.pad) if self.pad else out)
         if self.in_flight:
             self.in_flight = False
             conn.query_done()
@@ -63,7 +66,7 @@ cdef class StreamReply(Reply):
             return None                 # released, or at the cap: kept for later
         miss = StreamReply.__new__(StreamReply)
         miss.conn, miss.label, miss.kind, miss.in_flight = self.conn, self.label, self.kind, True
-        miss.addr = self.conn.peer
+        miss.addr, miss.pad = self.conn.peer, self.pad
         return miss
 
     def release(self):
@@ -73,14 +76,20 @@ cdef class StreamReply(Reply):
 cdef class DNSFrameReceiver(FrameReceiver):
     cdef FrontDoor front
     cdef readonly StreamReply reply
+    cdef StreamReply padded         # the reply of the queries that ask for padding, or None
     cdef public int who             # the client's standing by the ACL (admission.Who)
 
-    def setup(self, owner, FrontDoor front not None, str label="tcp"):
+    def setup(self, owner, FrontDoor front not None, str label="tcp", unsigned int pad=0):
         """Made as ``DNSFrameReceiver(None, 2, "big", max_frame, buffer)``, then given its
-        connection, its transport's name and the front door here. The client stands outside
-        the ACLs until the connection says otherwise (``who``)."""
+        connection, its transport's name and the front door here; with ``pad``, the
+        answers to the queries that carry the EDNS padding option are padded to a multiple
+        of ``pad`` octets (``pad-responses``: DNS over TLS). The client stands outside the
+        ACLs until the connection says otherwise (``who``)."""
         self.front = front
         self.reply = StreamReply(owner, label)
+        if pad:
+            self.padded = StreamReply(owner, label)
+            self.padded.pad = pad
         self.who = OUTSIDE
 
     def release(self):
@@ -89,23 +98,31 @@ cdef class DNSFrameReceiver(FrameReceiver):
         state under the connection. Frames that still come are dropped."""
         if self.reply is not None:
             self.reply.release()
+        if self.padded is not None:
+            self.padded.release()
+
+    cdef StreamReply _reply(self, const unsigned char* q, Py_ssize_t n):
+        """The reply for the query at ``q``: the padding one when it asks for padding."""
+        if self.padded is not None and asks_padding(q, n):
+            return self.padded
+        return self.reply
+
+    cdef int _handle(self, const unsigned char* q, Py_ssize_t n, bytes frame) except -1:
+        if self.reply.conn is None:
+            return 0                # released
+        self.front.handle_at(q, n, frame, self.who, self._reply(q, n), monotonic())
+        return 0
 
     def handle(self, bytes q):
         """A query of the connection's own (one it held back), to the front door."""
         return self.front.handle_at(<const unsigned char*>PyBytes_AS_STRING(q),
-                                    PyBytes_GET_SIZE(q), q, self.who, self.reply, monotonic())
+                                    PyBytes_GET_SIZE(q), q, self.who,
+                                    self._reply(<const unsigned char*>PyBytes_AS_STRING(q),
+                                                PyBytes_GET_SIZE(q)), monotonic())
 
     cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
-        if self.reply.conn is None:
-            return 0                # released
-        self.front.handle_at(<const unsigned char*>data, length, None, self.who, self.reply,
-                             monotonic())
-        return 0
+        return self._handle(<const unsigned char*>data, length, None)
 
     cdef int handle_big_frame(self, bytearray frame) except -1:
-        if self.reply.conn is None:
-            return 0
         q = bytes(frame)
-        self.front.handle_at(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), q,
-                             self.who, self.reply, monotonic())
-        return 0
+        return self._handle(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), q)

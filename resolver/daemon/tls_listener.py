@@ -324,6 +324,7 @@ class TLSConnection(TCPConnection):
 
     label = "tls"
     framer_reads = False                  # buffer_updated below batches the answers
+    pads = True
 
     def __init__(self, listener: TLSListener) -> None:
         TCPConnection.__init__(self, listener.server)

@@ -35,6 +35,7 @@ from corenet.framing import FrameProtocol, FrameTooLarge
 from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, failure
 from resolver.upstream.tcp import check_answer
 from resolver.upstream.udp import source_for
+from resolver.wire.codec import with_padding
 
 log = logging.getLogger("resolver.upstream.dot")
 
@@ -42,6 +43,9 @@ log = logging.getLogger("resolver.upstream.dot")
 ALPN = "dot"
 #: seconds between two warnings about the same server
 WARN_EVERY = 10.0
+#: the block a query's size is padded to a multiple of (RFC 7830): RFC 8467's 128 octets
+#: for queries, Unbound's ``pad-queries-block-size``
+PAD_QUERIES_BLOCK = 128
 #: what ``DoTUpstreams.counters`` counts: connections opened, queries sent, connections
 #: closed for idleness, answers that matched no query, queries sent again on a new
 #: connection, and failures by cause
@@ -345,6 +349,8 @@ class DoTUpstreams:
         self.contexts: dict[str | None, tuple] = {}
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._warned: dict[str, float] = {}
+        #: the block the queries (with EDNS) are padded to, 0 for none
+        self.pad_block = PAD_QUERIES_BLOCK
 
     def query(self, loop, addr: str, port: int, auth: str, cafile: str | None, wire: bytes,
               qid: int, question: bytes, timeout: float, limits, on_done,
@@ -352,7 +358,10 @@ class DoTUpstreams:
         """Sends one query to ``addr``:``port`` over TLS, its certificate checked against
         the name ``auth`` and the CAs of ``cafile`` (None: the system's), on the connection
         to it (opened if there is none, from an address of ``source``: the resolver's).
-        Raises UpstreamFailure when it cannot be sent."""
+        Raises UpstreamFailure when it cannot be sent. A query with EDNS is padded to a
+        multiple of ``pad_block`` octets (RFC 7830, RFC 8467)."""
+        if self.pad_block:
+            wire = with_padding(wire, self.pad_block)
         key = (loop, addr, port, auth, cafile, source)
         conn = self.conns.get(key)
         if conn is None:

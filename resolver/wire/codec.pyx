@@ -828,3 +828,94 @@ def from_text(str text):
         return dns.name.from_text(text).to_wire()
     except Exception as exc:
         raise WireError(f"bad name {text!r}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# EDNS: where the OPT record is, and padding (RFC 7830)
+
+#: the EDNS option code of padding (RFC 7830)
+EDNS_PADDING = 12
+
+
+cdef Py_ssize_t _records_at(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Where the records of the message at ``p`` start (past its question section), or -1
+    for a message too short or malformed to say."""
+    cdef Py_ssize_t pos = 12
+    cdef unsigned int i
+    if n < 12:
+        return -1
+    for i in range(u16(p + 4)):
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            return -1
+        pos += 4
+    return pos
+
+
+cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Where the OPT record of the well-formed message at ``p`` starts when it is its last
+    record (where this engine's messages have it), else -1."""
+    cdef Py_ssize_t pos = _records_at(p, n), last = -1, at
+    cdef unsigned int i
+    if pos < 0:
+        return -1
+    for i in range(u16(p + 6) + u16(p + 8) + u16(p + 10)):
+        last = pos
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return -1
+        pos += 10 + u16(p + pos + 8)
+    if last < 0 or pos != n:
+        return -1
+    at = skip_name(p, n, last)
+    return last if u16(p + at) == 41 else -1
+
+
+cdef bint asks_padding(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Whether the query at ``p`` carries the EDNS padding option (RFC 7830) in its OPT."""
+    cdef Py_ssize_t pos = _records_at(p, n), end, o
+    cdef unsigned int i
+    if pos < 0:
+        return False
+    for i in range(u16(p + 6) + u16(p + 8) + u16(p + 10)):
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return False
+        end = pos + 10 + u16(p + pos + 8)
+        if end > n:
+            return False
+        if u16(p + pos) == 41:
+            o = pos + 10
+            while o + 4 <= end:
+                if u16(p + o) == EDNS_PADDING:
+                    return True
+                o += 4 + u16(p + o + 2)
+            return False
+        pos = end
+    return False
+
+
+def query_asks_padding(bytes q) -> bool:
+    """``asks_padding`` for Python callers."""
+    return asks_padding(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+
+
+cpdef bytes with_padding(bytes wire, unsigned int block):
+    """``wire`` (a message whose last record is its OPT) with a padding option (RFC 7830)
+    closing its OPT, so that the message is the smallest multiple of ``block`` octets that
+    holds it, at most 65,535 (a stream's frame): RFC 8467's block-length strategy, as
+    Unbound pads. ``wire`` itself when its OPT is not its last record, or ``block`` is 0."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire)
+    cdef Py_ssize_t opt = opt_at(p, n), size, rdlen
+    if opt < 0 or block == 0:
+        return wire
+    size = ((n + 3) // block + 1) * block
+    if size > 65535:
+        size = 65535
+    if size < n + 4:
+        return wire
+    rdlen = u16(p + opt + 9) + (size - n)
+    return (wire[:opt + 9] + bytes((rdlen >> 8, rdlen & 0xFF)) + wire[opt + 11:]
+            + bytes((0, EDNS_PADDING, (size - n - 4) >> 8, (size - n - 4) & 0xFF))
+            + bytes(size - n - 4))

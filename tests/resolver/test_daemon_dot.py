@@ -5,6 +5,7 @@ reload that keeps open connections, garbage, and the counters."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -562,3 +563,61 @@ def test_staging_the_same_pair_copies_and_loads_nothing(tmp_path):
     while os.path.exists(copies) and time.monotonic() < deadline:     # removed at once
         time.sleep(0.01)
     assert not os.path.exists(copies)
+
+
+# ---- padding (RFC 7830, RFC 8467), beside Unbound's pad-responses ------------------------------
+PAD_ZONE = ('["pad.test. static"]', '["pad.test. TXT \\"padded\\"", "pad.test. A 192.0.2.7"]')
+
+
+def kdig_size(port: int, ca, tls: bool, *flags: str) -> int:
+    """The size of the answer kdig gets for pad.test. TXT (``flags`` added: ``+padding``)."""
+    how = ["+tls", f"+tls-ca={ca}", f"+tls-hostname={SERVER_NAME}"] if tls else ["+tcp"]
+    out = subprocess.run([tool("kdig"), "@127.0.0.1", "-p", str(port), *how, *flags,
+                          "+timeout=5", "+retry=0", "pad.test.", "TXT"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "padded" in out.stdout, out.stdout + out.stderr
+    return int(re.search(r";; Received (\d+) B", out.stdout).group(1))
+
+
+def test_dot_answers_are_padded_as_unbounds_to_queries_that_ask(lab, tmp_path):
+    """A DNS-over-TLS query with the padding option gets its answer padded to a multiple
+    of 468 octets, the same size as Unbound's answer to the same question; without the
+    option, over plain TCP, or with ``pad-responses = false``, no padding; the block is
+    ``pad-responses-block-size``."""
+    from dnslab.unbound import local_unbound
+    from procs import stop as stop_process
+
+    installed("unbound", "unbound")
+    d = start_dot(tmp_path / "ours", lab, local_zone=PAD_ZONE[0], local_data=PAD_ZONE[1])
+    w = tmp_path / "unbound"
+    w.mkdir()
+    pem, key = d.ca.issue("unbound")
+    tls_port, ub_port = free_port(), free_port()
+    ub = local_unbound(w, ub_port, [
+        f"interface: 127.0.0.1@{tls_port}", f"tls-port: {tls_port}",
+        f'tls-service-pem: "{pem}"', f'tls-service-key: "{key}"',
+        'local-zone: "pad.test." static', 'local-data: "pad.test. TXT padded"',
+        'local-data: "pad.test. A 192.0.2.7"'])
+    try:
+        ours = kdig_size(d.tls_port, d.ca.pem, True, "+padding")
+        theirs = kdig_size(tls_port, d.ca.pem, True, "+padding")
+        plain = kdig_size(d.tls_port, d.ca.pem, True, "+nopadding")   # kdig pads over TLS
+        assert ours == theirs == 468 and plain < 468
+        assert kdig_size(tls_port, d.ca.pem, True, "+nopadding") == plain
+        tcp = kdig_size(d.port, None, False, "+padding")             # TCP: not padded
+        assert tcp == kdig_size(ub_port, None, False, "+padding") and tcp < 468
+    finally:
+        stop_process(ub, 5.0, group=True)
+        assert d.stop() == 0
+    d = start_dot(tmp_path / "block", lab, local_zone=PAD_ZONE[0], local_data=PAD_ZONE[1],
+                  pad_responses_block_size=128)
+    try:
+        assert kdig_size(d.tls_port, d.ca.pem, True, "+padding") == 128
+    finally:
+        assert d.stop() == 0
+    d = start_dot(tmp_path / "off", lab, local_zone=PAD_ZONE[0], local_data=PAD_ZONE[1],
+                  pad_responses="false")
+    try:
+        assert kdig_size(d.tls_port, d.ca.pem, True, "+padding") == tcp
+    finally:
+        assert d.stop() == 0

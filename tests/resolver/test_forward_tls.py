@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rrset
@@ -623,3 +624,66 @@ def test_unbound_forwards_over_tls_to_the_daemons_dot_listener(lab, pki, tmp_pat
         if ub is not None:
             ub.stop()
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_queries_are_padded_to_a_multiple_of_the_block(run, pki, tmp_path):
+    """The queries sent over TLS carry the EDNS padding option, their size a multiple of
+    128 octets (RFC 8467's block, Unbound's ``pad-queries``) or of the block set; none
+    with a block of 0; the daemon's ``pad-queries`` settings set the block."""
+    import dns.edns
+
+    from resolver.api import Resolver
+    from resolver.daemon.config import build, engine_attributes
+
+    async def go(block):
+        got: list[bytes] = []
+
+        async def serve(reader, writer):
+            while True:
+                try:
+                    head = await reader.readexactly(2)
+                    wire = await reader.readexactly(int.from_bytes(head, "big"))
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    writer.close()
+                    return
+                got.append(wire)
+                out = answer_to(wire)
+                writer.write(len(out).to_bytes(2, "big") + out)
+                await writer.drain()
+
+        server, port = await fake_dot(pki, serve)
+        pool = DoTUpstreams()
+        if block is not None:
+            pool.pad_block = block
+        for i, name in enumerate(("a.test.", "a-much-longer-name.example.test.")):
+            wire = dns.message.make_query(name, "A", id=7000 + i, use_edns=0).to_wire()
+            fut = asyncio.get_running_loop().create_future()
+            pool.query(asyncio.get_running_loop(), "127.0.0.1", port, SERVER_NAME,
+                       str(pki[0].pem), wire, 7000 + i,
+                       wire[12:16 + len(dns.name.from_text(name).to_wire())], 5.0, DEFAULT,
+                       fut.set_result)
+            q = await asyncio.wait_for(fut, 5)
+            assert q.error is None and q.parsed is not None
+        pool.close()
+        server.close()
+        return got
+
+    for block, size in ((None, 128), (300, 300)):
+        for wire in run(go(block)):
+            assert len(wire) % size == 0
+            pad = [o for o in dns.message.from_wire(wire).options
+                   if o.otype == dns.edns.OptionType.PADDING]
+            assert len(pad) == 1 and len(wire) - size < len(wire) - len(pad[0].data) - 4
+    for wire in run(go(0)):
+        assert not dns.message.from_wire(wire).options and len(wire) < 128
+    conf = tmp_path / "pad.toml"
+    conf.write_text("pad-queries-block-size = 256\n")
+    assert engine_attributes(build(str(conf)))["pad_queries"] == 256
+    conf.write_text("pad-queries = false\n")
+    assert engine_attributes(build(str(conf)))["pad_queries"] == 0
+    r = Resolver()
+    assert r.pad_queries == 128
+    r.pad_queries = 0
+    assert r.tls_upstreams.pad_block == 0
+    with pytest.raises(ValueError, match="pad_queries"):
+        r.pad_queries = True

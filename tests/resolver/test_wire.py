@@ -395,3 +395,62 @@ def test_cache_key_lowers_ascii_letters_only():
     name = b"\x03A\xc9z\x00"
     assert cache_key(name, 0x1234, 1, 5) == b"\x03a\xc9z\x00" + b"\x12\x34\x00\x01\x05"
     assert cache_key(name, 1, 1, 0)[:5] == name.lower()
+
+
+# ---- EDNS padding (RFC 7830, RFC 8467's block-length strategy) ---------------------------------
+@settings(max_examples=200, deadline=None)
+@given(records=st.integers(0, 40), block=st.integers(1, 1000), ede=st.booleans())
+def test_padding_makes_the_message_a_multiple_of_the_block(records, block, ede):
+    """The padding option closes the OPT, zeros, and the message is the smallest multiple
+    of the block that holds it (as Unbound's ``attach_edns_record``); other options stay."""
+    import dns.edns
+    r = dns.message.make_response(dns.message.make_query("www.example.com.", "TXT",
+                                                         use_edns=0))
+    r.answer.append(dns.rrset.from_text("www.example.com.", 60, "IN", "TXT",
+                                        *[f'"{i:03d}"' for i in range(records)] or ['"x"']))
+    if ede:
+        r.use_edns(0, options=[dns.edns.EDEOption(3, "stale")])
+    wire_in = r.to_wire()
+    out = wire.with_padding(wire_in, block)
+    assert len(out) % block == 0 and len(out) - block < len(wire_in) + 4 <= len(out)
+    back = dns.message.from_wire(out)
+    assert back.answer == r.answer
+    pad = [o for o in back.options if o.otype == dns.edns.OptionType.PADDING]
+    assert len(pad) == 1 and pad[0].to_wire() == bytes(len(out) - len(wire_in) - 4)
+    assert [o.otype for o in back.options][-1] == dns.edns.OptionType.PADDING
+    assert ([o for o in back.options if o.otype == dns.edns.OptionType.EDE] != []) == ede
+
+
+def test_padding_leaves_a_message_without_edns_and_caps_at_a_frame():
+    plain = dns.message.make_response(dns.message.make_query("a.example.", "A",
+                                                             use_edns=False)).to_wire()
+    assert wire.with_padding(plain, 468) == plain
+    big = dns.message.make_response(dns.message.make_query("a.example.", "A", use_edns=0))
+    big.answer.append(dns.rrset.from_text("a.example.", 60, "IN", "TXT",
+                                          *[f'"{i:03d}{"x" * 247}"' for i in range(160)]))
+    wire_in = big.to_wire(max_size=65535)
+    assert 40000 < len(wire_in) < 65531                 # the next block is past a frame
+    padded = wire.with_padding(wire_in, 40000)
+    assert len(padded) == 65535 and dns.message.from_wire(padded).answer == big.answer
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(options=st.lists(st.sampled_from([3, 8, 10, 12, 15]), max_size=4),
+       edns=st.booleans(), cut=st.integers(0, 80), junk=st.binary(max_size=40))
+def test_a_query_asks_for_padding_when_its_opt_has_the_option(options, edns, cut, junk):
+    """The daemon's check of a DNS-over-TLS query, in C, agrees with dnspython's reading
+    of it, and reads nothing past a query cut short or followed by garbage."""
+    import dns.edns
+    q = dns.message.make_query("www.example.com.", "A", use_edns=0 if edns else False,
+                               options=[dns.edns.GenericOption(o, b"\x00" * o)
+                                        for o in options] if edns else None)
+    wire_in = q.to_wire()
+    assert wire.query_asks_padding(wire_in) == (edns and 12 in options)
+    bad = wire_in[:max(0, len(wire_in) - cut)] + junk
+    try:
+        read = dns.message.from_wire(bad)
+    except Exception:               # noqa: BLE001 - dnspython's reading is the reference
+        read = None
+    asked = wire.query_asks_padding(bad)
+    if read is not None:
+        assert asked == any(o.otype == 12 for o in read.options)
