@@ -569,13 +569,15 @@ def test_staging_the_same_pair_copies_and_loads_nothing(tmp_path):
 PAD_ZONE = ('["pad.test. static"]', '["pad.test. TXT \\"padded\\"", "pad.test. A 192.0.2.7"]')
 
 
-def kdig_size(port: int, ca, tls: bool, *flags: str) -> int:
-    """The size of the answer kdig gets for pad.test. TXT (``flags`` added: ``+padding``)."""
+def kdig_size(port: int, ca, tls: bool, *flags: str, name: str = "pad.test.",
+              rdtype: str = "TXT", answer: str = "padded") -> int:
+    """The size of the answer kdig gets for ``name`` (``flags`` added: ``+padding``),
+    which holds ``answer``."""
     how = ["+tls", f"+tls-ca={ca}", f"+tls-hostname={SERVER_NAME}"] if tls else ["+tcp"]
     out = subprocess.run([tool("kdig"), "@127.0.0.1", "-p", str(port), *how, *flags,
-                          "+timeout=5", "+retry=0", "pad.test.", "TXT"],
+                          "+timeout=5", "+retry=0", name, rdtype],
                          capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and "padded" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and answer in out.stdout, out.stdout + out.stderr
     return int(re.search(r";; Received (\d+) B", out.stdout).group(1))
 
 
@@ -606,6 +608,9 @@ def test_dot_answers_are_padded_as_unbounds_to_queries_that_ask(lab, tmp_path):
         assert kdig_size(tls_port, d.ca.pem, True, "+nopadding") == plain
         tcp = kdig_size(d.port, None, False, "+padding")             # TCP: not padded
         assert tcp == kdig_size(ub_port, None, False, "+padding") and tcp < 468
+        for _ in range(2):              # resolved, then a cache hit: both padded
+            assert kdig_size(d.tls_port, d.ca.pem, True, "+padding", name="www.example.com.",
+                             rdtype="A", answer="192.0.2.11") == 468
     finally:
         stop_process(ub, 5.0, group=True)
         assert d.stop() == 0
