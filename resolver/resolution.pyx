@@ -896,7 +896,7 @@ cdef class Drive:
         cdef bytes response = finish_miss(self.resolver, self.query, self.miss, res)
         if len(response) > 3 and (response[3] & 0x0F) == 2:   # SERVFAIL, not served stale
             self.failure = (res.ede, res.reason)     # for the daemon's log-servfail
-            if res.ede == EDE_NO_REACHABLE_AUTHORITY:
+            if res.ede == EDE_NO_REACHABLE_AUTHORITY and self.resolver.ede:
                 response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
             if res.answer and res.rcode == it.SERVFAIL:  # the chain it reached
                 self.chain_failure = res

@@ -370,7 +370,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
         ad = res.security == SECURE and (do or (m.flags & 0x0020) != 0)
         wire = answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), asked,
                                12 + len(m.question))
-    if edns:
+    if edns and r.ede:
         wire = with_ede(wire, res.ede, res.reason)
     return wire if how is None else aliased(wire, how)
 

@@ -54,6 +54,7 @@ cdef class ResolverCore:
     cdef bint hint_index_ipv6             # the ``ipv6`` that ``hint_index`` was made for
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef public bint harden_glue          # referral glue only from inside the referring zone
+    cdef public bint ede                  # a failure's answer says why (RFC 8914), or not
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
     cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None

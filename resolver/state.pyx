@@ -134,6 +134,7 @@ cdef class ResolverCore:
         self.do_ip4 = True
         self.no_localhost = True
         self.harden_glue = True
+        self.ede = True
 
     cdef double now(self) except? -1.0:
         return read_clock(self.clock)

@@ -470,6 +470,11 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="A query of type ANY is answered NOTIMP with no records (RFC 8482), never "
                 "resolved (Unbound's ``deny-any``); a local zone still answers it. Off, ANY is "
                 "resolved like any other type."),
+    Setting("ede", 'bool', True, boolean,
+            engine="ede",
+            doc="A failed answer carries an Extended DNS Error (RFC 8914) saying why: DNSSEC "
+                "bogus, no reachable authority, the resolution's reason as its text (Unbound's "
+                "``ede``, off by default there). Off, failures are answered without it."),
     Setting("hide_identity", 'bool', True, boolean,
             flag=Flag(None, "answer id.server and hostname.bind (CH TXT) with REFUSED",
                       form="both"),

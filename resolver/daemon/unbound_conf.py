@@ -451,6 +451,8 @@ DEFAULTS_UNLIKE_UNBOUND = {
     "max-udp-size": ("4096", "DNS Flag Day 2020's 1232 bytes: no IP fragmentation"),
     "use-syslog": ("yes", "under systemd standard error already reaches the journal, with "
                           "each line's priority"),
+    "ede": ("no", "a failed answer says why (RFC 8914: DNSSEC bogus, no reachable "
+                  "authority...), where SERVFAIL alone tells clients and operators nothing"),
 }
 #: memory sizes of caches corenet keeps in its one cache, and Unbound's defaults
 CACHE_SIZES = {"msg-cache-size": 4 * 1024 ** 2, "rrset-cache-size": 4 * 1024 ** 2}

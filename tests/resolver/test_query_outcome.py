@@ -162,6 +162,25 @@ def test_a_failure_carries_its_extended_error_on_both_sides():
     assert not r.message_table
 
 
+def test_without_ede_a_failure_is_answered_without_its_extended_error(tmp_path):
+    """``ede`` off (Unbound's ``ede: no``, read from an unbound.conf): the same SERVFAILs,
+    no EDE option; the library still says why."""
+    from resolver.daemon.config import build, engine_attributes
+
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n  ede: no\n")
+    assert engine_attributes(build(str(conf)))["ede"] is False
+    r = _resolver(FakeClock())
+    r.ede = False
+    bogus = it.Result(it.NOERROR, _answer().answer, [], reason="signature expired",
+                      security=it.BOGUS, ede=EDE_EXPIRED)
+    failed = it.Result(it.SERVFAIL, reason="no server reachable", ede=EDE_NO_REACHABLE)
+    for res in (bogus, failed):
+        m, a = daemon(r, _query(edns=True), res), library(r, res)
+        assert m.rcode() == dns.rcode.SERVFAIL and _ede(m) == [] and m.edns == 0
+        assert isinstance(a, dns.resolver.NoNameservers) and res.reason in str(a)
+
+
 def test_local_zones_answer_alike_on_both_sides():
     zones = Zones(local=[LocalZone("lan.", "static", (
         "lan. 600 SOA ns.lan. admin.lan. 1 3600 600 86400 120", "router.lan. 60 A 192.168.1.1"))])
