@@ -46,6 +46,7 @@ from resolver.resolution import (EDE_NO_REACHABLE_AUTHORITY, Drive, iterator_for
                                  resolve_client as start_resolution, start)
 from resolver import dns64 as _dns64
 from resolver import hostconf
+from resolver.iterator import networks as _networks
 from resolver.iterator import private as _private
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_query, build_response, parse_response
@@ -169,7 +170,9 @@ class Resolver(ResolverCore):
     removed from every upstream reply, A and AAAA records of any section, unless their owner
     is at or below one of the ``private_domain`` names (Unbound's ``private-address`` and
     ``private-domain``, the DNS-rebinding guard: :mod:`resolver.iterator.private`); local
-    zones are never filtered.
+    zones are never filtered. ``do_not_query_address``: networks no query is sent to,
+    whatever a zone's NS and glue say (Unbound's ``do-not-query-address``; forwarders are
+    the operator's own and are asked all the same).
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -188,7 +191,7 @@ class Resolver(ResolverCore):
                  dns64=None, root_key_sentinel: bool = True,
                  source: str | Iterable[str] | None = None, private_address: Iterable = (),
                  private_domain: Iterable[str] = (), attempts: int | None = None,
-                 trust_ad: bool = False) -> None:
+                 trust_ad: bool = False, do_not_query_address: Iterable = ()) -> None:
         self.port = int(port)
         self._port_as_made = self.port        # what reset() goes back to
         #: dnspython's: a nameserver's port by its address, for the plain addresses set in
@@ -203,6 +206,8 @@ class Resolver(ResolverCore):
         self.retry_servfail = False
         #: the DNS-rebinding guard, or None (no private addresses)
         self.private = _private.make(private_address, private_domain)
+        #: the networks no query is sent to, or None
+        self.unqueried = _networks.make(do_not_query_address)
         #: the CH-class TXT questions answered about this resolver (``resolver.chaos``:
         #: name -> rdata); none by default, every CH question REFUSED
         self.chaos: dict[bytes, bytes] = {}

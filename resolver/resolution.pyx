@@ -185,6 +185,7 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if not r.harden_glue:
         i.harden_glue = False
     i.private = r.private
+    i.unqueried = r.unqueried
     return i
 
 

@@ -59,6 +59,7 @@ cdef class ResolverCore:
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
     cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None
     cdef public object private            # resolver.iterator.private's guard, or None
+    cdef public object unqueried          # networks never queried (do-not-query-address)
     cdef public object source             # upstream sockets' source: an address, a tuple, None
     cdef public int val_log_level         # each failed validation logged: 0 no, 1, 2 with why
 

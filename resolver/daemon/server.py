@@ -528,6 +528,7 @@ def make_resolver(cfg: Config) -> Resolver:
                           "harden_glue": cfg.harden_glue,
                           "private_address": cfg.private_address,
                           "private_domain": cfg.private_domain,
+                          "do_not_query_address": cfg.do_not_query_address,
                           "domain_insecure": insecure_domains(cfg)}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor

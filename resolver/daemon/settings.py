@@ -20,6 +20,7 @@ from resolver.limits import DEFAULT as _LIMITS, MAX_SESSION_TICKETS, Limits
 from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size, boolean,
                                     nullable, optional, address, addresses, ports,
                                     access_controls, access_control_views, networks,
+                                    avoided_networks,
                                     tag_names, access_control_tags, access_control_tag_actions,
                                     access_control_tag_datas, local_zone_tags,
                                     local_zone_overrides,
@@ -536,6 +537,14 @@ TABLE: tuple[Setting, ...] = (*section(
                 "IPv4). Empty: the kernel picks the source by the route. Each entry is one "
                 "address (Unbound's other form, an IPv6 netblock to draw random source "
                 "addresses from, is not taken)."),
+    Setting("do_not_query_address", 'tuple[Any, ...]', (), avoided_networks,
+            restart=True,
+            example='["10.0.0.0/8", "192.0.2.53"]',
+            doc="Networks, or single addresses, no query is ever sent to, whatever a zone's "
+                "NS and glue say (Unbound's ``do-not-query-address``): a zone cannot point "
+                "the resolver at servers of these networks. Stub zones' addresses too; a "
+                "forward zone's are the operator's own choice and are asked all the same, "
+                "as with ``do-not-query-localhost``."),
     Setting("do_not_query_localhost", 'bool', True, boolean,
             engine="no_localhost",
             flag=Flag(None, "never query loopback authority addresses (a lab on loopback needs "

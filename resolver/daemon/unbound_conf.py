@@ -326,7 +326,7 @@ READERS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "str | None": (str, False), "tuple[str, ...]": (str, True),
     "tuple[int, ...]": (int, True)}
 #: zone records and network lists: repeatable strings
-RECORDS = ("local-data", "local-data-ptr", "private-address")
+RECORDS = ("local-data", "local-data-ptr", "private-address", "do-not-query-address")
 
 
 def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:

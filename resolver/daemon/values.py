@@ -301,6 +301,19 @@ def networks(value: Any, what: str) -> tuple:
     return tuple(client_network(text, what) for text in acl_items(value, what))
 
 
+def avoided_networks(value: Any, what: str) -> tuple:
+    """Networks kept out of reach (``do-not-query-address``): host bits under the prefix
+    length are dropped, as Unbound's reader drops them (``127.0.0.1/8`` is 127.0.0.0/8, in
+    Unbound's example config); a deny list read wide errs on the safe side."""
+    out = []
+    for text in acl_items(value, what):
+        try:
+            out.append(ipaddress.ip_network(str(text), strict=False))
+        except ValueError:
+            raise ConfigError(f"{what}: {text!r} is not an address or CIDR network") from None
+    return tuple(out)
+
+
 def existing_file(path: Any, what: str) -> str:
     if not isinstance(path, str) or not path:
         raise ConfigError(f"{what}: expected a file path, got {path!r}")

@@ -23,6 +23,9 @@ cdef class Iterator:
     #: the DNS-rebinding guard (resolver.iterator.private.PrivateAddresses) or None: every
     #: reply is scrubbed by it before it is read
     cdef public object private
+    #: the networks no query is sent to (resolver.iterator.networks.Networks, Unbound's
+    #: do-not-query-address) or None
+    cdef public object unqueried
     cdef public set aggressive
     #: the (name, type, class) keys being resolved, outermost first: a few, searched
     #: without hashing

@@ -554,15 +554,17 @@ cdef class Iterator:
         return [a for a in self.hints.addrs.get(lower(ns), ()) if self._usable(a)]
 
     cdef bint _usable(self, str addr):
-        """The address family is enabled (``ip4``, ``ipv6``) and, with ``no_localhost``,
-        the address is not a loopback one (127.0.0.0/8, ::1, or IPv4-mapped 127/8)."""
+        """The address family is enabled (``ip4``, ``ipv6``); with ``no_localhost``, the
+        address is not a loopback one (127.0.0.0/8, ::1, or IPv4-mapped 127/8); it is in
+        none of the ``unqueried`` networks."""
         if ":" in addr:
             if not self.ipv6:
                 return False
-            return not (self.no_localhost and (addr == "::1" or addr.startswith("::ffff:127.")))
-        if not self.ip4:
+            if self.no_localhost and (addr == "::1" or addr.startswith("::ffff:127.")):
+                return False
+        elif not self.ip4 or (self.no_localhost and addr.startswith("127.")):
             return False
-        return not (self.no_localhost and addr.startswith("127."))
+        return self.unqueried is None or not self.unqueried.holds_address(addr)
 
     cdef int _budget(self) except -1:
         if self.queries >= self.lv.max_upstream_queries:

@@ -13,10 +13,10 @@ Local data and local zones never reach an upstream reply, so they are never filt
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Iterable
 
+from resolver.iterator.networks import Networks
 from resolver.wire.codec import is_subdomain
 
 log = logging.getLogger("resolver.iterator")
@@ -39,17 +39,8 @@ class PrivateAddresses:
     every name below it."""
 
     def __init__(self, addresses: Iterable = (), domains: Iterable[str] = ()) -> None:
-        nets = [n if isinstance(n, (ipaddress.IPv4Network, ipaddress.IPv6Network))
-                else ipaddress.ip_network(str(n), strict=False) for n in addresses]
-        #: per family (4 or 16 address bytes): prefix length -> the networks' prefixes, as
-        #: integers shifted right past the host bits
-        self._nets: dict[int, dict[int, set[int]]] = {4: {}, 16: {}}
-        for n in nets:
-            size = 4 if n.version == 4 else 16
-            host_bits = 8 * size - n.prefixlen
-            self._nets[size].setdefault(host_bits, set()).add(
-                int(n.network_address) >> host_bits)
-        self.networks = tuple(nets)
+        self.nets = Networks(addresses)
+        self.networks = self.nets.networks
         self.domains = tuple(_name_wire(d) for d in domains)
 
     def __bool__(self) -> bool:
@@ -57,11 +48,7 @@ class PrivateAddresses:
 
     def private(self, rdata: bytes) -> bool:
         """True when the address ``rdata`` (4 or 16 bytes) lies in a private network."""
-        by_bits = self._nets.get(len(rdata))
-        if not by_bits:
-            return False
-        value = int.from_bytes(rdata, "big")
-        return any((value >> bits) in prefixes for bits, prefixes in by_bits.items())
+        return self.nets.holds(rdata)
 
     def allowed(self, owner: bytes) -> bool:
         """True when ``owner`` (wire format) is at or below a private domain."""
