@@ -920,9 +920,9 @@ class Resolver(ResolverCore):
         Unbound, local data answers a query with RD clear too), or the CH-class answer
         about this resolver (``resolver.chaos``, which Unbound answers as early): bytes,
         ``DROP`` (a deny zone), or None when neither holds the question (or it is no plain
-        QUERY of class IN or CH). A redirect zone's CNAME answers when its target's answer
-        is in the cache (``response.alias_miss``), else None. ``client``: the asker's
-        address, for ``inform`` zones' log."""
+        QUERY of class IN or CH); None for a redirect zone's CNAME too (a local alias,
+        whose target is resolved: a query with RD clear gets REFUSED, as from Unbound).
+        ``client``: the asker's address, for ``inform`` zones' log."""
         lz = self.local_zones
         if len(q) < 12 or q[2] & 0xF8 or lz is None and not self.chaos:
             return None
@@ -942,10 +942,8 @@ class Resolver(ResolverCore):
         found = response.local_data(self, m.qname, m.qtype, m.qclass, client)
         if found is None or found is DROP:
             return found
-        if type(found) is Alias:        # answered when its target's answer is in the cache
-            out = response.alias_miss(self, q, m, found, m.edns, bool(m.edns_flags & 0x8000),
-                                      bool(m.flags & 0x0010))
-            return out if type(out) is bytes else None
+        if type(found) is Alias:        # its target is the resolution's to find
+            return None
         return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
 
     def nameserver_rules(self, zone: ForwardZone | None = None) -> dict:

@@ -265,8 +265,8 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     return (m, edns, do, cd, key, None)
 
 
-cpdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edns, bint do,
-                        bint cd):
+cdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edns, bint do,
+                       bint cd):
     """``begin``'s answer for the client query ``q`` (read: ``m``) that a local zone's
     :class:`resolver.zones.Alias` answers: the target's fresh cache entry with the alias
     before it, or the miss of the target's question, whose responses (``finish``,

@@ -39,12 +39,15 @@ QUESTIONS = [("x.safe.test.", "A"), ("safe.test.", "AAAA"), ("X.Safe.test.", "CN
              ("b.static.test.", "ANY"), ("b.static.test.", "TXT")]
 
 
-def said(port: int, name: str, rdtype: str, tcp: bool) -> tuple:
-    """What a server on 127.0.0.1 at ``port`` answers: rcode, AA, AD, the question, and
-    the answer and authority sections as (owner, type, sorted data), TTLs aside (the
-    caches count them down)."""
+def said(port: int, name: str, rdtype: str, tcp: bool, rd: bool = True) -> tuple:
+    """What a server on 127.0.0.1 at ``port`` answers (to a query with RD set or clear):
+    rcode, AA, AD, the question, and the answer and authority sections as (owner, type,
+    sorted data), TTLs aside (the caches count them down)."""
     ask = dns.query.tcp if tcp else dns.query.udp
-    r = ask(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=5)
+    q = dns.message.make_query(name, rdtype)
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    r = ask(q, "127.0.0.1", port=port, timeout=5)
 
     def section(rrsets):
         return [(s.name.to_text(), s.rdtype, sorted(rd.to_text() for rd in s))
@@ -68,6 +71,12 @@ def test_local_cnames_are_answered_as_unbound_answers_them(tmp_path):
                             for port in (d.port, ub.port))
             assert ours == theirs, {q: (ours[q], theirs[q]) for q in ours
                                     if ours[q] != theirs[q]}
+        # RD clear: no recursion for the alias's target, even one the cache holds
+        probes = [("y.safe.test.", "A"), ("y.safe.test.", "MX")]
+        probed = [{q: said(port, *q, False, rd=False) for q in probes}
+                  for port in (d.port, ub.port)]
+        assert probed[0] == probed[1], probed
+    assert probed[0][("y.safe.test.", "A")][0] == "REFUSED"
     # what the two agree on, so that they are not agreeing on something else
     www = ["192.0.2.1", "192.0.2.11"]
     assert ours[("x.safe.test.", "A")] == (
