@@ -4,7 +4,9 @@ Cython directives live in each module's header comment (``# cython: ...``), so
 bounds checking is switched off only where an index cannot come from the network.
 
 The shared objects are linked stripped (``-s``): a release carries no debug symbols.
-``CORENET_DEBUG_BUILD=1`` builds unoptimised, with symbols, for gdb and valgrind.
+``CORENET_DEBUG_BUILD=1`` builds unoptimised, with symbols, for gdb and valgrind;
+``CORENET_SYMBOLS=1`` builds as a release does but keeps the symbols, so that a profile
+(callgrind, perf) names the functions of the code that is measured.
 """
 import os
 import sys
@@ -24,6 +26,8 @@ LINKED = {"resolver.daemon.tls_server": ["ssl", "crypto"],
           "corenet._tlssession": ["dl"]}
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]
+if os.environ.get("CORENET_SYMBOLS"):
+    LDFLAGS = []
 if os.environ.get("CORENET_DEBUG_BUILD"):
     CFLAGS = ["-O0", "-g3"]
     LDFLAGS = []
