@@ -737,10 +737,11 @@ cpdef object dname_substitute(bytes name, bytes owner, bytes target):
     return name[:len(name) - len(owner)] + target
 
 
-def label_count(bytes name):
+cpdef int label_count(bytes name):
     """Labels in ``name`` not counting the root."""
     cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(name)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0, k = 0
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0
+    cdef int k = 0
     while pos < n and c[pos] != 0:
         pos += 1 + c[pos]
         k += 1
@@ -754,13 +755,15 @@ def parent(bytes name):
     return name[name[0] + 1:]
 
 
-def strip_to(bytes name, int labels):
+cpdef bytes strip_to(bytes name, int labels):
     """The ancestor of ``name`` with ``labels`` labels (``name`` itself if it has no more)."""
+    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(name)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0
     cdef int k = label_count(name)
-    while k > labels:
-        name = name[name[0] + 1:]
+    while k > labels and pos < n:
+        pos += 1 + c[pos]
         k -= 1
-    return name
+    return name if pos == 0 else name[pos:]
 
 
 cdef extern from "Python.h":

@@ -571,3 +571,18 @@ def test_unreachable_addresses_cost_no_tries_and_are_not_asked_again():
     w.clock.advance(w.limits.server_holddown + 1)     # even after the hold-down ...
     assert w.resolve("www2.wide.").rcode == 0
     assert w.net.unsent == []                          # ... the measured server comes first
+
+
+def test_glue_addresses_are_asked_where_they_say_whatever_their_digits():
+    # every width of an IPv4 octet (1, 2 and 3 digits, 0 and 255): the glue's address text
+    # is where the query goes, so a misprinted one would be asked instead, and time out
+    for prefix in ("9.99", "100.255", "200.0", "1.10"):
+        net = small_internet(prefix=prefix)
+        w = World(net)
+        w.hints = parse_root_hints(root_hints(prefix))
+        res = w.resolve("www.example.com.")
+        assert res.rcode == 0 and res.answer[0][4] == bytes([192, 0, 2, 1])
+        asked = {a for a, _, _ in net.log}
+        assert asked <= set(net.served), asked
+        assert asked & {f"{prefix}.1.1", f"{prefix}.1.2"} and asked & {f"{prefix}.3.1",
+                                                                     f"{prefix}.3.2"}, asked

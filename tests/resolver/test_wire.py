@@ -454,3 +454,14 @@ def test_a_query_asks_for_padding_when_its_opt_has_the_option(options, edns, cut
     asked = wire.query_asks_padding(bad)
     if read is not None:
         assert asked == any(o.otype == 12 for o in read.options)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=12), max_size=6), st.integers(0, 8))
+@settings(max_examples=300, deadline=None)
+def test_label_count_and_strip_to_match_dnspython(labels, keep):
+    name = dns.name.Name((*labels, b""))
+    wire_name = name.to_wire()
+    assert wire.label_count(wire_name) == len(labels)
+    # the ancestor with ``keep`` labels, the name itself when it has no more
+    want = name if keep >= len(labels) else name.split(keep + 1)[1]
+    assert wire.strip_to(wire_name, keep) == want.to_wire()
