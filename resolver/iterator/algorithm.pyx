@@ -535,7 +535,12 @@ cdef class Iterator:
             if e is not None and e.negative is None:
                 texts = e.addrs
                 if texts is None:       # converted once per cached rrset, not per query
-                    texts = e.addrs = [a for a in (_addr_text(t, rd) for rd in e.rdatas) if a]
+                    texts = []
+                    for rd in e.rdatas:
+                        text = _addr_text(t, rd)
+                        if text:
+                            texts.append(text)
+                    e.addrs = texts
                 for addr in texts:
                     cached = True
                     if addr not in out and self._usable(addr):

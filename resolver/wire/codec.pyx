@@ -763,7 +763,9 @@ cpdef bytes strip_to(bytes name, int labels):
     while k > labels and pos < n:
         pos += 1 + c[pos]
         k -= 1
-    return name if pos == 0 else name[pos:]
+    if pos == 0:
+        return name
+    return PyBytes_FromStringAndSize(<const char*>c + pos, n - pos) if pos < n else b""
 
 
 cdef extern from "Python.h":
