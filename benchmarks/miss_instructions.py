@@ -13,7 +13,11 @@ validation off on both sides (the lab is unsigned), ``ip-ratelimit`` off.
 secure names of ``bench.net.`` (ECDSA P-256, one RRSIG each), asked with DO set; the warm-up
 query loads the chain's keys and checks that the answer is authenticated (AD).
 
-    .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec]
+``--zones`` asks instead for ``www`` of zones the server has not seen (``zNNN.org.`` of the
+lab, 99 after the warm-up's): each miss is a referral from the TLD and then the answer, two
+upstream queries.
+
+    .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec | --zones]
         [--no-callgrind] [--no-strace] [--keep DIR]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
@@ -38,7 +42,7 @@ import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import dnssec_lab  # noqa: E402
-from dnslab import Lab, bulk_names  # noqa: E402
+from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
 from dnslab.unbound import launch, server_lines  # noqa: E402
 from ports import pick_port  # noqa: E402
 from procs import sigterm_as_interrupt  # noqa: E402
@@ -164,9 +168,14 @@ def main() -> None:
     ap.add_argument("--dnssec", action="store_true",
                     help="validating, over the signed lab (at most "
                          f"{dnssec_lab.BENCH_NAMES - 1} misses)")
+    ap.add_argument("--zones", action="store_true",
+                    help=f"new zones, not new names of a known one (at most "
+                         f"{len(many_zone_names()) - 1} misses)")
     ap.add_argument("--keep", metavar="DIR", type=Path,
                     help="work in DIR and leave the callgrind dumps there (callgrind_annotate)")
     a = ap.parse_args()
+    if a.dnssec and a.zones:
+        ap.error("--dnssec and --zones are two different labs: one of them")
     sigterm_as_interrupt()         # a terminated run still stops its lab and servers
     if a.keep:
         a.keep.mkdir(parents=True, exist_ok=True)
@@ -179,7 +188,7 @@ def main() -> None:
             names = dnssec_lab.bench_names()[: a.n + 1]
         else:
             lab = Lab.start(Path(tmp) / "lab", port=53)
-            names = [n for n, _ in bulk_names()][: a.n + 1]
+            names = [n for n, _ in (many_zone_names() if a.zones else bulk_names())][: a.n + 1]
         try:
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
