@@ -57,7 +57,7 @@ cpdef bint same_name(bytes a, bytes b)
 cpdef bint is_subdomain(bytes child, bytes parent)
 cpdef bint under_any(bytes name, tuple parents)
 cpdef object dname_substitute(bytes name, bytes owner, bytes target)
-cpdef int label_count(bytes name)
+cpdef int label_count(bytes name) except -1
 cpdef bytes strip_to(bytes name, int labels)
 
 # EDNS (the daemon's stream listeners and the answer to a local alias call them from C)

@@ -737,8 +737,10 @@ cpdef object dname_substitute(bytes name, bytes owner, bytes target):
     return name[:len(name) - len(owner)] + target
 
 
-cpdef int label_count(bytes name):
+cpdef int label_count(bytes name) except -1:
     """Labels in ``name`` not counting the root."""
+    if name is None:
+        raise TypeError("label_count() needs a wire name, not None")
     cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(name)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0
     cdef int k = 0
@@ -757,9 +759,9 @@ def parent(bytes name):
 
 cpdef bytes strip_to(bytes name, int labels):
     """The ancestor of ``name`` with ``labels`` labels (``name`` itself if it has no more)."""
+    cdef int k = label_count(name)
     cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(name)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0
-    cdef int k = label_count(name)
     while k > labels and pos < n:
         pos += 1 + c[pos]
         k -= 1

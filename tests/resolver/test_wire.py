@@ -465,3 +465,9 @@ def test_label_count_and_strip_to_match_dnspython(labels, keep):
     # the ancestor with ``keep`` labels, the name itself when it has no more
     want = name if keep >= len(labels) else name.split(keep + 1)[1]
     assert wire.strip_to(wire_name, keep) == want.to_wire()
+
+
+def test_label_count_and_strip_to_refuse_none():
+    for call in (lambda: wire.label_count(None), lambda: wire.strip_to(None, 1)):
+        with pytest.raises(TypeError):
+            call()
