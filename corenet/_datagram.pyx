@@ -16,7 +16,7 @@ from libc.errno cimport errno
 from libc.stdint cimport uint32_t
 from libc.string cimport memcmp, memcpy
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytes cimport PyBytes_CheckExact
 from cpython.object cimport PyObject
 
@@ -24,7 +24,8 @@ from corenet.batch cimport sockaddr_storage, cn_addr_tuple, cn_sockaddr_of, AF_I
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop
-from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of, os_error
+from corenet._transport cimport (BaseTransport, FaceSlot, add_face, engine_at, engine_of,
+                                 give_back, os_error, received)
 
 import asyncio
 
@@ -244,6 +245,7 @@ cdef class DatagramTransport(BaseTransport):
     cdef int _read_ready(self) except -1:
         cdef int i, err
         cdef ssize_t n
+        cdef Py_ssize_t room
         cdef sockaddr_storage sa
         cdef socklen_t salen
         if self.family == 0:
@@ -265,7 +267,7 @@ cdef class DatagramTransport(BaseTransport):
                 self._error_received(os_error(err), False)
                 continue
             try:
-                data = PyBytes_FromStringAndSize(_rbuf, n)
+                data = received(_rbuf, n, &room)
                 addr = self._peer(&sa, salen)
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -273,6 +275,7 @@ cdef class DatagramTransport(BaseTransport):
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return 0
             self._deliver(data, addr)
+            give_back(data, room)
         return self._read_later()
 
     cdef int _read_ready_sock(self) except -1:

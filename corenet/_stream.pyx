@@ -4,11 +4,12 @@
 
 Called straight from the epoll event array. Reads go into the protocol's buffer
 (BufferedProtocol, zero-copy) or the loop's shared receive buffer (Protocol: one bytes object
-per read, the unavoidable one). Writes try ``send`` first, queue only what did not fit (bytes
+per read, the one the last read filled when its protocol did not keep it: see "received
+bytes" in _transport.pyx). Writes try ``send`` first, queue only what did not fit (bytes
 by reference, mutable buffers copied) and flush the queue with one ``sendmsg``.
 """
 cimport cython
-from cpython.bytes cimport PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBuffer_IsContiguous,
                              PyBUF_WRITABLE, PyBUF_SIMPLE)
 from cpython.bytearray cimport PyByteArray_Check
@@ -21,7 +22,8 @@ from libc.string cimport memcpy
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop, FdWatcher
-from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of, os_error
+from corenet._transport cimport (BaseTransport, FaceSlot, add_face, engine_at, engine_of,
+                                 give_back, os_error, received)
 from corenet.batch cimport sockaddr_storage, cn_addr_tuple, AF_INET, AF_INET6
 
 import _socket
@@ -104,7 +106,8 @@ DEF EDGE_READ_BUDGET = 1048576
 # After a read of at least DIRECT_AFTER bytes, a Protocol's next read goes straight into a new
 # bytes object of DIRECT_READ bytes, shrunk in place to what arrived: no copy out of the
 # shared buffer. The allocation and the shrink cost about as much as copying 3-4 KiB
-# (callgrind, echo server: the copy is cheaper at 3 KB reads, the direct read at 6 KB).
+# into a new object (callgrind, echo server: the copy is cheaper at 3 KB reads, the direct
+# read at 6 KB); a copy into a reused object (_transport.received) costs less still.
 # DIRECT_READ keeps the object under glibc's 128 KiB mmap threshold, so it comes from the
 # heap (no mmap, munmap or page faults per read) and shrinking it splits the chunk in place.
 DEF DIRECT_AFTER = 4096
@@ -492,26 +495,27 @@ cdef class StreamTransport(BaseTransport):
 
     cdef Py_ssize_t _read_plain(self) except -2:
         cdef ssize_t n
-        cdef Py_ssize_t outcome
+        cdef Py_ssize_t outcome, room
         if self.sockio is not None:
             return self._read_through_socket(False)
         if self.last_read >= DIRECT_AFTER:
             data = self._recv_direct(&outcome)
             if data is None:
                 return outcome
-            n = outcome
-        else:
-            while True:
-                n = recv(self.fd, _shared_rbuf, MAX_READ, 0)
-                if n >= 0 or errno != EINTR:
-                    break
-            n = self._recv_outcome(n, errno)
-            if n <= 0:
-                return n
-            self.short_read = n < MAX_READ
-            self.last_read = n
-            data = PyBytes_FromStringAndSize(_shared_rbuf, n)
-        return self._deliver(data, n)
+            return self._deliver(data, outcome)
+        while True:
+            n = recv(self.fd, _shared_rbuf, MAX_READ, 0)
+            if n >= 0 or errno != EINTR:
+                break
+        n = self._recv_outcome(n, errno)
+        if n <= 0:
+            return n
+        self.short_read = n < MAX_READ
+        self.last_read = n
+        data = received(_shared_rbuf, n, &room)
+        outcome = self._deliver(data, n)
+        give_back(data, room)
+        return outcome
 
     cdef object _recv_direct(self, Py_ssize_t *outcome):
         """Receives into a fresh bytes object and returns it, or None when nothing arrived

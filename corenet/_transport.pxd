@@ -57,6 +57,12 @@ cdef BaseTransport engine_of(object face)
 # per errno: os.strerror decodes it from the C locale at each call.
 cdef object os_error(int err)
 
+# A bytes object holding ``src[:n]`` for a reader's callback, and how many bytes it has room
+# for; once the callback has returned, ``give_back`` keeps it for the next read if nothing
+# else refers to it (see "received bytes" in _transport.pyx).
+cdef object received(const char *src, Py_ssize_t n, Py_ssize_t *room)
+cdef void give_back(object data, Py_ssize_t room) noexcept
+
 # ``sock`` when its class overrides one of the socket methods ``names``, else None.
 cdef object io_overrides(object sock, tuple names)
 

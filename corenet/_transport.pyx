@@ -2,7 +2,9 @@
 ``_datagram.DatagramTransport``): the parts that do not depend on how bytes move."""
 from libc.stdint cimport uint32_t
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport Py_REFCNT
 
 from corenet._sys cimport EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, close
 from corenet._loop cimport BaseLoop, FdWatcher
@@ -62,6 +64,65 @@ cdef object io_overrides(object sock, tuple names):
         if getattr(cls, name, None) is not getattr(_socket_socket, name):
             return sock
     return None
+
+
+# -- received bytes
+#
+# A read copied out of a shared buffer becomes a bytes object for data_received() or
+# datagram_received(). Past 512 bytes that object comes from malloc(), and past about 1 KiB
+# from beyond glibc's per-thread cache, where the malloc() and the free() cost more than the
+# rest of the loop's work on a small read. So the last such object that nobody kept once its
+# callback returned (only the reader refers to it) is kept, and the next read that fits is
+# written into it: its size set, its cached hash forgotten. A read of less than half its
+# room gets a new object, so that one the protocol keeps never holds more than twice its
+# size. The spare is taken out while a callback has it (another thread's loop may read
+# meanwhile) and put back after.
+
+cdef extern from *:
+    """
+    static inline void corenet_bytes_refill(PyObject *o, const char *src, Py_ssize_t n) {
+        PyBytesObject *b = (PyBytesObject *)o;
+        Py_SET_SIZE(b, n);
+        memcpy(b->ob_sval, src, (size_t)n);
+        b->ob_sval[n] = 0;
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    #endif
+        b->ob_shash = -1;
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic pop
+    #endif
+    }
+    """
+    void corenet_bytes_refill(object o, const char *src, Py_ssize_t n)
+
+cdef object _spare = None
+cdef Py_ssize_t _spare_room = 0
+
+
+cdef object received(const char *src, Py_ssize_t n, Py_ssize_t *room):
+    global _spare
+    data = _spare
+    if data is not None and n <= _spare_room <= 2 * n:
+        _spare = None
+        room[0] = _spare_room
+        corenet_bytes_refill(data, src, n)
+        return data
+    room[0] = n
+    return PyBytes_FromStringAndSize(src, n)
+
+
+cdef void give_back(object data, Py_ssize_t room) noexcept:
+    global _spare, _spare_room
+    if Py_REFCNT(data) == 1:
+        _spare = data
+        _spare_room = room
+
+
+def _spare_bytes():
+    """The kept object and its room (for the tests)."""
+    return _spare, _spare_room
 
 
 cdef object os_error(int err):

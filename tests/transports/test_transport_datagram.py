@@ -727,3 +727,46 @@ def test_an_answer_sent_does_not_wake_the_loop_again(corenet_kind):
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def test_datagrams_a_protocol_keeps_are_never_changed_by_later_ones(loop, run):
+    """corenet writes a datagram into the bytes object of an earlier one that nobody kept:
+    those the protocol kept stay as they arrived, with the hash of what they hold."""
+    import random
+    rng = random.Random(11)
+    sizes = (1, 2, 100, 511, 512, 513, 1000, 1024, 1025, 1232, 2048, 4000, 9000)
+    sent = [os.urandom(rng.choice(sizes)) for _ in range(400)]
+    keep = [rng.random() < 0.3 for _ in range(len(sent))]
+
+    class Keeper(Dgram):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[bytes, int]] = []
+            self.kept: list[tuple[int, bytes]] = []
+
+        def datagram_received(self, data, addr) -> None:
+            assert type(data) is bytes
+            if keep[len(self.seen)]:
+                self.kept.append((len(self.seen), data))
+            self.seen.append((bytes(bytearray(data)), hash(data)))
+            super().datagram_received(b"", addr)
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Keeper, local_addr=("127.0.0.1", 0))
+        t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        addr = t.get_extra_info("sockname")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(0, len(sent), 50):   # some waiting together, some one per wake-up
+            for d in sent[i:i + 50]:
+                peer.sendto(d, addr)
+            await asyncio.wait_for(p.wait(i + 50), 5)
+        assert [s for s, _ in p.seen] == sent
+        assert all(h == hash(s) for s, h in p.seen)
+        assert len(p.kept) > 50
+        for i, data in p.kept:
+            assert data == sent[i] and hash(data) == hash(sent[i])
+        peer.close()
+        t.close()
+        await p.lost
+
+    run(main(), timeout=30)

@@ -685,3 +685,95 @@ def test_fd_of_a_transport_is_off_limits_to_fd_watchers(loop, run):
         await stop_server(srv)
 
     run(main())
+
+
+# Sizes around pymalloc's 512-byte limit and glibc's per-thread cache, with a large read
+# between small ones; whether the protocol keeps each piece is drawn with them.
+READ_SIZES = (1, 2, 511, 512, 513, 1000, 1024, 1025, 1500, 2047, 2048, 3000, 4095, 70000)
+
+
+class Keeper(asyncio.Protocol):
+    """Keeps the pieces ``keep`` says it keeps; records each piece's contents, hash and id
+    as data_received saw them."""
+
+    def __init__(self, keep: list[bool]) -> None:
+        self.keep = keep
+        self.seen: list[tuple[bytes, int, int]] = []
+        self.kept: list[tuple[int, bytes]] = []
+        self.arrived = asyncio.get_running_loop().create_future()
+        self.want = 0
+
+    def data_received(self, data) -> None:
+        assert type(data) is bytes
+        i = len(self.seen)
+        self.seen.append((bytes(bytearray(data)), hash(data), id(data)))
+        if self.keep[i % len(self.keep)]:
+            self.kept.append((i, data))
+        if sum(len(s) for s, _, _ in self.seen) >= self.want and not self.arrived.done():
+            self.arrived.set_result(None)
+
+
+async def _send_each(loop, b, pr: Keeper, pieces: list[bytes]) -> None:
+    """Sends the pieces one at a time, each once the one before has arrived (one read each)."""
+    for p in pieces:
+        pr.want += len(p)
+        pr.arrived = loop.create_future()
+        await loop.sock_sendall(b, p)
+        await asyncio.wait_for(pr.arrived, 5)
+
+
+def _check_kept(pr: Keeper, pieces: list[bytes]) -> None:
+    assert b"".join(s for s, _, _ in pr.seen) == b"".join(pieces)
+    for contents, h, _ in pr.seen:
+        assert h == hash(contents)          # no hash left over from an earlier read
+    for i, data in pr.kept:
+        assert data == pr.seen[i][0] and hash(data) == hash(pr.seen[i][0])
+
+
+def test_data_a_protocol_keeps_is_never_changed_by_later_reads(loop, run):
+    """corenet writes a small read into the bytes object of an earlier one that nobody
+    kept: what a protocol did keep must stay as it arrived, with the hash of what it holds."""
+    import random
+    rng = random.Random(7)
+    pieces = [os.urandom(rng.choice(READ_SIZES)) for _ in range(300)]
+    keep = [rng.random() < 0.3 for _ in range(97)]
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        tr, pr = await loop.create_connection(lambda: Keeper(keep), sock=a)
+        await _send_each(loop, b, pr, pieces)
+        assert len(pr.seen) == len(pieces)
+        _check_kept(pr, pieces)
+        tr.close()
+        b.close()
+
+    run(main(), timeout=30)
+
+
+def test_a_small_read_reuses_the_bytes_object_nobody_kept(corenet_kind):
+    """The reuse itself: a read fits into the last unkept object when that object has room
+    for it and no more than twice its size; otherwise it gets a new one."""
+    loop = make_loop(corenet_kind)
+    sizes = [3000, 2000, 2000, 1000, 1000, 4000]
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        keep = [False, False, False, True, False, False]
+        tr, pr = await loop.create_connection(lambda: Keeper(keep), sock=a)
+        pieces = [os.urandom(n) for n in sizes]
+        await _send_each(loop, b, pr, pieces)
+        ids = [i for _, _, i in pr.seen]
+        assert ids[1] == ids[0] and ids[2] == ids[0]   # 2,000 bytes into 3,000 bytes' room
+        assert ids[3] != ids[0]                         # 1,000: less than half of 3,000
+        assert ids[4] != ids[3]                         # the 1,000 before was kept
+        assert ids[5] != ids[4]        # 4,000: more than the room of the 1,000 kept last
+        _check_kept(pr, pieces)
+        tr.close()
+        b.close()
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
