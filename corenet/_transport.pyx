@@ -120,11 +120,6 @@ cdef void give_back(object data, Py_ssize_t room) noexcept:
         _spare_room = room
 
 
-def _spare_bytes():
-    """The kept object and its room (for the tests)."""
-    return _spare, _spare_room
-
-
 cdef object os_error(int err):
     text = _error_texts.get(err)
     if text is None:
