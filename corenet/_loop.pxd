@@ -67,6 +67,9 @@ cdef class BaseLoop:
     cdef list _often            # watchers also read between pieces of long iterations
     cdef double _often_every    # ... once this many seconds of work have passed
     cdef double _often_next
+    cdef double _spin_limit     # poll_before_sleeping: how long the next wait may poll
+    cdef readonly double _spin_window  # how long a wait it asked for polls now (adapted)
+    cdef readonly unsigned long long _spins_caught  # waits whose I/O came while polling
 
     cdef bint _stopping
     cdef public bint _closed
@@ -94,6 +97,9 @@ cdef class BaseLoop:
     cdef int _compact_timers(self) except -1
     cdef int _run_once(self) except -1
     cdef int _poll(self, double timeout) except -1
+    cdef int _polled(self, int n) except -1
+    cdef int _spin(self, double began, double timeout, double limit) noexcept
+    cdef void _adapt_spin(self, double waited, double limit) noexcept
     cdef int _run_ready(self) except -1
     cdef int _run_before_poll(self) except -1
     cdef int _run_handle(self, Handle h, bint oneshot=*) except -1

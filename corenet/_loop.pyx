@@ -59,6 +59,10 @@ cdef int MAX_EVENTS = 1024
 # Cancelled timers are removed lazily; the heap is rebuilt once they are both numerous and
 # more than half of it, so mass cancellation neither leaks memory nor costs O(n) per cancel.
 cdef Py_ssize_t MIN_CANCELLED_TO_COMPACT = 100
+# poll_before_sleeping: the window it polls for starts here and doubles (up to the caller's
+# limit) each time the I/O came after the window but within the limit; it halves when the
+# I/O came later than the limit, and stops polling below SPIN_START.
+cdef double SPIN_START = 10e-6
 # Timers run per iteration at most: when more are due at once (thousands of timeouts set in
 # one burst expire together), the rest stay on the heap, the next poll does not wait (one is
 # due) and the I/O that arrived meanwhile is read between the batches. The order is kept:
@@ -892,11 +896,24 @@ cdef class BaseLoop:
                         "exception": exc})
         return 0
 
+    def poll_before_sleeping(self, double limit):
+        """corenet's own, for a caller that has just sent something whose answer may come
+        within ``limit`` seconds (a request to a server nearby): the loop's next wait for
+        I/O polls epoll without sleeping for a while before it sleeps. Waking from sleep
+        costs a process, and a virtual machine's halted CPU, tens of microseconds; the
+        polling costs CPU time until the answer comes. How long it polls adapts to what
+        came: it grows while the answers come within ``limit``, and falls to nothing when
+        they come later (see SPIN_START). A wait with nothing to wait for but timers, or
+        a limit of 0, does not poll."""
+        if limit > 0.0 and limit > self._spin_limit:
+            self._spin_limit = limit
+
     cdef int _poll(self, double timeout) except -1:
         """Waits for events; returns how many are in ``self._events``."""
         cdef int n, ms
         cdef timespec ts
         cdef int epfd = self._epfd
+        cdef double limit = self._spin_limit, began = 0.0
         self._polls += 1
         if self._deleted:
             self._deleted.clear()
@@ -905,6 +922,17 @@ cdef class BaseLoop:
             # ran to call its handler): handled now, not slept through (the handler of
             # asyncio.Runner, for one, wakes the loop).
             PyErr_CheckSignals()
+            if limit > 0.0:
+                self._spin_limit = 0.0
+                began = self._clock()
+                n = self._spin(began, timeout, limit)
+                if n != 0:
+                    return self._polled(n)
+                PyErr_CheckSignals()        # one that came while it polled
+                if timeout > 0.0:
+                    timeout -= self._clock() - began
+                    if timeout <= 0.0:
+                        timeout = 1e-9      # still a wait: the timers are due
         if timeout == 0.0:
             n = epoll_wait(epfd, self._events, self._maxevents, 0)
         elif timeout < 0.0:
@@ -924,12 +952,57 @@ cdef class BaseLoop:
                     ms += 1
                 with nogil:
                     n = epoll_wait(epfd, self._events, self._maxevents, ms)
+        if began != 0.0 and n > 0:        # the wait poll_before_sleeping asked for
+            self._adapt_spin(self._clock() - began, limit)
+        return self._polled(n)
+
+    cdef int _polled(self, int n) except -1:
+        """What epoll_wait returned, errors raised (EINTR: none, signals handled)."""
         if n < 0:
             if errno == EINTR:
                 PyErr_CheckSignals()
                 return 0
             PyErr_SetFromErrno(OSError)
         return n
+
+    cdef int _spin(self, double began, double timeout, double limit) noexcept:
+        """poll_before_sleeping's polling: epoll_wait without sleeping until events come
+        (their count), the window (at most ``limit``) ends or the timeout does (0), or an
+        error (-1). Without the GIL, as a sleeping wait: other threads run meanwhile."""
+        cdef double end = began + (limit if self._spin_window > limit else self._spin_window)
+        cdef int n, epfd = self._epfd, maxevents = self._maxevents
+        cdef epoll_event *events = self._events
+        cdef timespec ts
+        if self._spin_window <= 0.0:
+            return 0
+        if timeout > 0.0 and began + timeout < end:
+            end = began + timeout
+        with nogil:
+            while True:
+                n = epoll_wait(epfd, events, maxevents, 0)
+                if n != 0:
+                    break
+                # the CPU to whatever else is ready on it: often the very peer whose
+                # answer is awaited, woken by the request on this CPU
+                sched_yield()
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                if <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9 >= end:
+                    break
+        if n > 0:
+            self._spins_caught += 1
+        return n
+
+    cdef void _adapt_spin(self, double waited, double limit) noexcept:
+        """After a wait poll_before_sleeping asked for, which ended with I/O ``waited``
+        seconds after it began: a window that long would have caught it if it is within
+        ``limit``."""
+        cdef double w = self._spin_window
+        if waited <= limit:
+            w = SPIN_START if w < SPIN_START else 2.0 * w
+            self._spin_window = limit if w > limit else w
+        else:
+            w *= 0.5
+            self._spin_window = 0.0 if w < SPIN_START else w
 
     cdef int _dispatch(self, int n) except -1:
         cdef int i = 0, fd

@@ -70,6 +70,9 @@ cdef extern from *:
     """
     int corenet_epoll_pwait2(int epfd, epoll_event *events, int maxevents, const timespec *timeout) nogil
 
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
 cdef extern from "<sys/eventfd.h>" nogil:
     enum:
         EFD_CLOEXEC

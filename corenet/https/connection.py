@@ -116,6 +116,10 @@ class HTTPConnection(NetworkStream):
         self.requests = 0
         self.idle_since = 0.0
         self.expires_at: float | None = None
+        # corenet's loop polls a while before it sleeps when told a response is near.
+        poll = getattr(self.loop, "poll_before_sleeping", None)
+        self._poll_limit = self.limits.response_poll if poll is not None else 0.0
+        self._poll = poll
         early = self.take_early()
         if early is not None:
             self.data_received(early)  # the server spoke first: not ours to trust
@@ -345,6 +349,8 @@ class HTTPConnection(NetworkStream):
             except _Closed:
                 if self.head is None:
                     raise
+            if self._poll_limit and self.head is None:
+                self._poll(self._poll_limit)
             while self.head is None:
                 if self._error is not None:
                     raise self._error

@@ -91,6 +91,14 @@ class Limits:
     # timeout.
     h2_ping_after_idle: float = 2.0
     h2_ping_timeout: float = 2.0
+    # ---- our own CPU ----
+    # Seconds the loop may poll without sleeping for a response after an HTTP/1.1 request
+    # is sent (corenet's loop only: `Loop.poll_before_sleeping`, which adapts the polling
+    # to how soon responses come and stops when they come later than this). A server
+    # nearby answers in tens of microseconds, and waking from sleep costs about as much
+    # (twice a request: that is most of what a keep-alive GET to a local server takes
+    # beyond the two sides' work). 0: always sleep.
+    response_poll: float = 100e-6
 
     def __repr__(self) -> str:
         """httpx's three pool fields, then each other limit only where it differs from its

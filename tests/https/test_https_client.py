@@ -748,3 +748,29 @@ def test_the_sync_client_leaves_nothing_to_the_cycle_collector(env):
             for _ in range(10):
                 assert c.get(env.base + "/small.txt").content == SMALL
     assert left == []
+
+
+def test_a_response_is_awaited_polling_on_corenet_s_loop(env, run, loop, loop_kind):
+    """Once a request is out, the connection asks corenet's loop to poll for its response
+    before sleeping, with ``Limits.response_poll`` as the limit; with 0 the loop is not
+    asked. (What the loop does when asked: tests/loop/test_poll_before_sleeping.py.)
+    Other loops have no such call and serve the same requests."""
+    asked: list[float] = []
+    poll = getattr(loop, "poll_before_sleeping", None)
+    assert (poll is not None) == loop_kind.startswith("corenet")
+    if poll is not None:
+        def recording(limit: float) -> None:
+            asked.append(limit)
+            poll(limit)
+        loop.poll_before_sleeping = recording
+
+    async def main(limit: float) -> None:
+        async with AsyncClient(verify=env.ca, limits=Limits(response_poll=limit)) as c:
+            for _ in range(30):
+                r = await c.get(env.base + "/small.txt")
+                assert r.content == SMALL
+
+    run(main(0.5))
+    assert asked == ([0.5] * 30 if poll is not None else [])
+    run(main(0.0))
+    assert len(asked) == (30 if poll is not None else 0)
