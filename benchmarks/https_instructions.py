@@ -11,7 +11,8 @@ connection (corenet.https resuming the last connection's session and not; aiohtt
 resume).
 
     .venv/bin/python benchmarks/https_instructions.py [-n 200] [--large-n 4] [--new-n 50]
-        [--rows small,large,gzip,gzip-large,new] [--keep DIR] [--wall [--cpus C,N]]
+        [--rows small,large,gzip,gzip-large,new] [--keep DIR]
+        [--wall [--cpus C,N] [--response-poll SECONDS]]
 
 ``--wall`` instead times both clients in one process, interleaved (corenet, aiohttp,
 corenet, ... for three rounds, so that a busy machine weighs on both alike), and splits each
@@ -22,6 +23,8 @@ once, about the larger. Each round therefore also prints the ceiling: aiohttp's 
 over nginx's CPU time, the ratio a client that cost nothing would reach. ``--cpus C,N``
 pins the clients to core ``C`` and nginx's worker to core ``N`` (the same core: no request
 or response waits for the other core to wake up; unpinned, the scheduler puts them apart).
+``--response-poll`` sets corenet.https's ``Limits.response_poll`` (0: it sleeps for each
+response as aiohttp does).
 
 Needs valgrind (not for ``--wall``) and nginx. BENCHMARKS.md ("HTTPS client") reports its
 figures.
@@ -47,14 +50,17 @@ IMPLS = [("corenet.https", "corenet"), ("aiohttp", "uvloop")]
 NEW_MODES = {"corenet.https": ("resume", "full"), "aiohttp": ("full",)}
 
 
-async def _open_corenet(url: str, ca: str, stack, mode: str = "keep"):
+async def _open_corenet(url: str, ca: str, stack, mode: str = "keep",
+                        response_poll: float | None = None):
     """An open corenet.https client (closed with ``stack``); returns ``get(count)``, which
-    GETs ``url`` that many times in turn and returns the bytes read."""
-    from corenet.https import AsyncClient
+    GETs ``url`` that many times in turn and returns the bytes read. ``response_poll``:
+    its ``Limits.response_poll`` (None: the default)."""
+    from corenet.https import AsyncClient, Limits
 
+    limits = Limits() if response_poll is None else Limits(response_poll=response_poll)
     c = await stack.enter_async_context(AsyncClient(
-        verify=ca, max_connections=100, max_keepalive=64 if mode == "keep" else 0,
-        reuse_tls_sessions=mode != "full"))
+        verify=ca, limits=limits, max_connections=100,
+        max_keepalive=64 if mode == "keep" else 0, reuse_tls_sessions=mode != "full"))
 
     async def get(count: int) -> int:
         total = 0
@@ -108,7 +114,7 @@ def child(impl: str, loop_name: str, url: str, ca: str, count: int, mode: str) -
 
 
 def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3,
-         cpus: tuple[int, int] | None = None) -> None:
+         cpus: tuple[int, int] | None = None, response_poll: float | None = None) -> None:
     import statistics
     import time
 
@@ -138,7 +144,8 @@ def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3,
                                ("aiohttp", uvloop.new_event_loop)):
             loop, stack = new_loop(), contextlib.AsyncExitStack()
             try:
-                get = loop.run_until_complete(OPENERS[name](url, ca, stack))
+                options = {"response_poll": response_poll} if name == "corenet.https" else {}
+                get = loop.run_until_complete(OPENERS[name](url, ca, stack, **options))
                 loop.run_until_complete(get(2))
             except BaseException:
                 loop.run_until_complete(stack.aclose())
@@ -214,6 +221,8 @@ def main() -> None:
     ap.add_argument("--cpus", metavar="C,N",
                     type=lambda v: tuple(int(x) for x in v.split(",", 1)),
                     help="--wall: the clients on core C, nginx's worker on core N")
+    ap.add_argument("--response-poll", type=float, metavar="SECONDS",
+                    help="--wall: corenet.https's Limits.response_poll (0: it sleeps)")
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -253,7 +262,8 @@ def main() -> None:
                 if a.wall:
                     if row != "new":
                         print(f"{row}: {n} requests per client per round", flush=True)
-                        wall(base + path, str(pki["ca"]), n, proc.pid, cpus=a.cpus)
+                        wall(base + path, str(pki["ca"]), n, proc.pid, cpus=a.cpus,
+                             response_poll=a.response_poll)
                     continue
                 for impl, loop_name in IMPLS:
                     if a.only and impl != a.only:
