@@ -7,7 +7,7 @@ import asyncio
 import select
 import ssl
 from collections import deque
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from ._sink import BodySink
 from .errors import (
@@ -118,8 +118,8 @@ class HTTPConnection(NetworkStream):
         self.expires_at: float | None = None
         # corenet's loop polls a while before it sleeps when told a response is near.
         poll = getattr(self.loop, "poll_before_sleeping", None)
-        self._poll_limit = self.limits.response_poll if poll is not None else 0.0
-        self._poll = poll
+        self._poll: Callable[[float], None] | None = \
+            poll if self.limits.response_poll > 0 else None
         early = self.take_early()
         if early is not None:
             self.data_received(early)  # the server spoke first: not ours to trust
@@ -349,8 +349,8 @@ class HTTPConnection(NetworkStream):
             except _Closed:
                 if self.head is None:
                     raise
-            if self._poll_limit and self.head is None:
-                self._poll(self._poll_limit)
+            if self._poll is not None and self.head is None:
+                self._poll(self.limits.response_poll)
             while self.head is None:
                 if self._error is not None:
                     raise self._error
