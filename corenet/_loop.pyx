@@ -932,7 +932,7 @@ cdef class BaseLoop:
                 if timeout > 0.0:
                     timeout -= self._clock() - began
                     if timeout <= 0.0:
-                        timeout = 1e-9      # still a wait: the timers are due
+                        timeout = 0.0       # the timers are due: a look, no sleep
         if timeout == 0.0:
             n = epoll_wait(epfd, self._events, self._maxevents, 0)
         elif timeout < 0.0:
