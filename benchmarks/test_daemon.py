@@ -111,7 +111,7 @@ def _authorities_on(lab: Lab, core: str):
     left to the scheduler, an authority is woken on the resolver's own core as often as not,
     preempts the resolver at its send and answers before it sleeps, and which of the two
     happens changes from one chunk to the next, and with it a server's CPU per miss
-    (Unbound's by 13-18% in this lab)."""
+    (Unbound's by about 15% in this lab)."""
     pids = [p for srv in lab.servers if srv.proc is not None
             for p in _process_group(srv.proc.pid)] if TWO_CORES else []
     for pid in pids:
