@@ -91,19 +91,6 @@ def _pin(pid: int) -> None:
                        capture_output=True, check=False)
 
 
-def _process_group(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` (an NSD and the server processes it forked)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                    pids.append(int(d.name))
-            except (OSError, IndexError, ValueError):   # a process that has just ended
-                pass
-    return pids
-
-
 @contextlib.contextmanager
 def _authorities_on(lab: Lab, core: str):
     """The lab's NSD processes held on ``core`` for the block, then given every core back.
@@ -112,8 +99,11 @@ def _authorities_on(lab: Lab, core: str):
     preempts the resolver at its send and answers before it sleeps, and which of the two
     happens changes from one chunk to the next, and with it a server's CPU per miss
     (Unbound's by about 15% in this lab)."""
+    def tree(pid: int) -> list[int]:     # NSD forks its main process, which forks servers
+        return [pid, *(p for child in _children(pid) for p in tree(child))]
+
     pids = [p for srv in lab.servers if srv.proc is not None
-            for p in _process_group(srv.proc.pid)] if TWO_CORES else []
+            for p in tree(srv.proc.pid)] if TWO_CORES else []
     for pid in pids:
         subprocess.run(["taskset", "-a", "-p", "-c", core, str(pid)], capture_output=True,
                        check=False)
