@@ -85,9 +85,10 @@ def lab53(tmp_path_factory):
     lab.stop()
 
 
-def _pin(pid: int) -> None:
+def _pin(pid: int, cores: str = SERVER_CORE) -> None:
+    """Every thread of ``pid`` held on ``cores`` (a taskset list), when there are two cores."""
     if TWO_CORES:
-        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CORE, str(pid)],
+        subprocess.run(["taskset", "-a", "-p", "-c", cores, str(pid)],
                        capture_output=True, check=False)
 
 
@@ -102,18 +103,14 @@ def _authorities_on(lab: Lab, core: str):
     def tree(pid: int) -> list[int]:     # NSD forks its main process, which forks servers
         return [pid, *(p for child in _children(pid) for p in tree(child))]
 
-    pids = [p for srv in lab.servers if srv.proc is not None
-            for p in tree(srv.proc.pid)] if TWO_CORES else []
+    pids = [p for srv in lab.servers if srv.proc is not None for p in tree(srv.proc.pid)]
     for pid in pids:
-        subprocess.run(["taskset", "-a", "-p", "-c", core, str(pid)], capture_output=True,
-                       check=False)
+        _pin(pid, core)
     try:
         yield
     finally:
-        every = f"0-{(os.cpu_count() or 1) - 1}"
         for pid in pids:
-            subprocess.run(["taskset", "-a", "-p", "-c", every, str(pid)], capture_output=True,
-                           check=False)
+            _pin(pid, f"0-{(os.cpu_count() or 1) - 1}")
 
 
 def _dnsperf(port: int, datafile: Path, *args: str) -> str:
