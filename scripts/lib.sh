@@ -148,10 +148,52 @@ build_inplace() {
         tail -30 /tmp/corenet-build.log >&2
         die "the build failed (the whole log is /tmp/corenet-build.log)"
     }
+    compile_bytecode "$py"
+}
+
+# compile_bytecode PY: the Python modules to bytecode (see build_inplace).
+compile_bytecode() {
+    local py=$1
     (cd "$ROOT" && "$py" -m compileall -q -j 0 corenet resolver >/tmp/corenet-bytecode.log 2>&1) || {
         tail -30 /tmp/corenet-bytecode.log >&2
         die "compiling the Python modules to bytecode failed (the whole log is /tmp/corenet-bytecode.log)"
     }
+}
+
+# build_profiled PY: as build_inplace, but compiled from a profile of a run (setup.py,
+# CORENET_PROFILE): instrumented, scripts/profile_workload.py run on it, compiled again from
+# its counts. Done again, for every extension (the counts are the whole program's), whenever
+# a source of their C (.pyx, .pxd, .h), setup.py or the workload is newer than the profile:
+# about twice build_inplace's time. Not through ccache, which would have to find each
+# object's counts by their mangled path.
+build_profiled() {
+    local py=$1 profile mode
+    profile="$ROOT/build/profile-$("$py" -c 'import sys; print(sys.implementation.cache_tag)')"
+    if [ -f "$profile/.built" ] && [ ! "$ROOT/setup.py" -nt "$profile/.built" ] &&
+        [ ! "$ROOT/scripts/profile_workload.py" -nt "$profile/.built" ] &&
+        [ -z "$(cd "$ROOT" && find corenet resolver \( -name '*.pyx' -o -name '*.pxd' \
+                -o -name '*.h' \) -newer "$profile/.built" -print -quit)" ]; then
+        build_inplace "$py"
+        return
+    fi
+    step "compiling the Cython extensions from a profile of the daemon and the loop: instrumented, run, compiled again (a few minutes)"
+    rm -rf "$profile"
+    for mode in generate use; do
+        if [ "$mode" = use ]; then
+            (cd "$ROOT" && "$py" scripts/profile_workload.py >/tmp/corenet-profile.log 2>&1) || {
+                tail -30 /tmp/corenet-profile.log >&2
+                die "the profile's workload failed (the whole log is /tmp/corenet-profile.log)"
+            }
+            compgen -G "$profile/*.gcda" >/dev/null || die "the profile's workload left no counts in $profile"
+        fi
+        (cd "$ROOT" && CCACHE_DISABLE=1 CORENET_PROFILE=$mode nice -n 5 "$py" setup.py -q \
+            build_ext --inplace --force >/tmp/corenet-build.log 2>&1) || {
+            tail -30 /tmp/corenet-build.log >&2
+            die "the $mode build failed (the whole log is /tmp/corenet-build.log)"
+        }
+    done
+    touch "$profile/.built"
+    compile_bytecode "$py"
 }
 
 # can_isolate: whether a test process can have namespaces of its own (scripts/isolated-python):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by the other scripts: installs what corenet needs and builds it into ./.venv.
-# Safe to run again: it only does what is missing and compiles only what changed.
+# Safe to run again: it only does what is missing, and compiles again only when a source of
+# the extensions changed (scripts/lib.sh, build_profiled).
 #
 #   SETUP_FOR=serve  the compiler and Python headers, the runtime dependencies
 #   SETUP_FOR=test   (the default) also the lab tools and the test extras
@@ -33,7 +34,7 @@ esac
 need_python
 make_venv .venv
 
-# The project itself, editable, without compiling (build_inplace does): its dependencies,
+# The project itself, editable, without compiling (build_profiled does): its dependencies,
 # the corenet-resolver and corenet-fetch commands. Redone when the packaging files change.
 stamp=".venv/.corenet-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
@@ -43,5 +44,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
         die "pip could not install the dependencies"
     touch "$stamp"
 fi
-build_inplace .venv/bin/python
+build_profiled .venv/bin/python
 step "ready: .venv ($(.venv/bin/python -c 'import corenet; print("corenet", corenet.__version__)'))"

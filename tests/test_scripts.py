@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,16 @@ def test_the_man_pages_install_where_man_finds_them_and_again_without_harm(tmp_p
     install = serve.index('bash "$ROOT/scripts/man.sh"')
     assert serve.rfind('if [ "$(id -u)" = 0 ]; then', 0, install) > 0      # as root only
     assert install < serve.index("exec .venv/bin/corenet-resolver serve")
+
+
+def test_a_build_profile_mode_other_than_generate_or_use_is_refused():
+    """A misspelt CORENET_PROFILE stops the build instead of building without a profile."""
+    env = {**os.environ, "CORENET_PROFILE": "yes", "CORENET_METADATA_ONLY": "1"}
+    proc = subprocess.run([sys.executable, "setup.py", "--name"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "CORENET_PROFILE is generate or use, not 'yes'" in proc.stderr
+    env["CORENET_PROFILE"] = "use"
+    proc = subprocess.run([sys.executable, "setup.py", "--name"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
