@@ -73,8 +73,8 @@ class _Server:
         if kind not in ("corenet", "unbound"):
             raise ValueError(f"kind is 'corenet' or 'unbound', not {kind!r}")
         self.kind = kind
-        wrap = (("valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}")
-                if callgrind_out else ())
+        wrap = (("valgrind", "--tool=callgrind", "--dump-instr=yes",
+                 f"--callgrind-out-file={callgrind_out}") if callgrind_out else ())
         if kind == "corenet":
             trust = ("--trust-anchor", str(anchor)) if anchor else ()
             self.d = Daemon(work, lab, "--no-ipv6", "--ip-ratelimit", "0", *trust,
@@ -107,6 +107,31 @@ def _callgrind_total(path: str) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
+def _code_footprint(path: str) -> tuple[int, int]:
+    """The distinct 64-byte lines and 4 KiB pages of code the dump's counted part executed
+    (``--dump-instr=yes``: a cost line's first position is an instruction's offset in its
+    object, absolute, relative to the line before, or the same)."""
+    objects: dict[str, str] = {}
+    ob, addr, seen = "?", 0, set()
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if line.startswith("ob="):
+            m = re.match(r"\((\d+)\)\s*(.*)", line[3:].strip())
+            if m and m.group(2):
+                objects[m.group(1)] = m.group(2)
+            ob = objects.get(m.group(1), line) if m else line[3:]
+            continue
+        first = line.split(" ", 1)[0]
+        if not first or not (first[0].isdigit() or first[0] in "+-*"):
+            continue
+        if first[0] in "+-":
+            step = int(first[1:], 0)
+            addr += step if first[0] == "+" else -step
+        elif first != "*":
+            addr = int(first, 0)
+        seen.add((ob, addr >> 6))
+    return len(seen), len({(o, a >> 6) for o, a in seen})
+
+
 def _warm(port: int, name: str, anchor: Path | None, work: Path) -> None:
     """The path to the names' zone (and with ``anchor`` its chain of keys) loaded by one of
     them; validating, its answer must be authenticated."""
@@ -134,6 +159,7 @@ def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             subprocess.run(["callgrind_control", "-d", str(s.pid)], check=True,
                            capture_output=True)
             out["instructions_per_miss"] = _callgrind_total(dump + ".1") / done
+            out["code_lines"], out["code_pages"] = _code_footprint(dump + ".1")
         finally:
             s.stop()
     if strace:
