@@ -1,4 +1,4 @@
-"""The workload the extensions' build profile is taken from (scripts/lib.sh, build_inplace):
+"""The workload the extensions' build profile is taken from (scripts/lib.sh, build_profiled):
 run once against an instrumented build (``CORENET_PROFILE=generate``), it leaves the counts
 of which branches and functions ran; the final build (``CORENET_PROFILE=use``) lays the code
 out from them, the paths that ran packed together and the rest (error handling, rare cases)
