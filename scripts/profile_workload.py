@@ -40,7 +40,7 @@ import dns.rcode  # noqa: E402
 import corenet  # noqa: E402
 import corenet.https  # noqa: E402
 from daemon_proc import Daemon  # noqa: E402
-from dnslab import bulk_names, many_zone_names  # noqa: E402
+from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
 from dnslab import zones as Z  # noqa: E402
 from dnslab.authority import ZoneAuthority  # noqa: E402
 from dnslab.fake import FakeServer, serve  # noqa: E402
@@ -63,11 +63,13 @@ DEADLINE = 240.0        # the whole workload
 
 class _Hierarchy:
     """The lab's zones on their addresses, answered by dnslab's authority; what
-    ``daemon_proc.Daemon`` reads of a lab (``root_hints_file``, ``port``)."""
+    ``daemon_proc.Daemon`` reads of a lab (``root_hints_file``, ``port``), as a ``Lab``
+    has them."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = pick_port([s.address for s in Z.SERVERS])
+        self.root_hints = list(Z.ROOT_HINTS)
         self.servers: list[FakeServer] = []
 
     async def start(self) -> None:
@@ -81,12 +83,7 @@ class _Hierarchy:
         for s in self.servers:
             await s.close()
 
-    @property
-    def root_hints_file(self) -> Path:
-        path = self.workdir / "root.hints"
-        path.write_text("".join(f".  3600000  NS  {n}\n" for n, _ in Z.ROOT_HINTS)
-                        + "".join(f"{n}  3600000  A  {a}\n" for n, a in Z.ROOT_HINTS))
-        return path
+    root_hints_file = Lab.root_hints_file     # the lab's hints file, written the same way
 
 
 class _Client(asyncio.DatagramProtocol):
