@@ -11,7 +11,8 @@ What runs, each part bounded in count and time, all on loopback:
   zones (``tests/resolver/dnslab``) served by its scriptable authority on 127.0.0.x: new
   names of a known zone one at a time and in bursts, names of new zones (a referral, then
   the answer), the same names again from the cache in bursts, then as fast as a thread of
-  four sockets sends them (the batches of a busy server), and queries over TCP;
+  four sockets sends them (the batches of a busy server), queries over TCP, and a flood of
+  new names beyond what the daemon takes (its drops, and evictions from a cache kept small);
 - the loop's transports: TCP echo through a ``Protocol``, a ``BufferedProtocol`` and the
   streams at 1 KiB and 64 KiB, UDP echo, timers and tasks;
 - the HTTP client (``corenet.https``, HTTP/1.1 over plain TCP): GETs one after another and
@@ -53,6 +54,8 @@ NEW_ZONES = 40
 CACHED_ROUNDS = 6
 FLOOD_QUERIES = 60_000
 FLOOD_SOCKETS = 4
+MISS_FLOOD_QUERIES = 15_000
+CACHE_SIZE = 2 << 20    # small enough for the miss flood to fill: the cache then evicts
 TCP_QUERIES = 200
 ECHO_ROUND_TRIPS = 2000
 HTTP_REQUESTS = 1000
@@ -113,9 +116,10 @@ class _Client(asyncio.DatagramProtocol):
             self.waiting.pop(q.id, None)
 
 
-def _flood(port: int, names: list[str]) -> int:
-    """Cached names sent as fast as FLOOD_SOCKETS sockets take them, the answers read in
-    between without waiting (a lost one is not asked again); returns the answers read."""
+def _flood(port: int, names: list[str], count: int) -> int:
+    """``count`` queries for ``names`` in turn sent as fast as FLOOD_SOCKETS sockets take
+    them, the answers read in between without waiting (a lost one is not asked again);
+    returns the answers read."""
     wires = [dns.message.make_query(n, "A").to_wire() for n in names]
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(FLOOD_SOCKETS)]
     answers = 0
@@ -123,7 +127,7 @@ def _flood(port: int, names: list[str]) -> int:
     try:
         for s in socks:
             s.connect(("127.0.0.1", port))
-        for i in range(FLOOD_QUERIES):
+        for i in range(count):
             socks[i % FLOOD_SOCKETS].send(wires[i % len(wires)])
             if i % 256 == 255:
                 for s in socks:
@@ -153,7 +157,7 @@ async def _resolver_part(workdir: Path) -> None:
     try:
         daemon = await asyncio.to_thread(
             lambda: Daemon(workdir / "daemon", hierarchy, "--no-ipv6", "--ip-ratelimit", "0",
-                           metrics=False).start(timeout=60))
+                           "--cache-size", str(CACHE_SIZE), metrics=False).start(timeout=60))
         loop = asyncio.get_running_loop()
         transport, client = await loop.create_datagram_endpoint(
             _Client, remote_addr=("127.0.0.1", daemon.port))
@@ -171,7 +175,7 @@ async def _resolver_part(workdir: Path) -> None:
             for i in range(0, len(names), BURST):
                 await asyncio.gather(*(client.ask(n, daemon.port) for n in names[i:i + BURST]))
         transport.close()
-        if await asyncio.to_thread(_flood, daemon.port, names) == 0:
+        if await asyncio.to_thread(_flood, daemon.port, names, FLOOD_QUERIES) == 0:
             raise RuntimeError("no answer to the flood of cached names")
         reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
         for name in names[:TCP_QUERIES]:
@@ -183,6 +187,9 @@ async def _resolver_part(workdir: Path) -> None:
             await asyncio.wait_for(reader.readexactly(size), TIMEOUT)
         writer.close()
         await writer.wait_closed()
+        new = [f"f{i:06d}.wild.example.com." for i in range(MISS_FLOOD_QUERIES)]
+        if await asyncio.to_thread(_flood, daemon.port, new, MISS_FLOOD_QUERIES) == 0:
+            raise RuntimeError("no answer to the flood of new names")
     finally:
         if daemon is not None:         # a clean exit: the daemon writes its counts then
             await asyncio.to_thread(daemon.stop, 30)
