@@ -598,7 +598,7 @@ class Resolver(ResolverCore):
             self.nameservers = self._entries
         rdtype = _enum(dns.rdatatype.RdataType, rdtype)
         rdclass = _enum(dns.rdataclass.RdataClass, rdclass)
-        if rdtype in _META or dns.rdataclass.is_metaclass(rdclass):
+        if rdtype in _META or rdclass in _META_CLASSES:
             raise dns.resolver.NoMetaqueries        # ANY, AXFR...: as dnspython's resolve
         candidates = self._names_to_try(qname, search)
         if len(candidates) == 1 and (lifetime is None or not self.forward
@@ -678,8 +678,9 @@ class Resolver(ResolverCore):
         remembered per (text, search settings), as applications ask the same names again."""
         if search is None:
             search = self.use_search_by_default
-        key = ((qname, search, tuple(self.search), self.domain, self.ndots)
-               if isinstance(qname, str) else None)
+        # without search the settings play no part (and hashing ``domain``, a Name, is dear)
+        key = (None if not isinstance(qname, str) else
+               (qname, tuple(self.search), self.domain, self.ndots) if search else qname)
         if key is not None:
             found = _CANDIDATES.get(key)
             if found is not None:
@@ -833,7 +834,7 @@ class Resolver(ResolverCore):
         gives a query its own case (the entry keeps the case of whoever asked first; an
         Answer for another case is made afresh, never shared)."""
         wire = e.wire
-        own_case = wire[12:12 + len(name)] == name
+        own_case = wire.startswith(name, 12)
         if not own_case and wire[12:12 + len(name)].lower() == name.lower():
             wire = wire[:12] + name + wire[12 + len(name):]
         outcome = e.parsed if own_case else None
@@ -1114,6 +1115,7 @@ _CANDIDATES: dict = {}
 _CANDIDATES_MAX = 4096
 _ENUMS: dict = {}
 _META = frozenset(t for t in dns.rdatatype.RdataType if dns.rdatatype.is_metatype(t))
+_META_CLASSES = frozenset(c for c in dns.rdataclass.RdataClass if dns.rdataclass.is_metaclass(c))
 
 
 def _enum(kind, value):
