@@ -698,7 +698,8 @@ class Resolver(ResolverCore):
                 names = [absolute]
             else:
                 searched = [name.concatenate(d) for d in suffixes]
-                if len(name) > (1 if self.ndots is None else self.ndots):     # at least ndots dots: the name as it is first
+                # at least ndots dots: the name as it is first
+                if len(name) > (1 if self.ndots is None else self.ndots):
                     names = [absolute] + searched
                 else:
                     names = searched + [absolute]

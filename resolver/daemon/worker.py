@@ -176,10 +176,6 @@ def settle_gc() -> None:
     watch_gc()
 
 
-
-
-
-
 class Worker:
     """Serves ``cfg`` until stopped. ``control_path`` and ``metrics_addr``: where it answers
     (a supervised worker: its private socket, no metrics); ``notifier``: the service
