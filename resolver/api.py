@@ -829,7 +829,8 @@ class Resolver(ResolverCore):
         records' TTLs are what is left of them, as a server's answer from its cache says
         (dnspython's own cache, by contrast, keeps them as stored); ``expiration`` is
         exact, and ``nameserver``/``port`` name the server that gave it when it was
-        resolved: ``server``, the Result's. A stale entry gets a fresh Answer with the
+        resolved: ``server``, the Result's, kept with the entry for every later hit, in any
+        second and any case. A stale entry gets a fresh Answer with the
         stale TTL. ``name`` is the question as the caller wrote it: its case is the
         question's, and that of the names compressed to it, as the daemon's answer encoder
         gives a query its own case (the entry keeps the case of whoever asked first; an
@@ -838,13 +839,16 @@ class Resolver(ResolverCore):
         own_case = wire.startswith(name, 12)
         if not own_case and wire[12:12 + len(name)].lower() == name.lower():
             wire = wire[:12] + name + wire[12 + len(name):]
-        outcome = e.parsed if own_case else None
+        kept = e.parsed
+        outcome = kept if own_case else None
         age = int(now - e.stored_at)            # whole seconds since it was stored
         if outcome is None or e.expires < now or outcome[-1] != age:
+            if server is None and kept is not None:
+                server = kept[-2]               # who gave it, whatever its age now
             msg = dns.message.from_wire(wire)
             qname = msg.question[0].name
             if msg.rcode() == dns.rcode.NXDOMAIN:
-                outcome = ("nx", qname, msg, age)
+                outcome = ("nx", qname, msg, server, age)
             else:
                 if e.expires < now:
                     for rrset in msg.answer:
@@ -861,9 +865,13 @@ class Resolver(ResolverCore):
                     ans.nameserver, ans.port = server
                 elif self.forward and len(self.forward) == 1 and self._root_forward is None:
                     ans.nameserver, ans.port = self.forward[0], self.port
-                outcome = ("ok" if ans.rrset is not None else "nodata", ans, age)
+                outcome = ("ok" if ans.rrset is not None else "nodata", ans, server, age)
             if e.expires >= now and own_case:
                 e.parsed = outcome
+            elif kept is None:
+                # another case's Answer is never shared, but who gave it is kept (an age
+                # no hit has makes the entry's own case build its Answer afresh)
+                e.parsed = outcome[:-1] + (-1,)
         if outcome[0] == "ok":
             return outcome[1]
         if outcome[0] == "nx":

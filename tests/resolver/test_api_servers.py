@@ -35,6 +35,21 @@ def test_answer_names_the_authority_that_gave_it(run, lab, lab_resolver, qname, 
     assert (again.nameserver, again.port) == (ans.nameserver, ans.port)
 
 
+def test_a_cached_answer_names_its_authority_in_a_later_second_and_case(run, lab, lab_resolver):
+    # the Answer is rebuilt when its age in whole seconds changes, or for another case
+    r = lab_resolver()
+    ans = run(r.resolve("www.example.com.", "A"))
+    assert ans.port == lab.port and ans.nameserver not in (Z.ROOT_A, Z.ROOT_B, Z.GTLD_A)
+    clock, later = r.clock, [0.0]
+    r.clock = lambda: clock() + later[0]
+    for later[0], qname in ((1.2, "www.example.com."), (2.4, "WWW.Example.COM."),
+                            (2.4, "www.example.com."), (3.6, "wWw.example.com.")):
+        again = run(r.resolve(qname, "A"))
+        assert again.response.answer[0].ttl < ans.response.answer[0].ttl   # from the cache
+        assert str(again.qname) == qname
+        assert (again.nameserver, again.port) == (ans.nameserver, ans.port), qname
+
+
 def test_a_cname_chain_names_the_last_links_authority(run, lab, lab_resolver):
     r = lab_resolver()
     ans = run(r.resolve("xalias.example.com.", "A"))        # -> www.example.net.
