@@ -432,6 +432,7 @@ class Server:
             **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
             "tls_upstream": r.tls_upstreams.stats(),
             **({"query_shape": c.query_shape} if self.cfg.extended_statistics else {}),
+            "statistics_inhibit_zero": self.cfg.statistics_inhibit_zero,
             **({} if self.rpz is None or (not self.rpz.feeds and self.policy_gate is None)
                else {"rpz": {
                 "zones": self.rpz.stats(),

@@ -746,6 +746,15 @@ TABLE: tuple[Setting, ...] = (*section(
                 "rcodes, transports, the histogram, the caches), which are counted either "
                 "way, as the metrics show. A reload turns it on or off; what was counted "
                 "stays."),
+    Setting("statistics_inhibit_zero", 'bool', True, boolean,
+            doc="Whether ``stats`` leaves out the query types, classes, opcodes, rcodes (but "
+                "NOERROR to REFUSED) and response policy actions that counted nothing since "
+                "the last reset (Unbound's ``statistics-inhibit-zero``, and its default). Off, "
+                "it prints a line for each of them that Unbound has, at 0 (``TYPE0`` to "
+                "``ANY``, ``CLASS0`` to ``ANY``, ``OPCODE15``, ``RCODE15``, "
+                "``num.answer.rcode.nodata``, every ``num.rpz.action``), so that a graph's "
+                "series exist before their first query. With ``extended-statistics`` alone, "
+                "as Unbound's."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
             flag=Flag("PATH", "Unix control socket (the control commands)"),
             restart=True,

@@ -13,17 +13,31 @@ from __future__ import annotations
 
 import time
 
-import dns.opcode
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
+#: Unbound's names of the query types below 256 it knows (the others print as ``TYPEn``;
+#: the types from 256 up are counted together as ``other``): its own list, which is not
+#: dnspython's (EID, NIMLOC, ATMA, SINK, TALINK; no NINFO, UNSPEC or NXNAME).
+QTYPE_NAMES = {int(n): name for n, name in (pair.split(":") for pair in """
+    1:A 2:NS 3:MD 4:MF 5:CNAME 6:SOA 7:MB 8:MG 9:MR 10:NULL 11:WKS 12:PTR 13:HINFO 14:MINFO
+    15:MX 16:TXT 17:RP 18:AFSDB 19:X25 20:ISDN 21:RT 22:NSAP 23:NSAP-PTR 24:SIG 25:KEY
+    26:PX 27:GPOS 28:AAAA 29:LOC 30:NXT 31:EID 32:NIMLOC 33:SRV 34:ATMA 35:NAPTR 36:KX
+    37:CERT 38:A6 39:DNAME 40:SINK 41:OPT 42:APL 43:DS 44:SSHFP 45:IPSECKEY 46:RRSIG
+    47:NSEC 48:DNSKEY 49:DHCID 50:NSEC3 51:NSEC3PARAM 52:TLSA 53:SMIMEA 55:HIP 58:TALINK
+    59:CDS 60:CDNSKEY 61:OPENPGPKEY 62:CSYNC 63:ZONEMD 64:SVCB 65:HTTPS 99:SPF 104:NID
+    105:L32 106:L64 107:LP 108:EUI48 109:EUI64 249:TKEY 250:TSIG 251:IXFR 252:AXFR
+    253:MAILB 254:MAILA 255:ANY""".split())}
+#: Unbound's names of the classes (others: ``CLASSn``; from 256 up: ``other``).
+CLASS_NAMES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
+#: Unbound's names of the opcodes (others: ``OPCODEn``).
+OPCODE_NAMES = {0: "QUERY", 1: "IQUERY", 2: "STATUS", 4: "NOTIFY", 5: "UPDATE"}
+#: Unbound's names of the rcodes of the header's four bits (others: ``RCODEn``; NOTIMP is
+#: ``NOTIMPL`` there).
+RCODE_NAMES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMPL", "REFUSED",
+               "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE")
+#: How many of them, NOERROR to REFUSED, Unbound prints even at zero.
+RCODES_ALWAYS = 6
 
-#: The rcodes Unbound prints even at zero, by its names (NOTIMP is ``NOTIMPL`` there).
-RCODES_ALWAYS = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMPL", "REFUSED")
-
-#: Unbound's names of the response policy's actions, in the order it prints them, each once
-#: non-zero (``statistics-inhibit-zero``'s default); no action of the daemon is
-#: ``rpz-invalid`` (Unbound's for a rule it cannot use).
+#: Unbound's names of the response policy's actions, in the order it prints them; no action
+#: of the daemon is ``rpz-invalid`` (Unbound's for a rule it cannot use).
 RPZ_ACTIONS = ("rpz-nxdomain", "rpz-nodata", "rpz-passthru", "rpz-drop", "rpz-tcp-only",
                "rpz-invalid", "rpz-local-data", "rpz-disabled", "rpz-cname-override")
 
@@ -42,7 +56,10 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
     """The ``key=value`` lines for ``stats``, each ending in a newline: the threads', the
     total's and the times alone, as Unbound prints them without ``extended-statistics``;
     with it (``extended``; None: whether ``stats`` holds the ``query_shape`` that setting
-    counts) the memory, the histogram and the rest too."""
+    counts) the memory, the histogram and the rest too. The types, classes, opcodes,
+    rcodes and policy actions that counted nothing are left out unless ``stats`` says
+    ``statistics_inhibit_zero`` is off (Unbound's ``statistics-inhibit-zero``): then every
+    one Unbound has a line for is printed, at 0."""
     out: list[tuple[str, object]] = []
     e = stats["engine"]
     workers = stats.get("per_worker") or [None]
@@ -59,23 +76,26 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
     out += [("mem.cache.rrset", cache["rrset_bytes"]),
             ("mem.cache.message", cache["message_bytes"])]
     out += _histogram(stats)
-    # the types, classes and opcodes each once non-zero (``statistics-inhibit-zero``)
-    for t, n in sorted(stats["qtypes"].items(), key=lambda kv: int(kv[0])):
-        if n:
-            out.append((f"num.query.type.{_qtype(int(t))}", n))
+    every = not stats.get("statistics_inhibit_zero", True)
+    # the admission's qtype 0 holds the types above 255 its fast path counted
+    qtypes, other = _numbered(stats["qtypes"], 256, zero_is_other=True)
+    out += _lines("num.query.type.", qtypes, QTYPE_NAMES, "TYPE", every)
+    if other or every:
+        out.append(("num.query.type.other", other))
     shape = stats.get("query_shape")
     if shape is not None:
-        out += [(f"num.query.class.{_qclass(c)}", n) for c, n in shape["classes"].items()
-                if n]
-        out += [(f"num.query.opcode.{_opcode(int(o))}", n)
-                for o, n in shape["opcodes"].items() if n]
+        classes, other = _numbered(shape["classes"], 256)
+        out += _lines("num.query.class.", classes, CLASS_NAMES, "CLASS", every)
+        if other or every:
+            out.append(("num.query.class.other", other))
+        opcodes, _ = _numbered(shape["opcodes"], 16)
+        out += _lines("num.query.opcode.", opcodes, OPCODE_NAMES, "OPCODE", every)
     by_transport: dict[str, int] = {}
-    by_rcode: dict[str, int] = {name: 0 for name in RCODES_ALWAYS}
+    by_rcode = [0] * 16
     for key, n in stats["queries"].items():
         transport, rcode = key.split(":")
         by_transport[transport] = by_transport.get(transport, 0) + n
-        name = _rcode(int(rcode))
-        by_rcode[name] = by_rcode.get(name, 0) + n
+        by_rcode[int(rcode) & 0x0F] += n          # the header's rcode, as Unbound counts
 
     def among(names) -> int:
         return sum(by_transport.get(t, 0) for t in names)
@@ -93,10 +113,10 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
         out += [("num.query.edns.present", shape["edns_present"]),
                 ("num.query.edns.DO", shape["edns_do"])]
     v = stats.get("dnssec", {})
-    out += [(f"num.answer.rcode.{name}", n) for name, n in by_rcode.items()
-            if n or name in RCODES_ALWAYS]
-    if stats.get("nodata"):                 # printed once non-zero, as Unbound's
-        out.append(("num.answer.rcode.nodata", stats["nodata"]))
+    out += _lines("num.answer.rcode.", by_rcode, dict(enumerate(RCODE_NAMES)), "RCODE",
+                  every, always=RCODES_ALWAYS)
+    if stats.get("nodata") or every:
+        out.append(("num.answer.rcode.nodata", stats.get("nodata", 0)))
     out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
             ("num.answer.secure", e.get("dnssec_secure", 0)),
             ("num.answer.bogus", e.get("dnssec_bogus", 0)),
@@ -110,9 +130,30 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
             ("infra.cache.count", cache["servers"]),
             ("key.cache.count", cache["key_zones"])]
     actions = stats.get("rpz", {}).get("actions", {})
-    out += [(f"num.rpz.action.{name}", actions[name]) for name in RPZ_ACTIONS
-            if actions.get(name)]
+    out += [(f"num.rpz.action.{name}", actions.get(name, 0)) for name in RPZ_ACTIONS
+            if actions.get(name) or every]
     return "".join(f"{k}={v}\n" for k, v in out)
+
+
+def _numbered(counts: dict, below: int, zero_is_other: bool = False) -> tuple[list[int], int]:
+    """Counts keyed by number (as decimal text, or ``other``) as Unbound keeps them: a list
+    of the figures of 0 to ``below`` - 1, and the sum of the rest."""
+    low, other = [0] * below, 0
+    for k, n in counts.items():
+        i = below if k == "other" else int(k)
+        if i >= below or (zero_is_other and i == 0):
+            other += n
+        else:
+            low[i] += n
+    return low, other
+
+
+def _lines(prefix: str, figures: list[int], names: dict, unnamed: str, every: bool,
+           always: int = 0) -> list[tuple[str, int]]:
+    """A line for each figure by Unbound's name of its number (``unnamed`` and the number
+    for one it has no name for): those not zero, the first ``always``, or ``every`` one."""
+    return [(f"{prefix}{names.get(i) or f'{unnamed}{i}'}", n) for i, n in enumerate(figures)
+            if n or every or i < always]
 
 
 def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, object]]:
@@ -203,35 +244,3 @@ def _sec(seconds: float) -> str:
 def _general(x: float) -> str:
     """A ratio as Unbound prints one (C's ``%g``)."""
     return f"{x:g}"
-
-
-def _qclass(c: str) -> str:
-    if c == "other":                      # the classes above 255, counted together
-        return "other"
-    try:
-        return dns.rdataclass.to_text(int(c))
-    except ValueError:
-        return f"CLASS{c}"
-
-
-def _opcode(n: int) -> str:
-    name = dns.opcode.to_text(n)          # the number itself for an opcode with no name
-    return f"OPCODE{n}" if name.isdigit() else name
-
-
-def _qtype(n: int) -> str:
-    if n == 0:                            # the types counted together (admission's OTHER)
-        return "other"
-    try:
-        return dns.rdatatype.to_text(n)
-    except ValueError:
-        return f"TYPE{n}"
-
-
-def _rcode(n: int) -> str:
-    if n == dns.rcode.NOTIMP:
-        return "NOTIMPL"
-    try:
-        return dns.rcode.to_text(dns.rcode.Rcode(n))
-    except ValueError:
-        return f"RCODE{n}"

@@ -279,16 +279,21 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
 
 #: Keys Unbound prints once their figure is non-zero (``statistics-inhibit-zero``), or the
 #: rcodes always (NOERROR, FORMERR ...): with ``extended-statistics`` alone.
-NONZERO = ("num.query.type.", "num.query.class.", "num.query.opcode.", "num.answer.rcode.")
+NONZERO = ("num.query.type.", "num.query.class.", "num.query.opcode.", "num.answer.rcode.",
+           "num.rpz.action.")
 
 
-@pytest.mark.parametrize("extended,workers", [(False, 1), (True, 1), (False, 2)])
+@pytest.mark.parametrize("extended,workers,inhibit", [(False, 1, True), (True, 1, True),
+                                                      (False, 2, True), (True, 2, False),
+                                                      (False, 1, False)])
 def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, extended,
-                                                                 workers):
+                                                                 workers, inhibit):
     """With Unbound's ``extended-statistics: no`` (its default) both print the same keys
     (each thread's, the total's, the times; two workers as two threads); with ``yes`` the
     types, classes, opcodes and rcodes each once non-zero, on both: after a ``stats``
-    reset, those asked since alone."""
+    reset, those asked since alone; with ``statistics-inhibit-zero: no`` as well, every one
+    of them, by the same names (Unbound's own, not dnspython's: ``TYPE56``, ``EID``,
+    ``RCODE11``), the types above 255 (CAA) counted as ``other`` on both."""
     need_unbound()
     uport, cport = free_port(), free_port()
     bulk = f"{Z.BULK}@{lab.port}"
@@ -296,6 +301,7 @@ def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, e
     w.mkdir()
     yes = "yes" if extended else "no"
     proc = local_unbound(w, uport, [f"extended-statistics: {yes}", f"num-threads: {workers}",
+                                    f"statistics-inhibit-zero: {'yes' if inhibit else 'no'}",
                                     "local-zone: test. static",
                                     'local-data: "a.test. A 10.0.0.1"',
                                     "do-not-query-localhost: no", "forward-zone:",
@@ -304,13 +310,15 @@ def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, e
     conf = tmp_path / "resolver.toml"
     conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
                     f"extended-statistics = {str(extended).lower()}\n"
+                    f"statistics-inhibit-zero = {str(inhibit).lower()}\n"
                     f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n')
     d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
     d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     try:
         ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
         for asked, reset in (((("h001.bulk.net.", "AAAA"), ("nx.test.", "MX")), True),
-                             ((("a.test.", "A"), ("h002.bulk.net.", "A")), False)):
+                             ((("a.test.", "A"), ("h002.bulk.net.", "A"), ("a.test.", "CAA")),
+                              False)):
             for port in (uport, d.port):
                 for name, rdtype in asked:
                     q = dns.message.make_query(name, rdtype)
@@ -321,13 +329,22 @@ def test_stats_key_set_follows_extended_statistics_as_unbound_s(lab, tmp_path, e
         theirs, ours = both_stats(ub, d)
         if not extended:
             assert set(ours) == set(theirs), (set(ours) ^ set(theirs))
-            # each thread's since the reset: the two asked last, over the workers
-            assert sum(int(ours[f"thread{i}.num.queries"]) for i in range(workers)) == 2
+            # each thread's since the reset: the three asked last, over the workers
+            assert sum(int(ours[f"thread{i}.num.queries"]) for i in range(workers)) == 3
             return
         shown = {who: {k for k in got if k.startswith(NONZERO)}
                  for who, got in (("theirs", theirs), ("ours", ours))}
-        assert shown["ours"] == shown["theirs"], shown
-        assert "num.query.type.A" in shown["ours"] and "num.query.type.MX" not in shown["ours"]
+        assert shown["ours"] == shown["theirs"], (shown["ours"] ^ shown["theirs"])
+        assert "num.query.type.A" in shown["ours"]
+        assert ("num.query.type.MX" in shown["ours"]) is (not inhibit)
+        for who, got in (("theirs", theirs), ("ours", ours)):
+            assert got["num.query.type.other"] == "1", who                 # the CAA
+            assert got["num.query.type.A"] == "2", who
+            if not inhibit:
+                assert got["num.query.type.MX"] == got["num.query.type.TYPE56"] == "0", who
+                assert got["num.rpz.action.rpz-drop"] == "0", who
+        if not inhibit:
+            assert len(shown["ours"]) == 256 + 1 + 256 + 1 + 16 + 16 + 1 + 9
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
