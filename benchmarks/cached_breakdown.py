@@ -218,7 +218,7 @@ def instructions(kind: str, lab: Lab, work: Path, datafile: Path, passes: int) -
     groups: collections.Counter = collections.Counter()
     for obj, n in _object_costs(part).items():
         groups[_group(obj)] += n
-    return {"instructions_per_query": mi._callgrind_total(str(part)) / done,
+    return {"instructions_per_query": mi._callgrind_totals(str(part))["Ir"] / done,
             "by_object": {k: v / done for k, v in groups.most_common()}}
 
 

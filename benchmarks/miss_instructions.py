@@ -17,8 +17,12 @@ query loads the chain's keys and checks that the answer is authenticated (AD).
 lab, 99 after the warm-up's): each miss is a referral from the TLD and then the answer, two
 upstream queries.
 
+``--cache-sim`` has callgrind simulate the first-level caches too (``--cache-sim=yes``, the
+host's sizes): the misses of a miss's instruction fetches and of its data reads and writes,
+the lines a miss brings into the level-1 caches when it runs again. Slower (about twice).
+
     .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec | --zones]
-        [--no-callgrind] [--no-strace] [--keep DIR]
+        [--no-callgrind] [--no-strace] [--cache-sim] [--keep DIR]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
 BENCHMARKS.md ("Where a miss goes") reports its figures.
@@ -69,11 +73,12 @@ class _Server:
     with the trust anchor file ``anchor`` when given."""
 
     def __init__(self, kind: str, lab: Lab, work: Path, callgrind_out: str | None,
-                 anchor: Path | None) -> None:
+                 anchor: Path | None, cache_sim: bool = False) -> None:
         if kind not in ("corenet", "unbound"):
             raise ValueError(f"kind is 'corenet' or 'unbound', not {kind!r}")
         self.kind = kind
         wrap = (("valgrind", "--tool=callgrind", "--dump-instr=yes",
+                 *(("--cache-sim=yes",) if cache_sim else ()),
                  f"--callgrind-out-file={callgrind_out}") if callgrind_out else ())
         if kind == "corenet":
             trust = ("--trust-anchor", str(anchor)) if anchor else ()
@@ -99,11 +104,16 @@ class _Server:
             stop_process(self.proc, 120, group=True)
 
 
-def _callgrind_total(path: str) -> int:
-    """The instructions of the dump's counted part (its ``summary`` or ``totals`` line)."""
+def _callgrind_totals(path: str) -> dict[str, int]:
+    """Each event's count over the dump's counted part (its ``summary`` or ``totals`` line),
+    by callgrind's name (``Ir``: instructions; with the cache simulation ``I1mr``, ``D1mr``,
+    ``D1mw``...)."""
+    events: list[str] = []
     for line in Path(path).read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("summary:", "totals:")):
+            return dict(zip(events, (int(x) for x in line.split()[1:])))
     raise RuntimeError(f"no totals in {path}")
 
 
@@ -145,12 +155,13 @@ def _warm(port: int, name: str, anchor: Path | None, work: Path) -> None:
 
 
 def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
-            callgrind: bool, strace: bool, anchor: Path | None = None) -> dict:
+            callgrind: bool, strace: bool, anchor: Path | None = None,
+            cache_sim: bool = False) -> dict:
     out: dict = {}
     do = anchor is not None
     if callgrind:
         dump = str(work / f"{kind}.callgrind")
-        s = _Server(kind, lab, work / f"{kind}-cg", dump, anchor)
+        s = _Server(kind, lab, work / f"{kind}-cg", dump, anchor, cache_sim)
         try:
             _warm(s.port, names[0], anchor, work)
             subprocess.run(["callgrind_control", "-z", str(s.pid)], check=True,
@@ -158,7 +169,12 @@ def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do)
             subprocess.run(["callgrind_control", "-d", str(s.pid)], check=True,
                            capture_output=True)
-            out["instructions_per_miss"] = _callgrind_total(dump + ".1") / done
+            totals = _callgrind_totals(dump + ".1")
+            out["instructions_per_miss"] = totals["Ir"] / done
+            if cache_sim:
+                out["data_accesses"] = (totals["Dr"] + totals["Dw"]) / done
+                out["I1_misses"] = totals["I1mr"] / done
+                out["D1_misses"] = (totals["D1mr"] + totals["D1mw"]) / done
             out["code_lines"], out["code_pages"] = _code_footprint(dump + ".1")
         finally:
             s.stop()
@@ -191,6 +207,8 @@ def main() -> None:
     ap.add_argument("--burst", action="store_true", help="20 outstanding, not one at a time")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also the level-1 cache misses of a miss (callgrind --cache-sim)")
     ap.add_argument("--dnssec", action="store_true",
                     help="validating, over the signed lab (at most "
                          f"{dnssec_lab.BENCH_NAMES - 1} misses)")
@@ -218,7 +236,7 @@ def main() -> None:
         try:
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
-                            not a.no_callgrind, not a.no_strace, anchor)
+                            not a.no_callgrind, not a.no_strace, anchor, a.cache_sim)
                 figures = ", ".join(
                     f"{k} {v:,.0f}" if k.startswith("instr") else
                     f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
