@@ -38,6 +38,7 @@ cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
 cdef int RRSIG = it.RRSIG, SECURE = it.SECURE
 cdef int _BOGUS = it.BOGUS
+EDE_STALE_ANSWER = 3               # RFC 8914 4.4
 
 # Outcome kinds for Python callers
 OUTCOME_HIT, OUTCOME_STALE, OUTCOME_LOCAL = HIT, STALE, LOCAL
@@ -358,7 +359,8 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     if o.kind == HIT:
         return entry_answer(q, miss, o.entry, r.now())
     if o.kind == STALE:
-        return entry_answer(q, miss, o.entry, r.now(), r.lv.stale_answer_ttl)
+        return _marked_stale(r, entry_answer(q, miss, o.entry, r.now(),
+                                             r.lv.stale_answer_ttl))
     how = miss[5]
     asked = q if how is None else how[0]
     if o.kind == BOGUS:
@@ -398,7 +400,16 @@ cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss):
     if e.expires >= now:
         return entry_answer(q, miss, e, now)
     r.counts.stale_answers += 1
-    return entry_answer(q, miss, e, now, r.lv.stale_answer_ttl)
+    return _marked_stale(r, entry_answer(q, miss, e, now, r.lv.stale_answer_ttl))
+
+
+cdef bytes _marked_stale(ResolverCore r, bytes wire):
+    """An expired answer (``wire``, or None) with the Extended DNS Error Stale Answer when
+    ``ede`` and ``ede_serve_expired`` ask for it (Unbound's ``ede-serve-expired``); only an
+    answer to a query with EDNS has the OPT record it goes in (``with_ede``)."""
+    if wire is None or not (r.ede and r.ede_serve_expired):
+        return wire
+    return with_ede(wire, EDE_STALE_ANSWER)
 
 
 cpdef bint has_stale(ResolverCore r, tuple miss):

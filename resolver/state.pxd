@@ -55,6 +55,7 @@ cdef class ResolverCore:
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef public bint harden_glue          # referral glue only from inside the referring zone
     cdef public bint ede                  # a failure's answer says why (RFC 8914), or not
+    cdef public bint ede_serve_expired    # with ede: an expired answer says so (EDE 3)
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
     cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None

@@ -135,6 +135,7 @@ cdef class ResolverCore:
         self.no_localhost = True
         self.harden_glue = True
         self.ede = True
+        self.ede_serve_expired = False
 
     cdef double now(self) except? -1.0:
         return read_clock(self.clock)

@@ -476,6 +476,12 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="A failed answer carries an Extended DNS Error (RFC 8914) saying why: DNSSEC "
                 "bogus, no reachable authority, the resolution's reason as its text (Unbound's "
                 "``ede``, off by default there). Off, failures are answered without it."),
+    Setting("ede_serve_expired", 'bool', False, boolean,
+            engine="ede_serve_expired",
+            doc="With ``ede`` and ``serve-stale``: an expired answer served (RFC 8767) "
+                "carries the Extended DNS Error Stale Answer (3) when the query had EDNS, so "
+                "a client can tell it from a fresh one (Unbound's ``ede-serve-expired``, off "
+                "by default there too)."),
     Setting("hide_identity", 'bool', True, boolean,
             flag=Flag(None, "answer id.server and hostname.bind (CH TXT) with REFUSED",
                       form="both"),
