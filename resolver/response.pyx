@@ -184,8 +184,8 @@ cpdef Outcome resolved(ResolverCore r, bytes key, bytes question, int qtype, Res
     cdef MsgEntry stale
     if rcode == SERVFAIL:
         stats.cache_lookups += 1
-        stale = dict_get(r.message_table, key)
-        if stale is not None and stale.stale_until >= now:
+        stale = _stale_entry(r, key, now)
+        if stale is not None:
             stats.stale_answers += 1
             return _outcome(STALE, stale, res, key)
         stats.servfail += 1
@@ -394,13 +394,64 @@ cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss):
     fresh meanwhile, else its expired answer with the stale TTL while it is in its stale
     window (RFC 8767; counted as a stale answer), else None (none, or past its window)."""
     cdef double now = r.now()
-    cdef MsgEntry e = dict_get(r.message_table, miss_key(miss))
-    if e is None or e.stale_until < now:
+    cdef MsgEntry e = _stale_entry(r, miss_key(miss), now)
+    if e is None:
         return None
     if e.expires >= now:
         return entry_answer(q, miss, e, now)
     r.counts.stale_answers += 1
     return _marked_stale(r, entry_answer(q, miss, e, now, r.lv.stale_answer_ttl))
+
+
+cdef MsgEntry _stale_entry(ResolverCore r, bytes key, double now):
+    """The entry an answer for the message cache key ``key`` comes from while resolving it
+    fails or takes too long: its own while it is in its stale window, else, for a query
+    without DO or CD, an expired one of the same question asked the other way (with EDNS
+    for a query without, or without for one with), in its window and made over as this
+    query's (``_other_edns``). A stub that does not send EDNS (glibc's) then gets the expired
+    answer that clients sending EDNS left, and the other way round, as from Unbound, which
+    keeps one entry per question. None when there is neither."""
+    cdef MsgEntry e = dict_get(r.message_table, key)
+    if e is not None:
+        return e if e.stale_until >= now else None
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(key)
+    cdef unsigned char variant = key[n - 1]
+    if variant & ~VARIANT_EDNS:
+        return None
+    e = dict_get(r.message_table, key[:n - 1] + bytes((variant ^ VARIANT_EDNS,)))
+    if e is None or e.stale_until < now or e.expires >= now:
+        return None
+    return _other_edns(e, variant & VARIANT_EDNS)
+
+
+cdef MsgEntry _other_edns(MsgEntry e, bint edns):
+    """A copy of the entry ``e`` for the query variant with (``edns``) or without EDNS that
+    ``e`` is not: the same records, an empty OPT record (the resolver's EDNS size, DO clear)
+    added at the end or the one at the end removed. None when ``e`` does not end in an
+    empty OPT record as ``build_response`` writes one (nothing to remove)."""
+    cdef bytes w = e.wire
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(w)
+    cdef bytearray out
+    if edns:
+        out = bytearray(w)
+        out += b"\x00\x00\x29" + EDNS_BUFFER_SIZE.to_bytes(2, "big") + bytes(6)
+        arcount = u16(<const unsigned char*>PyBytes_AS_STRING(w) + 10) + 1
+    else:
+        if n < 23 or w[n - 11] != 0 or w[n - 10:n - 8] != b"\x00\x29" \
+                or w[n - 2:] != b"\x00\x00":
+            return None
+        out = bytearray(w[:n - 11])
+        arcount = u16(<const unsigned char*>PyBytes_AS_STRING(w) + 10) - 1
+    out[10:12] = arcount.to_bytes(2, "big")
+    # the records before the OPT stay where they were: the TTL offsets (OPT excluded) hold
+    cdef MsgEntry c = MsgEntry.__new__(MsgEntry)
+    c.wire = bytes(out)
+    c.ttl_offsets = e.ttl_offsets
+    c.qend = e.qend
+    c.stored_at, c.expires, c.stale_until = e.stored_at, e.expires, e.stale_until
+    c.ttl, c.rcode = e.ttl, e.rcode
+    c.screened, c.screen_touched = e.screened, e.screen_touched
+    return c
 
 
 cdef bytes _marked_stale(ResolverCore r, bytes wire):
@@ -414,8 +465,7 @@ cdef bytes _marked_stale(ResolverCore r, bytes wire):
 
 cpdef bint has_stale(ResolverCore r, tuple miss):
     """Whether ``stale_answer`` would answer ``miss`` now."""
-    cdef MsgEntry e = dict_get(r.message_table, miss_key(miss))
-    return e is not None and e.stale_until >= r.now()
+    return _stale_entry(r, miss_key(miss), r.now()) is not None
 
 
 cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, int qtype,

@@ -39,10 +39,12 @@ def start(tmp_path, lab, authority: LoopbackAuthority, timeout: float, limits: s
     return Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
 
 
-def ask(d: Daemon, wait: float = 15.0) -> dns.message.Message:
+def ask(d: Daemon, wait: float = 15.0, name: str = NAME,
+        edns: bool = False) -> dns.message.Message:
+    q = dns.message.make_query(name, "A", use_edns=0 if edns else False)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(wait)
-        s.sendto(dns.message.make_query(NAME, "A").to_wire(), ("127.0.0.1", d.port))
+        s.sendto(q.to_wire(), ("127.0.0.1", d.port))
         return dns.message.from_wire(s.recv(4096))
 
 
@@ -51,10 +53,10 @@ def answer(m: dns.message.Message) -> tuple[set[str], int]:
     return {rd.to_text() for rd in rrset}, rrset.ttl
 
 
-def in_flight(d: Daemon) -> bool:
+def in_flight(d: Daemon, name: str = NAME) -> bool:
     r = cli("--control", d.control, "dump_requestlist")
     assert r.returncode == 0, r.stdout + r.stderr
-    return NAME in r.stdout
+    return name in r.stdout
 
 
 def expired(d: Daemon) -> None:
@@ -137,5 +139,27 @@ def test_a_timeout_past_the_resolution_s_limit_serves_it_only_once_resolving_fai
         assert answer(got) == ({"192.0.2.50"}, STALE_TTL)
         assert not in_flight(d), "answered before the resolution had failed"
         assert len(authority.asked) >= 2
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_a_failed_resolution_serves_the_expired_answer_other_clients_left(
+        lab, tmp_path, authority):
+    """Cached by a query with EDNS only, the expired answer still answers a query without
+    EDNS (glibc's stub sends none) once resolving fails, as Unbound's one entry per question
+    does, and the other way round: each without an OPT record where none was asked for."""
+    d = start(tmp_path, lab, authority, 30,
+              "initial_rto = 0.3\nmax_rto = 0.3\nmax_query_time = 1.5")
+    try:
+        fresh = {True: ask(d, edns=True), False: ask(d, name="mail.stale.example.")}
+        assert fresh[True].edns == 0 and fresh[False].edns < 0
+        time.sleep(1.3)
+        authority.silent.set()
+        for edns, name in ((False, NAME), (True, "mail.stale.example.")):
+            got = ask(d, name=name, edns=edns)
+            assert answer(got) == ({"192.0.2.50"}, STALE_TTL), (name, edns)
+            assert (got.edns >= 0) is edns, got
+            assert not in_flight(d, name), "answered before the resolution had failed"
+        assert d.stats()["engine"]["stale_answers"] == 2
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
