@@ -78,6 +78,14 @@ class Server:
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
         self.tcp_by_client: dict = {}            # client address -> TCP connections open
+        #: ``tcp-connection-limit``: its networks (an ACL whose standing is the network's
+        #: place in ``limited_networks``, 1 up), their connections open, and the network
+        #: each connection it counts was counted against
+        self.limited_networks: tuple = ()
+        self.limits_acl = ACL()
+        self.tcp_by_network: dict = {}
+        self.network_of: dict = {}
+        self.set_connection_limits(cfg)
         self.addresses: list[tuple[str, int]] = []
         #: each client network's standing (``admission.Who``), shared by the listeners
         self.acl = ACL(acl_entries(cfg))
@@ -258,7 +266,10 @@ class Server:
         is idle is the new one refused)."""
         c = self.counters
         mine = self.tcp_by_client.get(conn.client, 0)
+        network = self.limited_network(conn.client)
         if (mine >= self.cfg.tcp_max_connections_per_client
+                or network is not None
+                and self.tcp_by_network.get(network[0], 0) >= network[1]
                 or c.tcp_connections >= self.cfg.tcp_max_connections
                 and not self.shed_idle_tcp()):
             c.tcp_rejected += 1
@@ -267,7 +278,24 @@ class Server:
         c.tcp_accepted += 1
         self.connections.add(conn)
         self.tcp_by_client[conn.client] = mine + 1
+        if network is not None:
+            self.tcp_by_network[network[0]] = self.tcp_by_network.get(network[0], 0) + 1
+            self.network_of[conn] = network[0]
         return True
+
+    def limited_network(self, client) -> tuple | None:
+        """The (network, limit) of ``tcp-connection-limit`` whose network is the longest
+        holding ``client`` (an address), or None."""
+        if not self.limited_networks or not client:
+            return None
+        k = self.limits_acl.standing(client)
+        return self.limited_networks[k - 1] if k else None
+
+    def set_connection_limits(self, cfg: Config) -> None:
+        """Takes ``cfg``'s ``tcp-connection-limit``; the connections open stay counted
+        against the networks they were counted against."""
+        self.limited_networks = tuple(cfg.tcp_connection_limit)
+        self.limits_acl.set([(net, k + 1) for k, (net, _) in enumerate(self.limited_networks)])
 
     def hold_unnamed(self, proxy) -> bool:
         """Counts a proxy's stream connection whose PROXY v2 header has not come yet against
@@ -309,6 +337,13 @@ class Server:
             self.tcp_by_client[conn.client] = n
         else:
             self.tcp_by_client.pop(conn.client, None)
+        network = self.network_of.pop(conn, None)
+        if network is not None:
+            n = self.tcp_by_network.get(network, 0) - 1
+            if n > 0:
+                self.tcp_by_network[network] = n
+            else:
+                self.tcp_by_network.pop(network, None)
 
     def set_allow(self, cfg: Config) -> None:
         """Replaces the client ACLs from ``cfg`` (the listeners share them)."""
@@ -350,6 +385,8 @@ class Server:
         need_restart = list(staged.need_restart)
         if acl_entries(cfg) != acl_entries(self.cfg):
             self.set_allow(cfg)         # (kept when unchanged: setting parses every network)
+        if cfg.tcp_connection_limit != self.cfg.tcp_connection_limit:
+            self.set_connection_limits(cfg)
         if cfg.outgoing_interface != self.cfg.outgoing_interface:
             warn_unbindable(cfg.outgoing_interface)
         self.cfg = self.front.cfg = cfg

@@ -28,7 +28,7 @@ from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size,
                                     path_in_directory, text, octal_mode, log_level, user_name,
                                     dns64_prefix, trust_anchor_file, auto_trust_anchor_files,
                                     domains, ip_addresses, zone_rates, cachedb_backend, url_path,
-                                    cipher_list, ca_bundle)
+                                    cipher_list, ca_bundle, connection_limits)
 from resolver.daemon.zone_tables import zone_tables
 
 
@@ -651,6 +651,16 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="TCP: connections one client address may hold at once.",
             reason="One client address must not take TCP away from the others; a resolver "
                    "behind a NAT or a stub with pipelining needs a few dozen at most."),
+    Setting("tcp_connection_limit", 'tuple[Any, ...]', (), connection_limits,
+            doc="TCP: connections the clients of a network may hold at once, all together, "
+                "as \"NETBLOCK LIMIT\" lines (Unbound's ``tcp-connection-limit``); the longest "
+                "network holding a client counts it, and past its limit a new connection is "
+                "closed at once (0: none at all). Counted per worker, once a connection is "
+                "established (after its TLS handshake, for DNS over TLS and HTTPS), beside "
+                "``tcp-max-connections-per-client``.",
+            example='["192.0.2.0/24 20"]',
+            reason="A network of many hosts (a NAT, a cloud range) may take the connections "
+                   "one address alone cannot."),
     Setting("tcp_max_inflight", 'int', 32, number(int, 1, 10_000_000),
             flag=Flag("N", "queries in flight per connection"),
             doc="TCP: queries of one connection being resolved at once; past it reading pauses.",

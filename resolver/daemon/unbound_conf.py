@@ -582,6 +582,10 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 if len(vals) != 2:
                     raise ValueError("expected a domain and a number")
                 conv.add(o, k, f"{vals[0]} {int(vals[1])}")
+            elif k == "tcp-connection-limit":
+                if len(vals) != 2:
+                    raise ValueError("expected a netblock and a number")
+                conv.add(o, k, f"{ipaddress.ip_network(vals[0], strict=False)} {int(vals[1])}")
             elif k == "module-config":
                 _modules(conv, o)
             elif k in ("tls-port", "https-port"):

@@ -429,6 +429,15 @@ def ip_addresses(value: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def connection_limits(value: Any, what: str) -> tuple:
+    """Unbound's ``tcp-connection-limit`` lines, ``"NETBLOCK LIMIT"``: (network, limit)
+    pairs, no more than a client ACL holds (``resolver.daemon.acl`` finds the network)."""
+    to_limit = number(int, 0, 10_000_000)
+    return tuple((w[0], to_limit(w[1], what))
+                 for w in _lines(value, what, "NETBLOCK LIMIT", 2, network=0, acl=True,
+                                 exact=True))
+
+
 def zone_rates(value: Any, what: str) -> tuple[tuple[str, int], ...]:
     """A table of domain = queries per second, or a list of "domain number" strings (as
     Unbound writes them), as (domain, number) pairs."""

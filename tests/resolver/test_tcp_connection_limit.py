@@ -1,0 +1,130 @@
+"""``tcp-connection-limit``: the TCP connections the clients of a network may hold at once,
+side by side with a real Unbound given the same lines. The longest network holding a client
+counts it; past its limit a new connection is closed without an answer, and a connection
+that closes makes room again. Clients on loopback, from 127.0.0.1 and 127.0.0.2."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import time
+
+import dns.message
+import pytest
+from ci_policy import unavailable
+
+from daemon_proc import Daemon, cli
+from dnslab.unbound import local_unbound
+from ports import free_port
+from procs import stop as stop_process
+
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+LIMITS = ("127.0.0.0/8 2", "127.0.0.2/32 0")
+
+
+def connect(port: int, source: str) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    s.settimeout(5)
+    return s
+
+
+def answered(s: socket.socket) -> bool:
+    """Whether the connection answers a query for ``a.test.`` (False: closed without one)."""
+    q = dns.message.make_query("a.test.", "A").to_wire()
+    try:
+        s.sendall(struct.pack("!H", len(q)) + q)
+        head = s.recv(2)
+        if len(head) < 2:
+            return False
+        (n,) = struct.unpack("!H", head)
+        body = b""
+        while len(body) < n:
+            part = s.recv(n - len(body))
+            if not part:
+                return False
+            body += part
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+    return dns.message.from_wire(body).answer[0][0].to_text() == "10.0.0.1"
+
+
+@pytest.fixture
+def both(lab, tmp_path):
+    """The ports of a real Unbound and of the daemon, each with ``LIMITS``."""
+    if not os.path.exists(UNBOUND):
+        unavailable(f"{UNBOUND} is missing (Debian package 'unbound')")
+    uport = free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ["local-zone: test. static", 'local-data: "a.test. A 10.0.0.1"',
+                                    *(f"tcp-connection-limit: {line}" for line in LIMITS)])
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                    f"tcp-connection-limit = {list(LIMITS)!r}\n".replace("'", '"'))
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        yield {"unbound": uport, "corenet": d.port}, d
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_a_network_holds_its_limit_of_connections_as_unbound_s(both):
+    ports, d = both
+    held = []
+    try:
+        for who, port in ports.items():
+            first, second = connect(port, "127.0.0.1"), connect(port, "127.0.0.1")
+            held += [first, second]
+            assert answered(first) and answered(second), who
+            third = connect(port, "127.0.0.1")       # the network's third: closed at once
+            assert not answered(third), who
+            third.close()
+            # 127.0.0.2 is counted against its own network, whose limit is 0
+            other = connect(port, "127.0.0.2")
+            assert not answered(other), who
+            other.close()
+        # A connection that closes makes room for one again. Unbound releases none before
+        # 1.26 (its fix "to decrement the per-netblock tcp connection limits, so it keeps
+        # usable"; Debian's is 1.17): the daemon alone, as the fixed Unbound does.
+        held[2].close()
+        deadline = time.monotonic() + 5
+        while True:
+            again = connect(ports["corenet"], "127.0.0.1")
+            ok = answered(again)
+            again.close()
+            if ok:
+                break
+            assert time.monotonic() < deadline, "the closed connection left no room"
+            time.sleep(0.05)
+    finally:
+        for s in held:
+            s.close()
+    assert d.stats()["tcp"]["rejected"] >= 2
+    assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+
+
+def test_a_reload_takes_new_limits_and_keeps_counting_the_open_ones(lab, tmp_path):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                    'tcp-connection-limit = ["127.0.0.0/8 1"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        held = connect(d.port, "127.0.0.1")
+        assert answered(held)
+        extra = connect(d.port, "127.0.0.1")
+        assert not answered(extra)
+        extra.close()
+        conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                        'tcp-connection-limit = ["127.0.0.0/8 2"]\n')
+        r = cli("--control", d.control, "reload")
+        assert r.returncode == 0, r.stdout + r.stderr
+        second = connect(d.port, "127.0.0.1")        # the one open still counts: 2 of 2
+        assert answered(second)
+        third = connect(d.port, "127.0.0.1")
+        assert not answered(third)
+        for s in (held, second, third):
+            s.close()
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
