@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import struct
 import time
 
 import dns.message
 import pytest
 from ci_policy import unavailable
 
-from daemon_proc import Daemon, cli
+from daemon_proc import Daemon, answer_or_shut, cli, frame
 from dnslab.unbound import local_unbound
 from ports import free_port
 from procs import stop as stop_process
@@ -30,23 +29,9 @@ def connect(port: int, source: str) -> socket.socket:
 
 
 def answered(s: socket.socket) -> bool:
-    """Whether the connection answers a query for ``a.test.`` (False: closed without one)."""
-    q = dns.message.make_query("a.test.", "A").to_wire()
-    try:
-        s.sendall(struct.pack("!H", len(q)) + q)
-        head = s.recv(2)
-        if len(head) < 2:
-            return False
-        (n,) = struct.unpack("!H", head)
-        body = b""
-        while len(body) < n:
-            part = s.recv(n - len(body))
-            if not part:
-                return False
-            body += part
-    except (ConnectionResetError, BrokenPipeError):
-        return False
-    return dns.message.from_wire(body).answer[0][0].to_text() == "10.0.0.1"
+    """Whether the connection answers a query for ``a.test.`` (False: shut without one)."""
+    got = answer_or_shut(s, frame(dns.message.make_query("a.test.", "A").to_wire()))
+    return got is not None and dns.message.from_wire(got).answer[0][0].to_text() == "10.0.0.1"
 
 
 @pytest.fixture
