@@ -406,9 +406,9 @@ cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss):
 cdef MsgEntry _stale_entry(ResolverCore r, bytes key, double now):
     """The entry an answer for the message cache key ``key`` comes from while resolving it
     fails or takes too long: its own while it is in its stale window, else, for a query
-    without DO or CD, an expired one of the same question asked the other way (with EDNS
-    for a query without, or without for one with), in its window and made over as this
-    query's (``_other_edns``). A stub that does not send EDNS (glibc's) then gets the expired
+    without DO or CD, the one of the same question asked the other way (with EDNS for a
+    query without, or without for one with), in its window and made over as this query's
+    (``_other_edns``). A stub that does not send EDNS (glibc's) then gets the expired
     answer that clients sending EDNS left, and the other way round, as from Unbound, which
     keeps one entry per question. None when there is neither."""
     cdef MsgEntry e = dict_get(r.message_table, key)
@@ -419,7 +419,7 @@ cdef MsgEntry _stale_entry(ResolverCore r, bytes key, double now):
     if variant & ~VARIANT_EDNS:
         return None
     e = dict_get(r.message_table, key[:n - 1] + bytes((variant ^ VARIANT_EDNS,)))
-    if e is None or e.stale_until < now or e.expires >= now:
+    if e is None or e.stale_until < now:
         return None
     return _other_edns(e, variant & VARIANT_EDNS)
 
