@@ -163,6 +163,7 @@ cdef class FrontDoor:
     cdef object zoned_for               # the LocalZones ``zoned_names`` was read from
     cdef frozenset zoned_names          # every zone's name, global and the views' (``_zoned``)
     cdef bint extended                  # ``extended-statistics``: the queries' shape counted
+    cdef bytes nsid                     # ``nsid``: the identifier's octets, or None
 
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
                        Reply reply, double t0) except -2

@@ -62,7 +62,9 @@ from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RE
                                 HEADER_SHORT, header_rule)
 from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
-from resolver.wire.codec cimport MsgEntry, Parsed
+from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
+from resolver.wire.codec import EDNS_NSID
+from resolver.daemon.values import nsid_octets
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
 from resolver.daemon import logs as _logs
@@ -725,6 +727,7 @@ cdef class FrontDoor:
         self.stale_client_timeout = cfg.serve_stale_client_timeout
         self.ip_ratelimit = cfg.ip_ratelimit
         self.extended = cfg.extended_statistics
+        self.nsid = None if cfg.nsid is None else nsid_octets(cfg.nsid)
         # clients that views, tags or overrides give zones or types of their own: the local
         # zones before the cache for the names under any
         self.views = bool(cfg.access_control_view or cfg.local_zone_tag
@@ -843,6 +846,8 @@ cdef class FrontDoor:
             if local is not None:
                 self.made = local
                 return LOCAL
+        if self.nsid is not None and asks_option(p, n, EDNS_NSID):
+            return MISS         # the engine's answer, which ``answer`` gives the identifier
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size if udp else 0, qtype, truncated, key, screen,
                             self)
@@ -1260,8 +1265,13 @@ cdef class FrontDoor:
         """Truncates ``out`` for UDP, counts, logs and sends it; ``qtype`` and ``limit``
         (the largest UDP answer the client takes) are the query's when its parse is at
         hand, -1 to read them from ``q``; ``failure`` a SERVFAIL's (extended error code,
-        reason) when it is known."""
+        reason) when it is known. A query that asks for the server's identifier (NSID)
+        gets it, before truncation."""
         cdef double seconds
+        if (self.nsid is not None and q is not None
+                and asks_option(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q),
+                                EDNS_NSID)):
+            out = with_option(out, EDNS_NSID, self.nsid)
         if reply.kind == T_UDP and len(out) > 512:      # every client accepts 512 bytes
             if limit < 0:
                 limit = udp_limit(q)

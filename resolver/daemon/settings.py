@@ -28,7 +28,7 @@ from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size,
                                     path_in_directory, text, octal_mode, log_level, user_name,
                                     dns64_prefix, trust_anchor_file, auto_trust_anchor_files,
                                     domains, ip_addresses, zone_rates, cachedb_backend, url_path,
-                                    cipher_list, ca_bundle, connection_limits)
+                                    cipher_list, ca_bundle, connection_limits, nsid)
 from resolver.daemon.zone_tables import zone_tables
 
 
@@ -482,6 +482,13 @@ TABLE: tuple[Setting, ...] = (*section(
                 "carries the Extended DNS Error Stale Answer (3) when the query had EDNS, so "
                 "a client can tell it from a fresh one (Unbound's ``ede-serve-expired``, off "
                 "by default there too)."),
+    Setting("nsid", 'str | None', None, optional(nsid),
+            example='"ascii_resolver1"',
+            doc="The name server identifier (RFC 5001) the answer to a query carrying an NSID "
+                "option gets in its own (``dig +nsid``), as Unbound's ``nsid``: ``ascii_`` and "
+                "the text, or the identifier in hex; at most 255 octets. Unset, the option "
+                "is ignored. Such a query takes the engine's path (its cache look-up "
+                "included, under the miss budgets) rather than the door's own look-up."),
     Setting("hide_identity", 'bool', True, boolean,
             flag=Flag(None, "answer id.server and hostname.bind (CH TXT) with REFUSED",
                       form="both"),

@@ -17,7 +17,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from corenet.capi cimport FrameReceiver
 from resolver.cache.answer cimport monotonic
 from resolver.daemon.admission cimport OUTSIDE, FrontDoor, Reply
-from resolver.wire.codec cimport asks_padding, with_padding
+from resolver.wire.codec cimport asks_option, with_padding
+from resolver.wire.codec import EDNS_PADDING
 
 
 cdef class StreamReply(Reply):
@@ -103,7 +104,7 @@ cdef class DNSFrameReceiver(FrameReceiver):
 
     cdef StreamReply _reply(self, const unsigned char* q, Py_ssize_t n):
         """The reply for the query at ``q``: the padding one when it asks for padding."""
-        if self.padded is not None and asks_padding(q, n):
+        if self.padded is not None and asks_option(q, n, EDNS_PADDING):
             return self.padded
         return self.reply
 

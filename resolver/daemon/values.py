@@ -429,6 +429,33 @@ def ip_addresses(value: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: The longest name server identifier taken (``nsid``), in octets.
+NSID_MAX = 255
+
+
+def nsid_octets(text: str) -> bytes:
+    """The identifier Unbound's ``nsid`` value gives: ``ascii_`` and its text, or hex
+    digits. ValueError for anything else."""
+    if text.startswith("ascii_"):
+        return text[6:].encode("ascii")
+    if not text or len(text) % 2 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise ValueError("expected \"ascii_\" and text, or hex digits in pairs")
+    return bytes.fromhex(text)
+
+
+def nsid(value: Any, what: str) -> str:
+    """Unbound's ``nsid`` value, checked (``nsid_octets`` reads it), as written."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: expected a string, got {value!r}")
+    try:
+        n = len(nsid_octets(value))
+    except (ValueError, UnicodeEncodeError) as e:
+        raise ConfigError(f"{what}: {value!r}: {e}") from None
+    if n > NSID_MAX:
+        raise ConfigError(f"{what}: {n} octets, at most {NSID_MAX}")
+    return value
+
+
 def connection_limits(value: Any, what: str) -> tuple:
     """Unbound's ``tcp-connection-limit`` lines, ``"NETBLOCK LIMIT"``: (network, limit)
     pairs, no more than a client ACL holds (``resolver.daemon.acl`` finds the network)."""

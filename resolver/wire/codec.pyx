@@ -838,9 +838,10 @@ def from_text(str text):
 
 
 # ---------------------------------------------------------------------------------------------
-# EDNS: where the OPT record is, and padding (RFC 7830)
+# EDNS: where the OPT record is, its options, and padding (RFC 7830)
 
-#: the EDNS option code of padding (RFC 7830)
+#: the EDNS option codes of the name server identifier (RFC 5001) and of padding (RFC 7830)
+EDNS_NSID = 3
 EDNS_PADDING = 12
 
 
@@ -878,8 +879,9 @@ cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n) noexcept:
     return last if u16(p + at) == 41 else -1
 
 
-cdef bint asks_padding(const unsigned char* p, Py_ssize_t n) noexcept:
-    """Whether the query at ``p`` carries the EDNS padding option (RFC 7830) in its OPT."""
+cdef bint asks_option(const unsigned char* p, Py_ssize_t n, unsigned int code) noexcept:
+    """Whether the query at ``p`` carries the EDNS option ``code`` in its OPT (padding, RFC
+    7830, to have its answer padded; NSID, RFC 5001, to be told the server's identifier)."""
     cdef Py_ssize_t pos = _records_at(p, n), end, o
     cdef unsigned int i
     if pos < 0:
@@ -894,7 +896,7 @@ cdef bint asks_padding(const unsigned char* p, Py_ssize_t n) noexcept:
         if u16(p + pos) == 41:
             o = pos + 10
             while o + 4 <= end:
-                if u16(p + o) == EDNS_PADDING:
+                if u16(p + o) == code:
                     return True
                 o += 4 + u16(p + o + 2)
             return False
@@ -902,9 +904,23 @@ cdef bint asks_padding(const unsigned char* p, Py_ssize_t n) noexcept:
     return False
 
 
-def query_asks_padding(bytes q) -> bool:
-    """``asks_padding`` for Python callers."""
-    return asks_padding(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+def query_asks_option(bytes q, unsigned int code) -> bool:
+    """``asks_option`` for Python callers."""
+    return asks_option(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), code)
+
+
+cpdef bytes with_option(bytes wire, unsigned int code, bytes data):
+    """``wire`` (a message whose last record is its OPT) with the EDNS option ``code``
+    holding ``data`` closing its OPT; ``wire`` itself when its OPT is not its last record or
+    the message would pass 65,535 octets."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), size = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t opt = opt_at(p, n), rdlen
+    if opt < 0 or n + 4 + size > 65535:
+        return wire
+    rdlen = u16(p + opt + 9) + 4 + size
+    return (wire[:opt + 9] + bytes((rdlen >> 8, rdlen & 0xFF)) + wire[opt + 11:]
+            + bytes((code >> 8, code & 0xFF, size >> 8, size & 0xFF)) + data)
 
 
 cpdef bytes with_padding(bytes wire, unsigned int block):
@@ -912,17 +928,12 @@ cpdef bytes with_padding(bytes wire, unsigned int block):
     closing its OPT, so that the message is the smallest multiple of ``block`` octets that
     holds it, at most 65,535 (a stream's frame): RFC 8467's block-length strategy, as
     Unbound pads. ``wire`` itself when its OPT is not its last record, or ``block`` is 0."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire)
-    cdef Py_ssize_t opt = opt_at(p, n), size, rdlen
-    if opt < 0 or block == 0:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), size
+    if block == 0:
         return wire
     size = ((n + 3) // block + 1) * block
     if size > 65535:
         size = 65535
     if size < n + 4:
         return wire
-    rdlen = u16(p + opt + 9) + (size - n)
-    return (wire[:opt + 9] + bytes((rdlen >> 8, rdlen & 0xFF)) + wire[opt + 11:]
-            + bytes((0, EDNS_PADDING, (size - n - 4) >> 8, (size - n - 4) & 0xFF))
-            + bytes(size - n - 4))
+    return with_option(wire, EDNS_PADDING, bytes(size - n - 4))

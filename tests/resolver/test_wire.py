@@ -434,26 +434,48 @@ def test_padding_leaves_a_message_without_edns_and_caps_at_a_frame():
     assert len(padded) == 65535 and dns.message.from_wire(padded).answer == big.answer
 
 
+def test_an_option_closes_the_opt_that_ends_a_message():
+    import dns.edns
+    q = dns.message.make_query("a.example.", "A", use_edns=0)
+    r = dns.message.make_response(q)
+    r.use_edns(0, options=[dns.edns.GenericOption(15, b"\x00\x03")])
+    got = dns.message.from_wire(wire.with_option(r.to_wire(), 3, b"resolver1"))
+    assert [(o.otype, o.to_wire()) for o in got.options] == [(15, b"\x00\x03"),
+                                                            (3, b"resolver1")]
+    assert got.id == r.id and got.question == r.question
+    plain = dns.message.make_response(dns.message.make_query("a.example.", "A",
+                                                             use_edns=False)).to_wire()
+    assert wire.with_option(plain, 3, b"resolver1") == plain     # no OPT to carry it
+    big = dns.message.make_response(q)
+    big.answer.append(dns.rrset.from_text("a.example.", 60, "IN", "TXT",
+                                          *[f'"{i:03d}{"x" * 247}"' for i in range(249)]))
+    full = big.to_wire(max_size=65535)
+    assert 65535 - 13 < len(full) <= 65535
+    assert wire.with_option(full, 3, b"resolver1") == full       # past a frame: as it was
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(options=st.lists(st.sampled_from([3, 8, 10, 12, 15]), max_size=4),
        edns=st.booleans(), cut=st.integers(0, 80), junk=st.binary(max_size=40))
-def test_a_query_asks_for_padding_when_its_opt_has_the_option(options, edns, cut, junk):
-    """The daemon's check of a DNS-over-TLS query, in C, agrees with dnspython's reading
+def test_a_query_asks_for_an_option_when_its_opt_has_it(options, edns, cut, junk):
+    """The daemon's check of a query's EDNS options (padding, NSID), in C, agrees with dnspython's reading
     of it, and reads nothing past a query cut short or followed by garbage."""
     import dns.edns
     q = dns.message.make_query("www.example.com.", "A", use_edns=0 if edns else False,
                                options=[dns.edns.GenericOption(o, b"\x00" * o)
                                         for o in options] if edns else None)
     wire_in = q.to_wire()
-    assert wire.query_asks_padding(wire_in) == (edns and 12 in options)
+    for code in (3, 12):             # NSID, padding
+        assert wire.query_asks_option(wire_in, code) == (edns and code in options)
     bad = wire_in[:max(0, len(wire_in) - cut)] + junk
     try:
         read = dns.message.from_wire(bad)
     except Exception:               # noqa: BLE001 - dnspython's reading is the reference
         read = None
-    asked = wire.query_asks_padding(bad)
-    if read is not None:
-        assert asked == any(o.otype == 12 for o in read.options)
+    for code in (3, 12):
+        asked = wire.query_asks_option(bad, code)
+        if read is not None:
+            assert asked == any(o.otype == code for o in read.options)
 
 
 @given(st.lists(st.binary(min_size=1, max_size=12), max_size=6), st.integers(0, 8))
