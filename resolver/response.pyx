@@ -437,8 +437,8 @@ cdef MsgEntry _other_edns(MsgEntry e, bint edns):
         out += b"\x00\x00\x29" + EDNS_BUFFER_SIZE.to_bytes(2, "big") + bytes(6)
         arcount = u16(<const unsigned char*>PyBytes_AS_STRING(w) + 10) + 1
     else:
-        if n < 23 or w[n - 11] != 0 or w[n - 10:n - 8] != b"\x00\x29" \
-                or w[n - 2:] != b"\x00\x00":
+        # the OPT record, with the root as owner, is 11 bytes when it holds no option
+        if opt_at(<const unsigned char*>PyBytes_AS_STRING(w), n) != n - 11:
             return None
         out = bytearray(w[:n - 11])
         arcount = u16(<const unsigned char*>PyBytes_AS_STRING(w) + 10) - 1

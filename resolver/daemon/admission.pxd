@@ -20,15 +20,16 @@ cdef enum Who:
 cdef enum Verdict:
     DROP_SHORT = 0      # shorter than a header: nothing to answer
     DROP_RESPONSE = 1   # QR set: never answer a response (no reflection loops)
-    DROP_ACL = 2        # a client the ACL denies (deny, deny_non_local)
-    DROP_LOCAL = 3      # a local zone that drops the query (deny)
-    REFUSED = 4         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
+    DROP_LARGE = 2      # larger than 512 bytes, under ``harden-large-queries``
+    DROP_ACL = 3        # a client the ACL denies (deny, deny_non_local)
+    DROP_LOCAL = 4      # a local zone that drops the query (deny)
+    REFUSED = 5         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
                         # a client that may not snoop
-    NOTIMP = 5          # ``out``: an opcode other than QUERY
-    LOCAL = 6           # ``out``: a local zone's answer to a query with RD clear, or to a
+    NOTIMP = 6          # ``out``: an opcode other than QUERY
+    LOCAL = 7           # ``out``: a local zone's answer to a query with RD clear, or to a
                         # client the ACL allows local answers only
-    HIT = 7             # ``out``: the cached answer
-    MISS = 8            # to the engine; ``key`` is its message cache key when the cache was
+    HIT = 8             # ``out``: the cached answer
+    MISS = 9            # to the engine; ``key`` is its message cache key when the cache was
                         # looked up and has no fresh entry (NULL: the engine reads the query
                         # itself: an entry due for prefetch, or a query this path leaves to it)
 
@@ -64,7 +65,8 @@ cdef enum:
     R_PROXY_TOO_LONG = 16
     R_PROXY_TRUNCATED = 17
     R_ACL = 18          # a client the ACL denies (``deny``, ``deny_non_local``)
-    NREASONS = 19
+    R_LARGE = 19        # larger than 512 bytes, under ``harden-large-queries`` (the verdict)
+    NREASONS = 20
 
 cdef enum:
     NBUCKETS = 14       # answer-latency buckets with a bound (``LATENCY_BUCKETS``), then +Inf
@@ -118,7 +120,7 @@ cdef class Reply:
     cdef int client_address(self, unsigned char* out) except -1
     cdef int send(self, bytes out) except -1
     cdef int drop(self) except -1
-    cdef int deny(self) except -1
+    cdef int drop_and_end(self) except -1
     cdef object held(self, object door, bytes q, object key, double t0)
 
 
@@ -164,6 +166,7 @@ cdef class FrontDoor:
     cdef frozenset zoned_names          # every zone's name, global and the views' (``_zoned``)
     cdef bint extended                  # ``extended-statistics``: the queries' shape counted
     cdef bytes nsid                     # ``nsid``: the identifier's octets, or None
+    cdef bint harden_large              # ``harden-large-queries``: drop queries > 512 bytes
 
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
                        Reply reply, double t0) except -2

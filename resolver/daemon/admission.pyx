@@ -9,8 +9,9 @@ HTTP/2 or HTTP/1.1 stream) and calls ``FrontDoor.handle`` (``handle_at`` in C). 
 ends every query in the reply's ``send`` or its ``drop``, and counts it in its one counter
 block (``Counters``), in Unbound's order (``worker_handle_request``):
 
-1. shorter than a DNS header: dropped; QR set: dropped (answering responses would let two
-   servers bounce packets at each other);
+1. shorter than a DNS header: dropped; larger than 512 bytes under ``harden-large-queries``:
+   dropped (a stream's connection ends, as Unbound's); QR set: dropped (answering responses
+   would let two servers bounce packets at each other);
 2. a client the ACL refuses (or no network of it holds): REFUSED; one it denies: dropped;
 3. an opcode other than QUERY: NOTIMP;
 4. RD clear (a cache probe), or any query of a client the ACL allows local answers only
@@ -145,8 +146,8 @@ def _refresh_miss_log():
 _logs.on_threshold(_refresh_miss_log)
 
 #: The verdicts' names, by value (for the counters and tests).
-VERDICTS = ("drop_short", "drop_response", "drop_acl", "drop_local", "refused", "notimp",
-            "local", "hit", "miss")
+VERDICTS = ("drop_short", "drop_response", "drop_large", "drop_acl", "drop_local", "refused",
+            "notimp", "local", "hit", "miss")
 OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL = OUTSIDE, ALLOWED, SNOOPER
 DENY_ACL, LOCAL_REFUSE_ACL, LOCAL_DENY_ACL, SETRD_ACL = DENIED, LOCAL_REFUSE, LOCAL_DENY, SETRD
 #: A client's standing (``Who``) by Unbound's access-control action.
@@ -162,7 +163,7 @@ TRANSPORTS = ("udp", "tcp", "tls", "https", "http")
 DROP_REASONS = ("short", "response", "oversize", "busy", "overload", "ratelimit", "jostled",
                 "rpz", "tcp_oversize", "send_error", "internal_error",
                 "proxy_signature", "proxy_version", "proxy_command", "proxy_family",
-                "proxy_length", "proxy_too_long", "proxy_truncated", "acl")
+                "proxy_length", "proxy_too_long", "proxy_truncated", "acl", "large")
 
 
 class Follow:
@@ -186,6 +187,7 @@ UDP_REPORTED = ("short", "response", "oversize", "send_error")
 LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0)
 assert len(TRANSPORTS) == NTRANSPORTS and len(DROP_REASONS) == NREASONS
+assert len(VERDICTS) == MISS + 1
 assert len(LATENCY_BUCKETS) == NBUCKETS
 cdef double _BOUNDS[NBUCKETS]
 for _i, _b in enumerate(LATENCY_BUCKETS):
@@ -399,6 +401,8 @@ cdef class Counters:
             self.drops[R_SHORT] += 1
         elif verdict == DROP_RESPONSE:
             self.drops[R_RESPONSE] += 1     # never answer a response: no reflection
+        elif verdict == DROP_LARGE:
+            self.drops[R_LARGE] += 1
         elif verdict == REFUSED:
             self.refused_acl += 1
         return 0
@@ -458,9 +462,9 @@ cdef class Reply:
     cdef int drop(self) except -1:
         return 0
 
-    cdef int deny(self) except -1:
-        """No answer for a client the ACL denies: dropped (a stream's reply ends its
-        connection too, as Unbound does)."""
+    cdef int drop_and_end(self) except -1:
+        """No answer, and a stream's connection ended with it, as Unbound does: for a client
+        the ACL denies, a query too large under ``harden-large-queries``."""
         return self.drop()
 
     cdef object held(self, object door, bytes q, object key, double t0):
@@ -728,6 +732,7 @@ cdef class FrontDoor:
         self.ip_ratelimit = cfg.ip_ratelimit
         self.extended = cfg.extended_statistics
         self.nsid = None if cfg.nsid is None else nsid_octets(cfg.nsid)
+        self.harden_large = cfg.harden_large_queries
         # clients that views, tags or overrides give zones or types of their own: the local
         # zones before the cache for the names under any
         self.views = bool(cfg.access_control_view or cfg.local_zone_tag
@@ -776,8 +781,8 @@ cdef class FrontDoor:
                 return 1
             return 1 if self.miss(q, <Reply>carrier, t0, False, absent) else -1
         counts.acted(v)
-        if v == DROP_ACL:
-            reply.deny()
+        if v == DROP_ACL or v == DROP_LARGE:
+            reply.drop_and_end()
             return -1
         if v <= DROP_LOCAL:                 # the drops
             reply.drop()
@@ -816,6 +821,8 @@ cdef class FrontDoor:
         cdef int rule = header_rule(p, n)
         if rule == HEADER_SHORT:
             return DROP_SHORT
+        if n > 512 and self.harden_large:
+            return DROP_LARGE
         if rule == HEADER_RESPONSE:
             return DROP_RESPONSE
         if who == OUTSIDE:

@@ -675,6 +675,13 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("tcp_max_query", 'int', 4096, number(int, 17, 65535),
             doc="TCP: largest query frame accepted; a longer length closes the connection.",
             reason="A query is a few hundred bytes; larger frames only cost memory."),
+    Setting("harden_large_queries", 'bool', False, boolean,
+            doc="A query larger than 512 bytes gets no answer, over every transport (a "
+                "stream's connection ends with it) and is counted (``large``), as Unbound's "
+                "``harden-large-queries``. Off by default: EDNS options and TSIG make larger "
+                "queries legitimate.",
+            reason="A question fits in 512 bytes; where no client needs large options, a "
+                   "larger query only feeds the parsers bytes an attacker chose."),
     Setting("max_udp_size", 'int', 1232, number(int, 512, 65535),
             flag=Flag("BYTES", "largest UDP answer, whatever the client asks"),
             doc="UDP: no answer is larger, whatever the client's EDNS size says; past it the "

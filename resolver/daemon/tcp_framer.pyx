@@ -55,10 +55,10 @@ cdef class StreamReply(Reply):
             self.conn.query_done()
         return 0
 
-    cdef int deny(self) except -1:
+    cdef int drop_and_end(self) except -1:
         self.drop()
         if self.conn is not None:
-            self.conn.close()           # a denied client keeps no connection open
+            self.conn.close()           # no connection kept open (see Reply.drop_and_end)
         return 0
 
     cdef object held(self, object door, bytes q, object key, double t0):
