@@ -166,6 +166,7 @@ cdef class FrontDoor:
     cdef frozenset zoned_names          # every zone's name, global and the views' (``_zoned``)
     cdef bint extended                  # ``extended-statistics``: the queries' shape counted
     cdef bytes nsid                     # ``nsid``: the identifier's octets, or None
+    cdef bint ede                       # ``ede``: the door's refusals say why (RFC 8914)
     cdef bint harden_large              # ``harden-large-queries``: drop queries > 512 bytes
 
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
@@ -190,4 +191,6 @@ cdef class FrontDoor:
     cdef int release(self, client, d) except -1
     cdef int answer_stale(self, object miss_done, object d) except -1
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
-                int limit, failure)
+                int limit, failure, bint identify)
+    cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out)
+    cdef bytes refusal(self, bytes q, int why)

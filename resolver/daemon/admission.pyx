@@ -65,6 +65,7 @@ from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
 from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
 from resolver.wire.codec import EDNS_NSID
+from resolver.dnssec import EDE_OPTION
 from resolver.daemon.values import nsid_octets
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
@@ -75,6 +76,9 @@ from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
+# The Extended DNS Errors (RFC 8914) of the door's own refusals, with ``ede``, as Unbound's:
+EDE_PROHIBITED = 18             # a client the ACL refuses (``refuse``, ``refuse_non_local``)
+EDE_NOT_AUTHORITATIVE = 20      # a cache probe (RD clear) from a client that may not snoop
 cdef object _DROP = DROP
 cdef object _truncate = truncate
 cdef frozenset _NO_NAMES = frozenset()
@@ -733,6 +737,7 @@ cdef class FrontDoor:
         self.extended = cfg.extended_statistics
         self.nsid = None if cfg.nsid is None else nsid_octets(cfg.nsid)
         self.harden_large = cfg.harden_large_queries
+        self.ede = cfg.ede
         # clients that views, tags or overrides give zones or types of their own: the local
         # zones before the cache for the names under any
         self.views = bool(cfg.access_control_view or cfg.local_zone_tag
@@ -788,7 +793,11 @@ cdef class FrontDoor:
             reply.drop()
             return -1
         out = self.take()
+        # The ACL's refusals carry no identifier (as Unbound's); the door's other answers do.
+        identify = not (v == REFUSED and (who == OUTSIDE or who == LOCAL_REFUSE))
         if reply.batch:
+            if identify:
+                out = self.identified(p, n, out)
             # The C UDP listener's way of counting: the qtype of hits only, REFUSED in no
             # latency bucket, the rest in the first.
             counts.udp_answered(v, out, qtype, truncated)
@@ -801,11 +810,12 @@ cdef class FrontDoor:
             counts.truncated += 1           # a hit cut to the client's UDP size
         if v == HIT and (reply.kind == T_TCP or reply.kind == T_TLS):
             counts.fast_tcp_hits += 1
-        if q is None and (self.query_log is not None or reply.kind == T_UDP):
+        if q is None and (self.query_log is not None or reply.kind == T_UDP
+                          or (identify and self.nsid is not None)):
             q = PyBytes_FromStringAndSize(<const char*>p, n)
         # a cached answer's qtype was read by decide; the others' is read here
         self.answer(q, out, reply, t0, v == HIT, qtype if qtype != 0 else qtype_at(p, n), -1,
-                    None)
+                    None, identify)
         return 0
 
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
@@ -826,7 +836,8 @@ cdef class FrontDoor:
         if rule == HEADER_RESPONSE:
             return DROP_RESPONSE
         if who == OUTSIDE:
-            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
+            self.made = self.refusal(PyBytes_FromStringAndSize(<const char*>p, n),
+                                     EDE_PROHIBITED)
             return REFUSED
         if who == DENIED:
             return DROP_ACL
@@ -1003,8 +1014,24 @@ cdef class FrontDoor:
             if hit is not None:
                 self.made = hit
                 return HIT
-        self.made = _error(q, 5)
+        self.made = self.refusal(q, EDE_PROHIBITED if who == LOCAL_REFUSE else
+                                 -1 if who == SNOOPER else EDE_NOT_AUTHORITATIVE)
         return REFUSED
+
+    cdef bytes refusal(self, bytes q, int why):
+        """REFUSED to ``q``, with the Extended DNS Error ``why`` (-1: none) when ``ede`` is
+        on and the answer has an OPT record (the query had one)."""
+        out = _error(q, 5)
+        if self.ede and why >= 0:
+            out = with_option(out, EDE_OPTION, bytes((why >> 8, why & 0xFF)))
+        return out
+
+    cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out):
+        """``out``, the answer to the query at ``p`` (``n`` bytes), with the server's
+        identifier when ``nsid`` is set and the query asks for it (RFC 5001)."""
+        if self.nsid is not None and asks_option(p, n, EDNS_NSID):
+            return with_option(out, EDNS_NSID, self.nsid)
+        return out
 
     def verdict(self, bytes q, int who, bint udp=False, client=None):
         """The verdict alone on a query in bytes from the socket address ``client`` (None:
@@ -1062,7 +1089,7 @@ cdef class FrontDoor:
 
     def policy_answer(self, bytes q, bytes out, Reply reply not None, double t0):
         """An answer the response policy gave: counted, logged and sent as any other."""
-        self.answer(q, out, reply, t0, False, -1, -1, None)
+        self.answer(q, out, reply, t0, False, -1, -1, None, True)
 
     def policy_drop(self, Reply reply not None):
         """The response policy's drop action: counted, and the reply dropped."""
@@ -1152,7 +1179,7 @@ cdef class FrontDoor:
                 return 0
         done.answered = True
         done.reply.started = None
-        self.answer(done.q, out, done.reply, done.t0, False, -1, -1, None)
+        self.answer(done.q, out, done.reply, done.t0, False, -1, -1, None, True)
         return 0
 
     cdef bint jostle(self, double now, double timeout) except -1:
@@ -1242,7 +1269,7 @@ cdef class FrontDoor:
             reply.drop()
             return
         if d is None:
-            self.answer(q, out, reply, t0, False, -1, -1, None)
+            self.answer(q, out, reply, t0, False, -1, -1, None, True)
         else:
             self.counters.recursed(monotonic() - t0)
             # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss): its
@@ -1251,7 +1278,7 @@ cdef class FrontDoor:
             self.answer(q, out, reply, t0, False, m.qtype,
                         m.edns_payload if m.edns_payload > 512 else 512,
                         (<Drive>d).failure if type(d) is Drive
-                        else getattr(d, "failure", None))
+                        else getattr(d, "failure", None), True)
 
     cdef int release(self, client, d) except -1:
         """The end of the miss ``d`` (None: one the engine ended at once) of ``client``: out
@@ -1268,17 +1295,16 @@ cdef class FrontDoor:
         return 0
 
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
-                int limit, failure):
+                int limit, failure, bint identify):
         """Truncates ``out`` for UDP, counts, logs and sends it; ``qtype`` and ``limit``
         (the largest UDP answer the client takes) are the query's when its parse is at
         hand, -1 to read them from ``q``; ``failure`` a SERVFAIL's (extended error code,
-        reason) when it is known. A query that asks for the server's identifier (NSID)
-        gets it, before truncation."""
+        reason) when it is known. ``identify``: a query that asks for the server's
+        identifier (NSID) gets it, before truncation."""
         cdef double seconds
-        if (self.nsid is not None and q is not None
-                and asks_option(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q),
-                                EDNS_NSID)):
-            out = with_option(out, EDNS_NSID, self.nsid)
+        if identify and q is not None:
+            out = self.identified(<const unsigned char*>PyBytes_AS_STRING(q),
+                                  PyBytes_GET_SIZE(q), out)
         if reply.kind == T_UDP and len(out) > 512:      # every client accepts 512 bytes
             if limit < 0:
                 limit = udp_limit(q)

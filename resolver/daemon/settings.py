@@ -475,7 +475,10 @@ TABLE: tuple[Setting, ...] = (*section(
             engine="ede",
             doc="A failed answer carries an Extended DNS Error (RFC 8914) saying why: DNSSEC "
                 "bogus, no reachable authority, the resolution's reason as its text (Unbound's "
-                "``ede``, off by default there). Off, failures are answered without it."),
+                "``ede``, off by default there). A refusal with EDNS says why too, as "
+                "Unbound's: Prohibited (18) to a client the ACL refuses, Not Authoritative (20) "
+                "to a cache probe (RD clear) from a client that may not snoop. Off, failures "
+                "and refusals are answered without it."),
     Setting("ede_serve_expired", 'bool', False, boolean,
             engine="ede_serve_expired",
             doc="With ``ede`` and ``serve-stale``: an expired answer served (RFC 8767) "
@@ -486,7 +489,8 @@ TABLE: tuple[Setting, ...] = (*section(
             example='"ascii_resolver1"',
             doc="The name server identifier (RFC 5001) the answer to a query carrying an NSID "
                 "option gets in its own (``dig +nsid``), as Unbound's ``nsid``: ``ascii_`` and "
-                "the text, or the identifier in hex; at most 255 octets. Unset, the option "
+                "the text, or the identifier in hex; at most 255 octets. Every answer "
+                "carries it but the ACL's refusals (as Unbound's). Unset, the option "
                 "is ignored. Such a query takes the engine's path (its cache look-up "
                 "included, under the miss budgets) rather than the door's own look-up."),
     Setting("hide_identity", 'bool', True, boolean,
