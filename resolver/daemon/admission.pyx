@@ -76,12 +76,12 @@ from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
-# The Extended DNS Errors (RFC 8914) of the door's own refusals, with ``ede``, as Unbound's:
-EDE_PROHIBITED = 18             # a client the ACL refuses (``refuse``, ``refuse_non_local``)
-EDE_NOT_AUTHORITATIVE = 20      # a cache probe (RD clear) from a client that may not snoop
 cdef object _DROP = DROP
 cdef object _truncate = truncate
 cdef frozenset _NO_NAMES = frozenset()
+# The Extended DNS Errors (RFC 8914) of the door's own refusals, with ``ede``, as Unbound's:
+EDE_PROHIBITED = 18             # a client the ACL refuses (``refuse``, ``refuse_non_local``)
+EDE_NOT_AUTHORITATIVE = 20      # a cache probe (RD clear) from a client that may not snoop
 
 
 cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
@@ -763,6 +763,7 @@ cdef class FrontDoor:
         cdef int v
         cdef Counters counts = self.counters
         cdef const unsigned char* asked = p
+        cdef bint identify
         if who == SETRD:                    # Unbound's allow_setrd: RD taken as set
             who = ALLOWED
             setrd = self.setrd(p, n, reply.client())
