@@ -152,7 +152,8 @@ def dot_listener(loop, app, pem: str, key: str):
                           tcp_idle_timeout=10.0)
     limits = SimpleNamespace(tls_handshake_timeout=10.0)
     server = SimpleNamespace(cfg=cfg, loop=loop, resolver=SimpleNamespace(limits=limits),
-                             connections=set(), tcp_by_client={})
+                             connections=set(), tcp_by_client={},
+                             network_full=lambda client: False)
     return TLSListener(server, "tls", DOT_ALPN, lambda _: app())
 
 

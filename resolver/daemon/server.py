@@ -268,8 +268,7 @@ class Server:
         mine = self.tcp_by_client.get(conn.client, 0)
         network = self.limited_network(conn.client)
         if (mine >= self.cfg.tcp_max_connections_per_client
-                or network is not None
-                and self.tcp_by_network.get(network[0], 0) >= network[1]
+                or self._holds_its_limit(network)
                 or c.tcp_connections >= self.cfg.tcp_max_connections
                 and not self.shed_idle_tcp()):
             c.tcp_rejected += 1
@@ -282,6 +281,14 @@ class Server:
             self.tcp_by_network[network[0]] = self.tcp_by_network.get(network[0], 0) + 1
             self.network_of[conn] = network[0]
         return True
+
+    def network_full(self, client) -> bool:
+        """Whether the network of ``tcp-connection-limit`` holding ``client`` (an address)
+        has its limit of connections open."""
+        return self._holds_its_limit(self.limited_network(client))
+
+    def _holds_its_limit(self, network: tuple | None) -> bool:
+        return network is not None and self.tcp_by_network.get(network[0], 0) >= network[1]
 
     def limited_network(self, client) -> tuple | None:
         """The (network, limit) of ``tcp-connection-limit`` whose network is the longest

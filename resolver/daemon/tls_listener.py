@@ -252,9 +252,19 @@ class TLSListener:
         # DNS over HTTPS: its defences, and the throttle asked at each accept
         # (doh_listener.Guard). DNS over TLS shares the accept path but has none.
         self.guard = doh_listener.Guard(self.counts, server.resolver.limits) if guard else None
-        if self.guard is not None:
-            self.tls.refuse = self.guard.refuse
+        self.tls.refuse = self.refused
         self.addresses: list[tuple[str, int]] = []
+
+    def refused(self, client) -> bool:
+        """Whether a connection from ``client`` is closed at its accept, before any
+        handshake: the DoH throttle refuses it, or its network holds its
+        ``tcp-connection-limit`` already (Unbound checks the limit at the accept too)."""
+        if self.guard is not None and self.guard.refuse(client):
+            return True
+        if self.server.network_full(client):
+            self.server.counters.tcp_rejected += 1
+            return True
+        return False
 
     @property
     def handshaking(self) -> int:

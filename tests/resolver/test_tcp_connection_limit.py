@@ -17,6 +17,7 @@ from daemon_proc import Daemon, answer_or_shut, cli, frame
 from dnslab.unbound import local_unbound
 from ports import free_port
 from procs import stop as stop_process
+from tls_certs import CA
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 LIMITS = ("127.0.0.0/8 2", "127.0.0.2/32 0")
@@ -112,4 +113,56 @@ def test_a_reload_takes_new_limits_and_keeps_counting_the_open_ones(lab, tmp_pat
         for s in (held, second, third):
             s.close()
     finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def closed_unread(port: int, source: str) -> bool:
+    """Whether a TCP connection to ``port`` from ``source`` that sends nothing is closed by
+    the server within two seconds (a TLS server waiting for the ClientHello keeps it open)."""
+    s = connect(port, source)
+    s.settimeout(2)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        s.close()
+
+
+def test_a_network_at_its_limit_gets_no_tls_handshake_as_from_unbound(lab, tmp_path):
+    """Over DNS over TLS the limit is checked at the accept, as Unbound checks it: a network
+    holding its connections (here one, over plain TCP) gets its new TLS connections closed
+    before any handshake, which would cost the server a signature each; a client outside
+    the network still gets its handshake (127.0.0.2: Unbound 1.17 never gives a slot back,
+    so the limited network is not tried before it holds its one)."""
+    if not os.path.exists(UNBOUND):
+        unavailable(f"{UNBOUND} is missing (Debian package 'unbound')")
+    ca = CA(tmp_path / "pki")
+    pem, key = ca.issue("server")
+    uport, utls, dtls = free_port(), free_port(), free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ["local-zone: test. static", 'local-data: "a.test. A 10.0.0.1"',
+                                    f"interface: 127.0.0.1@{utls}", f"tls-port: {utls}",
+                                    f'tls-service-pem: "{pem}"', f'tls-service-key: "{key}"',
+                                    "tcp-connection-limit: 127.0.0.1/32 1"])
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                    'tcp-connection-limit = ["127.0.0.1/32 1"]\n'
+                    f'tls-listen = ["127.0.0.1:{dtls}"]\n'
+                    f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        for who, port, tls in (("unbound", uport, utls), ("corenet", d.port, dtls)):
+            held = connect(port, "127.0.0.1")
+            assert answered(held), who
+            assert closed_unread(tls, "127.0.0.1"), who     # at its limit: closed at once
+            assert not closed_unread(tls, "127.0.0.2"), who     # waits for a handshake
+            held.close()
+        assert d.stats()["tls"]["handshakes"] == 0
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
