@@ -416,6 +416,10 @@ FIXED = {
     "trust-anchor-signaling": ("no", "no key tag queries (RFC 8145) are sent"),
     "infra-cache-numhosts": ("10000", "the infra cache holds at most 10000 servers (the "
                                       "least recently added go first)"),
+    "harden-unknown-additional": ("yes", "of an additional section only a referral's A and "
+                                         "AAAA glue is read; nothing else in it is kept"),
+    "dns-error-reporting": ("no", "resolution failures are not reported to the agent "
+                                  "domains authorities name (RFC 9567)"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
@@ -425,6 +429,8 @@ NOT_CARRIED = {
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
+    "outgoing-num-tcp": "TCP queries to authorities have no cap of their own: the misses "
+                        "that make them are capped (max-inflight)",
     **dict.fromkeys(("outgoing-port-permit", "outgoing-port-avoid"),
                     "the kernel picks each upstream socket's port from its ephemeral range "
                     "(net.ipv4.ip_local_port_range)"),
