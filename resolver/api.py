@@ -932,7 +932,9 @@ class Resolver(ResolverCore):
         ``DROP`` (a deny zone), or None when neither holds the question (or it is no plain
         QUERY of class IN or CH); None for a redirect zone's CNAME too (a local alias,
         whose target is resolved: a query with RD clear gets REFUSED, as from Unbound).
-        ``client``: the asker's address, for ``inform`` zones' log."""
+        A zone transfer or a meta type gets its error first, as from ``begin``
+        (``response.type_refusal``). ``client``: the asker's address, for ``inform``
+        zones' log."""
         lz = self.local_zones
         if len(q) < 12 or q[2] & 0xF8 or lz is None and not self.chaos:
             return None
@@ -944,6 +946,9 @@ class Resolver(ResolverCore):
         if (m.qname is None or m.edns and (m.edns_flags >> 16) & 0xFF
                 or _has_pointer(m.question)):
             return None
+        refused = response.type_refusal(q, m.qtype)
+        if refused is not None:
+            return refused
         if m.qclass == 3:
             return response.chaos_wire(self, q, m, bool(m.edns),
                                        bool(m.edns_flags & 0x8000))

@@ -21,8 +21,10 @@ cdef enum:
     HEADER_QUERY = 0        # a QUERY with RD set: a question to answer
     HEADER_SHORT = 1        # shorter than a header
     HEADER_RESPONSE = 2     # QR set: a response, not a query
-    HEADER_NOT_QUERY = 3    # an opcode other than QUERY (NOTIMP)
+    HEADER_NOT_QUERY = 3    # an opcode other than QUERY and NOTIFY (NOTIMP)
     HEADER_NO_RECURSION = 4 # a QUERY with RD clear: no recursion wanted (a cache probe)
+    HEADER_TRUNCATED = 5    # TC set: a query is never truncated (FORMERR)
+    HEADER_NOTIFY = 6       # a NOTIFY: a resolver has no zone to be notified of (REFUSED)
 
 cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
@@ -41,4 +43,5 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res)
 cpdef bytes entry_answer(bytes q, tuple miss, MsgEntry e, double now, int stale_ttl=*)
 cpdef bytes failed_with_chain(bytes q, tuple miss, Result res)
 cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss)
+cpdef bytes type_refusal(bytes q, unsigned int qtype)
 cpdef bint has_stale(ResolverCore r, tuple miss)

@@ -209,8 +209,10 @@ cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil:
         return HEADER_SHORT
     if p[2] & 0x80:
         return HEADER_RESPONSE
+    if p[2] & 0x02:
+        return HEADER_TRUNCATED
     if p[2] & 0x78:
-        return HEADER_NOT_QUERY
+        return HEADER_NOTIFY if (p[2] >> 3) & 0x0F == 4 else HEADER_NOT_QUERY
     if not p[2] & 0x01:
         return HEADER_NO_RECURSION
     return HEADER_QUERY
@@ -232,7 +234,9 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     stats.client_queries += 1
     if rule == HEADER_NOT_QUERY:
         return error(q, 4)                   # NOTIMP: only QUERY
-    if rule == HEADER_RESPONSE:
+    if rule == HEADER_NOTIFY:
+        return error(q, 5)
+    if rule == HEADER_RESPONSE or rule == HEADER_TRUNCATED:
         return error(q, 1)                   # a response where a query was due
     stats.query_parses += 1
     try:
@@ -241,6 +245,9 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
         return error(q, 1)
     if m.qname is None or _compressed(m.question):
         return error(q, 1)                   # no question, or a pointer in it
+    refused = type_refusal(q, m.qtype)
+    if refused is not None:
+        return refused
     cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
     if edns and (m.edns_flags >> 16) & 0xFF:
         return error(q, 16)                  # BADVERS
@@ -255,15 +262,22 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
         return out if out is not None else error(q, 5)  # only class IN is resolved
     if qt == 255 and (<object>r).deny_any:
         return error(q, 4)                   # NOTIMP, as Unbound's deny-any (RFC 8482)
-    if qt == 251 or qt == 252:
-        return error(q, 5)                   # REFUSED: zone transfers are not a resolver's job
-    if qt == 41 or 128 <= qt <= 254:
-        # OPT, TKEY, TSIG, MAILB, MAILA and the rest of the meta range: no data to look up
-        # (as Unbound; ANY, 255, is resolved)
-        return error(q, 1)
     if local is not None:
         return alias_miss(r, q, m, local, edns, do, cd)
     return (m, edns, do, cd, key, None)
+
+
+cpdef bytes type_refusal(bytes q, unsigned int qtype):
+    """The error a question of type ``qtype`` (of the query ``q``) gets before anything
+    else looks at it, local zones included, as from Unbound: REFUSED for a zone transfer
+    (AXFR, IXFR: not a resolver's job), FORMERR for OPT and the meta types (TKEY, TSIG,
+    MAILB, MAILA, 128 to 248: no data to look up; ANY, 255, is resolved). None for the
+    others."""
+    if qtype == 251 or qtype == 252:
+        return error(q, 5)
+    if qtype == 41 or 128 <= qtype <= 254:
+        return error(q, 1)
+    return None
 
 
 cdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edns, bint do,

@@ -25,7 +25,8 @@ cdef enum Verdict:
     DROP_LOCAL = 4      # a local zone that drops the query (deny)
     REFUSED = 5         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
                         # a client that may not snoop
-    NOTIMP = 6          # ``out``: an opcode other than QUERY
+    BAD_HEADER = 6      # ``out``: what the header alone answers: NOTIMP (an opcode other
+                        # than QUERY), REFUSED (NOTIFY), FORMERR (TC set)
     LOCAL = 7           # ``out``: a local zone's answer to a query with RD clear, or to a
                         # client the ACL allows local answers only
     HIT = 8             # ``out``: the cached answer

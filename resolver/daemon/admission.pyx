@@ -13,7 +13,8 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
    dropped (a stream's connection ends, as Unbound's); QR set: dropped (answering responses
    would let two servers bounce packets at each other);
 2. a client the ACL refuses (or no network of it holds): REFUSED; one it denies: dropped;
-3. an opcode other than QUERY: NOTIMP;
+3. an opcode other than QUERY: NOTIMP (NOTIFY: REFUSED, no zone to be notified of); TC
+   set: FORMERR (a query is never truncated), as Unbound's;
 4. RD clear (a cache probe), or any query of a client the ACL allows local answers only
    (``refuse_non_local``, ``deny_non_local``): a local zone's answer if one holds the name
    (local data answers whatever RD says, as Unbound's), a local zone's deny dropped; else
@@ -59,8 +60,9 @@ from collections import Counter
 
 from resolver.cache.answer cimport Screen, cached_answer, monotonic, question_key
 from resolver.cache.dicts cimport dict_get
-from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
-                                HEADER_SHORT, header_rule)
+from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_NOTIFY,
+                                HEADER_RESPONSE, HEADER_SHORT, HEADER_TRUNCATED,
+                                header_rule)
 from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
 from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
@@ -151,7 +153,7 @@ _logs.on_threshold(_refresh_miss_log)
 
 #: The verdicts' names, by value (for the counters and tests).
 VERDICTS = ("drop_short", "drop_response", "drop_large", "drop_acl", "drop_local", "refused",
-            "notimp", "local", "hit", "miss")
+            "bad_header", "local", "hit", "miss")
 OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL = OUTSIDE, ALLOWED, SNOOPER
 DENY_ACL, LOCAL_REFUSE_ACL, LOCAL_DENY_ACL, SETRD_ACL = DENIED, LOCAL_REFUSE, LOCAL_DENY, SETRD
 #: A client's standing (``Who``) by Unbound's access-control action.
@@ -773,7 +775,7 @@ cdef class FrontDoor:
         v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated, reply)
         # The queries Unbound counts in num.queries (not the ACL's refusals, not a header
         # it rejects), by their shape as the client sent them.
-        if self.extended and v >= DROP_LOCAL and v != NOTIMP and who != OUTSIDE:
+        if self.extended and v >= DROP_LOCAL and v != BAD_HEADER and who != OUTSIDE:
             counts.shape(asked, n, _is_ipv6(reply.client()))
         absent = None
         if key != NULL:                     # decide's reference, now this variable's
@@ -842,9 +844,11 @@ cdef class FrontDoor:
             return REFUSED
         if who == DENIED:
             return DROP_ACL
-        if rule == HEADER_NOT_QUERY:
-            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
-            return NOTIMP
+        if rule == HEADER_NOT_QUERY or rule == HEADER_NOTIFY or rule == HEADER_TRUNCATED:
+            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n),
+                               4 if rule == HEADER_NOT_QUERY else
+                               5 if rule == HEADER_NOTIFY else 1)
+            return BAD_HEADER
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who,
                                reply.client() if reply is not None else None)

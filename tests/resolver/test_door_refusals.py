@@ -3,16 +3,21 @@ refusal, a local zone's answer to a query with RD clear), side by side with a re
 given the same access control, ``nsid`` and ``ede``: the same rcode, the same EDNS options
 (Extended DNS Error Prohibited (18) for the ACL's refusals, Not Authoritative (20) for a
 probe from a client that may not snoop; the server's identifier on every answer but the
-ACL's refusals) and the question echoed."""
+ACL's refusals) and the question echoed; and odd queries (TC set, NOTIFY, zone transfers,
+meta types, bad counts) the same rcode, in Unbound's order of checks."""
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
+import dns.rcode
 import pytest
 from ci_policy import unavailable
 
@@ -107,6 +112,78 @@ def test_without_ede_a_refusal_says_nothing_of_why(lab, tmp_path, action):
             rcode, options, _ = ask(port, kind)
             assert rcode == "REFUSED", who
             assert EDE not in dict(options or []), (who, options)
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def _odd(kind: str) -> bytes:
+    """A query for a.test. (x.example. for the ``remote`` kinds) made odd as ``kind`` says."""
+    name = "x.example." if kind.endswith("remote") else "a.test."
+    edns = 1 if kind.startswith("edns1") else 0 if "edns" in kind else False
+    q = dns.message.make_query(name, "A", use_edns=edns)
+    w = bytearray(q.to_wire())
+    qtype_at = 12 + len(dns.name.from_text(name).to_wire())
+    types = {"axfr": 252, "ixfr": 251, "tkey": 249, "meta": 128, "type0": 0}
+    for word, t in types.items():
+        if word in kind:
+            w[qtype_at:qtype_at + 2] = t.to_bytes(2, "big")
+    if "tc" in kind.split():
+        w[2] |= 0x02
+    if "notify" in kind:
+        w[2] = (w[2] & 0x87) | (4 << 3)
+    if "update" in kind:
+        w[2] = (w[2] & 0x87) | (5 << 3)
+    if "probe" in kind:
+        w[2] &= ~0x01
+    if "qd0" in kind:
+        w = w[:12]
+        w[4:6] = b"\x00\x00"
+    if "qd2" in kind:
+        w += w[12:]
+        w[4:6] = b"\x00\x02"
+    if "an1" in kind:
+        w[6:8] = b"\x00\x01"
+    return bytes(w)
+
+
+def _rcode(port: int, wire: bytes) -> int | None:
+    """The answer's rcode, extended (BADVERS) when its OPT record can be read; None: none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2.0)
+        s.sendto(wire, ("127.0.0.1", port))
+        try:
+            data = s.recv(65535)
+        except TimeoutError:
+            return None
+    try:
+        return dns.message.from_wire(data).rcode()
+    except dns.exception.DNSException:
+        return data[3] & 0x0F       # Unbound echoes some bad queries' counts without records
+
+
+#: odd queries and the rcode both servers give them, Unbound's order of checks: the header
+#: (TC, opcode, counts), then zone transfers and meta types, then EDNS, then local zones
+ODD = {
+    "tc": dns.rcode.FORMERR, "notify": dns.rcode.REFUSED, "update": dns.rcode.NOTIMP,
+    "qd0": dns.rcode.FORMERR, "qd2": dns.rcode.FORMERR, "an1": dns.rcode.FORMERR,
+    "axfr": dns.rcode.REFUSED, "ixfr": dns.rcode.REFUSED, "axfr remote": dns.rcode.REFUSED,
+    "axfr probe": dns.rcode.REFUSED, "edns1 axfr": dns.rcode.REFUSED,
+    "tkey": dns.rcode.FORMERR, "meta": dns.rcode.FORMERR, "edns1 meta": dns.rcode.FORMERR,
+    "edns1": dns.rcode.BADVERS, "type0": dns.rcode.NOERROR, "edns": dns.rcode.NOERROR,
+}
+
+
+def test_odd_queries_get_the_rcode_unbound_gives_them(lab, tmp_path):
+    if not os.path.exists(UNBOUND):
+        unavailable(f"{UNBOUND} is missing (Debian package 'unbound')")
+    proc, uport, d = _servers(lab, tmp_path, "allow", True)
+    try:
+        for kind, want in ODD.items():
+            wire = _odd(kind)
+            assert _rcode(uport, wire) == want, ("unbound", kind)
+            assert _rcode(d.port, wire) == want, ("corenet", kind)
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]

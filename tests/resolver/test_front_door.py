@@ -66,7 +66,13 @@ def test_each_rule_gives_its_verdict():
     v, out, _ = door.verdict(_query(), OUTSIDE_ACL)
     assert v == "refused" and _rcode(out) == 5
     v, out, _ = door.verdict(_query(opcode=2), ALLOWED_ACL)           # STATUS
-    assert v == "notimp" and _rcode(out) == 4
+    assert v == "bad_header" and _rcode(out) == 4
+    v, out, _ = door.verdict(_query(opcode=4), ALLOWED_ACL)           # NOTIFY
+    assert v == "bad_header" and _rcode(out) == 5
+    tc = bytearray(_query())
+    tc[2] |= 0x02
+    v, out, _ = door.verdict(bytes(tc), ALLOWED_ACL)                  # TC set
+    assert v == "bad_header" and _rcode(out) == 1
     v, out, _ = door.verdict(_query(rd=False), ALLOWED_ACL)            # no snooping
     assert v == "refused" and _rcode(out) == 5
     v, out, _ = door.verdict(_query(rd=False), SNOOP_ACL)
@@ -140,7 +146,7 @@ def test_the_acl_actions_give_their_verdicts():
         assert door.verdict(_query(CACHED, rd=rd), LOCAL_DENY_ACL)[:2] == ("drop_acl", None)
     # the opcode's rule comes before the local zones, as Unbound's
     v, out, _ = door.verdict(_query(LOCAL, opcode=2), LOCAL_DENY_ACL)
-    assert v == "notimp" and _rcode(out) == 4
+    assert v == "bad_header" and _rcode(out) == 4
     # a deny is counted as the drop reason "acl"
     calls = []
     door.handle(_query(), DENY_ACL, CallReply("udp", ("192.0.2.9", 53), calls.append,
@@ -160,8 +166,8 @@ def _oracle(head: bytes, who: int) -> set[str]:
         return {"refused"}
     if who == DENY_ACL:
         return {"drop_acl"}
-    if head[2] & 0x78:
-        return {"notimp"}
+    if head[2] & 0x7A:                          # an opcode other than QUERY, or TC set
+        return {"bad_header"}
     if who == LOCAL_REFUSE_ACL:                 # the names asked are not local
         return {"refused"}
     if who == LOCAL_DENY_ACL:
@@ -184,7 +190,7 @@ def test_generated_headers_get_the_verdict_the_rules_give(flags, who, cut, name)
     q = bytes(q[:len(q) - cut] if cut < len(q) else q[:cut % 12])
     v, out, key = door.verdict(q, who)
     assert v in _oracle(q, who), (v, q.hex())
-    if v in ("refused", "notimp", "hit", "local"):
+    if v in ("refused", "bad_header", "hit", "local"):
         assert out[:2] == q[:2] and out[2] & 0x80
     else:
         assert out is None

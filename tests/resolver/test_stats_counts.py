@@ -27,12 +27,12 @@ from resolver.daemon.config import build
 from resolver.daemon.server import Server
 
 
-def _query(name: str, rdtype: str = "A", rd: bool = True, notify: bool = False):
+def _query(name: str, rdtype: str = "A", rd: bool = True, status: bool = False):
     q = dns.message.make_query(name, rdtype)
     if not rd:
         q.flags &= ~dns.flags.RD
-    if notify:
-        q.set_opcode(dns.opcode.NOTIFY)
+    if status:
+        q.set_opcode(dns.opcode.STATUS)
     return q
 
 
@@ -154,7 +154,7 @@ def test_stats_of_a_fixed_mix(run, lab, loop_kind):
             for _ in range(2):                                  # miss, hit of qtype 257
                 await udp(_query("www.example.com.", "CAA"), dns.rcode.NOERROR)
             await udp(_query("h300.bulk.net.", rd=False), dns.rcode.REFUSED)   # a probe
-            await udp(_query("www.example.com.", notify=True), dns.rcode.NOTIMP)
+            await udp(_query("www.example.com.", status=True), dns.rcode.NOTIMP)
             raw.sendto(b"\x12\x34\x01\x00\x00", (host, port))             # short
             raw.sendto(_as_response(www.to_wire()), (host, port))         # a response
             raw.sendto(_as_response(www.to_wire(), 5000), (host, port))   # oversized
@@ -163,7 +163,7 @@ def test_stats_of_a_fixed_mix(run, lab, loop_kind):
             await tcp(www, dns.rcode.NOERROR)                               # framer hit
             await tcp(_query("www.example.com.", "AAAA"), dns.rcode.NOERROR)   # miss
             await tcp(_query("h300.bulk.net.", rd=False), dns.rcode.REFUSED)
-            await tcp(_query("www.example.com.", notify=True), dns.rcode.NOTIMP)
+            await tcp(_query("www.example.com.", status=True), dns.rcode.NOTIMP)
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(_frame(b"\x12\x34\x01\x00\x00") + _frame(_as_response(www.to_wire()))
                          + _frame(www.to_wire()))           # short, response, then a hit
