@@ -114,13 +114,7 @@ class Daemon:
 
     def raw_udp(self, data: bytes, timeout: float = 1.0) -> bytes | None:
         """Sends raw bytes; the reply, or None if none came within ``timeout``."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(timeout)
-            s.sendto(data, ("127.0.0.1", self.port))
-            try:
-                return s.recv(65535)
-            except socket.timeout:
-                return None
+        return udp_exchange(self.port, data, timeout)
 
     def tcp_conn(self, timeout: float = 5.0) -> socket.socket:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -150,6 +144,18 @@ class Daemon:
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def udp_exchange(port: int, data: bytes, timeout: float = 1.0) -> bytes | None:
+    """Sends the datagram ``data`` to 127.0.0.1:``port``; the reply, or None if none came
+    within ``timeout``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(data, ("127.0.0.1", port))
+        try:
+            return s.recv(65535)
+        except socket.timeout:
+            return None
 
 
 def frame(msg: bytes) -> bytes:

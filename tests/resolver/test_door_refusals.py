@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import dns.edns
 import dns.exception
@@ -21,7 +20,7 @@ import dns.rcode
 import pytest
 from ci_policy import unavailable
 
-from daemon_proc import Daemon
+from daemon_proc import Daemon, udp_exchange
 from dnslab.unbound import local_unbound
 from ports import free_port
 from procs import stop as stop_process
@@ -149,13 +148,9 @@ def _odd(kind: str) -> bytes:
 
 def _rcode(port: int, wire: bytes) -> int | None:
     """The answer's rcode, extended (BADVERS) when its OPT record can be read; None: none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(2.0)
-        s.sendto(wire, ("127.0.0.1", port))
-        try:
-            data = s.recv(65535)
-        except TimeoutError:
-            return None
+    data = udp_exchange(port, wire, 2.0)
+    if data is None:
+        return None
     try:
         return dns.message.from_wire(data).rcode()
     except dns.exception.DNSException:

@@ -14,7 +14,7 @@ import dns.message
 import pytest
 from ci_policy import unavailable
 
-from daemon_proc import Daemon
+from daemon_proc import Daemon, udp_exchange
 from dnslab.unbound import local_unbound
 from ports import free_port
 from procs import stop as stop_process
@@ -35,13 +35,9 @@ def query(size: int) -> bytes:
 
 def over_udp(port: int, wire: bytes) -> list[str] | None:
     """The answer's records, or None when none came within a second."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(1.0)
-        s.sendto(wire, ("127.0.0.1", port))
-        try:
-            data = s.recv(65535)
-        except TimeoutError:
-            return None
+    data = udp_exchange(port, wire)
+    if data is None:
+        return None
     return sorted(rd.to_text() for rrset in dns.message.from_wire(data).answer for rd in rrset)
 
 
