@@ -21,8 +21,14 @@ upstream queries.
 host's sizes): the misses of a miss's instruction fetches and of its data reads and writes,
 the lines a miss brings into the level-1 caches when it runs again. Slower (about twice).
 
+``--cpu-split R`` measures instead, with no tool attached, the user and system CPU time of
+a miss (the server's threads' clock ticks in /proc over ``-n`` misses, ``R`` rounds of a
+fresh server each, alternating): where the time of the back-to-back row goes, the kernel's
+part (system calls, wake-ups, the packets' way through the loopback) apart from the
+process's own. A quiet machine, as for any timing.
+
     .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec | --zones]
-        [--no-callgrind] [--no-strace] [--cache-sim] [--keep DIR]
+        [--no-callgrind] [--no-strace] [--cache-sim] [--cpu-split R] [--keep DIR]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
 BENCHMARKS.md ("Where a miss goes") reports its figures.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -154,6 +161,30 @@ def _warm(port: int, name: str, anchor: Path | None, work: Path) -> None:
         raise RuntimeError(f"{name} is not answered as secure:\n{r}")
 
 
+def _cpu_ticks(pid: int) -> tuple[int, int]:
+    """The user and system clock ticks of every thread of process ``pid`` so far."""
+    user = system = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user, system
+
+
+def cpu_split(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
+              anchor: Path | None, rnd: int) -> tuple[int, int, int]:
+    """User and system clock ticks of ``kind`` over ``names[1:]`` (a fresh server, warmed
+    by ``names[0]``), and the misses counted."""
+    s = _Server(kind, lab, work / f"{kind}-cpu{rnd}", None, anchor)
+    try:
+        _warm(s.port, names[0], anchor, work)
+        user, system = _cpu_ticks(s.pid)
+        done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, anchor is not None)
+        user2, system2 = _cpu_ticks(s.pid)
+    finally:
+        s.stop()
+    return user2 - user, system2 - system, done
+
+
 def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             callgrind: bool, strace: bool, anchor: Path | None = None,
             cache_sim: bool = False) -> dict:
@@ -209,6 +240,8 @@ def main() -> None:
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--cache-sim", action="store_true",
                     help="also the level-1 cache misses of a miss (callgrind --cache-sim)")
+    ap.add_argument("--cpu-split", type=int, metavar="R", default=0,
+                    help="user and system CPU per miss, no tool attached, over R rounds")
     ap.add_argument("--dnssec", action="store_true",
                     help="validating, over the signed lab (at most "
                          f"{dnssec_lab.BENCH_NAMES - 1} misses)")
@@ -234,6 +267,18 @@ def main() -> None:
             lab = Lab.start(Path(tmp) / "lab", port=53)
             names = [n for n, _ in (many_zone_names() if a.zones else bulk_names())][: a.n + 1]
         try:
+            if a.cpu_split:
+                tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+                total = {"corenet": [0, 0, 0], "unbound": [0, 0, 0]}
+                for rnd in range(a.cpu_split):
+                    for kind in total:
+                        got = cpu_split(kind, lab, Path(tmp), names, 20 if a.burst else 1,
+                                        anchor, rnd)
+                        total[kind] = [t + g for t, g in zip(total[kind], got)]
+                for kind, (user, system, done) in total.items():
+                    print(f"{kind}: {done} misses, user {user * tick_us / done:.1f} us, "
+                          f"system {system * tick_us / done:.1f} us a miss", flush=True)
+                return
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
                             not a.no_callgrind, not a.no_strace, anchor, a.cache_sim)

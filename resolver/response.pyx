@@ -237,7 +237,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     if rule == HEADER_NOTIFY:
         return error(q, 5)
     if rule == HEADER_RESPONSE or rule == HEADER_TRUNCATED:
-        return error(q, 1)                   # a response where a query was due
+        return error(q, 1)                   # QR or TC set: not a query to answer
     stats.query_parses += 1
     try:
         m = parse_response(q, r.lv.max_pointer_jumps, r.lv.max_query_records, False)
