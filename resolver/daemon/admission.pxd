@@ -194,4 +194,4 @@ cdef class FrontDoor:
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
                 int limit, failure, bint identify)
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out)
-    cdef bytes refusal(self, bytes q, int why)
+    cdef bytes refusal(self, bytes q, why)

@@ -67,7 +67,7 @@ from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
 from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
 from resolver.wire.codec import EDNS_NSID
-from resolver.dnssec import EDE_OPTION
+from resolver.dnssec import with_ede
 from resolver.daemon.values import nsid_octets
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
@@ -1020,16 +1020,14 @@ cdef class FrontDoor:
                 self.made = hit
                 return HIT
         self.made = self.refusal(q, EDE_PROHIBITED if who == LOCAL_REFUSE else
-                                 -1 if who == SNOOPER else EDE_NOT_AUTHORITATIVE)
+                                 None if who == SNOOPER else EDE_NOT_AUTHORITATIVE)
         return REFUSED
 
-    cdef bytes refusal(self, bytes q, int why):
-        """REFUSED to ``q``, with the Extended DNS Error ``why`` (-1: none) when ``ede`` is
+    cdef bytes refusal(self, bytes q, why):
+        """REFUSED to ``q``, with the Extended DNS Error ``why`` (None: none) when ``ede`` is
         on and the answer has an OPT record (the query had one)."""
         out = _error(q, 5)
-        if self.ede and why >= 0:
-            out = with_option(out, EDE_OPTION, bytes((why >> 8, why & 0xFF)))
-        return out
+        return with_ede(out, why) if self.ede else out
 
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out):
         """``out``, the answer to the query at ``p`` (``n`` bytes), with the server's
