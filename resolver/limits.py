@@ -70,8 +70,10 @@ class Limits:
     #: Records parsed per section of an upstream reply; more is dropped as malformed.
     max_records_per_section: int = 512
 
-    #: Records parsed per section of a client's query (one question, an OPT record, perhaps
-    #: a TSIG); a query with more is malformed or hostile and gets FORMERR unread.
+    #: Records parsed per section of a client's query. Kept for the configurations that set
+    #: it: a query whose header counts more than one question, an answer or authority record
+    #: or more than one additional record gets FORMERR before it is read (Unbound's check,
+    #: ``resolver.response.header_rule``), so a query never reaches this bound.
     max_query_records: int = 64
 
     #: TTL clamps, seconds. Unbound's cache-max-ttl is one day; a zero TTL is raised to 0 (kept).

@@ -25,6 +25,7 @@ cdef enum:
     HEADER_NO_RECURSION = 4 # a QUERY with RD clear: no recursion wanted (a cache probe)
     HEADER_TRUNCATED = 5    # TC set: a query is never truncated (FORMERR)
     HEADER_NOTIFY = 6       # a NOTIFY: a resolver has no zone to be notified of (REFUSED)
+    HEADER_COUNTS = 7       # not one question, or records a query does not carry (FORMERR)
 
 cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
@@ -44,4 +45,6 @@ cpdef bytes entry_answer(bytes q, tuple miss, MsgEntry e, double now, int stale_
 cpdef bytes failed_with_chain(bytes q, tuple miss, Result res)
 cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss)
 cpdef bytes type_refusal(bytes q, unsigned int qtype)
+cpdef bytes header_error(bytes q, int rule)
+cpdef bytes query_error(bytes q, int rcode, bint question=*, bint opt=*)
 cpdef bint has_stale(ResolverCore r, tuple miss)

@@ -211,8 +211,16 @@ cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil:
         return HEADER_RESPONSE
     if p[2] & 0x02:
         return HEADER_TRUNCATED
-    if p[2] & 0x78:
-        return HEADER_NOTIFY if (p[2] >> 3) & 0x0F == 4 else HEADER_NOT_QUERY
+    cdef int opcode = (p[2] >> 3) & 0x0F
+    if opcode != 0 and opcode != 4:
+        return HEADER_NOT_QUERY
+    # one question, no answer (a NOTIFY may carry one: the SOA), no authority and at most
+    # one additional record (the OPT): Unbound's counts, checked before anything else
+    if (u16(p + 4) != 1 or (u16(p + 6) != 0 and (u16(p + 6) != 1 or opcode != 4))
+            or u16(p + 8) != 0 or u16(p + 10) > 1):
+        return HEADER_COUNTS
+    if opcode == 4:
+        return HEADER_NOTIFY
     if not p[2] & 0x01:
         return HEADER_NO_RECURSION
     return HEADER_QUERY
@@ -232,19 +240,17 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     cdef Stats stats = r.counts
     cdef Parsed m
     stats.client_queries += 1
-    if rule == HEADER_NOT_QUERY:
-        return error(q, 4)                   # NOTIMP: only QUERY
     if rule == HEADER_NOTIFY:
         return error(q, 5)
-    if rule == HEADER_RESPONSE or rule == HEADER_TRUNCATED:
-        return error(q, 1)                   # QR or TC set: not a query to answer
+    if rule != HEADER_QUERY and rule != HEADER_NO_RECURSION:
+        return header_error(q, rule)
     stats.query_parses += 1
     try:
         m = parse_response(q, r.lv.max_pointer_jumps, r.lv.max_query_records, False)
     except WireError:
-        return error(q, 1)
+        return query_error(q, 1)
     if m.qname is None or _compressed(m.question):
-        return error(q, 1)                   # no question, or a pointer in it
+        return query_error(q, 1)             # no question, or a pointer in it
     refused = type_refusal(q, m.qtype)
     if refused is not None:
         return refused
@@ -269,14 +275,15 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
 
 cpdef bytes type_refusal(bytes q, unsigned int qtype):
     """The error a question of type ``qtype`` (of the query ``q``) gets before anything
-    else looks at it, local zones included, as from Unbound: REFUSED for a zone transfer
+    else looks at it, local zones included, as from Unbound (``query_error``, the question
+    kept): REFUSED for a zone transfer
     (AXFR, IXFR: not a resolver's job), FORMERR for OPT and the meta types (TKEY, TSIG,
     MAILB, MAILA, 128 to 248: no data to look up; ANY, 255, is resolved). None for the
     others."""
     if qtype == 251 or qtype == 252:
-        return error(q, 5)
+        return query_error(q, 5, True)
     if qtype == 41 or 128 <= qtype <= 254:
-        return error(q, 1)
+        return query_error(q, 1, True)
     return None
 
 
@@ -498,6 +505,43 @@ cpdef object store_keyed(Cache cache, bytes key, Result res, bytes question, int
     cdef unsigned char variant = key[len(key) - 1]
     return store_answer(cache, key, res, question, qtype, (variant & VARIANT_EDNS) != 0,
                         (variant & VARIANT_DO) != 0, (variant & VARIANT_CD) != 0, now)
+
+
+cpdef bytes header_error(bytes q, int rule):
+    """The answer to the query ``q`` whose header breaks ``rule`` (``header_rule``: not
+    HEADER_QUERY, HEADER_NO_RECURSION, HEADER_NOTIFY): NOTIMP for an opcode other than
+    QUERY and NOTIFY, FORMERR for the rest (TC or QR set, counts), by ``query_error``."""
+    return query_error(q, 4 if rule == HEADER_NOT_QUERY else 1)
+
+
+cpdef bytes query_error(bytes q, int rcode, bint question=False, bint opt=False):
+    """The answer to a query refused before anything looks at what it asks (its header,
+    its counts, a zone transfer, a meta type, the access control): the header with QR
+    set, opcode, RD and CD copied (RFC 4035 3.2.2) and RA clear, as Unbound answers
+    these, and nothing else of the query: no record, and the question only with
+    ``question`` and when it reads cleanly. Unbound 1.25 stopped echoing more of a
+    query than its question in these answers (a reflection and a covert channel).
+    ``opt``: an empty OPT record (1232 bytes) after the question kept when the query's only
+    additional record is an OPT, for an option to be added (``with_ede``). None if ``q``
+    is shorter than a header."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos, qend = 12
+    cdef bint edns = False
+    if n < 12:
+        return None
+    if question and u16(p + 4) == 1:
+        pos = skip_name(p, n, 12)
+        if 0 <= pos and pos + 4 <= n and pos - 12 <= 255 and not _compressed(q[12:pos]):
+            qend = pos + 4
+            edns = (opt and u16(p + 6) == 0 and u16(p + 8) == 0 and u16(p + 10) == 1
+                    and qend + 11 <= n and p[qend] == 0 and u16(p + qend + 1) == 41)
+    keep = qend > 12
+    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), (p[3] & 0x10) | (rcode & 0x0F),
+                  0, 1 if keep else 0, 0, 0, 0, 0, 0, 1 if edns else 0])
+    out = head + q[12:qend] if keep else head
+    if edns:
+        out += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    return out
 
 
 cpdef bytes error(bytes q, int rcode):

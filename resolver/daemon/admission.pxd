@@ -26,7 +26,7 @@ cdef enum Verdict:
     REFUSED = 5         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
                         # a client that may not snoop
     BAD_HEADER = 6      # ``out``: what the header alone answers: NOTIMP (an opcode other
-                        # than QUERY), REFUSED (NOTIFY), FORMERR (TC set)
+                        # than QUERY), REFUSED (NOTIFY), FORMERR (TC set, counts)
     LOCAL = 7           # ``out``: a local zone's answer to a query with RD clear, or to a
                         # client the ACL allows local answers only
     HIT = 8             # ``out``: the cached answer
@@ -194,4 +194,4 @@ cdef class FrontDoor:
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
                 int limit, failure, bint identify)
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out)
-    cdef bytes refusal(self, bytes q, why)
+    cdef bytes acl_refusal(self, bytes q)

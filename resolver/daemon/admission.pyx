@@ -12,9 +12,11 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
 1. shorter than a DNS header: dropped; larger than 512 bytes under ``harden-large-queries``:
    dropped (a stream's connection ends, as Unbound's); QR set: dropped (answering responses
    would let two servers bounce packets at each other);
-2. a client the ACL refuses (or no network of it holds): REFUSED; one it denies: dropped;
+2. a client the ACL refuses (or no network of it holds): REFUSED (the header alone, or with
+   ``ede`` the question and EDE 18); one it denies: dropped;
 3. an opcode other than QUERY: NOTIMP (NOTIFY: REFUSED, no zone to be notified of); TC
-   set: FORMERR (a query is never truncated), as Unbound's;
+   set, or counts other than one question, no answer or authority record and at most one
+   additional: FORMERR, as Unbound's, the header alone (``resolver.response.query_error``);
 4. RD clear (a cache probe), or any query of a client the ACL allows local answers only
    (``refuse_non_local``, ``deny_non_local``): a local zone's answer if one holds the name
    (local data answers whatever RD says, as Unbound's), a local zone's deny dropped; else
@@ -60,9 +62,9 @@ from collections import Counter
 
 from resolver.cache.answer cimport Screen, cached_answer, monotonic, question_key
 from resolver.cache.dicts cimport dict_get
-from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_NOTIFY,
-                                HEADER_RESPONSE, HEADER_SHORT, HEADER_TRUNCATED,
-                                header_rule)
+from resolver.response cimport (HEADER_COUNTS, HEADER_NO_RECURSION, HEADER_NOT_QUERY,
+                                HEADER_NOTIFY, HEADER_RESPONSE, HEADER_SHORT,
+                                HEADER_TRUNCATED, header_error, header_rule, query_error)
 from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
 from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
@@ -839,15 +841,15 @@ cdef class FrontDoor:
         if rule == HEADER_RESPONSE:
             return DROP_RESPONSE
         if who == OUTSIDE:
-            self.made = self.refusal(PyBytes_FromStringAndSize(<const char*>p, n),
-                                     EDE_PROHIBITED)
+            self.made = self.acl_refusal(PyBytes_FromStringAndSize(<const char*>p, n))
             return REFUSED
         if who == DENIED:
             return DROP_ACL
-        if rule == HEADER_NOT_QUERY or rule == HEADER_NOTIFY or rule == HEADER_TRUNCATED:
-            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n),
-                               4 if rule == HEADER_NOT_QUERY else
-                               5 if rule == HEADER_NOTIFY else 1)
+        if rule == HEADER_NOT_QUERY or rule == HEADER_TRUNCATED or rule == HEADER_COUNTS:
+            self.made = header_error(PyBytes_FromStringAndSize(<const char*>p, n), rule)
+            return BAD_HEADER
+        if rule == HEADER_NOTIFY:
+            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
             return BAD_HEADER
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who,
@@ -1019,15 +1021,24 @@ cdef class FrontDoor:
             if hit is not None:
                 self.made = hit
                 return HIT
-        self.made = self.refusal(q, EDE_PROHIBITED if who == LOCAL_REFUSE else
-                                 None if who == SNOOPER else EDE_NOT_AUTHORITATIVE)
+        if who == LOCAL_REFUSE:
+            self.made = self.acl_refusal(q)
+            return REFUSED
+        out = _error(q, 5)
+        # a client that may not snoop is told the cache is not its to read
+        self.made = with_ede(out, EDE_NOT_AUTHORITATIVE) if self.ede and who != SNOOPER else out
         return REFUSED
 
-    cdef bytes refusal(self, bytes q, why):
-        """REFUSED to ``q``, with the Extended DNS Error ``why`` (None: none) when ``ede`` is
-        on and the answer has an OPT record (the query had one)."""
-        out = _error(q, 5)
-        return with_ede(out, why) if self.ede else out
+    cdef bytes acl_refusal(self, bytes q):
+        """The access control's REFUSED to ``q`` (``refuse``, ``refuse_non_local``), as
+        Unbound's: the header alone (``query_error``); with ``ede``, to a query whose one
+        additional record is its OPT, the question and an OPT holding the Extended DNS Error
+        Prohibited (18)."""
+        if self.ede:
+            out = query_error(q, 5, True, True)
+            if out is not None and out[11]:
+                return with_ede(out, EDE_PROHIBITED)
+        return query_error(q, 5)
 
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out):
         """``out``, the answer to the query at ``p`` (``n`` bytes), with the server's

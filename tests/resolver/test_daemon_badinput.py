@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from daemon_proc import Daemon, frame, read_frame
 from resolver.daemon import udp_listener
-from resolver.response import error
+from resolver.response import error, query_error
 from resolver.cache.answer import parse_query
 from resolver.wire.codec import cache_key
 
@@ -169,6 +169,30 @@ def test_truncate_and_error_response_never_grow_past_the_limit(data, limit):
         assert out[6:10] == b"\0\0\0\0"
     err = error(data, 2)
     assert err[:2] == data[:2] and err[2] & 0x80 and err[3] & 0x0F == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(min_size=12, max_size=600),
+                 _valid_query().flatmap(lambda q: st.tuples(st.integers(0, len(q) - 1),
+                                                            st.integers(0, 255)).map(
+                     lambda t: q[:t[0]] + bytes([t[1]]) + q[t[0] + 1:]))),
+       st.sampled_from([1, 4, 5]), st.booleans(), st.booleans())
+def test_a_rejected_query_s_answer_repeats_nothing_but_its_question(data, rcode, question, opt):
+    out = query_error(data, rcode, question, opt)
+    # the id, QR set, opcode, RD and CD copied, RA clear, the rcode
+    assert out[:2] == data[:2] and out[2] == 0x80 | (data[2] & 0x79)
+    assert out[3] == (data[3] & 0x10) | rcode
+    assert out[6:10] == bytes(4)
+    if len(out) == 12:
+        assert out[4:] == bytes(8)
+        return
+    assert question and out[4:6] == b"\0\1"
+    m = dns.message.from_wire(out)              # a message that stands on its own
+    qlen = len(m.question[0].name.to_wire()) + 4
+    assert out[12:12 + qlen] == data[12:12 + qlen]
+    assert len(out) == 12 + qlen + (11 if out[11] else 0)
+    if out[11]:
+        assert opt and m.edns == 0 and not m.options and data[10:12] == b"\0\1"
 
 
 @settings(max_examples=150, deadline=None,

@@ -35,33 +35,34 @@ KINDS = {"local": ("a.test.", True), "remote": ("x.example.", True),
 
 
 def ask(port: int, kind: str):
-    """rcode, the answer's EDNS options (None: no OPT record), questions echoed."""
+    """rcode, the answer's EDNS options (None: no OPT record), questions echoed, RA."""
     name, rd = KINDS[kind]
     q = dns.message.make_query(name, "A", use_edns=0, options=[dns.edns.GenericOption(NSID, b"")])
     if not rd:
         q.flags &= ~dns.flags.RD
     r = dns.query.udp(q, "127.0.0.1", port=port, timeout=5)
     options = None if r.edns < 0 else sorted((int(o.otype), o.to_wire()) for o in r.options)
-    return dns.rcode.to_text(r.rcode()), options, len(r.question)
+    return (dns.rcode.to_text(r.rcode()), options, len(r.question),
+            bool(r.flags & dns.flags.RA))
 
 
-# (action, kind) -> what both servers answer
+# (action, kind) -> what both servers answer; the ACL's refusals leave RA clear
 EXPECTED = {
-    ("allow", "local"): ("NOERROR", [(NSID, b"r1")], 1),
-    ("allow", "probe"): ("REFUSED", [(NSID, b"r1"), (EDE, NOT_AUTHORITATIVE)], 1),
-    ("allow", "local probe"): ("NOERROR", [(NSID, b"r1")], 1),
-    ("refuse", "local"): ("REFUSED", [(EDE, PROHIBITED)], 1),
-    ("refuse", "remote"): ("REFUSED", [(EDE, PROHIBITED)], 1),
-    ("refuse", "probe"): ("REFUSED", [(EDE, PROHIBITED)], 1),
-    ("refuse_non_local", "local"): ("NOERROR", [(NSID, b"r1")], 1),
-    ("refuse_non_local", "local probe"): ("NOERROR", [(NSID, b"r1")], 1),
+    ("allow", "local"): ("NOERROR", [(NSID, b"r1")], 1, True),
+    ("allow", "probe"): ("REFUSED", [(NSID, b"r1"), (EDE, NOT_AUTHORITATIVE)], 1, True),
+    ("allow", "local probe"): ("NOERROR", [(NSID, b"r1")], 1, True),
+    ("refuse", "local"): ("REFUSED", [(EDE, PROHIBITED)], 1, False),
+    ("refuse", "remote"): ("REFUSED", [(EDE, PROHIBITED)], 1, False),
+    ("refuse", "probe"): ("REFUSED", [(EDE, PROHIBITED)], 1, False),
+    ("refuse_non_local", "local"): ("NOERROR", [(NSID, b"r1")], 1, True),
+    ("refuse_non_local", "local probe"): ("NOERROR", [(NSID, b"r1")], 1, True),
 }
 #: what Unbound 1.17 gets wrong, checked on the daemon alone: its refusal of a non-local
 #: name under refuse_non_local with ede on is a FORMERR without question or OPT (a refusal
 #: under ``refuse`` is the reference)
 DAEMON_ONLY = {
-    ("refuse_non_local", "remote"): ("REFUSED", [(EDE, PROHIBITED)], 1),
-    ("refuse_non_local", "probe"): ("REFUSED", [(EDE, PROHIBITED)], 1),
+    ("refuse_non_local", "remote"): ("REFUSED", [(EDE, PROHIBITED)], 1, False),
+    ("refuse_non_local", "probe"): ("REFUSED", [(EDE, PROHIBITED)], 1, False),
 }
 
 
@@ -108,9 +109,11 @@ def test_without_ede_a_refusal_says_nothing_of_why(lab, tmp_path, action):
     kind = "probe" if action == "allow" else "remote"
     try:
         for who, port in (("unbound", uport), ("corenet", d.port)):
-            rcode, options, _ = ask(port, kind)
+            rcode, options, questions, ra = ask(port, kind)
             assert rcode == "REFUSED", who
             assert EDE not in dict(options or []), (who, options)
+            if action == "refuse":      # the header alone: nothing of the query
+                assert (options, questions, ra) == (None, 0, False), who
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
@@ -143,6 +146,10 @@ def _odd(kind: str) -> bytes:
         w[4:6] = b"\x00\x02"
     if "an1" in kind:
         w[6:8] = b"\x00\x01"
+    if "ar2" in kind:               # an OPT, and a second one
+        w = bytearray(dns.message.make_query(name, "A", use_edns=0).to_wire())
+        w[10:12] = b"\x00\x02"
+        w += w[-11:]
     return bytes(w)
 
 
@@ -166,7 +173,15 @@ ODD = {
     "axfr probe": dns.rcode.REFUSED, "edns1 axfr": dns.rcode.REFUSED,
     "tkey": dns.rcode.FORMERR, "meta": dns.rcode.FORMERR, "edns1 meta": dns.rcode.FORMERR,
     "edns1": dns.rcode.BADVERS, "type0": dns.rcode.NOERROR, "edns": dns.rcode.NOERROR,
+    "ar2": dns.rcode.FORMERR, "notify qd2": dns.rcode.FORMERR,
 }
+#: the odd queries rejected for their header or their question's type (Unbound's
+#: query_error): RA clear on both servers. Unbound 1.17 echoes the rest of the query;
+#: since 1.25 it answers the header alone (the question, for a type refused), as the
+#: daemon does: checked on the daemon.
+REJECTED = {"tc": 0, "update": 0, "qd0": 0, "qd2": 0, "an1": 0, "ar2": 0, "notify qd2": 0,
+            "axfr": 1, "ixfr": 1, "axfr remote": 1, "axfr probe": 1, "edns1 axfr": 1,
+            "tkey": 1, "meta": 1, "edns1 meta": 1}
 
 
 def test_odd_queries_get_the_rcode_unbound_gives_them(lab, tmp_path):
@@ -178,6 +193,17 @@ def test_odd_queries_get_the_rcode_unbound_gives_them(lab, tmp_path):
             wire = _odd(kind)
             assert _rcode(uport, wire) == want, ("unbound", kind)
             assert _rcode(d.port, wire) == want, ("corenet", kind)
+            ours = udp_exchange(d.port, wire, 2.0)
+            ra = ours[3] & 0x80
+            assert ra == udp_exchange(uport, wire, 2.0)[3] & 0x80, kind
+            if kind in REJECTED:
+                assert not ra, kind
+                # the id, QR, opcode, RD and CD; no count but the question's, if any
+                assert ours[:2] == wire[:2] and ours[2] == 0x80 | (wire[2] & 0x79), kind
+                assert ours[4:] == bytes([0, REJECTED[kind]]) + bytes(6) + (
+                    wire[12:12 + len(ours) - 12] if REJECTED[kind] else b""), kind
+                assert len(ours) == 12 + (len(wire[12:]) - (11 if "edns" in kind else 0)
+                                          if REJECTED[kind] else 0), kind
         assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
     finally:
         stop_process(proc, 5.0, group=True)
