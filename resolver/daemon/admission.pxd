@@ -195,3 +195,4 @@ cdef class FrontDoor:
                 int limit, failure, bint identify)
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out)
     cdef bytes acl_refusal(self, bytes q)
+    cdef bytes fit_udp(self, bytes out, const unsigned char* p, Py_ssize_t n, int limit)

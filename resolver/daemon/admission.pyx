@@ -516,8 +516,12 @@ cpdef unsigned int qtype_of(bytes q):
 
 cpdef unsigned int udp_limit(bytes q):
     """Largest UDP answer this query accepts: its EDNS payload size (at least 512), else 512."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    return udp_limit_at(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+
+
+cdef unsigned int udp_limit_at(const unsigned char* p, Py_ssize_t n) noexcept:
+    """``udp_limit`` of the query at ``p`` (``n`` bytes)."""
+    cdef Py_ssize_t pos = 12
     cdef unsigned int i, total, payload
     if n < 12:
         return 512
@@ -803,6 +807,8 @@ cdef class FrontDoor:
         if reply.batch:
             if identify:
                 out = self.identified(p, n, out)
+            if PyBytes_GET_SIZE(out) > 512:         # (a hit is cut already, unless identified)
+                out = self.fit_udp(out, p, n, -1)
             # The C UDP listener's way of counting: the qtype of hits only, REFUSED in no
             # latency bucket, the rest in the first.
             counts.udp_answered(v, out, qtype, truncated)
@@ -871,8 +877,10 @@ cdef class FrontDoor:
             if local is not None:
                 self.made = local
                 return LOCAL
-        if self.nsid is not None and asks_option(p, n, EDNS_NSID):
-            return MISS         # the engine's answer, which ``answer`` gives the identifier
+        # a query asking for the identifier gets its hit whole: the identifier goes in
+        # before the answer is cut to the client's UDP size (``handle``, ``answer``)
+        if udp and self.nsid is not None and asks_option(p, n, EDNS_NSID):
+            udp = False
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size if udp else 0, qtype, truncated, key, screen,
                             self)
@@ -1039,6 +1047,21 @@ cdef class FrontDoor:
             if out is not None and out[11]:
                 return with_ede(out, EDE_PROHIBITED)
         return query_error(q, 5)
+
+    cdef bytes fit_udp(self, bytes out, const unsigned char* p, Py_ssize_t n, int limit):
+        """``out``, the answer to the UDP query at ``p`` (``n`` bytes), cut (TC set) to the
+        largest answer the client takes (``limit`` when known, -1: its EDNS size, or 512;
+        never above ``max-udp-size``), counted when cut. Every client takes 512 bytes."""
+        if PyBytes_GET_SIZE(out) <= 512:
+            return out
+        if limit < 0:
+            limit = udp_limit_at(p, n)
+        if limit > <int>self.max_udp_size:
+            limit = self.max_udp_size
+        if PyBytes_GET_SIZE(out) <= limit:
+            return out
+        self.counters.truncated += 1
+        return _truncate(out, limit)
 
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out):
         """``out``, the answer to the query at ``p`` (``n`` bytes), with the server's
@@ -1319,14 +1342,9 @@ cdef class FrontDoor:
         if identify and q is not None:
             out = self.identified(<const unsigned char*>PyBytes_AS_STRING(q),
                                   PyBytes_GET_SIZE(q), out)
-        if reply.kind == T_UDP and len(out) > 512:      # every client accepts 512 bytes
-            if limit < 0:
-                limit = udp_limit(q)
-            if limit > <int>self.max_udp_size:
-                limit = self.max_udp_size
-            if len(out) > limit:
-                self.counters.truncated += 1
-                out = _truncate(out, limit)
+        if reply.kind == T_UDP and PyBytes_GET_SIZE(out) > 512:
+            out = self.fit_udp(out, <const unsigned char*>PyBytes_AS_STRING(q),
+                               PyBytes_GET_SIZE(q), limit)
         seconds = monotonic() - t0
         self.counters.answered(reply.label, out, qtype_of(q) if qtype < 0 else qtype, seconds)
         if self.query_log is not None:

@@ -119,6 +119,37 @@ def test_without_ede_a_refusal_says_nothing_of_why(lab, tmp_path, action):
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
+def test_a_local_answer_to_a_probe_fits_the_client_s_udp_size_as_unbound_s(lab, tmp_path):
+    """A local zone's answer made by the door (RD clear) is cut to the client's UDP size
+    (512 bytes without EDNS, its EDNS size else), TC set, as every other answer."""
+    if not os.path.exists(UNBOUND):
+        unavailable(f"{UNBOUND} is missing (Debian package 'unbound')")
+    addresses = [f"10.0.{i // 250}.{i % 250}" for i in range(60)]      # 986 bytes in all
+    uport = free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, [f'local-data: "big.test. A {a}"' for a in addresses])
+    conf = tmp_path / "resolver.toml"
+    conf.write_text("local-data = [" + ", ".join(f'"big.test. 300 A {a}"' for a in addresses)
+                    + "]\n")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        for payload, fits in ((None, False), (512, False), (1232, True)):
+            q = dns.message.make_query("big.test.", "A", use_edns=payload is not None,
+                                       payload=payload or 512)
+            q.flags &= ~dns.flags.RD
+            for who, port in (("unbound", uport), ("corenet", d.port)):
+                data = udp_exchange(port, q.to_wire(), 2.0)
+                r = dns.message.from_wire(data)
+                assert len(data) <= (payload or 512), (who, payload)
+                assert bool(r.flags & dns.flags.TC) != fits, (who, payload)
+                assert sum(len(rrset) for rrset in r.answer) == (60 if fits else 0), who
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 def _odd(kind: str) -> bytes:
     """A query for a.test. (x.example. for the ``remote`` kinds) made odd as ``kind`` says."""
     name = "x.example." if kind.endswith("remote") else "a.test."

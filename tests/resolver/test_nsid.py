@@ -67,3 +67,22 @@ def test_a_query_that_asks_is_told_the_identifier_as_unbound_s(lab, tmp_path, wr
         stop_process(proc, 5.0, group=True)
         authority.close()
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_a_cached_answer_asked_for_the_identifier_is_a_hit_past_the_miss_budgets(lab, tmp_path):
+    """The cache answers a query that asks for the identifier as any other (the identifier
+    goes in before the answer is cut to the client's UDP size): a client past its
+    ``ip-ratelimit`` of misses still gets it, as its other hits."""
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('nsid = "ascii_r1"\nip-ratelimit = 1\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert ask(d.port, "www.example.com.", False, nsid=False)[1]    # the one miss
+        for tcp in (False, True, False, False, True):
+            options, answer = ask(d.port, "www.example.com.", tcp)
+            assert options == [(NSID, b"r1")] and answer, tcp
+        stats = d.stats()
+        assert stats["engine"]["cache_hits"] == 5, stats["engine"]
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
