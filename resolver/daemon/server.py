@@ -26,6 +26,7 @@ from resolver.daemon import logs, proxy_protocol, reloads, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, DENY_ACL, LATENCY_BUCKETS,
                                        OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
+from resolver.daemon.connection_limits import ConnectionLimits, Table
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
                                          bind_socket, proxy_dropped)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
@@ -61,7 +62,8 @@ class Server:
     hands its queries to, and management (reload, stats, stop)."""
 
     def __init__(self, cfg: Config, resolver: Resolver | None = None,
-                 tls_services: dict | None = None) -> None:
+                 tls_services: dict | None = None, connection_table: Table | None = None,
+                 index: int = 0) -> None:
         self.cfg = cfg
         self.resolver = resolver = resolver if resolver is not None else make_resolver(cfg)
         # the process's answers rotate their addresses while it serves (off again at close)
@@ -78,14 +80,10 @@ class Server:
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
         self.tcp_by_client: dict = {}            # client address -> TCP connections open
-        #: ``tcp-connection-limit``: its networks (an ACL whose standing is the network's
-        #: place in ``limited_networks``, 1 up), their connections open, and the network
-        #: each connection it counts was counted against
-        self.limited_networks: tuple = ()
-        self.limits_acl = ACL()
-        self.tcp_by_network: dict = {}
-        self.network_of: dict = {}
-        self.set_connection_limits(cfg)
+        #: ``tcp-connection-limit``, counted across the workers in ``connection_table`` (the
+        #: supervisor's; this worker's row is ``index``), or in this process alone
+        self.connection_limits = ConnectionLimits(cfg.tcp_connection_limit, connection_table,
+                                                  index)
         self.addresses: list[tuple[str, int]] = []
         #: each client network's standing (``admission.Who``), shared by the listeners
         self.acl = ACL(acl_entries(cfg))
@@ -266,9 +264,9 @@ class Server:
         is idle is the new one refused)."""
         c = self.counters
         mine = self.tcp_by_client.get(conn.client, 0)
-        network = self.limited_network(conn.client)
+        network = self.connection_limits.network(conn.client)
         if (mine >= self.cfg.tcp_max_connections_per_client
-                or self._holds_its_limit(network)
+                or self.connection_limits.full(network)
                 or c.tcp_connections >= self.cfg.tcp_max_connections
                 and not self.shed_idle_tcp()):
             c.tcp_rejected += 1
@@ -277,32 +275,13 @@ class Server:
         c.tcp_accepted += 1
         self.connections.add(conn)
         self.tcp_by_client[conn.client] = mine + 1
-        if network is not None:
-            self.tcp_by_network[network[0]] = self.tcp_by_network.get(network[0], 0) + 1
-            self.network_of[conn] = network[0]
+        self.connection_limits.hold(conn, network)
         return True
 
     def network_full(self, client) -> bool:
         """Whether the network of ``tcp-connection-limit`` holding ``client`` (an address)
         has its limit of connections open."""
-        return self._holds_its_limit(self.limited_network(client))
-
-    def _holds_its_limit(self, network: tuple | None) -> bool:
-        return network is not None and self.tcp_by_network.get(network[0], 0) >= network[1]
-
-    def limited_network(self, client) -> tuple | None:
-        """The (network, limit) of ``tcp-connection-limit`` whose network is the longest
-        holding ``client`` (an address), or None."""
-        if not self.limited_networks or not client:
-            return None
-        k = self.limits_acl.standing(client)
-        return self.limited_networks[k - 1] if k else None
-
-    def set_connection_limits(self, cfg: Config) -> None:
-        """Takes ``cfg``'s ``tcp-connection-limit``; the connections open stay counted
-        against the networks they were counted against."""
-        self.limited_networks = tuple(cfg.tcp_connection_limit)
-        self.limits_acl.set([(net, k + 1) for k, (net, _) in enumerate(self.limited_networks)])
+        return self.connection_limits.full(self.connection_limits.network(client))
 
     def hold_unnamed(self, proxy) -> bool:
         """Counts a proxy's stream connection whose PROXY v2 header has not come yet against
@@ -344,13 +323,7 @@ class Server:
             self.tcp_by_client[conn.client] = n
         else:
             self.tcp_by_client.pop(conn.client, None)
-        network = self.network_of.pop(conn, None)
-        if network is not None:
-            n = self.tcp_by_network.get(network, 0) - 1
-            if n > 0:
-                self.tcp_by_network[network] = n
-            else:
-                self.tcp_by_network.pop(network, None)
+        self.connection_limits.release(conn)
 
     def set_allow(self, cfg: Config) -> None:
         """Replaces the client ACLs from ``cfg`` (the listeners share them)."""
@@ -393,7 +366,7 @@ class Server:
         if acl_entries(cfg) != acl_entries(self.cfg):
             self.set_allow(cfg)         # (kept when unchanged: setting parses every network)
         if cfg.tcp_connection_limit != self.cfg.tcp_connection_limit:
-            self.set_connection_limits(cfg)
+            self.connection_limits.set(cfg.tcp_connection_limit)
         if cfg.outgoing_interface != self.cfg.outgoing_interface:
             warn_unbindable(cfg.outgoing_interface)
         self.cfg = self.front.cfg = cfg

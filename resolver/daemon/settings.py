@@ -667,8 +667,9 @@ TABLE: tuple[Setting, ...] = (*section(
                 "as \"NETBLOCK LIMIT\" lines (Unbound's ``tcp-connection-limit``); the longest "
                 "network holding a client counts it, and past its limit a new connection is "
                 "closed at once (0: none at all), before any TLS handshake for DNS over TLS "
-                "and HTTPS. Counted per worker, once a connection is established (after its "
-                "handshake), beside ``tcp-max-connections-per-client``.",
+                "and HTTPS. Counted across the workers (as Unbound counts across its threads), "
+                "once a connection is established (after its handshake), beside "
+                "``tcp-max-connections-per-client``.",
             example='["192.0.2.0/24 20"]',
             reason="A network of many hosts (a NAT, a cloud range) may take the connections "
                    "one address alone cannot."),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from resolver.daemon import connections, logs, operations, reloads
 from resolver.daemon.commands import BY_NAME
 from resolver.daemon.config import RESTART_SETTINGS, Config, ConfigError
+from resolver.daemon.connection_limits import Table
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, hit_rates, merge, since
 from resolver.daemon.service import Notifier, give_group, remove_pidfile, write_pidfile
@@ -111,6 +112,8 @@ class Supervisor:
         self.slots: list[Slot] = []
         #: each worker's listening sockets, bound once while still root (``bind_ahead``)
         self.sockets: list[dict] = []
+        #: where the workers count ``tcp-connection-limit`` together, a row each
+        self.connection_table: Table | None = None
         self.status = 0
         self.serving = False                # every worker answered once: deaths restart
         self.started_at = time.time()
@@ -129,6 +132,7 @@ class Supervisor:
         self.slots = [Slot(i, os.path.join(private, f"w{i}.sock"))
                       for i in range(self.cfg.workers)]
         self.sockets = connections.bind_ahead(self.cfg, len(self.slots))
+        self.connection_table = Table(len(self.slots))
         loop = asyncio.new_event_loop()
         try:
             return loop.run_until_complete(self.main())
@@ -149,6 +153,7 @@ class Supervisor:
         """Forks ``slot``'s worker."""
         cfg = fit_descriptors(self.worker_config()) if slot.restarts else self.cfg
         slot.due = None
+        self.connection_table.clear(slot.index)     # the connections its last worker held
         old = signal.pthread_sigmask(signal.SIG_BLOCK, FORK_SIGNALS)
         try:
             pid = os.fork()
@@ -173,7 +178,7 @@ class Supervisor:
             release_inherited(logs.descriptors() | {sock.fileno() for sock in mine.values()})
             connections.RESERVED.update(mine)
             code = Worker(cfg, self.overrides, slot.path, None, None, self.tls, slot.index,
-                          supervisor=self.pid).run()
+                          supervisor=self.pid, connection_table=self.connection_table).run()
         except BaseException:
             log.exception("worker %d crashed", slot.index)
         finally:

@@ -181,15 +181,19 @@ class Worker:
     (a supervised worker: its private socket, no metrics); ``notifier``: the service
     manager, told of readiness and reloads (a single worker's, else None); ``index``: which
     worker of several (None: the only one); ``supervisor``: the pid of the supervisor it
-    dies with (None: it is the daemon)."""
+    dies with (None: it is the daemon); ``connection_table``: where the workers count
+    ``tcp-connection-limit`` together (``resolver.daemon.connection_limits``)."""
 
     def __init__(self, cfg: Config, overrides, control_path: str | None, metrics_addr,
                  notifier: Notifier | None = None, tls: dict | None = None,
-                 index: int | None = None, supervisor: int | None = None) -> None:
+                 index: int | None = None, supervisor: int | None = None,
+                 connection_table=None) -> None:
         self.cfg, self.overrides = cfg, overrides
         self.control_path, self.metrics_addr = control_path, metrics_addr
         self.notifier, self.tls, self.index = notifier, tls, index
         self.supervisor = supervisor
+        #: the supervisor's ``connection_limits.Table``, whose row ``index`` is this worker's
+        self.connection_table = connection_table
         self.base = cfg               # the config as read: a reload starts from it again
         self.server = None
         self.stop: asyncio.Event | None = None
@@ -217,7 +221,9 @@ class Worker:
         from resolver.daemon.server import Server
 
         loop = asyncio.get_running_loop()
-        self.server = server = Server(self.cfg, tls_services=self.tls)
+        self.server = server = Server(self.cfg, tls_services=self.tls,
+                                      connection_table=self.connection_table,
+                                      index=self.index or 0)
         try:
             await server.start()
         except OSError as e:

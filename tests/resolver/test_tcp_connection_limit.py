@@ -120,13 +120,8 @@ def closed_unread(port: int, source: str) -> bool:
     """Whether a TCP connection to ``port`` from ``source`` that sends nothing is closed by
     the server within two seconds (a TLS server waiting for the ClientHello keeps it open)."""
     s = connect(port, source)
-    s.settimeout(2)
     try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
+        return _shut(s, 2.0)
     finally:
         s.close()
 
@@ -166,3 +161,96 @@ def test_a_network_at_its_limit_gets_no_tls_handshake_as_from_unbound(lab, tmp_p
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def _shut(s: socket.socket, timeout: float = 1.0) -> bool:
+    """Whether the server closes ``s`` within ``timeout`` seconds, sending nothing."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_the_workers_count_a_network_s_connections_together(lab, tmp_path):
+    """With two workers a network holds its limit in all, as Unbound's threads count it
+    together, wherever the kernel sends each connection; a worker that dies takes its
+    connections out of the count, and the one started in its place counts from none."""
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                    'tcp-connection-limit = ["127.0.0.0/8 3"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2").start(
+        ready="ready: 2 workers")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(10):           # ten source ports: both workers get some
+            s = connect(d.port, "127.0.0.1")
+            if answered(s):
+                held.append(s)
+            else:
+                s.close()
+        assert len(held) == 3
+        with open(f"/proc/{d.pid}/task/{d.pid}/children") as f:
+            workers = [int(x) for x in f.read().split()]
+        assert len(workers) == 2
+        os.kill(workers[0], 9)
+        gone = [s for s in held if _shut(s)]
+        deadline = time.monotonic() + 10
+        while True:                   # the worker started again
+            with open(f"/proc/{d.pid}/task/{d.pid}/children") as f:
+                now = [int(x) for x in f.read().split()]
+            if len(now) == 2 and workers[0] not in now:
+                break
+            assert time.monotonic() < deadline, d.log_text()[-2000:]
+            time.sleep(0.1)
+        for s in gone:
+            held.remove(s)
+            s.close()
+        # room for as many as the dead worker held, once every worker is serving again
+        deadline = time.monotonic() + 10
+        while len(held) < 3:
+            s = connect(d.port, "127.0.0.1")
+            if answered(s):
+                held.append(s)
+            else:
+                s.close()
+                assert time.monotonic() < deadline, (len(held), d.log_text()[-2000:])
+                time.sleep(0.05)
+        for _ in range(10):
+            s = connect(d.port, "127.0.0.1")
+            assert not answered(s)
+            s.close()
+    finally:
+        for s in held:
+            s.close()
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_a_worker_s_row_follows_a_reload_and_the_others_rows_count():
+    from resolver.daemon.connection_limits import ConnectionLimits, Table
+
+    table = Table(2, width=2)
+    mine = ConnectionLimits([("10.0.0.0/8", 3), ("192.0.2.0/24", 1)], table, 0)
+    other = ConnectionLimits([("10.0.0.0/8", 3), ("192.0.2.0/24", 1)], table, 1)
+    ten, doc = mine.network("10.1.2.3"), mine.network("192.0.2.9")
+    assert ten == ("10.0.0.0/8", 3) and doc == ("192.0.2.0/24", 1)
+    assert mine.network("172.16.0.1") is None and not mine.full(None)
+    mine.hold("a", ten)
+    other.hold("b", ten)
+    other.hold("c", ten)
+    assert mine.full(ten) and other.full(ten) and not mine.full(doc)
+    other.release("b")
+    other.release("b")                       # a second release counts nothing
+    assert not mine.full(ten)
+    # a reload that reorders the networks and adds one past the table's width
+    mine.set([("192.0.2.0/24", 1), ("10.0.0.0/8", 2), ("198.51.100.0/24", 1)])
+    other.set([("192.0.2.0/24", 1), ("10.0.0.0/8", 2), ("198.51.100.0/24", 1)])
+    ten = mine.network("10.9.9.9")
+    assert ten == ("10.0.0.0/8", 2) and mine.full(ten)       # a and c, still counted
+    far = mine.network("198.51.100.7")
+    mine.hold("d", far)                      # past the width: this worker's own count
+    assert mine.full(far) and not other.full(far)
+    table.clear(1)                           # the other worker died: its c is gone
+    assert not mine.full(ten)
