@@ -261,7 +261,6 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     local = local_data(r, m.qname, m.qtype, m.qclass, client)
     if local is not None and type(local) is not Alias:
         return None if local is DROP else local_wire(q, local, m.question, edns, do)
-    stats.cache_misses += 1
     cdef unsigned int qt = m.qtype
     if m.qclass != 1:
         out = chaos_wire(r, q, m, edns, do)
@@ -270,6 +269,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
         return error(q, 4)                   # NOTIMP, as Unbound's deny-any (RFC 8482)
     if local is not None:
         return alias_miss(r, q, m, local, edns, do, cd)
+    stats.cache_misses += 1                  # a resolution: Unbound's num.cachemiss
     return (m, edns, do, cd, key, None)
 
 
@@ -309,6 +309,7 @@ cdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edn
     cdef MsgEntry e = _hit(r, key, now)
     if e is not None:
         return aliased(answer_from_entry(e, q2, 12 + len(m2.question), now), how)
+    r.counts.cache_misses += 1
     return (m2, edns, do, cd, key, how)
 
 

@@ -105,7 +105,7 @@ cdef class Counters:
     cdef int shape(self, const unsigned char* p, Py_ssize_t n, bint ipv6) except -1
     cdef int acted(self, int verdict) except -1
     cdef int udp_answered(self, int verdict, bytes out, unsigned int qtype,
-                          bint truncated) except -1
+                          bint truncated, bint counted) except -1
 
 
 cdef class Reply:

@@ -416,17 +416,18 @@ cdef class Counters:
         return 0
 
     cdef int udp_answered(self, int verdict, bytes out, unsigned int qtype,
-                          bint truncated) except -1:
+                          bint truncated, bint counted) except -1:
         """An answering verdict the C UDP listener sends at once (``acted`` counted
-        already): counted by rcode, a hit by qtype (above 255: as 0) and in the first
-        latency bucket, REFUSED in neither; NOERROR with no answer record as NODATA too."""
+        already): counted by rcode, a query Unbound counts (``counted``) by qtype (above
+        255: as 0), in the first latency bucket but REFUSED; NOERROR with no answer record
+        as NODATA too; ``truncated``: a hit decide cut to the client's size."""
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(out)
         self.rcodes[T_UDP][p[3] & 0x0F] += 1
         if ((p[3] & 0x0F) | p[6] | p[7]) == 0:
             self.nodata += 1
-        if verdict == HIT:
-            if truncated:
-                self.truncated += 1
+        if truncated:
+            self.truncated += 1
+        if counted:
             self.low_qtypes[qtype if qtype < 256 else 0] += 1
         if verdict != REFUSED:
             self.latency_counts[0] += 1
@@ -771,7 +772,7 @@ cdef class FrontDoor:
         cdef int v
         cdef Counters counts = self.counters
         cdef const unsigned char* asked = p
-        cdef bint identify
+        cdef bint identify, counted
         if who == SETRD:                    # Unbound's allow_setrd: RD taken as set
             who = ALLOWED
             setrd = self.setrd(p, n, reply.client())
@@ -780,8 +781,12 @@ cdef class FrontDoor:
                 p = <const unsigned char*>PyBytes_AS_STRING(q)
         v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated, reply)
         # The queries Unbound counts in num.queries (not the ACL's refusals, not a header
-        # it rejects), by their shape as the client sent them.
-        if self.extended and v >= DROP_LOCAL and v != BAD_HEADER and who != OUTSIDE:
+        # it rejects), by their shape as the client sent them. The engine counts those it
+        # is given, and the door's hits; the door counts those it answers or drops itself.
+        counted = v >= DROP_LOCAL and v != BAD_HEADER and who != OUTSIDE
+        if counted and v != MISS and v != HIT:
+            self.stats.client_queries += 1
+        if self.extended and counted:
             counts.shape(asked, n, _is_ipv6(reply.client()))
         absent = None
         if key != NULL:                     # decide's reference, now this variable's
@@ -809,9 +814,10 @@ cdef class FrontDoor:
                 out = self.identified(p, n, out)
             if PyBytes_GET_SIZE(out) > 512:         # (a hit is cut already, unless identified)
                 out = self.fit_udp(out, p, n, -1)
-            # The C UDP listener's way of counting: the qtype of hits only, REFUSED in no
-            # latency bucket, the rest in the first.
-            counts.udp_answered(v, out, qtype, truncated)
+            # The C UDP listener's way of counting: the qtype of the queries counted (a
+            # hit's read by decide), REFUSED in no latency bucket, the rest in the first.
+            counts.udp_answered(v, out, qtype if qtype != 0 or v == HIT else qtype_at(p, n),
+                                truncated, counted)
             if self.query_log is not None:
                 self.query_log(reply.client()[0], PyBytes_FromStringAndSize(<const char*>p, n),
                                out, "udp", 0.0, v == HIT)

@@ -161,10 +161,13 @@ def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, ob
     total's ``num.*``, ``requestlist.*``, ``recursion.time.*`` and ``tcpusage``."""
     s = stats if worker is None else worker.get("thread", stats)
     e = s["engine"]
-    queries, hits = e["client_queries"], e["cache_hits"]
+    # Unbound's cache misses are the queries that needed a resolution; its hits the rest
+    # (answers from the cache, the local zones, errors)
+    queries, misses = e["client_queries"], e["cache_misses"]
     return [(f"{prefix}.num.queries", queries),
             (f"{prefix}.num.queries_ip_ratelimited", s["dropped"].get("ratelimit", 0)),
-            (f"{prefix}.num.cachehits", hits), (f"{prefix}.num.cachemiss", queries - hits),
+            (f"{prefix}.num.cachehits", queries - misses),
+            (f"{prefix}.num.cachemiss", misses),
             (f"{prefix}.num.prefetch", e["prefetches"]),
             (f"{prefix}.num.expired", e["stale_answers"]),
             (f"{prefix}.num.recursivereplies", e["cache_misses"]),

@@ -197,17 +197,20 @@ def test_unbound_control_over_plain_tcp_and_the_unix_socket(lab, tmp_path):
 
 def _shaped(name: str, how: str) -> dns.message.Message:
     """A query for ``name`` A of one shape: ``plain`` (no EDNS), ``edns``, ``do`` (EDNS
-    with DO), ``cd`` (EDNS, CD set)."""
-    q = dns.message.make_query(name, "A", use_edns=None if how == "plain" else 0,
+    with DO), ``cd`` (EDNS, CD set), ``norec`` (no EDNS, RD clear)."""
+    q = dns.message.make_query(name, "A", use_edns=None if how in ("plain", "norec") else 0,
                                want_dnssec=how == "do")
     if how == "cd":
         q.flags |= dns.flags.CD
+    if how == "norec":
+        q.flags &= ~dns.flags.RD
     return q
 
 
-#: What both resolvers are asked: a local name, names a forward zone resolves (each asked
-#: twice: a recursion, then a cache hit), in every shape.
-ASKED = (("a.test.", "plain"), ("a.test.", "edns"), ("a.test.", "do"),
+#: What both resolvers are asked: a local name (also with RD clear: answered by the door
+#: alone), names a forward zone resolves (each asked twice: a recursion, then a cache hit),
+#: in every shape.
+ASKED = (("a.test.", "plain"), ("a.test.", "edns"), ("a.test.", "do"), ("a.test.", "norec"),
          ("h001.bulk.net.", "plain"), ("h001.bulk.net.", "plain"),
          ("h002.bulk.net.", "edns"), ("h002.bulk.net.", "edns"),
          ("h003.bulk.net.", "do"), ("h003.bulk.net.", "do"),
@@ -249,7 +252,10 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
         assert claimed - set(theirs) == set()
         assert all(re.fullmatch(r"histogram\.\d{6}\.\d{6}\.to\.\d{6}\.\d{6}", k)
                    for k in set(ours) - claimed)
-        same = ["total.num.queries", "num.query.type.A", "num.answer.rcode.NOERROR",
+        # Unbound's cache hits are every query answered without a resolution (the local
+        # name's too), its misses the resolutions
+        same = ["total.num.queries", "total.num.cachehits", "total.num.cachemiss",
+                "num.query.type.A", "num.answer.rcode.NOERROR",
                 "total.num.recursivereplies", "num.query.class.IN", "num.query.opcode.QUERY",
                 "num.query.edns.present", "num.query.edns.DO", "num.query.ipv6",
                 "msg.cache.count", "infra.cache.count", "key.cache.count",
@@ -259,7 +265,7 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
                                                    "CD"))]
         assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
         assert int(ours["total.num.queries"]) == len(ASKED)
-        assert int(ours["total.num.recursivereplies"]) == 4
+        assert int(ours["total.num.recursivereplies"]) == 4 == int(ours["total.num.cachemiss"])
         assert (int(ours["num.query.edns.present"]), int(ours["num.query.edns.DO"]),
                 int(ours["num.query.flags.CD"])) == (8, 3, 2)
 
