@@ -104,9 +104,11 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
             ("num.query.udpout", e["upstream_udp"]),
             ("num.query.tls", among(TLS)),
             ("num.query.https", among(HTTP))]
-    tls = stats.get("tls")
-    if tls and "resumed" in tls:
-        out.append(("num.query.tls.resume", tls["resumed"]))
+    out.append(("num.query.tls.resume", (stats.get("tls") or {}).get("resumed", 0)))
+    # what Unbound counts of features the daemon does not have: auth-zone queries (up to
+    # the authorities, down from the clients) and EDNS Client Subnet ones, always none
+    out += [("num.query.authzone.up", 0), ("num.query.authzone.down", 0),
+            ("num.query.subnet", 0), ("num.query.subnet_cache", 0)]
     if shape is not None:
         out.append(("num.query.ipv6", shape["ipv6"]))
         out += [(f"num.query.flags.{name}", n) for name, n in shape["flags"].items()]
