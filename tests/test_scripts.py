@@ -148,3 +148,48 @@ def test_a_build_profile_mode_other_than_generate_or_use_is_refused():
     proc = subprocess.run([sys.executable, "setup.py", "--name"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+FAKE_PYTHON = """#!/bin/bash
+# Stands in for the interpreter build_profiled drives: logs each build, fails the workload.
+case "$1" in
+    -c) case "$2" in *cache_tag*) echo cpython-311 ;; *) echo 3.11.7 ;; esac ;;
+    scripts/profile_workload.py) echo "the workload ran" >> "$CALLS"; exit 1 ;;
+    setup.py) echo "build CORENET_PROFILE=${CORENET_PROFILE:-} $*" >> "$CALLS"
+              if [ "${CORENET_PROFILE:-}" = generate ]; then
+                  mkdir -p build/profile-cpython-311 && : > build/profile-cpython-311/x.gcda
+              fi ;;
+    -m) ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_a_failing_profile_workload_builds_without_a_profile_except_in_ci(tmp_path, ci):
+    """The profile makes the code faster, it is not needed to serve: outside CI a failed
+    workload leaves an ordinary build (every extension compiled again, the instrumented
+    ones replaced) and no profile; under CI=true it stops the set-up."""
+    root = tmp_path / "tree"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "profile_workload.py").write_text("")
+    (root / "setup.py").write_text("")
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {**os.environ, "CALLS": str(calls), "CI": ci}
+    proc = subprocess.run(
+        ["bash", "-c", f'set -euo pipefail; source {ROOT}/scripts/lib.sh; ROOT={root}; '
+                       f'build_profiled {python}'],
+        env=env, capture_output=True, text=True, timeout=60)
+    log = calls.read_text().splitlines()
+    assert log[:2] == ["build CORENET_PROFILE=generate setup.py -q build_ext --inplace --force",
+                       "the workload ran"], log
+    assert "the profile's workload failed" in proc.stderr
+    if ci:
+        assert proc.returncode == 1 and len(log) == 2
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert log[2:] == ["build CORENET_PROFILE= setup.py -q build_ext --inplace --force"]
+        assert "compiling without a profile" in proc.stderr
+        assert not (root / "build" / "profile-cpython-311").exists()
