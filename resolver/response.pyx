@@ -25,7 +25,8 @@ from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.wire.codec import build_response
 from resolver.zones import DROP, Alias
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcpy
 from resolver.cache.answer cimport (VARIANT_CD, VARIANT_DO, VARIANT_EDNS, VARIANT_SHADOWED,
                                     answer_from_entry, parse_query, prefetch_due,
                                     variant_bits)
@@ -440,7 +441,12 @@ cdef MsgEntry _stale_entry(ResolverCore r, bytes key, double now):
     cdef unsigned char variant = key[n - 1]
     if variant & ~VARIANT_EDNS:
         return None
-    e = dict_get(r.message_table, key[:n - 1] + bytes((variant ^ VARIANT_EDNS,)))
+    # the other key: the same bytes but the last, made in one allocation (every miss asks)
+    cdef bytes other = PyBytes_FromStringAndSize(NULL, n)
+    cdef char* o = PyBytes_AS_STRING(other)
+    memcpy(o, PyBytes_AS_STRING(key), n - 1)
+    o[n - 1] = <char>(variant ^ VARIANT_EDNS)
+    e = dict_get(r.message_table, other)
     if e is None or e.stale_until < now:
         return None
     return _other_edns(e, variant & VARIANT_EDNS)
