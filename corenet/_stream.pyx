@@ -154,18 +154,23 @@ cdef class WriteQueue:
         return self.size == 0
 
     cdef int push(self, object data, Py_ssize_t skip) except -1:
-        """Queues ``data`` minus its first ``skip`` bytes (already sent)."""
+        """Queues ``data`` minus its first ``skip`` bytes (already sent). What the caller may
+        change once write() returns (a mutable buffer) is copied, from ``skip`` on."""
         cdef Py_ssize_t n
         if PyBytes_CheckExact(data):
             n = PyBytes_GET_SIZE(data)
         else:
             mv = memoryview(data)
-            if not mv.readonly or not mv.c_contiguous:
-                data = mv.tobytes()  # the caller may reuse a mutable buffer at once
-            elif mv.itemsize != 1 or mv.ndim != 1:
-                data = mv.cast("B")
+            if not mv.c_contiguous:
+                data = mv.tobytes()
             else:
-                data = mv
+                if mv.itemsize != 1 or mv.ndim != 1:
+                    mv = mv.cast("B")
+                if mv.readonly:
+                    data = mv
+                else:
+                    data = mv[skip:].tobytes()
+                    skip = 0
             n = len(data)
         if n - skip <= 0:
             return 0
