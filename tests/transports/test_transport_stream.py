@@ -118,10 +118,12 @@ def test_large_writes_arrive_in_order(loop, run):
 
 
 async def _write_reused_buffers(loop, makers) -> None:
+    """Writes a buffer of each kind larger than the two ends' socket buffers can hold at
+    their largest (Linux's defaults: 4 MiB sent, 6 MiB received), reusing it at once."""
     tr, pr, sp, srv = await tcp_pair(loop)
     expected = b""
     for make in makers:
-        raw = os.urandom(8 << 20)
+        raw = os.urandom(24 << 20)
         buf = make(raw)
         tr.write(buf)
         assert tr.get_write_buffer_size() > 0   # not all of it fit: the rest is queued
