@@ -2,7 +2,6 @@
 control, pause_reading, extra info, set_protocol, isinstance, TCP_NODELAY."""
 from __future__ import annotations
 
-import array
 import asyncio
 import gc
 import os
@@ -115,44 +114,6 @@ def test_large_writes_arrive_in_order(loop, run):
         await stop_server(srv)
 
     run(main())
-
-
-async def _write_reused_buffers(loop, makers) -> None:
-    """Writes a buffer of each kind larger than the two ends' socket buffers can hold at
-    their largest (Linux's defaults: 4 MiB sent, 6 MiB received), reusing it at once."""
-    tr, pr, sp, srv = await tcp_pair(loop)
-    expected = b""
-    for make in makers:
-        raw = os.urandom(24 << 20)
-        buf = make(raw)
-        tr.write(buf)
-        assert tr.get_write_buffer_size() > 0   # not all of it fit: the rest is queued
-        expected += bytes(buf)
-        buf[:] = make(bytes(len(raw)))[: len(buf)]   # reused at once
-        tr.write(b"|")
-        expected += b"|"
-        assert await pr.wait_bytes(len(expected)) == expected
-    tr.close()
-    await pr.lost
-    await stop_server(srv)
-
-
-def test_a_mutable_buffer_changed_after_a_partial_write_still_sends_what_was_written(loop, run):
-    """write() of more than the socket takes at once queues the rest; a mutable buffer may be
-    changed or reused as soon as write() returns, and what arrives is still what it held."""
-    run(_write_reused_buffers(loop, (bytearray, lambda b: memoryview(bytearray(b))[1:])))
-
-
-def test_a_partial_write_of_wide_items_resumes_at_the_byte(corenet_kind):
-    """A memoryview of 4-byte items (an ``array('I')``), partly sent, goes on from the byte
-    the socket stopped at and arrives whole, though its buffer is reused at once. (asyncio's
-    own transport slices what is left by items, not bytes, and loses the rest.)"""
-    loop = make_loop(corenet_kind)
-    try:
-        loop.run_until_complete(asyncio.wait_for(_write_reused_buffers(
-            loop, (lambda b: memoryview(array.array("I", b)),)), 10))
-    finally:
-        loop.close()
 
 
 def test_protocol_reads_large_and_small_in_turn_lose_nothing(loop, run):
