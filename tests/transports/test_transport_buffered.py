@@ -16,7 +16,7 @@ import zlib
 
 import pytest
 
-from looptools import CORENET_KINDS, make_loop
+from looptools import CORENET_KINDS
 from transport_helpers import Echo, Recorder, fill_socket_buffers, stop_server, tcp_pair
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -278,11 +278,11 @@ def test_memoryview_partly_sent_then_overwritten_arrives_as_written(loop, run):
     run(main(), timeout=60)
 
 
-def test_a_partly_sent_memoryview_of_wide_items_resumes_at_the_byte(corenet_kind):
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_a_partly_sent_memoryview_of_wide_items_resumes_at_the_byte(loop, run):
     """The same with a memoryview of 4-byte items (an ``array('I')``): what is left goes on
     from the byte the socket stopped at, not from that many items (stock asyncio slices the
     rest by items and loses data: no oracle here)."""
-    loop = make_loop(corenet_kind)
 
     async def main():
         tr, pr, sp, srv = await tcp_pair(loop, Recorder)
@@ -301,10 +301,7 @@ def test_a_partly_sent_memoryview_of_wide_items_resumes_at_the_byte(corenet_kind
         await pr.lost
         await stop_server(srv)
 
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(), 60))
-    finally:
-        loop.close()
+    run(main(), timeout=60)
 
 
 def test_write_takes_any_contiguous_buffer_and_refuses_a_released_one(loop, run):
