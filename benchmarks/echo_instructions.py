@@ -118,9 +118,8 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(te.MODES))
     ap.add_argument("--sizes", default=",".join(str(s) for s in te.SIZES))
     ap.add_argument("--loops", default="uvloop,corenet-edge")
-    # The measured window holds the client's connecting too: 10 accepts, protocols and (in
-    # buffered mode) their 256 KiB buffers zeroed. Spread over 5,000 requests that set-up
-    # adds 524 instructions a request in buffered mode; over 30,000, under 100.
+    # The measured window holds the client's connecting too: 10 accepts and their
+    # protocols. Spread over 30,000 requests that set-up is under 100 instructions a request.
     ap.add_argument("-n", type=int, default=30000, help="measured requests per cell")
     ap.add_argument("--split", action="store_true",
                     help="also each cell's instructions by where they ran")
