@@ -729,7 +729,8 @@ cdef class BaseLoop:
         if self._timer_cancelled > MIN_CANCELLED_TO_COMPACT and self._timer_cancelled * 2 > len(timers):
             self._compact_timers()
             timers = self._timers
-        if self._ready or self._stopping:
+        if self._ready or self._stopping or self._before_poll:
+            # (before-poll callbacks added while they ran: due next iteration, not after a wait)
             timeout = 0.0
         elif timers:
             timeout = (<TimerHandle>timers[0])._at - self._now()

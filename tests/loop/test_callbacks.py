@@ -211,6 +211,36 @@ def test_before_poll_does_not_wait_for_events_first(corenet_kind):
         loop.close()
 
 
+def test_before_poll_added_by_one_runs_next_without_waiting_for_events(corenet_kind):
+    """One added while they run goes to the next iteration, whose poll must not block first
+    (an answer a flush made would wait for the next event)."""
+    loop = make_loop(corenet_kind)
+    try:
+        order = []
+        done = loop.create_future()
+
+        def second():
+            order.append("second")
+            if not done.done():
+                done.set_result(None)
+
+        def first():
+            loop._call_before_poll(second)
+
+        async def waiting():
+            loop._call_before_poll(first)
+            # Nothing else is ready meanwhile: only a loop that waited in its poll would
+            # run this timer first.
+            loop.call_later(2.0, lambda: order.append("timer") or done.done() or
+                            done.set_result(None))
+            await done
+
+        loop.run_until_complete(waiting())
+        assert order == ["second"]
+    finally:
+        loop.close()
+
+
 def test_before_poll_errors_go_to_the_handler_and_the_others_still_run(corenet_kind):
     loop = make_loop(corenet_kind)
     try:
