@@ -170,7 +170,7 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
         self.framer.setup(self, server.front, self.label,
                           cfg.pad_responses_block_size if self.pads and cfg.pad_responses
-                          else 0)
+                          else 0, server.loop)
         self.get_buffer = self.framer.get_buffer
         if self.framer_reads:
             self.buffer_updated = self.framer.buffer_updated
@@ -209,14 +209,15 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self.inflight += 1
         return True
 
-    def send_frame(self, out: bytes) -> None:
-        """An answer, written with its length."""
-        self._send(out)
-
-    def _send(self, out: bytes) -> None:
+    def send_frames(self, pieces: list[bytes]) -> None:
+        """Answers, each after its length (the framer's answers of one turn), written in
+        one call."""
         if not self.closed and self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines((self.framer.header_for(out), out))
+            self._write(pieces)
             self.last = self.server.loop.time()
+
+    def _write(self, pieces: list[bytes]) -> None:
+        self.transport.writelines(pieces)
 
     def query_done(self) -> None:
         """A miss this connection let through is answered or dropped: the backlog's next

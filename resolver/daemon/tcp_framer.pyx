@@ -6,15 +6,18 @@ connection's :class:`StreamReply`: a cached answer is sent with no Python object
 the frame.
 
 Sans-IO like its base: ``get_buffer``/``buffer_updated`` in, the connection's
-``send_frame(answer)`` out (the reply frames nothing itself: the connection writes the
-length and the answer), ``hold(query)`` asked for each miss (False: the connection is at its
-cap of queries in flight and keeps the query for later) and ``query_done()`` once a miss it
-let through is answered or dropped; it runs on any asyncio loop. DNS over TLS reads its
-decrypted stream through the same framer.
+``send_frames(pieces)`` out (each answer's length and the answer, in order), ``hold(query)``
+asked for each miss (False: the connection is at its cap of queries in flight and keeps the
+query for later) and ``query_done()`` once a miss it let through is answered or dropped; it
+runs on any asyncio loop. The answers made in one turn of the loop (the cached answers of
+one read, the misses answered from one batch of upstream replies) leave together, in one
+``send_frames``, at the end of that turn: on corenet's loop before it polls again
+(``call_before_poll``), on another loop in its next turn (``call_soon``), and at once when
+the framer is given no loop. DNS over TLS reads its decrypted stream through the same framer.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from corenet.capi cimport FrameReceiver
+from corenet.capi cimport FrameReceiver, Loop, call_before_poll, fast_loop
 from resolver.cache.answer cimport monotonic
 from resolver.daemon.admission cimport OUTSIDE, FrontDoor, Reply
 from resolver.wire.codec cimport asks_option, with_padding
@@ -27,6 +30,7 @@ cdef class StreamReply(Reply):
     connection when it ends. ``pad``: the block its answers are padded to (RFC 7830), 0
     for none."""
     cdef object conn
+    cdef DNSFrameReceiver framer    # the connection's framer, which sends what it queues
     cdef bint in_flight
     cdef unsigned int pad
 
@@ -43,7 +47,7 @@ cdef class StreamReply(Reply):
         conn = self.conn
         if conn is None:
             return 0
-        conn.send_frame(with_padding(out, self.pad) if self.pad else out)
+        self.framer.queue(with_padding(out, self.pad) if self.pad else out)
         if self.in_flight:
             self.in_flight = False
             conn.query_done()
@@ -58,6 +62,7 @@ cdef class StreamReply(Reply):
     cdef int drop_and_end(self) except -1:
         self.drop()
         if self.conn is not None:
+            self.framer.flush()         # the answers already made go first
             self.conn.close()           # no connection kept open (see Reply.drop_and_end)
         return 0
 
@@ -67,11 +72,18 @@ cdef class StreamReply(Reply):
             return None                 # released, or at the cap: kept for later
         miss = StreamReply.__new__(StreamReply)
         miss.conn, miss.label, miss.kind, miss.in_flight = self.conn, self.label, self.kind, True
+        miss.framer = self.framer
         miss.addr, miss.pad = self.conn.peer, self.pad
         return miss
 
     def release(self):
         self.conn = None
+        self.framer = None
+
+
+# Answers queued in one turn before they are sent without waiting for its end: bounds what
+# a pipelining client makes the connection hold (and the buffers of one write).
+MAX_QUEUED_ANSWERS = 64
 
 
 cdef class DNSFrameReceiver(FrameReceiver):
@@ -79,19 +91,53 @@ cdef class DNSFrameReceiver(FrameReceiver):
     cdef readonly StreamReply reply
     cdef StreamReply padded         # the reply of the queries that ask for padding, or None
     cdef public int who             # the client's standing by the ACL (admission.Who)
+    cdef Loop fast                  # the loop when it is corenet's, else None
+    cdef object loop                # the loop, or None: each answer sent when made
+    cdef list queued                # the answers of this turn, each after its length
 
-    def setup(self, owner, FrontDoor front not None, str label="tcp", unsigned int pad=0):
+    def setup(self, owner, FrontDoor front not None, str label="tcp", unsigned int pad=0,
+              loop=None):
         """Made as ``DNSFrameReceiver(None, 2, "big", max_frame, buffer)``, then given its
-        connection, its transport's name and the front door here; with ``pad``, the
-        answers to the queries that carry the EDNS padding option are padded to a multiple
-        of ``pad`` octets (``pad-responses``: DNS over TLS). The client stands outside the
-        ACLs until the connection says otherwise (``who``)."""
+        connection, its transport's name, the front door and the loop it runs on here; with
+        ``pad``, the answers to the queries that carry the EDNS padding option are padded to
+        a multiple of ``pad`` octets (``pad-responses``: DNS over TLS). The client stands
+        outside the ACLs until the connection says otherwise (``who``)."""
         self.front = front
         self.reply = StreamReply(owner, label)
+        self.reply.framer = self
         if pad:
             self.padded = StreamReply(owner, label)
             self.padded.pad = pad
+            self.padded.framer = self
         self.who = OUTSIDE
+        self.loop = loop
+        self.fast = fast_loop(loop) if loop is not None else None
+        self.queued = []
+
+    cdef int queue(self, bytes out) except -1:
+        """``out`` to be sent with its length at the end of this turn."""
+        cdef list queued = self.queued
+        if not queued:
+            # (a bound method made each time: one kept would tie the framer to itself)
+            if self.fast is not None:
+                call_before_poll(self.fast, self.flush)
+            elif self.loop is not None:
+                self.loop.call_soon(self.flush)
+        queued.append(self.header_for(out))
+        queued.append(out)
+        if self.loop is None or len(queued) >= 2 * MAX_QUEUED_ANSWERS:
+            self.flush()
+        return 0
+
+    def flush(self):
+        """Sends the answers queued, in one ``send_frames`` of the connection."""
+        queued = self.queued
+        if not queued:
+            return
+        self.queued = []
+        conn = self.reply.conn
+        if conn is not None:
+            conn.send_frames(queued)
 
     def release(self):
         """Lets go of the connection (its connection is over): the two point at each other,
@@ -101,6 +147,7 @@ cdef class DNSFrameReceiver(FrameReceiver):
             self.reply.release()
         if self.padded is not None:
             self.padded.release()
+        self.queued = []
 
     cdef StreamReply _reply(self, const unsigned char* q, Py_ssize_t n):
         """The reply for the query at ``q``: the padding one when it asks for padding."""

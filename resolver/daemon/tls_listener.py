@@ -326,39 +326,18 @@ class TLSListener:
 
 
 class TLSConnection(TCPConnection):
-    """A DNS-over-TLS client: the TCP connection over the decrypted stream.
-
-    The answers made while one read is framed (cache hits answered in C, pipelined) leave
-    together, as one write: one TLS record and one send for the batch rather than two
-    records (length and message) and a send per answer."""
+    """A DNS-over-TLS client: the TCP connection over the decrypted stream. The answers the
+    framer sends together (those of one turn of the loop) go as one write: one TLS record
+    and one send, rather than a record each."""
 
     label = "tls"
-    framer_reads = False                  # buffer_updated below batches the answers
     pads = True
 
     def __init__(self, listener: TLSListener) -> None:
         TCPConnection.__init__(self, listener.server)
-        self.batch: list[bytes] | None = None
 
-    def buffer_updated(self, nbytes: int) -> None:
-        self.batch = batch = []
-        try:
-            self.framer.buffer_updated(nbytes)
-        finally:
-            self.batch = None
-            if batch:
-                self._write(b"".join(batch))
-
-    def _send(self, out: bytes) -> None:
-        if self.batch is not None:
-            self.batch += (self.framer.header_for(out), out)
-        else:
-            self._write(self.framer.header_for(out) + out)
-
-    def _write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-            self.last = self.server.loop.time()
+    def _write(self, pieces: list[bytes]) -> None:
+        self.transport.write(b"".join(pieces))
 
 
 class ProxiedTLSConnection(ProxiedStream, TLSConnection):
@@ -380,7 +359,7 @@ class ProxiedTLSConnection(ProxiedStream, TLSConnection):
         if self.proxy_head is not None:
             self._header_read(self.proxy_head.received, n)
         else:
-            TLSConnection.buffer_updated(self, n)
+            self.framer.buffer_updated(n)
 
     def _named(self, peer, rest: bytes) -> None:
         if self._admitted(self.transport, peer):

@@ -103,7 +103,7 @@ def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
             self.queries.append(q)          # a miss, kept
             return False
 
-        def send_frame(self, out):
+        def send_frames(self, pieces):
             raise AssertionError("no cache here")
 
     owner = Owner()
