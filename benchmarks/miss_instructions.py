@@ -4,7 +4,7 @@ machine's load: user-space instructions per miss (callgrind) and system calls pe
 
 Each server starts fresh, resolves one name of ``bulk.net.`` (so the path to the zone is
 known), then is asked ``-n`` new names of that zone with dnsperf (``-q 1``: one at a time,
-``--burst``: 20 outstanding). Only those queries are counted: callgrind's counters are zeroed
+``--burst``: 20 outstanding; ``--tcp``: over one TCP connection). Only those queries are counted: callgrind's counters are zeroed
 before and dumped after them, strace is attached for them alone. One worker / one thread,
 validation off on both sides (the lab is unsigned), ``ip-ratelimit`` off.
 
@@ -27,8 +27,9 @@ fresh server each, alternating): where the time of the back-to-back row goes, th
 part (system calls, wake-ups, the packets' way through the loopback) apart from the
 process's own. A quiet machine, as for any timing.
 
-    .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec | --zones]
-        [--no-callgrind] [--no-strace] [--cache-sim] [--cpu-split R] [--keep DIR]
+    .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--tcp]
+        [--dnssec | --zones] [--no-callgrind] [--no-strace] [--cache-sim]
+        [--cpu-split R] [--keep DIR]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
 BENCHMARKS.md ("Where a miss goes") reports its figures.
@@ -64,10 +65,12 @@ UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch
                  "  qname-minimisation: yes"]
 
 
-def _dnsperf(port: int, names: list[str], path: Path, outstanding: int, do: bool) -> int:
+def _dnsperf(port: int, names: list[str], path: Path, outstanding: int, do: bool,
+             mode: str = "udp") -> int:
     path.write_text("".join(f"{n} A\n" for n in names))
     r = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(path), "-n",
-                        "1", "-q", str(outstanding), "-t", "30", *(["-D"] if do else [])],
+                        "1", "-q", str(outstanding), "-t", "30", "-m", mode,
+                        *(["-D"] if do else [])],
                        capture_output=True, text=True, timeout=600)
     m = re.search(r"Queries completed:\s+(\d+)", r.stdout)
     if r.returncode != 0 or m is None:
@@ -171,14 +174,15 @@ def _cpu_ticks(pid: int) -> tuple[int, int]:
 
 
 def cpu_split(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
-              anchor: Path | None, rnd: int) -> tuple[int, int, int]:
+              anchor: Path | None, rnd: int, mode: str = "udp") -> tuple[int, int, int]:
     """User and system clock ticks of ``kind`` over ``names[1:]`` (a fresh server, warmed
     by ``names[0]``), and the misses counted."""
     s = _Server(kind, lab, work / f"{kind}-cpu{rnd}", None, anchor)
     try:
         _warm(s.port, names[0], anchor, work)
         user, system = _cpu_ticks(s.pid)
-        done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, anchor is not None)
+        done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, anchor is not None,
+                        mode)
         user2, system2 = _cpu_ticks(s.pid)
     finally:
         s.stop()
@@ -187,7 +191,7 @@ def cpu_split(kind: str, lab: Lab, work: Path, names: list[str], outstanding: in
 
 def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             callgrind: bool, strace: bool, anchor: Path | None = None,
-            cache_sim: bool = False) -> dict:
+            cache_sim: bool = False, mode: str = "udp") -> dict:
     out: dict = {}
     do = anchor is not None
     if callgrind:
@@ -197,7 +201,7 @@ def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             _warm(s.port, names[0], anchor, work)
             subprocess.run(["callgrind_control", "-z", str(s.pid)], check=True,
                            capture_output=True)
-            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do)
+            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do, mode)
             subprocess.run(["callgrind_control", "-d", str(s.pid)], check=True,
                            capture_output=True)
             totals = _callgrind_totals(dump + ".1")
@@ -217,7 +221,7 @@ def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             st = subprocess.Popen(["strace", "-c", "-f", "-o", str(log), "-p", str(s.pid)],
                                   stderr=subprocess.DEVNULL)
             time.sleep(1.0)             # attached to every thread before the first query
-            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do)
+            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do, mode)
             st.send_signal(2)
             st.wait(timeout=60)
         finally:
@@ -236,6 +240,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=1000, help="misses counted per server")
     ap.add_argument("--burst", action="store_true", help="20 outstanding, not one at a time")
+    ap.add_argument("--tcp", action="store_true",
+                    help="the counted queries over TCP, on one connection (dnsperf -m tcp)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--cache-sim", action="store_true",
@@ -273,7 +279,7 @@ def main() -> None:
                 for rnd in range(a.cpu_split):
                     for kind in total:
                         got = cpu_split(kind, lab, Path(tmp), names, 20 if a.burst else 1,
-                                        anchor, rnd)
+                                        anchor, rnd, "tcp" if a.tcp else "udp")
                         total[kind] = [t + g for t, g in zip(total[kind], got)]
                 for kind, (user, system, done) in total.items():
                     print(f"{kind}: {done} misses, user {user * tick_us / done:.1f} us, "
@@ -281,7 +287,8 @@ def main() -> None:
                 return
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
-                            not a.no_callgrind, not a.no_strace, anchor, a.cache_sim)
+                            not a.no_callgrind, not a.no_strace, anchor, a.cache_sim,
+                            "tcp" if a.tcp else "udp")
                 figures = ", ".join(
                     f"{k} {v:,.0f}" if k.startswith("instr") else
                     f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
