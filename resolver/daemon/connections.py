@@ -209,6 +209,13 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self.inflight += 1
         return True
 
+    def close(self) -> None:
+        """Closes once the answers already made (the framer's, due at the end of the turn)
+        are written: an idle check or the door may close it in the turn that made them."""
+        if not self.closed:
+            self.framer.flush()
+        super().close()
+
     def send_frames(self, pieces: list[bytes]) -> None:
         """Answers, each after its length (the framer's answers of one turn), written in
         one call."""

@@ -13,7 +13,7 @@ runs on any asyncio loop. The answers made in one turn of the loop (the cached a
 one read, the misses answered from one batch of upstream replies) leave together, in one
 ``send_frames``, at the end of that turn: on corenet's loop before it polls again
 (``call_before_poll``), on another loop in its next turn (``call_soon``), and at once when
-the framer is given no loop. DNS over TLS reads its decrypted stream through the same framer.
+the framer is given no loop; ``flush()`` sends them sooner (the connection closing). DNS over TLS reads its decrypted stream through the same framer.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -62,7 +62,6 @@ cdef class StreamReply(Reply):
     cdef int drop_and_end(self) except -1:
         self.drop()
         if self.conn is not None:
-            self.framer.flush()         # the answers already made go first
             self.conn.close()           # no connection kept open (see Reply.drop_and_end)
         return 0
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
+import types
 
 import dns.message
 import pytest
@@ -16,6 +18,8 @@ import resolver
 from resolver import iterator as it
 from resolver import response
 from resolver.daemon.admission import ALLOWED_ACL, FrontDoor
+from resolver.daemon.config import build
+from resolver.daemon.connections import TCPConnection
 from resolver.daemon.tcp_framer import MAX_QUEUED_ANSWERS, DNSFrameReceiver
 
 A_RDATA = bytes([192, 0, 2, 1])
@@ -161,3 +165,40 @@ def test_a_released_framer_sends_nothing_it_had_queued():
     finally:
         loop.close()
     assert conn.writes == []
+
+
+class _Transport:
+    """Records the connection's writes and its close, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def writelines(self, pieces) -> None:
+        self.events.append(("write", list(pieces)))
+
+    def is_closing(self) -> bool:
+        return any(e[0] == "close" for e in self.events)
+
+    def close(self) -> None:
+        self.events.append(("close",))
+
+
+def test_a_connection_closed_in_the_turn_of_its_answers_writes_them_first():
+    """Its idle check (or the door) may close it in the turn that made them: the answers
+    go out before the close, not dropped with the connection."""
+    names = ["n0.example.com."]
+    cfg = build(None, {"listen": ["127.0.0.1:5300"], "ip_ratelimit": 0})
+    soon: list = []                             # the loop's next turn
+    loop = types.SimpleNamespace(time=time.monotonic, call_soon=soon.append)
+    server = types.SimpleNamespace(cfg=cfg, front=FrontDoor(_cached(names), None, cfg=cfg),
+                                   loop=loop)
+    conn = TCPConnection(server)
+    conn.transport, conn.peer = _Transport(), ("192.0.2.1", 1000)
+    conn.framer.who = ALLOWED_ACL
+    _read(conn.framer, _frames([_query(names[0], 7)]))
+    assert conn.transport.events == [] and len(soon) == 1
+    conn.close()
+    assert [e[0] for e in conn.transport.events] == ["write", "close"]
+    assert _answers(conn.transport.events[0][1]) == [7]
+    soon[0]()                                   # the turn's end: nothing is left to send
+    assert len(conn.transport.events) == 2
