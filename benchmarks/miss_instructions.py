@@ -4,9 +4,10 @@ machine's load: user-space instructions per miss (callgrind) and system calls pe
 
 Each server starts fresh, resolves one name of ``bulk.net.`` (so the path to the zone is
 known), then is asked ``-n`` new names of that zone with dnsperf (``-q 1``: one at a time,
-``--burst``: 20 outstanding; ``--tcp``: over one TCP connection). Only those queries are counted: callgrind's counters are zeroed
-before and dumped after them, strace is attached for them alone. One worker / one thread,
-validation off on both sides (the lab is unsigned), ``ip-ratelimit`` off.
+``--burst``: 20 outstanding; ``--tcp``: over one TCP connection). Only those queries are
+counted: callgrind's counters are zeroed before and dumped after them, strace is attached
+for them alone. One worker / one thread, validation off on both sides (the lab is
+unsigned), ``ip-ratelimit`` off.
 
 ``--dnssec`` runs both servers validating over the signed lab of benchmarks/test_dnssec.py
 (``tests/resolver/dnssec_lab.py``, its root's DS as the trust anchor): the names are new

@@ -13,7 +13,8 @@ runs on any asyncio loop. The answers made in one turn of the loop (the cached a
 one read, the misses answered from one batch of upstream replies) leave together, in one
 ``send_frames``, at the end of that turn: on corenet's loop before it polls again
 (``call_before_poll``), on another loop in its next turn (``call_soon``), and at once when
-the framer is given no loop; ``flush()`` sends them sooner (the connection closing). DNS over TLS reads its decrypted stream through the same framer.
+the framer is given no loop; ``flush()`` sends them sooner (the connection closing). DNS
+over TLS reads its decrypted stream through the same framer.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
