@@ -225,6 +225,19 @@ class Limits:
     #: three keys; a few kilobytes of memory each at most (RSA-4096).
     dnssec_key_cache_keys: int = 4096
 
+    # ---- the daemon's stream clients (DNS over TCP and over TLS)
+
+    #: Bytes of answers a client's TCP or TLS connection may have waiting to be sent before
+    #: it stops being read: a client that pipelines queries and never reads their answers
+    #: otherwise makes us buffer them without end. A hundred answers of a typical size,
+    #: beside what the kernel's send buffer holds.
+    tcp_max_pending_output: int = 65536
+
+    #: Seconds a client's TCP or TLS connection may stay past ``tcp_max_pending_output`` (or
+    #: closing with answers unsent) before it is aborted. A client that reads drains 64 KiB
+    #: in milliseconds.
+    tcp_write_timeout: float = 5.0
+
     # ---- the daemon's encrypted listeners (DNS over TLS and over HTTPS)
 
     #: Seconds a client has to finish its TLS handshake; past it the connection is closed and

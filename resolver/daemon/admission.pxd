@@ -97,7 +97,7 @@ cdef class Counters:
     cdef public long long refused_acl, truncated
     cdef public unsigned long long hits, fast_tcp_hits
     cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
-    cdef public long long tcp_shed_idle
+    cdef public long long tcp_shed_idle, tcp_write_stalled, tcp_close_stalled
     cdef public bint udp_reported       # a C UDP listener serves: its drop reasons always shown
 
     cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds)

@@ -1,5 +1,6 @@
 """What the daemon's stream listeners share: the bound socket, the client of a stream
-(``StreamClient``: peer, ACL verdict, the connection caps, the idle timeout) and the
+(``StreamClient``: peer, ACL verdict, the connection caps, the idle timeout, output the
+peer does not take) and the
 DNS-over-TCP connection (``TCPConnection``), which DNS over TLS runs too.
 
 A connection talks to its server through a small interface: ``admit``/``forget_connection``
@@ -89,7 +90,13 @@ class StreamClient:
     """What every stream client (TCP, TLS, HTTP) has: its peer and standing by the ACL
     (``who``, decided once per connection), admission
     against the connection caps it shares with the others (``Server.admit``), the idle
-    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""
+    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), output the
+    peer does not take (past ``_output_limits()``'s bytes the connection is no longer read,
+    and aborted if they are not drained within its seconds: ``write_stalled``; a closing
+    connection's last output too: ``close_stalled``), close.
+
+    A subclass says its output limits, whether it wants input apart from them
+    (``_wants_input``) and how a connection so ended is counted (``_defence``)."""
 
     server: Any                 # resolver.daemon.server.Server (the interface above)
     transport: Any
@@ -104,6 +111,22 @@ class StreamClient:
         self.closed = False
         self.last = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.write_paused = False   # output past the limit: not read until it drains
+        self.stall: asyncio.TimerHandle | None = None   # aborts it if not drained in time
+
+    def _output_limits(self) -> tuple[int, float]:
+        """Bytes of output waiting past which the connection is not read, and the seconds
+        it may stay so (``resolver.limits``)."""
+        raise NotImplementedError
+
+    def _wants_input(self) -> bool:
+        """Whether the connection would be read, output aside."""
+        return True
+
+    def _defence(self, what: str) -> None:
+        """Counts a connection ended for output not taken (``write_stalled``,
+        ``close_stalled``)."""
+        raise NotImplementedError
 
     def _admitted(self, transport, peer=None) -> bool:
         """The start of ``connection_made``: False when the caps refuse the connection (then
@@ -121,6 +144,7 @@ class StreamClient:
         self.who = s.who(self.peer) if peer is None else s.proxied_who(sender, self.peer)
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
+        transport.set_write_buffer_limits(high=self._output_limits()[0])
         return True
 
     def _idle_check(self) -> None:
@@ -135,19 +159,53 @@ class StreamClient:
             return
         self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
 
-    def close(self) -> None:
+    # ---- output the peer does not take
+    def pause_writing(self) -> None:
+        """Output past the limit: nothing more is read (no query, nothing to answer) until
+        it drains; aborted if it has not within the limit's seconds."""
+        self.write_paused = True
         if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
+            self.transport.pause_reading()
+        if self.stall is None:
+            self.stall = self.server.loop.call_later(self._output_limits()[1], self._stalled,
+                                                     "write_stalled")
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
+        if not self.closed and self._wants_input():
+            self.transport.resume_reading()
+
+    def _stalled(self, what: str) -> None:
+        self.stall = None
+        self._defence(what)
+        self.closed = True
+        self.transport.abort()
+
+    def close(self) -> None:
+        """Closes once what is buffered is out, or aborts if the peer has not taken it
+        within the limit's seconds."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+            if self.stall is None:
+                self.stall = self.server.loop.call_later(self._output_limits()[1],
+                                                         self._stalled, "close_stalled")
 
     def _gone(self) -> None:
-        """The end of ``connection_lost``: the caps forget it, its timer stops."""
+        """The end of ``connection_lost``: the caps forget it, its timers stop."""
         self.server.forget_connection(self)
         self.closed = True
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
 
 
 class TCPConnection(StreamClient, asyncio.BufferedProtocol):
@@ -209,6 +267,20 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self.inflight += 1
         return True
 
+    def _output_limits(self) -> tuple[int, float]:
+        limits = self.server.resolver.limits
+        return limits.tcp_max_pending_output, limits.tcp_write_timeout
+
+    def _wants_input(self) -> bool:
+        return not self.paused
+
+    def _defence(self, what: str) -> None:
+        c = self.server.counters
+        if what == "write_stalled":
+            c.tcp_write_stalled += 1
+        else:
+            c.tcp_close_stalled += 1
+
     def close(self) -> None:
         """Closes once the answers already made (the framer's, due at the end of the turn)
         are written: an idle check or the door may close it in the turn that made them."""
@@ -242,7 +314,8 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
             self.framer.handle(self.backlog.popleft())
         if self.paused and not self.backlog and not self.closed:
             self.paused = False
-            self.transport.resume_reading()
+            if not self.write_paused:
+                self.transport.resume_reading()
 
     def connection_lost(self, exc) -> None:
         if isinstance(exc, FrameTooLarge):

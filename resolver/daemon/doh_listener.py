@@ -142,8 +142,6 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.reading = True
         self.sock = None           # the TCP socket, for TCP_QUICKACK
         self.batch: list[bytes] | None = None    # during a read: its answers, to write
-        self.write_paused = False  # output past the limit: not read until it drains
-        self.stall: asyncio.TimerHandle | None = None
         self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
         self.struck = False        # ended for abuse: a strike against its address
         self.link: DoorLink | None = None   # the session's tie to the front door
@@ -166,8 +164,6 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         if not self._admitted(transport, peer):
             return
         self._count("connections")
-        limits = self.server.resolver.limits
-        transport.set_write_buffer_limits(high=limits.doh_max_pending_output)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._start(ssl_object.selected_alpn_protocol() == "h2")
@@ -287,40 +283,13 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         if rest:
             self.data_received(rest)
 
-    # ---- output the peer does not read
-    def pause_writing(self) -> None:
-        """Output past ``doh_max_pending_output``: nothing more is read (no request, no PING
-        to acknowledge) until it drains; aborted if it has not within ``doh_write_timeout``."""
-        self.write_paused = True
-        if not self.closed:
-            self.transport.pause_reading()
-        if self.stall is None:
-            self.stall = self.server.loop.call_later(
-                self.server.resolver.limits.doh_write_timeout, self._stalled)
+    # ---- output the peer does not read (``StreamClient``)
+    def _output_limits(self) -> tuple[int, float]:
+        limits = self.server.resolver.limits
+        return limits.doh_max_pending_output, limits.doh_write_timeout
 
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        if self.stall is not None:
-            self.stall.cancel()
-            self.stall = None
-        if self.reading and not self.closed:
-            self.transport.resume_reading()
-
-    def _stalled(self, what: str = "write_stalled") -> None:
-        self.stall = None
-        self._defence(what)
-        self.closed = True
-        self.transport.abort()
-
-    def close(self) -> None:
-        """Closes once what is buffered is out (a GOAWAY, the last answers), or aborts if
-        the peer has not taken it within ``doh_write_timeout``."""
-        if self.closed:
-            return
-        super().close()
-        if self.transport is not None and self.stall is None:
-            self.stall = self.server.loop.call_later(
-                self.server.resolver.limits.doh_write_timeout, self._stalled, "close_stalled")
+    def _wants_input(self) -> bool:
+        return self.reading
 
     def _defence(self, what: str) -> None:
         """A defence that ends this connection: counted, logged once per client per
@@ -349,9 +318,6 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.link is not None:
             self.link.close()
-        if self.stall is not None:
-            self.stall.cancel()
-            self.stall = None
         self._gone()
 
 

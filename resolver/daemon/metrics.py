@@ -198,10 +198,14 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            " go in one, which the kernel cuts into datagrams.", [("", sent["sends"])])
     t = stats["tcp"]
     metric("tcp_connections_open", "gauge", "TCP connections open.", [("", t["open"])])
-    metric("tcp_connections_total", "counter", "TCP connections, by outcome.",
+    metric("tcp_connections_total", "counter",
+           "TCP and TLS connections, by outcome: write_stalled and close_stalled were "
+           "aborted with answers the client had not read within tcp-write-timeout.",
            [('{outcome="accepted"}', t["accepted"]), ('{outcome="rejected"}', t["rejected"]),
             ('{outcome="idle_closed"}', t["idle_closed"]),
-            ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
+            ('{outcome="shed_idle"}', t.get("shed_idle", 0)),
+            ('{outcome="write_stalled"}', t.get("write_stalled", 0)),
+            ('{outcome="close_stalled"}', t.get("close_stalled", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
     rl = stats["requestlist"]
     metric("inflight_max", "gauge", "The most resolutions in progress when one started.",

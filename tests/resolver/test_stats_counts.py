@@ -72,7 +72,7 @@ def _expected(fast_udp: bool) -> dict:
         "refused_acl": 6,
         "truncated": 2,
         "tcp": {"open": 0, "accepted": 9, "rejected": 0, "idle_closed": 0, "shed_idle": 0,
-                "fast_hits": 2},
+                "write_stalled": 0, "close_stalled": 0, "fast_hits": 2},
         "cache_hits": 8,
         "inflight": 0,
     }

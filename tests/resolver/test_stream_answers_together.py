@@ -21,6 +21,7 @@ from resolver.daemon.admission import ALLOWED_ACL, FrontDoor
 from resolver.daemon.config import build
 from resolver.daemon.connections import TCPConnection
 from resolver.daemon.tcp_framer import MAX_QUEUED_ANSWERS, DNSFrameReceiver
+from resolver.limits import Limits
 
 A_RDATA = bytes([192, 0, 2, 1])
 
@@ -189,9 +190,11 @@ def test_a_connection_closed_in_the_turn_of_its_answers_writes_them_first():
     names = ["n0.example.com."]
     cfg = build(None, {"listen": ["127.0.0.1:5300"], "ip_ratelimit": 0})
     soon: list = []                             # the loop's next turn
-    loop = types.SimpleNamespace(time=time.monotonic, call_soon=soon.append)
+    later: list = []                            # (seconds, what): the close's stall timer
+    loop = types.SimpleNamespace(time=time.monotonic, call_soon=soon.append,
+                                 call_later=lambda delay, *what: later.append((delay, what)))
     server = types.SimpleNamespace(cfg=cfg, front=FrontDoor(_cached(names), None, cfg=cfg),
-                                   loop=loop)
+                                   loop=loop, resolver=types.SimpleNamespace(limits=Limits()))
     conn = TCPConnection(server)
     conn.transport, conn.peer = _Transport(), ("192.0.2.1", 1000)
     conn.framer.who = ALLOWED_ACL
@@ -202,3 +205,5 @@ def test_a_connection_closed_in_the_turn_of_its_answers_writes_them_first():
     assert _answers(conn.transport.events[0][1]) == [7]
     soon[0]()                                   # the turn's end: nothing is left to send
     assert len(conn.transport.events) == 2
+    assert [(delay, what[1]) for delay, what in later] == [(Limits().tcp_write_timeout,
+                                                           "close_stalled")]
