@@ -46,6 +46,7 @@ import os
 import socket
 import ssl
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,7 +66,7 @@ def key_kind(path: str) -> str | None:
     certificates, one per kind ("rsa", "ec", "ed25519", "ed448", "dsa"), or None when it
     cannot be told."""
     from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
     try:
         with open(path, "rb") as f:
@@ -74,10 +75,19 @@ def key_kind(path: str) -> str | None:
         return None
     for kind, cls in (("rsa", rsa.RSAPrivateKey), ("ec", ec.EllipticCurvePrivateKey),
                       ("ed25519", ed25519.Ed25519PrivateKey),
-                      ("ed448", ed448.Ed448PrivateKey), ("dsa", dsa.DSAPrivateKey)):
+                      ("ed448", ed448.Ed448PrivateKey)):
         if isinstance(key, cls):
             return kind
-    return None
+    # DSA last, looked up only for a key of none of those kinds: cryptography deprecates
+    # it (a warning at each lookup) and will drop it.
+    from cryptography.utils import CryptographyDeprecationWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        try:
+            from cryptography.hazmat.primitives.asymmetric.dsa import DSAPrivateKey
+        except ImportError:
+            return None
+    return "dsa" if isinstance(key, DSAPrivateKey) else None
 
 
 def read_pair(pem: str, key: str) -> tuple[bytes, bytes]:

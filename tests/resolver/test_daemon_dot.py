@@ -626,3 +626,34 @@ def test_dot_answers_are_padded_as_unbounds_to_queries_that_ask(lab, tmp_path):
         assert kdig_size(d.tls_port, d.ca.pem, True, "+padding") == tcp
     finally:
         assert d.stop() == 0
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ec", "ed25519", "ed448", "dsa"])
+def test_the_service_key_kind_is_told_without_touching_dsa_for_others(tmp_path, kind):
+    """The kind of the service key, as OpenSSL keeps one certificate per kind: DSA, which
+    cryptography deprecates (a warning at each lookup), is looked up only for a key of
+    none of the others."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    from resolver.daemon.tls_listener import key_kind
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        from cryptography.hazmat.primitives.asymmetric import dsa
+        make = {"rsa": lambda: rsa.generate_private_key(65537, 2048),
+                "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+                "ed25519": ed25519.Ed25519PrivateKey.generate,
+                "ed448": ed448.Ed448PrivateKey.generate,
+                "dsa": lambda: dsa.generate_private_key(2048)}
+        key = make[kind]()
+    path = tmp_path / "key.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if kind == "dsa":                   # (loading a DSA key warns, as it should)
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        assert key_kind(str(path)) == kind
+    assert key_kind(str(tmp_path / "missing.pem")) is None
