@@ -4,6 +4,9 @@
 # Unbound and nginx on their own addresses and ports and stop them by PID.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The set-up's logs, in the checkout: two checkouts set up at once keep theirs apart.
+LOGS="$ROOT/build/logs"
+mkdir -p "$LOGS"
 SCRIPT=${SCRIPT:-$(basename "$0" .sh)}
 STEP_STARTED=$SECONDS
 
@@ -89,11 +92,11 @@ need_debian_packages() {
     {
         DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    } >/tmp/corenet-apt.log 2>&1 || rc=$?
+    } >"$LOGS/apt.log" 2>&1 || rc=$?
     [ "$made_policy" -eq 1 ] && rm -f "$policy"
     if [ "$rc" -ne 0 ]; then
-        tail -20 /tmp/corenet-apt.log >&2
-        die "apt-get failed (status $rc; the whole log is /tmp/corenet-apt.log)"
+        tail -20 "$LOGS/apt.log" >&2
+        die "apt-get failed (status $rc; the whole log is $LOGS/apt.log)"
     fi
     local services=() s
     for s in nsd unbound nginx; do
@@ -146,9 +149,9 @@ make_venv() {
 build_inplace() {
     local py=$1
     step "compiling the Cython extensions for $("$py" -c 'import platform; print(platform.python_version())') (a few minutes the first time)"
-    (cd "$ROOT" && nice -n 5 "$py" setup.py -q build_ext --inplace ${2:-} >/tmp/corenet-build.log 2>&1) || {
-        tail -30 /tmp/corenet-build.log >&2
-        die "the build failed (the whole log is /tmp/corenet-build.log)"
+    (cd "$ROOT" && nice -n 5 "$py" setup.py -q build_ext --inplace ${2:-} >"$LOGS/build.log" 2>&1) || {
+        tail -30 "$LOGS/build.log" >&2
+        die "the build failed (the whole log is $LOGS/build.log)"
     }
     compile_bytecode "$py"
 }
@@ -156,9 +159,9 @@ build_inplace() {
 # compile_bytecode PY: the Python modules to bytecode (see build_inplace).
 compile_bytecode() {
     local py=$1
-    (cd "$ROOT" && "$py" -m compileall -q -j 0 corenet resolver >/tmp/corenet-bytecode.log 2>&1) || {
-        tail -30 /tmp/corenet-bytecode.log >&2
-        die "compiling the Python modules to bytecode failed (the whole log is /tmp/corenet-bytecode.log)"
+    (cd "$ROOT" && "$py" -m compileall -q -j 0 corenet resolver >"$LOGS/bytecode.log" 2>&1) || {
+        tail -30 "$LOGS/bytecode.log" >&2
+        die "compiling the Python modules to bytecode failed (the whole log is $LOGS/bytecode.log)"
     }
 }
 
@@ -182,12 +185,12 @@ build_profiled() {
     rm -rf "$profile"
     for mode in generate use; do
         if [ "$mode" = use ]; then
-            if ! (cd "$ROOT" && "$py" scripts/profile_workload.py >/tmp/corenet-profile.log 2>&1); then
-                tail -30 /tmp/corenet-profile.log >&2
+            if ! (cd "$ROOT" && "$py" scripts/profile_workload.py >"$LOGS/profile.log" 2>&1); then
+                tail -30 "$LOGS/profile.log" >&2
                 # CI stops on it; elsewhere the profile only makes the compiled code faster, so the
                 # extensions are compiled without it (and profiled again on the next run).
-                [ "${CI:-}" = true ] && die "the profile's workload failed (the whole log is /tmp/corenet-profile.log)"
-                say "the profile's workload failed (the whole log is /tmp/corenet-profile.log): compiling without a profile"
+                [ "${CI:-}" = true ] && die "the profile's workload failed (the whole log is $LOGS/profile.log)"
+                say "the profile's workload failed (the whole log is $LOGS/profile.log): compiling without a profile"
                 rm -rf "$profile"
                 build_inplace "$py" --force
                 return
@@ -195,9 +198,9 @@ build_profiled() {
             compgen -G "$profile/*.gcda" >/dev/null || die "the profile's workload left no counts in $profile"
         fi
         (cd "$ROOT" && CCACHE_DISABLE=1 CORENET_PROFILE=$mode nice -n 5 "$py" setup.py -q \
-            build_ext --inplace --force >/tmp/corenet-build.log 2>&1) || {
-            tail -30 /tmp/corenet-build.log >&2
-            die "the $mode build failed (the whole log is /tmp/corenet-build.log)"
+            build_ext --inplace --force >"$LOGS/build.log" 2>&1) || {
+            tail -30 "$LOGS/build.log" >&2
+            die "the $mode build failed (the whole log is $LOGS/build.log)"
         }
     done
     touch "$profile/.built"

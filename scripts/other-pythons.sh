@@ -49,7 +49,7 @@ for minor in $(printf '%s\n' "${!best[@]}" | sort -V); do
     stamp="$venv/.corenet-installed[test]"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
         step "installing the Python dependencies into $venv"
-        CORENET_METADATA_ONLY=1 quietly "/tmp/corenet-pip-$minor.log" \
+        CORENET_METADATA_ONLY=1 quietly "$LOGS/pip-$minor.log" \
             "$venv/bin/pip" install --no-build-isolation -e ".[test]" ||
             die "pip could not install the dependencies for Python $minor"
         touch "$stamp"
@@ -119,7 +119,7 @@ minors=$(printf '%s\n' "${!best[@]}" | sort -V)
 count=$(wc -w <<<"$minors")
 index=0
 for minor in $minors; do
-    log="/tmp/corenet-tests-$minor.log"
+    log="$LOGS/tests-$minor.log"
     if [ $# -gt 0 ]; then
         SHARE=("$@")
         step "Python ${best_version[$minor]}: $* (output in $log)"
@@ -142,7 +142,7 @@ for entry in "${pids[@]}"; do
     wait "${entry%%:*}" || failed+=("${entry#*:}")
 done
 for minor in $minors; do
-    log="/tmp/corenet-tests-$minor.log"
+    log="$LOGS/tests-$minor.log"
     if [[ " ${failed[*]} " == *" $minor "* ]]; then
         say "Python ${best_version[$minor]}: FAILED; the end of $log:"
         tail -80 "$log" >&2

@@ -39,7 +39,7 @@ make_venv .venv
 stamp=".venv/.corenet-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     step "installing the Python dependencies into .venv${extras:+ (with the test extras)}"
-    CORENET_METADATA_ONLY=1 quietly /tmp/corenet-pip.log \
+    CORENET_METADATA_ONLY=1 quietly "$LOGS/pip.log" \
         .venv/bin/pip install --no-build-isolation -e ".${extras}" ||
         die "pip could not install the dependencies"
     touch "$stamp"
