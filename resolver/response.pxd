@@ -28,6 +28,7 @@ cdef enum:
     HEADER_COUNTS = 7       # not one question, or records a query does not carry (FORMERR)
 
 cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil
+cdef int type_rule(unsigned int qtype) noexcept nogil
 
 
 cdef class Outcome:

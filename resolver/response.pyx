@@ -274,18 +274,23 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     return (m, edns, do, cd, key, None)
 
 
-cpdef bytes type_refusal(bytes q, unsigned int qtype):
-    """The error a question of type ``qtype`` (of the query ``q``) gets before anything
-    else looks at it, local zones included, as from Unbound (``query_error``, the question
-    kept): REFUSED for a zone transfer
-    (AXFR, IXFR: not a resolver's job), FORMERR for OPT and the meta types (TKEY, TSIG,
-    MAILB, MAILA, 128 to 248: no data to look up; ANY, 255, is resolved). None for the
-    others."""
+cdef int type_rule(unsigned int qtype) noexcept nogil:
+    """The rcode a question of type ``qtype`` gets before anything else looks at it, local
+    zones included, as from Unbound: REFUSED (5) for a zone transfer (AXFR, IXFR: not a
+    resolver's job), FORMERR (1) for OPT and the meta types (TKEY, TSIG, MAILB, MAILA, 128
+    to 248: no data to look up; ANY, 255, is resolved); 0 for the others."""
     if qtype == 251 or qtype == 252:
-        return query_error(q, 5, True)
+        return 5
     if qtype == 41 or 128 <= qtype <= 254:
-        return query_error(q, 1, True)
-    return None
+        return 1
+    return 0
+
+
+cpdef bytes type_refusal(bytes q, unsigned int qtype):
+    """The error a question of type ``qtype`` (of the query ``q``) gets by ``type_rule``
+    (``query_error``, the question kept), or None."""
+    cdef int rcode = type_rule(qtype)
+    return query_error(q, rcode, True) if rcode else None
 
 
 cdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edns, bint do,

@@ -26,9 +26,10 @@ cdef enum Verdict:
     REFUSED = 5         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
                         # a client that may not snoop
     BAD_HEADER = 6      # ``out``: what the header alone answers: NOTIMP (an opcode other
-                        # than QUERY), REFUSED (NOTIFY), FORMERR (TC set, counts)
+                        # than QUERY and NOTIFY), FORMERR (TC set, counts)
     LOCAL = 7           # ``out``: a local zone's answer to a query with RD clear, or to a
-                        # client the ACL allows local answers only
+                        # client the ACL allows local answers only; REFUSED to a NOTIFY
+                        # (no zone to be notified of), counted as a query as Unbound does
     HIT = 8             # ``out``: the cached answer
     MISS = 9            # to the engine; ``key`` is its message cache key when the cache was
                         # looked up and has no fresh entry (NULL: the engine reads the query
@@ -95,6 +96,7 @@ cdef class Counters:
     cdef public unsigned long long requestlist_inserts, requestlist_sum, requestlist_max
     cdef public unsigned long long requestlist_exceeded
     cdef public long long refused_acl, truncated
+    cdef public unsigned long long header_errors    # answered for their header alone
     cdef public unsigned long long hits, fast_tcp_hits
     cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
     cdef public long long tcp_shed_idle, tcp_write_stalled, tcp_close_stalled

@@ -14,9 +14,11 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
    would let two servers bounce packets at each other);
 2. a client the ACL refuses (or no network of it holds): REFUSED (the header alone, or with
    ``ede`` the question and EDE 18); one it denies: dropped;
-3. an opcode other than QUERY: NOTIMP (NOTIFY: REFUSED, no zone to be notified of); TC
-   set, or counts other than one question, no answer or authority record and at most one
-   additional: FORMERR, as Unbound's, the header alone (``resolver.response.query_error``);
+3. an opcode other than QUERY and NOTIFY: NOTIMP; TC set, or counts other than one
+   question, no answer or authority record and at most one additional: FORMERR, as
+   Unbound's, the header alone (``resolver.response.query_error``), counted only as
+   ``header_errors`` (Unbound counts them neither as queries nor by rcode); a NOTIFY:
+   REFUSED (no zone to be notified of), counted as a query, as Unbound's;
 4. RD clear (a cache probe), or any query of a client the ACL allows local answers only
    (``refuse_non_local``, ``deny_non_local``): a local zone's answer if one holds the name
    (local data answers whatever RD says, as Unbound's), a local zone's deny dropped; else
@@ -44,8 +46,10 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
    answer comes back through the same reply.
 
 Every answer is truncated for UDP, counted, logged (``query_log``) and sent here; every
-drop is counted here. The header's rules are ``resolver.response.header_rule``, which the
-engine's ``begin`` reads too. A miss is parsed twice at most (the question here, the query
+drop is counted here. Counted as Unbound's ``extended-statistics`` count: a query's type
+(``asked_type``) and shape (``Counters.shape``) only when its question can be read and it
+asks for EDNS version 0, its shape not for a zone transfer or a meta type. The header's
+rules are ``resolver.response.header_rule``, which the engine's ``begin`` reads too. A miss is parsed twice at most (the question here, the query
 once in the engine) and the cache looked up once: the key found absent here goes with it.
 A new drop reason is one ``R_`` constant (admission.pxd) and its name in ``DROP_REASONS``.
 """
@@ -60,11 +64,12 @@ from libc.string cimport memcpy
 
 from collections import Counter
 
-from resolver.cache.answer cimport Screen, cached_answer, monotonic, question_key
+from resolver.cache.answer cimport Screen, cached_answer, monotonic
 from resolver.cache.dicts cimport dict_get
 from resolver.response cimport (HEADER_COUNTS, HEADER_NO_RECURSION, HEADER_NOT_QUERY,
                                 HEADER_NOTIFY, HEADER_RESPONSE, HEADER_SHORT,
-                                HEADER_TRUNCATED, header_error, header_rule, query_error)
+                                HEADER_TRUNCATED, header_error, header_rule, query_error,
+                                type_rule)
 from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
 from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
@@ -104,6 +109,7 @@ cdef enum:
     T_CNAME = 5
     T_DNAME = 39
     MAX_JUMPS = 32      # compression pointers followed in one name at most
+    UNREAD = 0x10000    # a query counted under no type (``asked_type``)
 
 
 cdef Py_ssize_t read_lower_name(const unsigned char* w, Py_ssize_t n, Py_ssize_t pos,
@@ -137,6 +143,56 @@ cdef Py_ssize_t read_lower_name(const unsigned char* w, Py_ssize_t n, Py_ssize_t
             out[k + i] = t + 32 if 65 <= t <= 90 else t
         k += 1 + c
         pos += 1 + c
+
+cdef Py_ssize_t question_end(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """The end of the one question of the query at ``p`` (``n`` bytes, a header at least)
+    as Unbound reads it to count it: a name without compression pointers, its type and
+    class; -1 when there is none to read (Unbound's FORMERR)."""
+    cdef Py_ssize_t pos = 12
+    if u16(p + 4) != 1:
+        return -1
+    while pos < n and p[pos] != 0:
+        if p[pos] > 63:
+            return -1
+        pos += 1 + p[pos]
+    if pos + 5 > n or pos - 12 + 1 > MAX_NAME:
+        return -1
+    return pos + 5
+
+
+cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    """Where the OPT record of the query at ``p`` starts, among the additional records
+    after the question (which ends at ``pos``) when it carries no answer or authority
+    records (as queries do); -1 when it has none."""
+    cdef unsigned int count, rr
+    if u16(p + 6) or u16(p + 8):
+        return -1
+    count = u16(p + 10)
+    for rr in range(count if count < 4 else 4):
+        if pos + 11 > n:
+            return -1
+        if p[pos] == 0 and u16(p + pos + 1) == T_OPT:
+            return pos
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return -1
+        pos += 10 + u16(p + pos + 8)
+    return -1
+
+
+cdef unsigned int asked_type(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """The type the query at ``p`` (``n`` bytes, a header at least) is counted under, as
+    Unbound's ``num.query.type`` counts it: its question's, or UNREAD when it has none to
+    read (FORMERR) or asks for an EDNS version other than 0 (BADVERS): Unbound counts
+    those under no type."""
+    cdef Py_ssize_t end = question_end(p, n), opt
+    if end < 0:
+        return UNREAD
+    opt = opt_at(p, n, end)
+    if opt >= 0 and p[opt + 6] != 0:
+        return UNREAD
+    return u16(p + end - 4)
+
 
 log = logging.getLogger("resolver.daemon.server")
 #: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
@@ -316,7 +372,7 @@ cdef class Counters:
             self.other_queries[key] = (dict_get(self.other_queries, key) or 0) + 1
         if qtype < 256:
             self.low_qtypes[qtype] += 1
-        else:
+        elif qtype != UNREAD:
             self.other_qtypes[qtype] = (dict_get(self.other_qtypes, qtype) or 0) + 1
         self.latency_sum += seconds
         self.latency_counts[_bucket(seconds)] += 1
@@ -331,41 +387,29 @@ cdef class Counters:
     cdef int shape(self, const unsigned char* p, Py_ssize_t n, bint ipv6) except -1:
         """The shape of the query at ``p`` (``n`` bytes, a whole header at least), as
         Unbound's ``extended-statistics`` counts it: its flags and opcode, its question's
-        class, whether it has EDNS and sets DO, whether it came over IPv6."""
-        cdef Py_ssize_t pos, rr
-        cdef unsigned int qclass, count
+        class, whether it has EDNS and sets DO, whether it came over IPv6. Not counted, as
+        by Unbound: a query without a question to read, one for a zone transfer or a meta
+        type (``type_rule``), one asking for an EDNS version other than 0."""
+        cdef Py_ssize_t end = question_end(p, n), opt
+        cdef unsigned int qclass
+        if end < 0 or type_rule(u16(p + end - 4)) != 0:
+            return 0
+        opt = opt_at(p, n, end)
+        if opt >= 0 and p[opt + 6] != 0:
+            return 0
         self.flag_bytes[0][p[2]] += 1
         self.flag_bytes[1][p[3]] += 1
         if ipv6:
             self.ipv6 += 1
-        if u16(p + 4) == 0:
-            return 0
-        pos = skip_name(p, n, 12)
-        if pos < 0 or pos + 4 > n:
-            return 0
-        qclass = u16(p + pos + 2)
+        qclass = u16(p + end - 2)
         if qclass < 256:
             self.low_qclasses[qclass] += 1
         else:
             self.other_qclasses += 1
-        # The OPT record: among the additional records, which follow the question when
-        # the query carries no answer or authority records (as queries do).
-        if u16(p + 4) != 1 or u16(p + 6) or u16(p + 8):
-            return 0
-        pos += 4
-        count = u16(p + 10)
-        for rr in range(count if count < 4 else 4):
-            if pos + 11 > n:
-                return 0
-            if p[pos] == 0 and u16(p + pos + 1) == T_OPT:
-                self.edns_present += 1
-                if p[pos + 7] & 0x80:
-                    self.edns_do += 1
-                return 0
-            pos = skip_name(p, n, pos)
-            if pos < 0 or pos + 10 > n:
-                return 0
-            pos += 10 + u16(p + pos + 8)
+        if opt >= 0:
+            self.edns_present += 1
+            if p[opt + 7] & 0x80:
+                self.edns_do += 1
         return 0
 
     @property
@@ -427,7 +471,7 @@ cdef class Counters:
             self.nodata += 1
         if truncated:
             self.truncated += 1
-        if counted:
+        if counted and qtype != UNREAD:
             self.low_qtypes[qtype if qtype < 256 else 0] += 1
         if verdict != REFUSED:
             self.latency_counts[0] += 1
@@ -500,19 +544,11 @@ cdef class CallReply(Reply):
         return 0
 
 
-cdef inline unsigned int qtype_at(const unsigned char* p, Py_ssize_t n):
-    """The type of the query at ``p``, or 0 when it is not a plain one-question QUERY."""
-    cdef unsigned char key[MAX_NAME + 6]
-    cdef Py_ssize_t klen
-    cdef unsigned int limit, qtype = 0
-    if question_key(p, n, key, &klen, &limit, &qtype) < 0:
-        return 0
-    return qtype
-
-
 cpdef unsigned int qtype_of(bytes q):
-    """The query's type, or 0 when it is not a plain one-question QUERY (as parse_query)."""
-    return qtype_at(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+    """The type the query ``q`` is counted under (``asked_type``; UNREAD, 65536: none)."""
+    if PyBytes_GET_SIZE(q) < 12:
+        return UNREAD
+    return asked_type(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
 
 
 cpdef unsigned int udp_limit(bytes q):
@@ -807,6 +843,12 @@ cdef class FrontDoor:
             reply.drop()
             return -1
         out = self.take()
+        if v == BAD_HEADER:
+            # Answered and counted nowhere else, as by Unbound (neither a query nor an
+            # rcode), nor logged: apart, as ``header_errors``.
+            counts.header_errors += 1
+            reply.send(out)
+            return 0
         # The ACL's refusals carry no identifier (as Unbound's); the door's other answers do.
         identify = not (v == REFUSED and (who == OUTSIDE or who == LOCAL_REFUSE))
         if reply.batch:
@@ -816,7 +858,7 @@ cdef class FrontDoor:
                 out = self.fit_udp(out, p, n, -1)
             # The C UDP listener's way of counting: the qtype of the queries counted (a
             # hit's read by decide), REFUSED in no latency bucket, the rest in the first.
-            counts.udp_answered(v, out, qtype if qtype != 0 or v == HIT else qtype_at(p, n),
+            counts.udp_answered(v, out, qtype if qtype != 0 or v == HIT else asked_type(p, n),
                                 truncated, counted)
             if self.query_log is not None:
                 self.query_log(reply.client()[0], PyBytes_FromStringAndSize(<const char*>p, n),
@@ -831,7 +873,7 @@ cdef class FrontDoor:
                           or (identify and self.nsid is not None)):
             q = PyBytes_FromStringAndSize(<const char*>p, n)
         # a cached answer's qtype was read by decide; the others' is read here
-        self.answer(q, out, reply, t0, v == HIT, qtype if qtype != 0 else qtype_at(p, n), -1,
+        self.answer(q, out, reply, t0, v == HIT, qtype if qtype != 0 else asked_type(p, n), -1,
                     None, identify)
         return 0
 
@@ -862,7 +904,7 @@ cdef class FrontDoor:
             return BAD_HEADER
         if rule == HEADER_NOTIFY:
             self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
-            return BAD_HEADER
+            return LOCAL
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who,
                                reply.client() if reply is not None else None)

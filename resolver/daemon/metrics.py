@@ -188,6 +188,11 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            [(f'{{reason="{r}"}}', n) for r, n in sorted(stats["dropped"].items())])
     metric("refused_acl_total", "counter", "Queries refused: client outside the allow list.",
            [("", stats["refused_acl"])])
+    metric("header_errors_total", "counter",
+           "Queries answered for their header alone, NOTIMP (an opcode other than QUERY "
+           "and NOTIFY) or FORMERR (TC set, not one question, records a query does not "
+           "carry): counted neither as queries nor by rcode, as Unbound counts them.",
+           [("", stats.get("header_errors", 0))])
     metric("truncated_total", "counter", "UDP answers truncated (TC) to the client's size.",
            [("", stats["truncated"])])
     sent = stats.get("udp_sent", {"datagrams": 0, "sends": 0})

@@ -424,6 +424,7 @@ class Server:
                             "max": c.requestlist_max, "exceeded": c.requestlist_exceeded},
             "dropped": c.shown_drops,
             "refused_acl": c.refused_acl,
+            "header_errors": c.header_errors,
             "truncated": c.truncated,
             "tcp": {"open": c.tcp_connections, "accepted": c.tcp_accepted,
                     "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,

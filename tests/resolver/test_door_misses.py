@@ -26,10 +26,21 @@ def test_qtype_is_read_from_the_question(rdtype):
 
 
 @pytest.mark.parametrize("wire", [b"", b"\x00" * 11, b"\x12\x34\x01\x00\x00\x02" + b"\x00" * 6,
-                                  _query()[:-2]],
-                         ids=["empty", "short header", "two questions", "cut question"])
-def test_qtype_of_what_is_not_one_plain_question_is_zero(wire):
-    assert qtype_of(wire) == 0
+                                  _query()[:-2], _query(use_edns=1),
+                                  _query()[:12] + b"\xc0\x0c\x00\x01\x00\x01"],
+                         ids=["empty", "short header", "two questions", "cut question",
+                              "EDNS version 1", "compressed name"])
+def test_a_query_without_a_question_to_read_is_counted_under_no_type(wire):
+    """As Unbound counts them (a FORMERR, a BADVERS): under no type, not under 0."""
+    assert qtype_of(wire) == 0x10000
+
+
+@pytest.mark.parametrize("wire,rdtype", [(_query() + b"\0\0\0", "AAAA"),
+                                         (_query(rdtype="AXFR"), "AXFR"),
+                                         (_query(rdtype="TYPE128"), "TYPE128")],
+                         ids=["bytes after it", "zone transfer", "meta type"])
+def test_the_type_of_a_question_that_reads_is_counted(wire, rdtype):
+    assert qtype_of(wire) == dns.rdatatype.from_text(rdtype)
 
 
 @pytest.mark.parametrize("seconds,bucket", [(0.0, 0), (0.0001, 0), (0.00011, 1), (0.003, 4),

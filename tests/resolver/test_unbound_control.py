@@ -15,12 +15,13 @@ from pathlib import Path
 import dns.exception
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import pytest
 from ci_policy import unavailable
 
-from daemon_proc import Daemon, cli
+from daemon_proc import Daemon, cli, udp_exchange
 from ports import free_port
 from dnslab import zones as Z
 from dnslab.unbound import local_unbound
@@ -281,6 +282,83 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
 
+
+
+def _odd_queries() -> dict[str, bytes]:
+    """Queries a resolver answers without resolving, each odd in one way."""
+    q = dns.message.make_query("a.test.", "A")
+    wire = q.to_wire()
+
+    def with_header(offset: int, value: bytes, tail: bytes = b"") -> bytes:
+        return wire[:offset] + value + wire[offset + len(value):] + tail
+
+    notify = dns.message.make_query("a.test.", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags = dns.flags.AA
+    status = dns.message.make_query("a.test.", "A")
+    status.set_opcode(dns.opcode.STATUS)
+    badvers = dns.message.make_query("a.test.", "A", use_edns=1)
+    return {
+        "notify": notify.to_wire(),
+        "opcode STATUS": status.to_wire(),
+        "TC set": with_header(2, bytes([wire[2] | 0x02])),
+        "no question": wire[:4] + b"\0\0" + wire[6:12],
+        "two questions": with_header(4, b"\0\2", wire[12:]),
+        "an answer count": with_header(6, b"\0\1"),
+        "question cut short": wire[:-2],
+        "zone transfer": dns.message.make_query("test.", "AXFR").to_wire(),
+        "meta type": dns.message.make_query("a.test.", 128).to_wire(),
+        "EDNS version 1": badvers.to_wire(),
+        "bytes after the question": wire + b"\0\0\0",
+        "EDNS with DO": dns.message.make_query("a.test.", "A", want_dnssec=True).to_wire(),
+    }
+
+
+#: What both count of a query: Unbound's queries, hits, types, classes, opcodes, flags,
+#: EDNS and rcodes (the CH class's version.bind and a class ANY question are left out:
+#: hide-version is on by default here, and Unbound resolves class ANY).
+_COUNTED = ("total.num.queries", "total.num.cachehits", "total.num.cachemiss",
+            "num.query.type.", "num.query.class.", "num.query.opcode.", "num.query.flags.",
+            "num.query.edns.", "num.answer.rcode.")
+
+
+def test_odd_queries_are_counted_as_a_real_unbound_counts_them(lab, tmp_path):
+    """Each odd query to both, the counters reset in between: the same figures for what
+    both count. Unbound counts a header it rejects (an opcode other than QUERY and
+    NOTIFY, TC set, counts) nowhere, a question it cannot read as a query of no type,
+    a zone transfer or meta type by its type alone, an EDNS version it does not know
+    under no type, a NOTIFY as a query; the daemon keeps the first apart, as
+    ``header_errors``."""
+    need_unbound()
+    uport, cport = free_port(), free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ["extended-statistics: yes", "local-zone: test. static",
+                                    'local-data: "a.test. A 10.0.0.1"'], plain_control(cport))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\nextended-statistics = true\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    header_rejected = {"opcode STATUS", "TC set", "no question", "two questions",
+                       "an answer count"}
+    try:
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        for name, wire in _odd_queries().items():
+            assert ubctl(ub, "stats").returncode == 0
+            errors = d.stats()["header_errors"]
+            assert cli("--control", d.control, "stats").returncode == 0
+            answers = [udp_exchange(port, wire, 2.0) for port in (uport, d.port)]
+            assert all(a is not None for a in answers), name
+            assert answers[0][3] & 0x0F == answers[1][3] & 0x0F, name     # the rcode
+            theirs, ours = both_stats(ub, d)
+
+            def counted(figures: dict) -> dict:
+                return {k: v for k, v in figures.items()
+                        if k.startswith(_COUNTED) and float(v) != 0}
+            assert counted(ours) == counted(theirs), name
+            assert d.stats()["header_errors"] == errors + (name in header_rejected), name
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
 
 
 #: Keys Unbound prints once their figure is non-zero (``statistics-inhibit-zero``), or the
