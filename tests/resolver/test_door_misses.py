@@ -3,9 +3,12 @@ read from the wire, UDP truncation, the miss budgets' drops (each ending in the 
 drop) and the release of per-client counts, without sockets (a stand-in engine answers)."""
 from __future__ import annotations
 
+import dns.exception
 import dns.message
 import dns.rdatatype
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resolver.daemon.admission import (LATENCY_BUCKETS, CallReply, Counters, FrontDoor,
                                        client_key, qtype_of)
@@ -43,6 +46,37 @@ def test_the_type_of_a_question_that_reads_is_counted(wire, rdtype):
     assert qtype_of(wire) == dns.rdatatype.from_text(rdtype)
 
 
+def _dnspython_type(wire: bytes) -> int:
+    """The type dnspython reads in the one question of ``wire``, 0x10000 when it reads no
+    such question, or refuses the EDNS version (as Unbound counts these under no type)."""
+    try:
+        m = dns.message.from_wire(wire, ignore_trailing=True, one_rr_per_rrset=True)
+    except dns.message.BadEDNS:
+        return 0x10000
+    if len(m.question) != 1 or m.edns > 0:
+        return 0x10000
+    return int(m.question[0].rdtype)
+
+
+@settings(max_examples=600, deadline=None)
+@given(head=st.binary(min_size=12, max_size=12), body=st.binary(max_size=60),
+       qtype=st.integers(0, 0xFFFF), edns=st.sampled_from([None, 0, 1]))
+def test_the_type_counted_is_the_question_dnspython_reads(head, body, qtype, edns):
+    """Random headers and tails around a real question (and arbitrary bytes alone): the
+    type counted is the one dnspython reads in the question, none where it reads none; and
+    whatever the bytes, no error. (A header with answer or authority counts is left to
+    arbitrary bytes: dnspython reads those records, the count does not look at them.)"""
+    q = dns.message.make_query("a.example.", qtype, use_edns=edns)
+    wire = q.to_wire()
+    counts = bytes([0, 1, 0, 0, 0, 0]) + wire[10:12]
+    framed = head[:4] + counts + wire[12:] + (body if edns is None else b"")
+    try:
+        expected = _dnspython_type(framed)
+    except dns.exception.DNSException:
+        expected = None                   # dnspython refuses a tail it cannot read
+    if expected is not None:
+        assert qtype_of(framed) == expected
+    assert 0 <= qtype_of(head + body) <= 0x10000
 @pytest.mark.parametrize("seconds,bucket", [(0.0, 0), (0.0001, 0), (0.00011, 1), (0.003, 4),
                                             (5.0, 13), (5.1, 14), (1e9, 14)])
 def test_latency_goes_to_the_first_bucket_at_or_above_it(seconds, bucket):
