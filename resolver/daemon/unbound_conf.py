@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from resolver.daemon.settings import ALIASES, BY_NAME, LIMITS, default_of
+from resolver.daemon.unbound_keywords import KEYWORDS
 from resolver.daemon.values import ACL_ACTIONS, ConfigError, memsize
 
 #: Unbound's clauses: a keyword that starts a section rather than setting an option.
@@ -246,6 +247,12 @@ class Conversion:
     def refuse(self, opt: Option, error: Exception) -> None:
         """A value not understood: reported, and an error when the file is served."""
         self.unmapped.append(Unmapped(opt, f"value not understood: {error}", refused=True))
+
+    def unknown(self, opt: Option) -> None:
+        """A keyword Unbound does not know either: an error when the file is served, as
+        Unbound's reader refuses it."""
+        self.unmapped.append(Unmapped(opt, "unknown keyword: not an option of Unbound "
+                                      "(1.26 or earlier)", refused=True))
 
     def check_values(self) -> None:
         """ConfigError for the first value not understood, with its line."""
@@ -473,6 +480,10 @@ CACHE_SIZES = {"msg-cache-size": 4 * 1024 ** 2, "rrset-cache-size": 4 * 1024 ** 
 def convert(options: list[Option]) -> Conversion:
     """What corenet makes of ``options`` (from :func:`read`)."""
     conv = Conversion()
+    for o in options:
+        if o.key not in KEYWORDS:
+            conv.unknown(o)
+    options = [o for o in options if o.key in KEYWORDS]
     server = [o for o in options if o.clause == "server"]
     port = 53
     for o in server:

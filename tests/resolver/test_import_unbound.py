@@ -383,6 +383,28 @@ def test_a_file_unbound_cannot_read_is_an_error_with_its_line(tmp_path, text, er
         assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("text, line", [
+    ("server:\n  verbosity: 1\n  verbosty: 2\n", 3),
+    ('server:\n  verbosity: 1\nforward-zone:\n  name: "."\n  forward-adr: 192.0.2.1\n', 5),
+    ("remote-control:\n  control-enabel: yes\n", 2),
+])
+def test_an_unknown_keyword_is_refused_as_unbound_refuses_it(tmp_path, text, line):
+    """A keyword Unbound does not know (a typo) stops the daemon before it starts, as it
+    stops Unbound: checkconf fails with its line, and so does serving the file."""
+    conf = tmp_path / "typo.conf"
+    conf.write_text(text)
+    ok, said = unbound_accepts(conf)
+    assert not ok and "unknown keyword" in said, said
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 2 and f"{conf}:{line}:" in r.stderr, r.stderr
+    assert "unknown keyword" in r.stderr
+    # an option Unbound knows and corenet has no setting for is still only reported
+    conf.write_text("server:\n  so-rcvbuf: 4m\n")
+    assert unbound_accepts(conf)[0]
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 0 and "so-rcvbuf" in r.stderr, r.stderr
+
+
 def test_includes_are_bounded(tmp_path):
     loop = tmp_path / "loop.conf"
     loop.write_text(f"server:\ninclude: {loop}\n")
