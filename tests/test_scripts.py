@@ -23,7 +23,7 @@ def fake_system(tmp_path: Path, *, uid: int, apt: bool = True) -> tuple[Path, Pa
     the policy-rc.d it finds. No python3: setup stops once the packages are dealt with."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ("bash", "dirname", "basename", "grep", "rm", "chmod", "tail", "cat"):
+    for tool in ("bash", "dirname", "basename", "grep", "rm", "chmod", "tail", "cat", "mkdir"):
         os.symlink(shutil.which(tool), bindir / tool)
     log = tmp_path / "apt.log"
     policy = tmp_path / "policy-rc.d"

@@ -175,9 +175,9 @@ def test_a_connection_closed_with_answers_unread_is_aborted(idle, transport):
         assert stats["idle_closed"] == before["idle_closed"] + 1
         assert stats["write_stalled"] == before["write_stalled"]
         assert stats["open"] == 0
-        while idle.fds() != fds and time.monotonic() < deadline + 2.0:
+        while idle.fds() > fds and time.monotonic() < deadline + 2.0:
             time.sleep(0.05)          # (the descriptor goes as the abort completes)
-        assert idle.fds() == fds
+        assert idle.fds() <= fds      # (fewer: one the last test left was closing)
         # What the kernel had taken comes, then the end: the rest was dropped.
         answers = 0
         try:
