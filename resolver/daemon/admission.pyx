@@ -49,9 +49,10 @@ Every answer is truncated for UDP, counted, logged (``query_log``) and sent here
 drop is counted here. Counted as Unbound's ``extended-statistics`` count: a query's type
 (``asked_type``) and shape (``Counters.shape``) only when its question can be read and it
 asks for EDNS version 0, its shape not for a zone transfer or a meta type. The header's
-rules are ``resolver.response.header_rule``, which the engine's ``begin`` reads too. A miss is parsed twice at most (the question here, the query
-once in the engine) and the cache looked up once: the key found absent here goes with it.
-A new drop reason is one ``R_`` constant (admission.pxd) and its name in ``DROP_REASONS``.
+rules are ``resolver.response.header_rule``, which the engine's ``begin`` reads too. A miss
+is parsed twice at most (the question here, the query once in the engine) and the cache
+looked up once: the key found absent here goes with it. A new drop reason is one ``R_``
+constant (admission.pxd) and its name in ``DROP_REASONS``.
 """
 import logging
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
@@ -180,18 +181,27 @@ cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos) noe
     return -1
 
 
+cdef Py_ssize_t counted_question(const unsigned char* p, Py_ssize_t n,
+                                 Py_ssize_t* opt) noexcept nogil:
+    """The end of the question of the query at ``p`` (``n`` bytes, a header at least) when
+    Unbound counts it (its type, and its shape unless ``type_rule`` refuses the type), with
+    where its OPT record starts in ``opt`` (-1: none); -1 when it counts neither: no
+    question to read (FORMERR), an EDNS version other than 0 (BADVERS)."""
+    cdef Py_ssize_t end = question_end(p, n)
+    if end < 0:
+        return -1
+    opt[0] = opt_at(p, n, end)
+    if opt[0] >= 0 and p[opt[0] + 6] != 0:
+        return -1
+    return end
+
+
 cdef unsigned int asked_type(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     """The type the query at ``p`` (``n`` bytes, a header at least) is counted under, as
-    Unbound's ``num.query.type`` counts it: its question's, or UNREAD when it has none to
-    read (FORMERR) or asks for an EDNS version other than 0 (BADVERS): Unbound counts
-    those under no type."""
-    cdef Py_ssize_t end = question_end(p, n), opt
-    if end < 0:
-        return UNREAD
-    opt = opt_at(p, n, end)
-    if opt >= 0 and p[opt + 6] != 0:
-        return UNREAD
-    return u16(p + end - 4)
+    Unbound's ``num.query.type`` counts it (``counted_question``): UNREAD for none."""
+    cdef Py_ssize_t opt
+    cdef Py_ssize_t end = counted_question(p, n, &opt)
+    return UNREAD if end < 0 else u16(p + end - 4)
 
 
 log = logging.getLogger("resolver.daemon.server")
@@ -390,12 +400,10 @@ cdef class Counters:
         class, whether it has EDNS and sets DO, whether it came over IPv6. Not counted, as
         by Unbound: a query without a question to read, one for a zone transfer or a meta
         type (``type_rule``), one asking for an EDNS version other than 0."""
-        cdef Py_ssize_t end = question_end(p, n), opt
+        cdef Py_ssize_t opt
+        cdef Py_ssize_t end = counted_question(p, n, &opt)
         cdef unsigned int qclass
         if end < 0 or type_rule(u16(p + end - 4)) != 0:
-            return 0
-        opt = opt_at(p, n, end)
-        if opt >= 0 and p[opt + 6] != 0:
             return 0
         self.flag_bytes[0][p[2]] += 1
         self.flag_bytes[1][p[3]] += 1
