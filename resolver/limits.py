@@ -368,6 +368,24 @@ class Limits:
     #: memory than that can be made to wait on a request.
     max_control_request: int = 64 * 1024 * 1024
 
+    # ---- the metrics endpoint (``metrics``: Prometheus over HTTP, no authentication)
+
+    #: Connections to the metrics endpoint at once. A Prometheus server scrapes with one;
+    #: each holds a descriptor (from the limit the listeners and upstream sockets share), a
+    #: rendered response and, in the supervisor, a collection from every worker. Past this
+    #: a new connection is closed at once, so a peer that opens connections and sends
+    #: nothing cannot take the descriptors the resolver needs.
+    metrics_max_connections: int = 16
+
+    #: Bytes of a scrape's request head (request line and headers); a longer one ends the
+    #: connection. A scraper's request is a few hundred bytes.
+    metrics_max_request_head: int = 8192
+
+    #: Seconds a metrics connection has for its request head to arrive, and again for its
+    #: response to be taken by the client; past either it is aborted. A scrape on a working
+    #: network takes milliseconds.
+    metrics_timeout: float = 5.0
+
     # ---- response policy zones (``[[rpz]]``), from a file or a primary
 
     #: Records one policy zone may hold. Each becomes a trigger held in memory by every

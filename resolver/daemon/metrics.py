@@ -18,11 +18,11 @@ from typing import Any, Awaitable, Callable
 import dns.rcode
 import dns.rdatatype
 
+from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
+
 log = logging.getLogger("resolver.daemon.metrics")
 
 P = "corenet_resolver_"
-MAX_REQUEST_HEAD = 8192
-REQUEST_TIMEOUT = 5.0
 
 
 def merge(parts: list[dict]) -> dict:
@@ -476,53 +476,78 @@ def _render_rpz(stats: dict, metric) -> None:
 
 
 class MetricsServer:
-    """A minimal HTTP/1.0-style server: GET /metrics answers, everything else 404/405."""
+    """A minimal HTTP/1.0-style server: GET /metrics answers, everything else 404/405.
+    Bounded by ``limits``: connections at once (``metrics_max_connections``, past it closed
+    at once), the request head's size, and the time for the request to arrive and for the
+    response to be taken (``metrics_timeout`` each, past it aborted)."""
 
     def __init__(self, address: tuple[str, int],
-                 stats: Callable[[], dict] | Callable[[], Awaitable[dict]]) -> None:
+                 stats: Callable[[], dict] | Callable[[], Awaitable[dict]],
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.address = address
         self.stats = stats
+        self.limits = limits
         self.server: asyncio.AbstractServer | None = None
+        self.open = 0               # connections being served
+        self.turned_away = 0        # connections closed at once: open was at the limit
 
     async def start(self) -> tuple[str, int]:
         host, port = self.address
         self.server = await asyncio.start_server(self._client, host, port,
-                                                 limit=MAX_REQUEST_HEAD, reuse_address=True)
+                                                 limit=self.limits.metrics_max_request_head,
+                                                 reuse_address=True)
         bound = self.server.sockets[0].getsockname()[:2]
         log.info("metrics on http://%s:%d/metrics", *bound)
         return bound
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        om = False
+        if self.open >= self.limits.metrics_max_connections:
+            if not self.turned_away:
+                log.warning("metrics: %d connections at once (limits.metrics-max-connections);"
+                            " new ones are closed", self.open)
+            self.turned_away += 1
+            writer.transport.abort()
+            return
+        self.open += 1
         try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                    asyncio.TimeoutError):
-                return
-            parts = head.split(b"\r\n", 1)[0].split()
-            if len(parts) != 3:
-                status, body = "400 Bad Request", b"bad request\n"
-            elif parts[0] != b"GET":
-                status, body = "405 Method Not Allowed", b"GET only\n"
-            elif parts[1].split(b"?")[0] != b"/metrics":
-                status, body = "404 Not Found", b"try /metrics\n"
-            else:
-                s = self.stats()
-                if asyncio.iscoroutine(s):
-                    s = await s
-                om = b"application/openmetrics-text" in head.lower()
-                status, body = "200 OK", render(s, openmetrics=om).encode()
-            ctype = ((OPENMETRICS_TYPE if om else TEXT_TYPE) if status.startswith("200")
-                     else "text/plain")
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                         + body)
-            await writer.drain()
-        except ConnectionError:
-            pass
+            response = await self._response(reader)
+            if response is not None:
+                writer.write(response)
+                await asyncio.wait_for(writer.drain(), self.limits.metrics_timeout)
+        except (ConnectionError, asyncio.TimeoutError):
+            writer.transport.abort()
         finally:
+            self.open -= 1
+            if self.open == 0:
+                self.turned_away = 0
             writer.close()
+
+    async def _response(self, reader: asyncio.StreamReader) -> bytes | None:
+        """The response to the request ``reader`` brings: head and body, or None when no
+        request came whole within the limits."""
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
+                                          self.limits.metrics_timeout)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError):
+            return None
+        om = False
+        parts = head.split(b"\r\n", 1)[0].split()
+        if len(parts) != 3:
+            status, body = "400 Bad Request", b"bad request\n"
+        elif parts[0] != b"GET":
+            status, body = "405 Method Not Allowed", b"GET only\n"
+        elif parts[1].split(b"?")[0] != b"/metrics":
+            status, body = "404 Not Found", b"try /metrics\n"
+        else:
+            s = self.stats()
+            if asyncio.iscoroutine(s):
+                s = await s
+            om = b"application/openmetrics-text" in head.lower()
+            status, body = "200 OK", render(s, openmetrics=om).encode()
+        ctype = ((OPENMETRICS_TYPE if om else TEXT_TYPE) if status.startswith("200")
+                 else "text/plain")
+        return (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
 
     async def close(self) -> None:
         if self.server is not None:

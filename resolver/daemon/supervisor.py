@@ -414,7 +414,7 @@ class Supervisor:
                                     cfg if cfg.control_enable else None)
                 await ctl.start()
             if cfg.metrics:
-                met = MetricsServer(cfg.metrics, self.stats)
+                met = MetricsServer(cfg.metrics, self.stats, cfg.limits)
                 await met.start()
         except OSError as e:
             log.error("cannot start control/metrics: %s", e)

@@ -280,7 +280,7 @@ class Worker:
                                          cfg.limits.max_control_request, tcp)
                 await self.ctl.start()
             if self.metrics_addr:
-                self.met = MetricsServer(self.metrics_addr, self.server.stats)
+                self.met = MetricsServer(self.metrics_addr, self.server.stats, cfg.limits)
                 await self.met.start()
         except OSError as e:
             return f"cannot start control/metrics: {e}"
