@@ -139,7 +139,10 @@ class SharedCache:
         from redis.backoff import NoBackoff
 
         timeout = cfg.redis_timeout / 1000.0
-        common = dict(socket_connect_timeout=max(timeout, 0.001), retry=Retry(NoBackoff(), 0),
+        # Every command is bounded by a timeout of ours (``_command``, ``_put``): redis-py's
+        # own socket timeout would wrap each in another task and timer besides.
+        common = dict(socket_connect_timeout=max(timeout, 0.001), socket_timeout=None,
+                      retry=Retry(NoBackoff(), 0),
                       max_connections=cfg.limits.shared_cache_connections,
                       health_check_interval=0)
         if cfg.redis_server_path:
