@@ -339,9 +339,12 @@ class Limits:
 
     # ---- the shared (Redis) cache
 
-    #: Connections one process holds to the shared cache. Each look-up in flight takes one;
-    #: past the bound a look-up fails at once (counted) and the query is resolved.
-    shared_cache_connections: int = 32
+    #: Commands (look-ups, writes, deletes) one process may have waiting on the shared cache
+    #: at once, all on its one connection to Redis. Each holds its Future and, a write, the
+    #: answer; past the bound a look-up is not sent (counted ``busy``) and the query is
+    #: resolved, a write is dropped (counted). Redis answers a local one in microseconds:
+    #: thousands wait only when it is stuck.
+    shared_cache_commands: int = 1024
 
     #: Writes to the shared cache waiting at once. Writes follow answers off the client's
     #: path; when Redis is slower than the misses arrive, the excess is dropped (counted), so

@@ -34,8 +34,9 @@ import hashlib
 import logging
 import struct
 import time
-from typing import Any
+from typing import Any, Callable
 
+from resolver.cache.redis_link import RedisLink
 from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 from resolver.resolution import Drive
 from resolver.response import entry_answer, has_stale, miss_key, stale_answer
@@ -115,44 +116,26 @@ class SharedCache:
     """One process's link to the shared cache: ``start`` is what ``resolution.start`` calls
     for a local miss; ``counters`` what it has seen."""
 
-    def __init__(self, client: Any, seed: str, timeout: float, store_expired: bool = False,
-                 where: str = "redis", limits: Limits = DEFAULT_LIMITS) -> None:
-        from redis.exceptions import MaxConnectionsError, RedisError
-        self.redis = client
+    def __init__(self, link: RedisLink, seed: str, timeout: float, store_expired: bool = False,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self.link = link
         self.seed = seed.encode()
         self.timeout = timeout
         self.store_expired = store_expired
-        self.where = where
+        self.where = link.where
         self.limits = limits
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.backoff = 0.0              # seconds of the current back-off, 0 when healthy
         self.down_until = 0.0           # time.monotonic() until which Redis is skipped
-        self.writes: dict[bytes, asyncio.Task] = {}
-        self._busy_error = MaxConnectionsError
-        self._errors = (RedisError, OSError)
+        self.writes: dict[bytes, asyncio.Future] = {}
 
     @classmethod
     def from_config(cls, cfg) -> "SharedCache":
         """A client for ``cfg``'s Redis (no connection is made before the first query)."""
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         timeout = cfg.redis_timeout / 1000.0
-        # Every command is bounded by a timeout of ours (``_command``, ``_put``): redis-py's
-        # own socket timeout would wrap each in another task and timer besides.
-        common = dict(socket_connect_timeout=max(timeout, 0.001), socket_timeout=None,
-                      retry=Retry(NoBackoff(), 0),
-                      max_connections=cfg.limits.shared_cache_connections,
-                      health_check_interval=0)
-        if cfg.redis_server_path:
-            client = redis.asyncio.Redis(unix_socket_path=cfg.redis_server_path, **common)
-            where = f"redis at {cfg.redis_server_path}"
-        else:
-            client = redis.asyncio.Redis(host=cfg.redis_server_host, port=cfg.redis_server_port,
-                                         **common)
-            where = f"redis at {cfg.redis_server_host}:{cfg.redis_server_port}"
-        return cls(client, cfg.cachedb_secret_seed, timeout, cfg.cachedb_store_expired, where,
+        link = RedisLink(path=cfg.redis_server_path or None, host=cfg.redis_server_host,
+                         port=cfg.redis_server_port, connect_timeout=max(timeout, 0.001))
+        return cls(link, cfg.cachedb_secret_seed, timeout, cfg.cachedb_store_expired,
                    cfg.limits)
 
     # ---- health ---------------------------------------------------------------------------
@@ -177,31 +160,40 @@ class SharedCache:
             self.counters["recoveries"] += 1
             log.info("shared cache (%s) answers again", self.where)
 
+    # ---- commands -------------------------------------------------------------------------
+    def _send(self, loop, timeout: float, args: tuple,
+              then: Callable[[Any], None]) -> asyncio.Future | None:
+        """Sends the command ``args``; ``then(reply)`` is called with its reply, or with
+        None when it failed (counted: a timeout or an error starts a back-off, and a timeout
+        ends the connection, so that the next command is sent on a new one). None, with
+        nothing sent, when ``limits.shared_cache_commands`` wait already. Cancel the Future
+        returned to stop waiting: ``then`` is not called."""
+        if self.link.outstanding >= self.limits.shared_cache_commands:
+            return None
+        sent = self.link.send(loop, *args)
+        timer = loop.call_later(timeout, _time_out, sent)
+        sent.add_done_callback(lambda f: self._replied(f, timer, then))
+        return sent
+
+    def _replied(self, sent: asyncio.Future, timer, then: Callable[[Any], None]) -> None:
+        timer.cancel()
+        if sent.cancelled():
+            return
+        exc = sent.exception()
+        if exc is None:
+            self._ok()
+            then(sent.result())
+            return
+        if isinstance(exc, TimeoutError):
+            self._failed("timeouts")
+            self.link.abort("a command timed out")
+        else:
+            self._failed("errors", exc)
+        then(None)
+
     # ---- reading --------------------------------------------------------------------------
     def start(self, r, loop, query: bytes, miss: tuple, done) -> "Lookup":
         return Lookup(self, r, loop, query, miss, done)
-
-    async def _command(self, timeout: float, command, *args):
-        """``command(*args)`` on Redis within ``timeout`` seconds: its result, or None if it
-        failed (counted; a timeout or an error starts a back-off)."""
-        try:
-            async with asyncio.timeout(timeout):
-                out = await command(*args)
-        except TimeoutError:
-            self._failed("timeouts")
-            return None
-        except self._busy_error:
-            self.counters["busy"] += 1          # every connection in use: no back-off
-            return None
-        except self._errors as exc:
-            self._failed("errors", exc)
-            return None
-        self._ok()
-        return out
-
-    async def get(self, msg_key: bytes) -> bytes | None:
-        """The value under ``msg_key``, or None (absent, or the look-up failed: counted)."""
-        return await self._command(self.timeout, self.redis.get, shared_key(self.seed, msg_key))
 
     def fill(self, r, msg_key: bytes, value: bytes) -> MsgEntry | None:
         """Puts a value read from Redis into the local message cache if it is fresh, or
@@ -245,54 +237,64 @@ class SharedCache:
         if keep <= 0:
             return
         value = pack(e, time.time(), now)
-        task = loop.create_task(self._put(key, value, max(1, int(keep * 1000))))
-        self.writes[key] = task
-        task.add_done_callback(lambda _t, k=key: self.writes.pop(k, None))
-
-    async def _put(self, key: bytes, value: bytes, px: int) -> None:
-        try:
-            async with asyncio.timeout(max(self.timeout, self.limits.shared_cache_write_timeout)):
-                await self.redis.set(key, value, px=px)
-        except TimeoutError:
-            self.counters["write_errors"] += 1
-            self._failed("timeouts")
-        except self._busy_error:
+        sent = self._send(loop, max(self.timeout, self.limits.shared_cache_write_timeout),
+                          (b"SET", key, value, b"PX", max(1, int(keep * 1000))),
+                          lambda reply, k=key: self._written(k, reply))
+        if sent is None:
             self.counters["writes_dropped"] += 1
-        except self._errors as exc:
+            return
+        self.writes[key] = sent
+
+    def _written(self, key: bytes, reply) -> None:
+        self.writes.pop(key, None)
+        if reply is None:
             self.counters["write_errors"] += 1
-            self._failed("errors", exc)
         else:
             self.counters["writes"] += 1
-            self._ok()
 
     # ---- forgetting ----------------------------------------------------------------------
     async def forget(self, r, name: bytes) -> int | None:
         """Deletes the entries for ``name`` (wire form): those of the message cache keys
         ``r`` holds for it and those of FORGET_TYPES in every written variant, in class IN.
-        A write of one of them still pending is cancelled first. The number deleted, or None
+        A write of one of them still pending is no longer waited for; sent before the
+        delete, on the same connection, it is done before it. The number deleted, or None
         if Redis could not be reached (counted)."""
         name = name.lower()
         keys = {shared_key(self.seed, k) for k in r.cache.messages.table if k[:-5] == name}
         keys.update(shared_key(self.seed, cache_key(name, t, 1, v))
                     for t in FORGET_TYPES for v in WRITTEN_VARIANTS)
         for k in keys:
-            task = self.writes.pop(k, None)
-            if task is not None:
-                task.cancel()
-        return await self._command(max(self.timeout, self.limits.shared_cache_write_timeout),
-                                   self.redis.delete, *keys)
+            sent = self.writes.pop(k, None)
+            if sent is not None:
+                sent.cancel()
+        loop = asyncio.get_running_loop()
+        deleted = loop.create_future()
+        sent = self._send(loop, max(self.timeout, self.limits.shared_cache_write_timeout),
+                          (b"DEL", *keys), deleted.set_result)
+        if sent is None:
+            self.counters["busy"] += 1
+            return None
+        try:
+            return await deleted
+        except asyncio.CancelledError:
+            sent.cancel()
+            raise
 
     async def close(self, grace: float = 0.5) -> None:
-        """Lets pending writes finish (at most ``grace`` seconds), then closes the client."""
+        """Lets pending writes finish (at most ``grace`` seconds), then closes the
+        connection."""
         pending = list(self.writes.values())
         if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for t in late:
-                t.cancel()
-        try:
-            await self.redis.aclose()
-        except self._errors:
-            pass
+            await asyncio.wait(pending, timeout=grace)
+        for sent in list(self.writes.values()):
+            sent.cancel()                   # not counted as failures: given up
+        self.writes.clear()
+        self.link.close()
+
+
+def _time_out(sent: asyncio.Future) -> None:
+    if not sent.done():
+        sent.set_exception(TimeoutError())
 
 
 class Lookup:
@@ -301,7 +303,7 @@ class Lookup:
     cancelled, and has ``finished``, ``cancel``, ``failed_chain``, ``stale`` and
     ``has_stale``."""
 
-    __slots__ = ("shared", "r", "loop", "query", "miss", "done", "key", "t0", "task", "drive",
+    __slots__ = ("shared", "r", "loop", "query", "miss", "done", "key", "t0", "sent", "drive",
                  "finished")
 
     def __init__(self, shared: SharedCache, r, loop, query: bytes, miss: tuple, done) -> None:
@@ -309,23 +311,25 @@ class Lookup:
             shared, r, loop, query, miss, done)
         self.key = miss_key(miss)
         self.t0 = r.clock()
-        self.task = self.drive = None
+        self.sent = self.drive = None
         self.finished = False
-        if shared.usable():
-            shared.counters["lookups"] += 1
-            self.task = loop.create_task(shared.get(self.key))
-            self.task.add_done_callback(self._got)
-        else:
+        if not shared.usable():
             shared.counters["skipped"] += 1
             self._resolve()
+            return
+        shared.counters["lookups"] += 1
+        self.sent = shared._send(loop, shared.timeout,
+                                 (b"GET", shared_key(shared.seed, self.key)), self._got)
+        if self.sent is None:
+            shared.counters["busy"] += 1        # too many commands waiting: no back-off
+            self._got(None)
 
-    def _got(self, task: asyncio.Task) -> None:
-        self.task = None
-        if self.finished or task.cancelled():
+    def _got(self, value: bytes | None) -> None:
+        self.sent = None
+        if self.finished:
             return
         shared = self.shared
         try:
-            value = task.result()
             e = shared.fill(self.r, self.key, value) if value is not None else None
         except Exception:                   # a bug, not Redis: resolved all the same
             log.exception("shared cache look-up failed")
@@ -378,9 +382,9 @@ class Lookup:
         if self.finished:
             return
         self.finished = True
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
+        if self.sent is not None:
+            self.sent.cancel()
+            self.sent = None
         if self.drive is not None:
             self.drive.cancel()
         self.done(self, None)

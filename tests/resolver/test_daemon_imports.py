@@ -40,7 +40,8 @@ HEAVY = {
     "resolver.daemon.rpz_feed": "[[rpz]]",
     "resolver.policy.rpz": "[[rpz]]",
     "resolver.cache.shared": "cachedb-backend = redis",
-    "redis": "cachedb-backend = redis",
+    "resolver.cache.redis_link": "cachedb-backend = redis",
+    "hiredis": "cachedb-backend = redis",
     "logging.handlers": "use-syslog",
 }
 

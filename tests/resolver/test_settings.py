@@ -340,10 +340,10 @@ def test_the_codec_s_defaults_are_the_limits():
 
 def test_the_limits_that_were_constants_are_settable(tmp_path):
     conf = tmp_path / "c.toml"
-    conf.write_text("max-rate-clients = 10\n[limits]\nshared-cache-connections = 4\n"
+    conf.write_text("max-rate-clients = 10\n[limits]\nshared-cache-commands = 4\n"
                     "nsec3-max-hashes-per-synthesis = 8\nmax-query-records = 4\n")
     lim = config.build(str(conf)).limits
-    assert (lim.max_rate_clients, lim.shared_cache_connections,
+    assert (lim.max_rate_clients, lim.shared_cache_commands,
             lim.nsec3_max_hashes_per_synthesis, lim.max_query_records) == (10, 4, 8, 4)
     conf.write_text("[limits]\nshared-cache-backoff = 0\n")
     with pytest.raises(ConfigError, match=rf"{conf}:2: limits.shared_cache_backoff"):

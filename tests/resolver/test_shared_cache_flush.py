@@ -89,9 +89,11 @@ def test_flush_name_with_redis_down_flushes_locally_and_fails(daemons, redis_ser
     assert d.stats()["engine"]["upstream_queries"] > upstream
 
 
-def test_forget_cancels_a_pending_write_of_the_name(lab, redis_server):
-    """A write offered just before the flush does not land after it: forget cancels it,
-    deletes what Redis had, and leaves other names' writes alone."""
+def test_a_write_pending_at_a_flush_does_not_outlive_it(lab, redis_server):
+    """A write offered just before the flush does not land after it: it went out first on
+    the one connection, so Redis does it before the delete, which removes it with what
+    Redis had; forget no longer waits for it (not counted), and leaves other names' writes
+    alone."""
     from corenet.loop import new_event_loop
 
     import resolver
@@ -122,7 +124,7 @@ def test_forget_cancels_a_pending_write_of_the_name(lab, redis_server):
         deleted = loop.run_until_complete(asyncio.wait_for(go(), 10))
     finally:
         loop.close()
-    assert deleted == 1                                   # the AAAA entry
+    assert deleted == 2                                   # the A entry written, the AAAA
     assert not c.exists(key("www.example.com.")) and not c.exists(key("www.example.com.", "AAAA"))
     assert c.exists(key("www.example.net."))
     assert shared.counters["writes"] == 1
