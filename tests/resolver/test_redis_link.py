@@ -221,3 +221,73 @@ def test_the_shared_cache_sends_no_more_than_its_bound(loop, redis_server, lab):
     assert took < 3.0
     run(loop, shared.close())
     run(loop, r.close())
+
+
+# ---- the replies' reading, fuzzed (no server: bytes handed to the connection) -------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+REPLY = st.one_of(
+    st.binary(max_size=300).map(lambda b: (b"$%d\r\n" % len(b) + b + b"\r\n", b)),
+    st.integers(-2**63, 2**63 - 1).map(lambda n: (b":%d\r\n" % n, n)),
+    st.just((b"$-1\r\n", None)), st.just((b"+OK\r\n", b"OK")))
+
+
+class Transport:
+    """What a connection writes to and aborts."""
+    def __init__(self):
+        self.aborted = False
+
+    def write(self, data):
+        pass
+
+    def writelines(self, data):
+        pass
+
+    def abort(self):
+        self.aborted = True
+
+
+def waiting_connection(loop, n: int):
+    from resolver.cache.redis_link import _Connection
+    conn = _Connection()
+    conn.connection_made(Transport())
+    futs = [loop.create_future() for _ in range(n)]
+    for f in futs:
+        conn.send(b"", f)
+    return conn, futs
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(REPLY, min_size=1, max_size=20), st.data())
+def test_replies_split_anywhere_answer_their_commands_in_order(replies, data):
+    loop = new_event_loop()
+    try:
+        conn, futs = waiting_connection(loop, len(replies))
+        stream = b"".join(w for w, _ in replies)
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+        for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+            conn.data_received(stream[a:b])
+        assert [f.result() for f in futs] == [v for _, v in replies]
+        assert not conn.transport.aborted and not conn.waiting
+    finally:
+        loop.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 4))
+def test_any_bytes_from_the_server_fail_cleanly_or_answer(junk, n):
+    loop = new_event_loop()
+    try:
+        conn, futs = waiting_connection(loop, n)
+        conn.data_received(junk)                 # never raises
+        done = [f.done() for f in futs]
+        assert done == sorted(done, reverse=True)            # answered in order: a prefix
+        failed = [f for f in futs if f.done() and isinstance(f.exception(), ConnectionError)]
+        if conn.lost:                            # ended: every command not answered failed
+            assert conn.transport is None
+            assert all(done) and not conn.waiting
+            assert failed == futs[len(futs) - len(failed):]
+        else:
+            assert not failed and len(conn.waiting) == done.count(False)
+    finally:
+        loop.close()
