@@ -1,9 +1,9 @@
 """One process's connection to the shared cache's Redis, its commands pipelined.
 
 Redis answers a connection's commands in the order they came, so one connection carries
-every look-up, write and delete of a process: a command is written as soon as it is sent,
-without waiting for the replies before it, and each reply resolves the Future of the oldest
-command still waiting. There is no pool and no task per command; the protocol itself (RESP)
+every look-up, write and delete of a process: a command is written without waiting for the
+replies before it (those sent in one turn of the loop together, in one write), and each
+reply resolves the Future of the oldest command still waiting. There is no pool and no task per command; the protocol itself (RESP)
 is hiredis's: ``pack_command`` writes a command, its ``Reader`` reads the replies.
 
 A command sent while the connection is being made is written once it is made. When the
@@ -31,27 +31,36 @@ class RedisReplyError(Exception):
 class _Connection(asyncio.Protocol):
     """One connection: the commands written on it and waiting for their replies, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.unsent: list[bytes] = []           # commands sent before the connection was made
+        self.unsent: list[bytes] = []           # commands not written yet
+        self.flushing = False                   # a write of them is scheduled
         self.waiting: collections.deque[asyncio.Future] = collections.deque()
         self.reader = hiredis.Reader()
         self.lost = False
 
     def send(self, command: bytes, reply: asyncio.Future) -> None:
+        """Queues ``command``: the commands sent within one turn of the loop (a burst of
+        misses read at once) go out together, in one write, at its end."""
         self.waiting.append(reply)
-        if self.transport is not None:
-            self.transport.write(command)
-        else:
-            self.unsent.append(command)
+        self.unsent.append(command)
+        if self.transport is not None and not self.flushing:
+            self.flushing = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flushing = False
+        if self.transport is not None and self.unsent:
+            unsent, self.unsent = self.unsent, []
+            self.transport.writelines(unsent)
 
     def connection_made(self, transport) -> None:
         if self.lost:
             transport.abort()
             return
         self.transport = transport
-        unsent, self.unsent = self.unsent, []
-        transport.writelines(unsent)
+        self.flush()
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self.reader, self.waiting
@@ -123,7 +132,7 @@ class RedisLink:
         waiting."""
         conn = self.conn
         if conn is None or conn.lost:
-            conn = self.conn = _Connection()
+            conn = self.conn = _Connection(loop)
             task = loop.create_task(self._connect(loop, conn))
             self.connecting.add(task)
             task.add_done_callback(self.connecting.discard)

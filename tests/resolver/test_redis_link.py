@@ -233,15 +233,13 @@ REPLY = st.one_of(
 
 
 class Transport:
-    """What a connection writes to and aborts."""
+    """What a connection writes to (each write kept) and aborts."""
     def __init__(self):
         self.aborted = False
-
-    def write(self, data):
-        pass
+        self.writes: list[list[bytes]] = []
 
     def writelines(self, data):
-        pass
+        self.writes.append(list(data))
 
     def abort(self):
         self.aborted = True
@@ -249,7 +247,7 @@ class Transport:
 
 def waiting_connection(loop, n: int):
     from resolver.cache.redis_link import _Connection
-    conn = _Connection()
+    conn = _Connection(loop)
     conn.connection_made(Transport())
     futs = [loop.create_future() for _ in range(n)]
     for f in futs:
@@ -291,3 +289,15 @@ def test_any_bytes_from_the_server_fail_cleanly_or_answer(junk, n):
             assert not failed and len(conn.waiting) == done.count(False)
     finally:
         loop.close()
+
+
+def test_the_commands_of_one_turn_of_the_loop_go_out_in_one_write(loop):
+    conn, first = waiting_connection(loop, 50)         # sent in this turn
+    assert conn.transport.writes == []
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [len(w) for w in conn.transport.writes] == [50]
+    later = loop.create_future()
+    conn.send(b"*1\r\n$4\r\nPING\r\n", later)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert conn.transport.writes[1] == [b"*1\r\n$4\r\nPING\r\n"]
+    assert len(conn.waiting) == 51
