@@ -132,3 +132,14 @@ def redis_shared(tmp_path):
         yield shared_cache_factory(server)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server (redis_proc.Redis) for the test, stopped by PID after it."""
+    from redis_proc import Redis
+    r = Redis(tmp_path / "redis").start()
+    try:
+        yield r
+    finally:
+        r.stop()

@@ -21,15 +21,6 @@ WAIT = 10.0
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    r = Redis(tmp_path / "redis").start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-@pytest.fixture
 def loop():
     lp = new_event_loop()
     try:

@@ -81,15 +81,6 @@ def in_process_config(redis: Redis):
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    r = Redis(tmp_path / "redis").start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-@pytest.fixture
 def daemons(lab, tmp_path):
     started: list[Daemon] = []
 

@@ -11,7 +11,7 @@ import dns.rcode
 
 from daemon_proc import cli
 from resolver.cache.shared import HEADER, INSECURE, VERSION, shared_key
-from test_shared_cache import (SEED, answer_wire, daemons, msg_key, redis_server,  # noqa: F401
+from test_shared_cache import (SEED, answer_wire, daemons, msg_key,  # noqa: F401
                                wait_for, write_config)
 
 
