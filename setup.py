@@ -34,7 +34,8 @@ LINKED = {"resolver.daemon.tls_server": ["ssl", "crypto"],
           "corenet._tlssession": ["dl"]}
 # -fno-plt: a call into libpython goes through the GOT at once, not through a stub in the
 # module's PLT, which a cache miss would otherwise bring into the instruction cache as well.
-CFLAGS = ["-O3", "-fno-plt", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
+CFLAGS = ["-O3", "-fno-plt", "-fno-strict-aliasing", "-Wno-unused-function",
+          "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]
 if os.environ.get("CORENET_SYMBOLS"):
     LDFLAGS = []
