@@ -371,6 +371,24 @@ class Limits:
     #: memory than that can be made to wait on a request.
     max_control_request: int = 64 * 1024 * 1024
 
+    #: Control connections served at once, the socket's and the TCP listener's together
+    #: (Unbound's remote control serves 10). Past this a new connection is closed at once
+    #: (logged), so that connections which send nothing hold neither the descriptors the
+    #: resolver needs nor the operator out for longer than ``control-timeout``.
+    control_max_connections: int = 10
+
+    #: Seconds a control connection has for its request line (and, over TLS, for its
+    #: handshake), and the longest its client may leave the answer untaken: the answer is
+    #: written in pieces of 64 KiB, each to be taken within this, so a client that reads
+    #: slowly gets the whole of a large dump and one that stops reading is cut off. The
+    #: commands themselves take what they take.
+    control_timeout: float = 5.0
+
+    #: Seconds the input of a command that reads one (``load_cache``'s dump, the lists of
+    #: ``local_zones``, ``local_datas``...) has to arrive whole, at most
+    #: ``max-control-request`` bytes; past it a dump loads nothing.
+    control_input_timeout: float = 25.0
+
     # ---- the metrics endpoint (``metrics``: Prometheus over HTTP, no authentication)
 
     #: Connections to the metrics endpoint at once. A Prometheus server scrapes with one;

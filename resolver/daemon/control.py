@@ -8,8 +8,11 @@ and the close.
 
 Requests: ``{"cmd": NAME, "args": [...]}`` (``load_cache`` adds ``"input"``: the dump).
 Answers: ``{"ok": true, ...}`` (``"text"``: what the command prints) or ``{"ok": false,
-"error": "..."}``. A request line is bounded in size (``limits.max_control_request``) and
-time; a bad one gets an error answer.
+"error": "..."}``. Bounded by ``resolver.limits``: connections at once
+(``control_max_connections``, past it closed at once), a request's size
+(``max_control_request``), the time for the request line to arrive and for each piece of
+the answer to be taken (``control_timeout``), and for a command's input
+(``control_input_timeout``); a bad request gets an error answer.
 """
 from __future__ import annotations
 
@@ -23,16 +26,15 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
+
 log = logging.getLogger("resolver.daemon.control")
 
-MAX_REQUEST = 4096
-REQUEST_TIMEOUT = 5.0
 #: Unbound's control protocol: a line ``UBCT1 COMMAND ARGS`` (unbound-control's version 1)
 MAGIC = b"UBCT1 "
-#: what unbound-control sends after a command that reads stdin (``load_cache``'s dump,
-#: ``local_datas``' list...): its bounds
-MAX_DUMP = 64 * 1024 * 1024
-DUMP_TIMEOUT = 25.0
+#: an answer is written in pieces of this many bytes, each to be taken within
+#: ``limits.control_timeout``
+PIECE = 64 * 1024
 
 Handler = Callable[[dict], Awaitable[dict]]
 
@@ -152,9 +154,11 @@ def _bind_unix(path: str, mode: int) -> socket.socket:
 
 class ControlServer:
     def __init__(self, path: str | None, handler: Handler, mode: int = 0o600,
-                 max_request: int = MAX_REQUEST, tcp=None) -> None:
+                 limits: Limits = DEFAULT_LIMITS, tcp=None) -> None:
         self.path = path
-        self.max_request = max_request
+        self.limits = limits
+        self.open = 0               # connections being served
+        self.turned_away = 0        # connections closed at once: open was at the limit
         #: the config of the TCP listener (``control-enable`` ...), or None
         self.tcp = tcp
         self.tcp_servers: list[asyncio.AbstractServer] = []
@@ -165,8 +169,8 @@ class ControlServer:
     async def start(self) -> None:
         if self.path:
             sock = _bind_unix(self.path, self.mode)
-            self.server = await asyncio.start_unix_server(self._client, sock=sock,
-                                                          limit=self.max_request)
+            self.server = await asyncio.start_unix_server(
+                self._client, sock=sock, limit=self.limits.max_control_request)
             log.info("control socket at %s", self.path)
         if self.tcp is not None:
             await self._start_tcp(self.tcp)
@@ -186,8 +190,10 @@ class ControlServer:
                 raise OSError(f"control-interface {host}: plain TCP (control-use-cert: no) "
                               "only on a loopback address")
             try:
-                srv = await asyncio.start_server(self._client, host, cfg.control_port,
-                                                 ssl=ctx, limit=self.max_request)
+                srv = await asyncio.start_server(
+                    self._client, host, cfg.control_port, ssl=ctx,
+                    limit=self.limits.max_control_request,
+                    ssl_handshake_timeout=self.limits.control_timeout if ctx else None)
             except OSError as e:
                 if len(cfg.control_interface) > 1 and e.errno in (99, 97):
                     log.warning("control-interface %s: %s", host, e.strerror)
@@ -199,30 +205,54 @@ class ControlServer:
                      cfg.control_port)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= self.limits.control_max_connections:
+            if not self.turned_away:
+                log.warning("control: %d connections at once (limits.control-max-connections);"
+                            " new ones are closed", self.open)
+            self.turned_away += 1
+            writer.transport.abort()
+            return
+        self.open += 1
         try:
-            try:
-                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
-                if line.startswith(MAGIC[:4]):
-                    await self._unbound(line, reader, writer)
-                    return
-                req = json.loads(line)
-                if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
-                    raise ValueError("expected an object with a 'cmd' string")
-            except (ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError,
-                    asyncio.TimeoutError) as e:
-                answer: dict[str, Any] = {"ok": False, "error": f"bad request: {e}"}
-            else:
-                try:
-                    answer = await self.handler(req)
-                except Exception as e:          # reported to the client, daemon keeps going
-                    log.exception("control command %r failed", req.get("cmd"))
-                    answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-            writer.write(json.dumps(answer).encode() + b"\n")
-            await writer.drain()
+            await self._serve(reader, writer)
+        except asyncio.TimeoutError:            # an answer the client left untaken
+            writer.transport.abort()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
+            self.open -= 1
+            if self.open == 0:
+                self.turned_away = 0
             writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.limits.control_timeout)
+            if line.startswith(MAGIC[:4]):
+                await self._unbound(line, reader, writer)
+                return
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+                raise ValueError("expected an object with a 'cmd' string")
+        except (ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError,
+                asyncio.TimeoutError) as e:
+            answer: dict[str, Any] = {"ok": False, "error": f"bad request: {e}"}
+        else:
+            try:
+                answer = await self.handler(req)
+            except Exception as e:              # reported to the client, daemon keeps going
+                log.exception("control command %r failed", req.get("cmd"))
+                answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        await self._send(writer, json.dumps(answer).encode() + b"\n")
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Writes ``data`` in pieces of ``PIECE`` bytes, each taken by the client (down to
+        the transport's high-water mark) within ``limits.control_timeout``: asyncio's
+        TimeoutError when one is not."""
+        view = memoryview(data)
+        for at in range(0, len(view), PIECE):
+            writer.write(view[at:at + PIECE])
+            await asyncio.wait_for(writer.drain(), self.limits.control_timeout)
 
     async def _unbound(self, line: bytes, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
@@ -248,20 +278,20 @@ class ControlServer:
             except Exception as e:              # reported to the client, daemon keeps going
                 log.exception("control command %r failed", words[0])
                 out = f"error {type(e).__name__}: {e}\n"
-        writer.write(out.encode())
-        await writer.drain()
+        await self._send(writer, out.encode())
 
     async def _input(self, reader: asyncio.StreamReader, cmd: str) -> str:
         """What unbound-control sends after a command that reads its standard input: its
         lines up to the end line (``load_cache``: the dump's own, ``END_MSG_CACHE`` of
         corenet's, ``EOF`` of Unbound's; the lists: a line of one 0x04, left out), at most
-        ``MAX_DUMP`` bytes in ``DUMP_TIMEOUT`` seconds (``load_cache``'s dump past them is
-        refused: replies.Refused)."""
+        ``limits.max_control_request`` bytes in ``limits.control_input_timeout`` seconds
+        (``load_cache``'s dump past them is refused: replies.Refused)."""
         from resolver.cache.dump import END
         from resolver.cache.unbound_dump import EOF, START
         from resolver.daemon import replies
 
         end = END if cmd == "load_cache" else "\x04"
+        most, timeout = self.limits.max_control_request, self.limits.control_input_timeout
 
         async def lines() -> str:
             nonlocal end
@@ -269,8 +299,8 @@ class ControlServer:
             while True:
                 line = await reader.readline()
                 size += len(line)
-                if size > MAX_DUMP:
-                    raise ValueError(f"an input above {MAX_DUMP} bytes")
+                if size > most:
+                    raise ValueError(f"an input above {most} bytes")
                 text = line.decode("utf-8", "replace")
                 if not line or text.strip() == end:
                     return "".join(got + ([text] if cmd == "load_cache" else []))
@@ -280,10 +310,10 @@ class ControlServer:
                         end = EOF               # Unbound's dump, ended by its EOF line
                 got.append(text)
         try:
-            return await asyncio.wait_for(lines(), DUMP_TIMEOUT)
+            return await asyncio.wait_for(lines(), timeout)
         except (ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError) as e:
             if cmd == "load_cache":             # a dump cut short loads nothing
-                why = (f"no {end} line in {DUMP_TIMEOUT:g} seconds"
+                why = (f"no {end} line in {timeout:g} seconds"
                        if isinstance(e, asyncio.TimeoutError) else str(e))
                 raise replies.Refused(f"load_cache: the dump did not end: {why}") from None
             return f"; unreadable: {e}\n"

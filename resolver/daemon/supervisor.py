@@ -410,8 +410,7 @@ class Supervisor:
         try:
             if cfg.control or cfg.control_enable:
                 ctl = ControlServer(cfg.control, self.run_command, cfg.control_mode,
-                                    cfg.limits.max_control_request,
-                                    cfg if cfg.control_enable else None)
+                                    cfg.limits, cfg if cfg.control_enable else None)
                 await ctl.start()
             if cfg.metrics:
                 met = MetricsServer(cfg.metrics, self.stats, cfg.limits)

@@ -276,8 +276,8 @@ class Worker:
         try:
             tcp = cfg if cfg.control_enable and path == cfg.control else None
             if path or tcp is not None:
-                self.ctl = ControlServer(path, run_command, cfg.control_mode,
-                                         cfg.limits.max_control_request, tcp)
+                self.ctl = ControlServer(path, run_command, cfg.control_mode, cfg.limits,
+                                         tcp)
                 await self.ctl.start()
             if self.metrics_addr:
                 self.met = MetricsServer(self.metrics_addr, self.server.stats, cfg.limits)

@@ -1,0 +1,154 @@
+"""The control channel against clients that do not play along: a client that asks and stops
+reading its answer is cut off once ``limits.control-timeout`` passes without it taking any
+more, while one that reads slowly gets the whole of a large answer; connections past
+``limits.control-max-connections`` are closed at once, and those that send nothing get their
+error answer after the timeout, after which the operator's commands are answered again.
+The server runs on a loop of the test's over a Unix socket; the last test checks the
+daemon's own wiring of the limits from its config."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from daemon_proc import Daemon
+from resolver.daemon.control import ControlServer, arequest, request
+from resolver.limits import Limits
+
+TIMEOUT = 1.0
+BIG = 8 * 1024 * 1024           # far more than the kernel holds on a Unix socket
+
+
+async def handler(req: dict) -> dict:
+    if req["cmd"] == "dump":
+        return {"ok": True, "text": "x" * BIG}
+    return {"ok": True, "text": f"{req['cmd']} done"}
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(loop, server, path): a control server with small limits, started on a new loop."""
+    path = str(tmp_path / "control.sock")
+    server = ControlServer(path, handler, 0o600,
+                           Limits(control_timeout=TIMEOUT, control_max_connections=3))
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(server.start())
+    yield loop, server, path
+    loop.run_until_complete(server.close())
+    loop.close()
+
+
+def connect(path: str, rcvbuf: int = 0) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(5.0)
+    s.connect(path)
+    return s
+
+
+def drive(loop, seconds: float) -> None:
+    """Runs the server's loop for ``seconds`` while the test's sockets stand still."""
+    loop.run_until_complete(asyncio.sleep(seconds))
+
+
+def read_to_end(s: socket.socket) -> bytes:
+    s.settimeout(2.0)
+    got = []
+    try:
+        while chunk := s.recv(65536):
+            got.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(got)
+
+
+def test_a_client_that_stops_reading_its_answer_is_cut_off(served):
+    loop, server, path = served
+    s = connect(path, rcvbuf=4096)
+    with s:
+        s.sendall(b'{"cmd": "dump"}\n')
+        drive(loop, TIMEOUT / 2)
+        assert server.open == 1                 # waiting on the client, within the time
+        drive(loop, TIMEOUT * 1.5)
+        assert server.open == 0                 # cut off: nothing of the answer kept
+        assert len(read_to_end(s)) < BIG // 4   # what the kernel held, then the end
+
+
+def test_a_client_that_reads_slowly_gets_the_whole_answer(served):
+    loop, server, path = served
+    got: dict = {}
+
+    def slow_reader() -> None:
+        # 64 KiB every 0.05 s: the 8 MiB answer takes some 6 s, the timeout's six times
+        with connect(path, rcvbuf=65536) as s:
+            s.sendall(b'{"cmd": "dump"}\n')
+            chunks, size, started = [], 0, time.monotonic()
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+                size += len(chunk)
+                time.sleep(0.05 * len(chunk) / 65536)
+            got["took"] = time.monotonic() - started
+            got["answer"] = json.loads(b"".join(chunks))
+
+    t = threading.Thread(target=slow_reader)
+    t.start()
+    deadline = time.monotonic() + 60
+    while t.is_alive() and time.monotonic() < deadline:
+        drive(loop, 0.1)
+    t.join(timeout=1.0)
+    assert not t.is_alive()
+    assert got["took"] > 3 * TIMEOUT            # much longer than the timeout in all
+    assert got["answer"] == {"ok": True, "text": "x" * BIG}
+    assert server.open == 0
+
+
+def test_connections_past_the_cap_are_closed_at_once(served):
+    loop, server, path = served
+    held = [connect(path) for _ in range(3)]    # connected, sending nothing
+    try:
+        drive(loop, 0.2)
+        assert server.open == 3
+        extra = connect(path)
+        with extra:
+            drive(loop, 0.2)
+            assert read_to_end(extra) == b""    # no answer and no wait: closed
+        assert server.turned_away == 1 and server.open == 3
+        drive(loop, TIMEOUT + 0.5)              # the silent ones are answered and closed
+        assert server.open == 0
+        for s in held:
+            answer = json.loads(read_to_end(s))
+            assert answer["ok"] is False and answer["error"].startswith("bad request")
+        answer = loop.run_until_complete(arequest(path, {"cmd": "status"}))
+        assert answer == {"ok": True, "text": "status done"}    # room again
+        assert server.turned_away == 0
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_the_daemon_takes_its_control_limits_from_the_config(lab, tmp_path):
+    conf = tmp_path / "limits.toml"
+    conf.write_text("[limits]\ncontrol-max-connections = 2\ncontrol-timeout = 2.0\n")
+    d = Daemon(tmp_path, lab, "--config", str(conf)).start()
+    try:
+        held = [connect(d.control) for _ in range(2)]
+        try:
+            time.sleep(0.5)                     # the daemon has taken both in
+            with connect(d.control) as extra:
+                assert read_to_end(extra) == b""    # closed at once (a wait: timeout)
+            started = time.monotonic()
+            for s in held:                      # answered once control-timeout has passed
+                assert json.loads(read_to_end(s))["error"].startswith("bad request")
+            assert 0.5 < time.monotonic() - started < 4.0
+            assert request(d.control, {"cmd": "status"})["ok"]
+        finally:
+            for s in held:
+                s.close()
+        assert "control: 2 connections at once" in d.log_text()
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
