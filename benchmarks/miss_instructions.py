@@ -21,6 +21,8 @@ upstream queries.
 ``--cache-sim`` has callgrind simulate the first-level caches too (``--cache-sim=yes``, the
 host's sizes): the misses of a miss's instruction fetches and of its data reads and writes,
 the lines a miss brings into the level-1 caches when it runs again. Slower (about twice).
+``--d1 SIZE,ASSOC,LINE`` does so with a first-level data cache of that geometry instead of
+the host's (callgrind's ``--D1``): run at a few sizes, how much data a miss works on.
 
 ``--cpu-split R`` measures instead, with no tool attached, the user and system CPU time of
 a miss (the server's threads' clock ticks in /proc over ``-n`` misses, ``R`` rounds of a
@@ -29,7 +31,7 @@ part (system calls, wake-ups, the packets' way through the loopback) apart from 
 process's own. A quiet machine, as for any timing.
 
     .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--tcp]
-        [--dnssec | --zones] [--no-callgrind] [--no-strace] [--cache-sim]
+        [--dnssec | --zones] [--no-callgrind] [--no-strace] [--cache-sim] [--d1 S,A,L]
         [--cpu-split R] [--keep DIR]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
@@ -84,12 +86,12 @@ class _Server:
     with the trust anchor file ``anchor`` when given."""
 
     def __init__(self, kind: str, lab: Lab, work: Path, callgrind_out: str | None,
-                 anchor: Path | None, cache_sim: bool = False) -> None:
+                 anchor: Path | None, cache_sim: tuple[str, ...] = ()) -> None:
         if kind not in ("corenet", "unbound"):
             raise ValueError(f"kind is 'corenet' or 'unbound', not {kind!r}")
         self.kind = kind
         wrap = (("valgrind", "--tool=callgrind", "--dump-instr=yes",
-                 *(("--cache-sim=yes",) if cache_sim else ()),
+                 *cache_sim,
                  f"--callgrind-out-file={callgrind_out}") if callgrind_out else ())
         if kind == "corenet":
             trust = ("--trust-anchor", str(anchor)) if anchor else ()
@@ -192,7 +194,7 @@ def cpu_split(kind: str, lab: Lab, work: Path, names: list[str], outstanding: in
 
 def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
             callgrind: bool, strace: bool, anchor: Path | None = None,
-            cache_sim: bool = False, mode: str = "udp") -> dict:
+            cache_sim: tuple[str, ...] = (), mode: str = "udp") -> dict:
     out: dict = {}
     do = anchor is not None
     if callgrind:
@@ -247,6 +249,9 @@ def main() -> None:
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--cache-sim", action="store_true",
                     help="also the level-1 cache misses of a miss (callgrind --cache-sim)")
+    ap.add_argument("--d1", metavar="S,A,L",
+                    help="--cache-sim with this first-level data cache: bytes, ways, line "
+                         "bytes (callgrind --D1), not the host's")
     ap.add_argument("--cpu-split", type=int, metavar="R", default=0,
                     help="user and system CPU per miss, no tool attached, over R rounds")
     ap.add_argument("--dnssec", action="store_true",
@@ -258,6 +263,8 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR", type=Path,
                     help="work in DIR and leave the callgrind dumps there (callgrind_annotate)")
     a = ap.parse_args()
+    cache_sim = (("--cache-sim=yes",) if a.cache_sim or a.d1 else ()) + \
+        ((f"--D1={a.d1}",) if a.d1 else ())
     if a.dnssec and a.zones:
         ap.error("--dnssec and --zones are two different labs: one of them")
     sigterm_as_interrupt()         # a terminated run still stops its lab and servers
@@ -288,7 +295,7 @@ def main() -> None:
                 return
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
-                            not a.no_callgrind, not a.no_strace, anchor, a.cache_sim,
+                            not a.no_callgrind, not a.no_strace, anchor, cache_sim,
                             "tcp" if a.tcp else "udp")
                 figures = ", ".join(
                     f"{k} {v:,.0f}" if k.startswith("instr") else
