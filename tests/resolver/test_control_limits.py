@@ -3,8 +3,8 @@ reading its answer is cut off once ``limits.control-timeout`` passes without it 
 more, while one that reads slowly gets the whole of a large answer; connections past
 ``limits.control-max-connections`` are closed at once, and those that send nothing get their
 error answer after the timeout, after which the operator's commands are answered again.
-The server runs on a loop of the test's over a Unix socket; the last test checks the
-daemon's own wiring of the limits from its config."""
+The server runs on the test's loop (asyncio's and corenet's, both triggers) over a Unix
+socket; the last test checks the daemon's own wiring of the limits from its config."""
 from __future__ import annotations
 
 import asyncio
@@ -30,16 +30,15 @@ async def handler(req: dict) -> dict:
 
 
 @pytest.fixture
-def served(tmp_path):
-    """(loop, server, path): a control server with small limits, started on a new loop."""
+def served(loop, tmp_path):
+    """(loop, server, path): a control server with small limits, started on the test's
+    loop."""
     path = str(tmp_path / "control.sock")
     server = ControlServer(path, handler, 0o600,
                            Limits(control_timeout=TIMEOUT, control_max_connections=3))
-    loop = asyncio.new_event_loop()
     loop.run_until_complete(server.start())
     yield loop, server, path
     loop.run_until_complete(server.close())
-    loop.close()
 
 
 def connect(path: str, rcvbuf: int = 0) -> socket.socket:
