@@ -26,6 +26,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from resolver.daemon.side_door import ConnectionCap
 from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("resolver.daemon.control")
@@ -157,8 +158,8 @@ class ControlServer:
                  limits: Limits = DEFAULT_LIMITS, tcp=None) -> None:
         self.path = path
         self.limits = limits
-        self.open = 0               # connections being served
-        self.turned_away = 0        # connections closed at once: open was at the limit
+        self.cap = ConnectionCap("control", "control-max-connections",
+                                 limits.control_max_connections)
         #: the config of the TCP listener (``control-enable`` ...), or None
         self.tcp = tcp
         self.tcp_servers: list[asyncio.AbstractServer] = []
@@ -205,25 +206,16 @@ class ControlServer:
                      cfg.control_port)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.open >= self.limits.control_max_connections:
-            if not self.turned_away:
-                log.warning("control: %d connections at once (limits.control-max-connections);"
-                            " new ones are closed", self.open)
-            self.turned_away += 1
-            writer.transport.abort()
-            return
-        self.open += 1
+        await self.cap.serve(writer, lambda: self._guarded(reader, writer))
+
+    async def _guarded(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
         try:
             await self._serve(reader, writer)
         except asyncio.TimeoutError:            # an answer the client left untaken
             writer.transport.abort()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
-        finally:
-            self.open -= 1
-            if self.open == 0:
-                self.turned_away = 0
-            writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 import dns.rcode
 import dns.rdatatype
 
+from resolver.daemon.side_door import ConnectionCap
 from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("resolver.daemon.metrics")
@@ -488,8 +489,8 @@ class MetricsServer:
         self.stats = stats
         self.limits = limits
         self.server: asyncio.AbstractServer | None = None
-        self.open = 0               # connections being served
-        self.turned_away = 0        # connections closed at once: open was at the limit
+        self.cap = ConnectionCap("metrics", "metrics-max-connections",
+                                 limits.metrics_max_connections)
 
     async def start(self) -> tuple[str, int]:
         host, port = self.address
@@ -501,14 +502,9 @@ class MetricsServer:
         return bound
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.open >= self.limits.metrics_max_connections:
-            if not self.turned_away:
-                log.warning("metrics: %d connections at once (limits.metrics-max-connections);"
-                            " new ones are closed", self.open)
-            self.turned_away += 1
-            writer.transport.abort()
-            return
-        self.open += 1
+        await self.cap.serve(writer, lambda: self._answer(reader, writer))
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             response = await self._response(reader)
             if response is not None:
@@ -516,11 +512,6 @@ class MetricsServer:
                 await asyncio.wait_for(writer.drain(), self.limits.metrics_timeout)
         except (ConnectionError, asyncio.TimeoutError):
             writer.transport.abort()
-        finally:
-            self.open -= 1
-            if self.open == 0:
-                self.turned_away = 0
-            writer.close()
 
     async def _response(self, reader: asyncio.StreamReader) -> bytes | None:
         """The response to the request ``reader`` brings: head and body, or None when no

@@ -72,9 +72,9 @@ def test_a_client_that_stops_reading_its_answer_is_cut_off(served):
     with s:
         s.sendall(b'{"cmd": "dump"}\n')
         drive(loop, TIMEOUT / 2)
-        assert server.open == 1                 # waiting on the client, within the time
+        assert server.cap.open == 1             # waiting on the client, within the time
         drive(loop, TIMEOUT * 1.5)
-        assert server.open == 0                 # cut off: nothing of the answer kept
+        assert server.cap.open == 0             # cut off: nothing of the answer kept
         assert len(read_to_end(s)) < BIG // 4   # what the kernel held, then the end
 
 
@@ -103,7 +103,7 @@ def test_a_client_that_reads_slowly_gets_the_whole_answer(served):
     assert not t.is_alive()
     assert got["took"] > 3 * TIMEOUT            # much longer than the timeout in all
     assert got["answer"] == {"ok": True, "text": "x" * BIG}
-    assert server.open == 0
+    assert server.cap.open == 0
 
 
 def test_connections_past_the_cap_are_closed_at_once(served):
@@ -111,20 +111,20 @@ def test_connections_past_the_cap_are_closed_at_once(served):
     held = [connect(path) for _ in range(3)]    # connected, sending nothing
     try:
         drive(loop, 0.2)
-        assert server.open == 3
+        assert server.cap.open == 3
         extra = connect(path)
         with extra:
             drive(loop, 0.2)
             assert read_to_end(extra) == b""    # no answer and no wait: closed
-        assert server.turned_away == 1 and server.open == 3
+        assert server.cap.turned_away == 1 and server.cap.open == 3
         drive(loop, TIMEOUT + 0.5)              # the silent ones are answered and closed
-        assert server.open == 0
+        assert server.cap.open == 0
         for s in held:
             answer = json.loads(read_to_end(s))
             assert answer["ok"] is False and answer["error"].startswith("bad request")
         answer = loop.run_until_complete(arequest(path, {"cmd": "status"}))
         assert answer == {"ok": True, "text": "status done"}    # room again
-        assert server.turned_away == 0
+        assert server.cap.turned_away == 0
     finally:
         for s in held:
             s.close()

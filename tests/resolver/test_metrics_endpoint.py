@@ -125,9 +125,9 @@ def test_a_scraper_that_never_reads_its_response_is_aborted_after_the_timeout(da
         s = stalled_scraper(bound)
         with s:
             loop.run_until_complete(asyncio.sleep(TIMEOUT / 2))
-            assert server.open == 1                 # waiting on the client, within the time
+            assert server.cap.open == 1             # waiting on the client, within the time
             loop.run_until_complete(asyncio.sleep(TIMEOUT))
-            assert server.open == 0                 # aborted: nothing of it is kept
+            assert server.cap.open == 0             # aborted: nothing of it is kept
             s.settimeout(2.0)
             got = 0
             try:
