@@ -371,10 +371,11 @@ class Limits:
     #: memory than that can be made to wait on a request.
     max_control_request: int = 64 * 1024 * 1024
 
-    #: Control connections served at once, the socket's and the TCP listener's together
-    #: (Unbound's remote control serves 10). Past this a new connection is closed at once
-    #: (logged), so that connections which send nothing hold neither the descriptors the
-    #: resolver needs nor the operator out for longer than ``control-timeout``.
+    #: Control connections served at once, the socket's and the TCP listener's together,
+    #: over TLS from the accept on, handshake included (Unbound's remote control serves
+    #: 10). Past this a new connection is closed at once (logged), so that connections
+    #: which send nothing hold neither the descriptors the resolver needs nor the operator
+    #: out for longer than ``control-timeout``.
     control_max_connections: int = 10
 
     #: Seconds a control connection has for its request line (and, over TLS, for its

@@ -17,6 +17,7 @@ the answer to be taken (``control_timeout``), and for a command's input
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -190,11 +191,12 @@ class ControlServer:
             if ctx is None and not ipaddress.ip_address(host).is_loopback:
                 raise OSError(f"control-interface {host}: plain TCP (control-use-cert: no) "
                               "only on a loopback address")
+            # TLS starts on the accepted connection, so that one still in its handshake
+            # is counted against control-max-connections like any other.
+            client = self._client if ctx is None else functools.partial(self._tls_client, ctx)
             try:
-                srv = await asyncio.start_server(
-                    self._client, host, cfg.control_port, ssl=ctx,
-                    limit=self.limits.max_control_request,
-                    ssl_handshake_timeout=self.limits.control_timeout if ctx else None)
+                srv = await asyncio.start_server(client, host, cfg.control_port,
+                                                 limit=self.limits.max_control_request)
             except OSError as e:
                 if len(cfg.control_interface) > 1 and e.errno in (99, 97):
                     log.warning("control-interface %s: %s", host, e.strerror)
@@ -207,6 +209,21 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self.cap.serve(writer, lambda: self._guarded(reader, writer))
+
+    async def _tls_client(self, ctx: ssl.SSLContext, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        await self.cap.serve(writer, lambda: self._handshake(ctx, reader, writer))
+
+    async def _handshake(self, ctx: ssl.SSLContext, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        """The TLS handshake of an accepted connection, within ``limits.control_timeout``,
+        then its command."""
+        try:
+            await writer.start_tls(ctx, ssl_handshake_timeout=self.limits.control_timeout)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError):
+            writer.transport.abort()
+            return
+        await self._guarded(reader, writer)
 
     async def _guarded(self, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:

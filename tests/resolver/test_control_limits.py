@@ -4,7 +4,8 @@ more, while one that reads slowly gets the whole of a large answer; connections 
 ``limits.control-max-connections`` are closed at once, and those that send nothing get their
 error answer after the timeout, after which the operator's commands are answered again.
 The server runs on the test's loop (asyncio's and corenet's, both triggers) over a Unix
-socket; the last test checks the daemon's own wiring of the limits from its config."""
+socket, and over TCP with TLS, where a connection still in its handshake counts against the
+cap; the last test checks the daemon's own wiring of the limits from its config."""
 from __future__ import annotations
 
 import asyncio
@@ -12,12 +13,15 @@ import json
 import socket
 import threading
 import time
+import types
 
 import pytest
 
 from daemon_proc import Daemon
-from resolver.daemon.control import ControlServer, arequest, request
+from ports import free_port
+from resolver.daemon.control import ControlServer, arequest, client_context, request
 from resolver.limits import Limits
+from tls_certs import CA
 
 TIMEOUT = 1.0
 BIG = 8 * 1024 * 1024           # far more than the kernel holds on a Unix socket
@@ -128,6 +132,48 @@ def test_connections_past_the_cap_are_closed_at_once(served):
     finally:
         for s in held:
             s.close()
+
+
+def test_connections_in_their_tls_handshake_count_against_the_cap(loop, tmp_path):
+    ca = CA(tmp_path / "server", "unbound")
+    server_pem, server_key = ca.self_signed()
+    client_pem, client_key = ca.issue("unbound-control", purpose="client")
+    port = free_port()
+    tcp = types.SimpleNamespace(
+        control_use_cert=True, control_interface=["127.0.0.1"], control_port=port,
+        server_cert_file=str(server_pem), server_key_file=str(server_key),
+        control_cert_file=str(client_pem), control_key_file=str(client_key))
+    server = ControlServer(None, handler, 0o600,
+                           Limits(control_timeout=TIMEOUT, control_max_connections=2), tcp)
+    loop.run_until_complete(server.start())
+
+    async def ask() -> dict:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                       ssl=client_context(tcp))
+        try:
+            writer.write(b'{"cmd": "status"}\n')
+            return json.loads(await reader.readline())
+        finally:
+            writer.close()
+
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5.0) for _ in range(2)]
+    try:
+        drive(loop, 0.2)
+        assert server.cap.open == 2             # no ClientHello yet: held all the same
+        with socket.create_connection(("127.0.0.1", port), timeout=5.0) as extra:
+            drive(loop, 0.2)
+            assert read_to_end(extra) == b""    # closed at once, before any handshake
+        assert server.cap.turned_away == 1
+        drive(loop, TIMEOUT + 0.5)              # the handshakes' time is up: cut off
+        assert server.cap.open == 0
+        for s in held:
+            assert read_to_end(s) == b""
+        assert loop.run_until_complete(ask()) == {"ok": True, "text": "status done"}
+        assert server.cap.open == 0 and server.cap.turned_away == 0
+    finally:
+        for s in held:
+            s.close()
+        loop.run_until_complete(server.close())
 
 
 def test_the_daemon_takes_its_control_limits_from_the_config(lab, tmp_path):
