@@ -18,7 +18,8 @@ from .cookies import Cookies
 from .deadline import Deadline
 from .decoder import accept_encoding
 from .errors import (
-    HTTPError, InsecureRedirect, RequestError, StreamConsumed, TooManyRedirects, attach_request,
+    HTTPError, InsecureRedirect, RemoteProtocolError, RequestError, StreamConsumed,
+    TooManyRedirects, attach_request,
 )
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
@@ -648,7 +649,11 @@ class AsyncClient:
                 raise TooManyRedirects("Exceeded maximum allowed redirects.", request=req)
             code = resp.status_code
             sent = body
-            method, nu, merged, body = self._redirected(resp, u, method, merged, body)
+            try:
+                method, nu, merged, body = self._redirected(resp, u, method, merged, body)
+            except RemoteProtocolError as exc:
+                attach_request(exc, req)
+                raise
             if u.scheme == "https" and nu.scheme == "http" and not self.allow_insecure_redirects:
                 raise InsecureRedirect(
                     f"refused a {code} redirect from {u.text} to {nu.text}: it "
@@ -662,16 +667,12 @@ class AsyncClient:
     def _redirected(resp: Response, u: "ParsedURL", method: str, merged: Headers,
                     body: Any) -> tuple[str, "ParsedURL", Headers, Any]:
         """(method, URL, headers, body) of the request a redirect asks for, as httpx
-        makes it: the Location joined to the URL (the request's fragment kept when the
-        Location has none); GET after a 302 or 303 (but for HEAD) or a POST's 301, then
+        makes it: the Location's URL (``_location``); GET after a 302 or 303 (but for HEAD) or a POST's 301, then
         without the body and its Content-Length and Transfer-Encoding; a Cookie header
         given by hand dropped (the jar gives the next request its cookies); the other
         credentials dropped for another origin (an upgrade from http to https on the same
         host too, where httpx keeps Authorization)."""
-        next_url = urljoin(u.text, resp.headers["location"])
-        if u.fragment and "#" not in next_url:
-            next_url += "#" + u.fragment
-        nu = ParsedURL(next_url)
+        nu = _location(u, resp.headers["location"])
         code = resp.status_code
         if nu.origin != u.origin and "host" in merged:  # the next origin's own, as httpx
             merged = merged.copy()
@@ -770,6 +771,26 @@ class AsyncClient:
             self._route_cache.clear()
         self._route_cache[u.origin] = t
         return t
+
+
+def _location(u: ParsedURL, location: str) -> ParsedURL:
+    """The URL a redirect's Location names, joined to the request's URL ``u`` (whose
+    fragment it keeps when it has none). An absolute one without a host (``https://:443/``,
+    which some servers send) means the request's host, as httpx takes it; one that is no
+    URL is the server's error: RemoteProtocolError, as in httpx."""
+    try:
+        next_url = urljoin(u.text, location)
+        parts = urlsplit(next_url)
+        if parts.scheme.lower() in ("http", "https") and not parts.hostname:
+            host = f"[{u.host}]" if ":" in u.host else u.host
+            port = parts.port
+            next_url = urlunsplit(parts._replace(
+                netloc=host if port is None else f"{host}:{port}"))
+        if u.fragment and "#" not in next_url:
+            next_url += "#" + u.fragment
+        return ParsedURL(next_url)
+    except ValueError as exc:           # InvalidURL is one too
+        raise RemoteProtocolError(f"Invalid URL in location header: {exc}.") from None
 
 
 async def _call_hooks(hooks: list[Callable[..., Any]], arg: Any) -> None:

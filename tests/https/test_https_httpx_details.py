@@ -343,6 +343,39 @@ def test_redirect_defaults_and_next_request_as_httpx(run):
         "https://api.test/there#loc")
 
 
+def bad_locations(module):
+    def handler(request):
+        where = {"/no-host": "https://:443/", "/no-host-port": "http://:8080/x?y",
+                 "/emoji": "https://\U0001F607/", "/bracket": "http://[bad",
+                 "/port": "http://api.test:99999/"}.get(request.url.path)
+        if where is not None:
+            return module.Response(302, headers=[(b"location", where.encode())])
+        return module.Response(200, text=str(request.url))
+    return handler
+
+
+@pytest.mark.parametrize("path", ["/no-host", "/no-host-port", "/emoji", "/bracket", "/port"])
+def test_a_location_that_is_no_url_is_the_server_s_error_as_in_httpx(run, path):
+    """A Location in absolute form without a host means the request's host; one that is no
+    URL at all is RemoteProtocolError, an HTTPError (a bare ValueError escaped before)."""
+    async def followed(module):
+        async with module.AsyncClient(transport=module.MockTransport(
+                bad_locations(module))) as c:
+            try:
+                r = await c.get(f"http://api.test{path}", follow_redirects=True)
+            except module.HTTPError as e:
+                return type(e).__name__, str(e).startswith("Invalid URL in location header")
+            return r.status_code, str(r.url), len(r.history)
+
+    ours, theirs = run(followed(https)), run(followed(httpx))
+    assert ours == {"/no-host": (200, "https://api.test/", 1),
+                    "/no-host-port": (200, "http://api.test:8080/x?y", 1)}.get(
+        path, ("RemoteProtocolError", True))
+    # README's differences: httpx percent-encodes "[bad" into a host and takes the port
+    # (to fail when it connects)
+    assert ours == theirs or path in ("/bracket", "/port")
+
+
 def test_a_redirect_followed_has_no_next_request(run):
     async def main():
         async with https.AsyncClient(transport=https.MockTransport(redirecting)) as c:
