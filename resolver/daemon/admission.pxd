@@ -72,6 +72,7 @@ cdef enum:
 
 cdef enum:
     NBUCKETS = 14       # answer-latency buckets with a bound (``LATENCY_BUCKETS``), then +Inf
+    NHISTOGRAM = 40     # recursion-time buckets, Unbound's (``RECURSION_BOUNDS``)
 
 
 cdef class Counters:
@@ -82,7 +83,7 @@ cdef class Counters:
     cdef unsigned long long low_qtypes[256]
     cdef object other_qtypes            # Counter: qtype >= 256 -> n
     cdef unsigned long long latency_counts[NBUCKETS + 1]
-    cdef unsigned long long recursion_counts[NBUCKETS + 1]     # misses alone, by answer time
+    cdef unsigned long long recursion_counts[NHISTOGRAM]  # misses alone, by answer time
     cdef unsigned long long drops[NREASONS]
     cdef public double latency_sum, recursion_sum
     # the queries' shape, counted with ``extended-statistics`` (Unbound's num.query.flags,

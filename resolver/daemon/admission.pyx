@@ -260,12 +260,20 @@ UDP_REPORTED = ("short", "response", "oversize", "send_error")
 #: Upper bounds (seconds) of the answer-latency histogram buckets.
 LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0)
+#: Lower bounds (seconds) of the recursion-time histogram's buckets, Unbound's (its
+#: ``histogram.*`` keys): 0, then from 1 us doubling up to 0.524288 s, then from 1 s doubling
+#: up to 262144 s. A bucket ends where the next begins; the last ends at 524288 s and takes
+#: any longer time too, as Unbound's does.
+RECURSION_BOUNDS = (0.0, *(2 ** i / 1e6 for i in range(20)), *(2.0 ** i for i in range(19)))
 assert len(TRANSPORTS) == NTRANSPORTS and len(DROP_REASONS) == NREASONS
 assert len(VERDICTS) == MISS + 1
-assert len(LATENCY_BUCKETS) == NBUCKETS
+assert len(LATENCY_BUCKETS) == NBUCKETS and len(RECURSION_BOUNDS) == NHISTOGRAM
 cdef double _BOUNDS[NBUCKETS]
 for _i, _b in enumerate(LATENCY_BUCKETS):
     _BOUNDS[_i] = _b
+cdef double _LOWER[NHISTOGRAM]
+for _i, _b in enumerate(RECURSION_BOUNDS):
+    _LOWER[_i] = _b
 
 
 cdef inline int _bucket(double seconds) noexcept:
@@ -275,6 +283,20 @@ cdef inline int _bucket(double seconds) noexcept:
     while i < NBUCKETS and _BOUNDS[i] < seconds:
         i += 1
     return i
+
+
+cdef inline int _histogram_bucket(double seconds) noexcept:
+    """The recursion-time bucket of ``seconds``: the last whose lower bound is <= it."""
+    cdef int i = 0
+    while i + 1 < NHISTOGRAM and _LOWER[i + 1] <= seconds:
+        i += 1
+    return i
+
+
+def histogram_bucket(double seconds) -> int:
+    """The recursion-time bucket (an index of ``RECURSION_BOUNDS``) the counters put a
+    resolution answered in ``seconds`` in."""
+    return _histogram_bucket(seconds)
 
 
 cdef bytes _packed_address(addr):
@@ -391,7 +413,7 @@ cdef class Counters:
         """A resolution's answer sent ``seconds`` after its query arrived (Unbound's
         ``recursion.time`` and ``histogram``, which time recursive replies alone)."""
         self.recursion_sum += seconds
-        self.recursion_counts[_bucket(seconds)] += 1
+        self.recursion_counts[_histogram_bucket(seconds)] += 1
         return 0
 
     cdef int shape(self, const unsigned char* p, Py_ssize_t n, bint ipv6) except -1:
@@ -422,8 +444,8 @@ cdef class Counters:
 
     @property
     def recursion(self):
-        """Resolutions per latency bucket (``LATENCY_BUCKETS``'s bounds, then +Inf)."""
-        return [self.recursion_counts[i] for i in range(NBUCKETS + 1)]
+        """Resolutions per recursion-time bucket (from ``RECURSION_BOUNDS``'s each)."""
+        return [self.recursion_counts[i] for i in range(NHISTOGRAM)]
 
     @property
     def query_shape(self):

@@ -184,7 +184,7 @@ def render(stats: dict, openmetrics: bool = False) -> str:
                stats["latency_buckets"], stats["latency_counts"], stats["latency_sum"])
     _histogram(lines, "recursion_latency_seconds",
                "Time from query to answer of the queries that needed a resolution.",
-               stats["latency_buckets"], stats["recursion_counts"], stats["recursion_sum"])
+               stats["recursion_bounds"][1:], stats["recursion_counts"], stats["recursion_sum"])
     metric("dropped_total", "counter", "Client packets dropped, by reason.",
            [(f'{{reason="{r}"}}', n) for r, n in sorted(stats["dropped"].items())])
     metric("refused_acl_total", "counter", "Queries refused: client outside the allow list.",
@@ -549,8 +549,8 @@ class MetricsServer:
 #: The figures of ``stats`` that are gauges (what is, not what was counted): ``since``
 #: shows them as they are. ``max`` is the longest list of misses in flight since the start.
 GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hit_rates",
-                    "latency_buckets", "udp_iterations", "workers", "workers_answering",
-                    "open", "tls_upstream", "max"})
+                    "latency_buckets", "recursion_bounds", "udp_iterations", "workers",
+                    "workers_answering", "open", "tls_upstream", "max"})
 
 
 def hit_rates(stats: dict) -> dict:

@@ -25,6 +25,7 @@ from typing import Any
 from resolver.daemon import logs, proxy_protocol, reloads, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, DENY_ACL, LATENCY_BUCKETS,
+                                       RECURSION_BOUNDS,
                                        OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
 from resolver.daemon.connection_limits import ConnectionLimits, Table
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
@@ -416,6 +417,7 @@ class Server:
             "nodata": c.nodata,
             "qtypes": qtypes,
             "latency_buckets": list(LATENCY_BUCKETS),
+            "recursion_bounds": list(RECURSION_BOUNDS),
             "latency_counts": c.latency,
             "latency_sum": c.latency_sum,
             "recursion_counts": c.recursion,

@@ -41,8 +41,8 @@ RCODES_ALWAYS = 6
 RPZ_ACTIONS = ("rpz-nxdomain", "rpz-nodata", "rpz-passthru", "rpz-drop", "rpz-tcp-only",
                "rpz-invalid", "rpz-local-data", "rpz-disabled", "rpz-cname-override")
 
-#: The histogram's top, for answers slower than the daemon's last bucket bound: Unbound's
-#: own last bound.
+#: The upper bound of the histogram's last bucket (the daemon's buckets are Unbound's,
+#: ``admission.RECURSION_BOUNDS``), which takes any slower answer too, as Unbound's.
 HISTOGRAM_TOP = 524288.0
 
 #: The transports whose queries Unbound counts in ``num.query.tcp`` (every stream), in
@@ -189,7 +189,7 @@ def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, ob
 THREAD_ENGINE = ("client_queries", "cache_hits", "prefetches", "stale_answers",
                  "cache_misses")
 THREAD_KEYS = ("dropped", "requestlist", "inflight", "recursion_counts", "recursion_sum",
-               "latency_buckets")
+               "recursion_bounds")
 
 
 def thread_figures(stats: dict) -> dict:
@@ -212,10 +212,10 @@ def _list_average(stats: dict) -> float:
 
 
 def _buckets(stats: dict) -> list[tuple[float, float, int]]:
-    """(lower bound, upper bound, count) of each bucket of the resolutions' times (the
-    door's latency buckets; answers from the cache and local zones are not timed here, as
+    """(lower bound, upper bound, count) of each bucket of the resolutions' times
+    (Unbound's buckets; answers from the cache and local zones are not timed here, as
     Unbound's histogram times recursive replies alone)."""
-    bounds = [0.0, *stats["latency_buckets"], HISTOGRAM_TOP]
+    bounds = [*stats["recursion_bounds"], HISTOGRAM_TOP]
     return [(bounds[i], bounds[i + 1], n) for i, n in enumerate(stats["recursion_counts"])]
 
 

@@ -135,7 +135,7 @@ def test_metrics_show_tls_upstream_failures_by_cause():
         "cache": {"bytes": 0, "messages": 0, "rrsets": 0, "evictions": 0,
                   "message_bytes": 0, "rrset_bytes": 0, "servers": 0, "key_zones": 0},
         "latency_buckets": [0.001], "latency_counts": [0, 0], "latency_sum": 0.0,
-        "recursion_counts": [0, 0], "recursion_sum": 0.0,
+        "recursion_counts": [0, 0], "recursion_sum": 0.0, "recursion_bounds": [0.0, 0.001],
         "requestlist": {"inserts": 0, "sum": 0, "max": 0, "exceeded": 0},
         "dropped": {}, "refused_acl": 0, "truncated": 0,
         "tcp": {"open": 0, "accepted": 0, "rejected": 0, "idle_closed": 0},

@@ -22,7 +22,7 @@ import pytest
 
 from ports import free_port
 from resolver.daemon import proxy_protocol
-from resolver.daemon.admission import DROP_REASONS, Counters
+from resolver.daemon.admission import DROP_REASONS, RECURSION_BOUNDS, Counters, histogram_bucket
 from resolver.daemon.config import build
 from resolver.daemon.server import Server
 
@@ -208,3 +208,18 @@ def test_every_drop_reason_has_its_counter_in_the_block():
     with pytest.raises(ValueError):
         c.drop("no such reason")
     assert c.dropped == dict.fromkeys(DROP_REASONS, 1)
+
+
+@pytest.mark.parametrize("seconds, lower, upper", [
+    (0.0, 0.0, 1e-06), (9e-07, 0.0, 1e-06), (1e-06, 1e-06, 2e-06), (0.0015, 0.001024, 0.002048),
+    (0.3, 0.262144, 0.524288), (0.6, 0.524288, 1.0), (1.0, 1.0, 2.0), (3.0, 2.0, 4.0),
+    (300000.0, 262144.0, 524288.0), (1e9, 262144.0, 524288.0),
+])
+def test_a_resolution_time_falls_in_unbound_s_histogram_bucket(seconds, lower, upper):
+    """A bucket holds the times from its lower bound up to the next one's (Unbound's
+    ``timehist``: the first bucket whose upper bound is above the time), the last one any
+    longer time too; the bounds themselves are checked against a real Unbound's keys in
+    test_unbound_control."""
+    bounds = [*RECURSION_BOUNDS, 524288.0]
+    i = histogram_bucket(seconds)
+    assert (bounds[i], bounds[i + 1]) == (lower, upper)

@@ -79,7 +79,7 @@ def _stats(dnssec: dict | None) -> dict:
 
     out = {"engine": {k: 0 for k in STATS_FIELDS}, "queries": {}, "qtypes": {},
            "latency_buckets": [0.001], "latency_counts": [0, 0], "latency_sum": 0.0,
-           "recursion_counts": [0, 0], "recursion_sum": 0.0,
+           "recursion_counts": [0, 0], "recursion_sum": 0.0, "recursion_bounds": [0.0, 0.001],
            "requestlist": {"inserts": 0, "sum": 0, "max": 0, "exceeded": 0},
            "dropped": {}, "refused_acl": 0, "truncated": 0, "inflight": 0, "uptime": 1.0,
            "tcp": {"open": 0, "accepted": 0, "rejected": 0, "idle_closed": 0},
