@@ -1,8 +1,9 @@
 """Every module of the two packages imports first, in an interpreter that has loaded none of
 the others: no import cycle is hidden by the order in which a package's ``__init__`` happens
 to load things (a lazy ``__init__`` must not turn such an order into a failure of whoever
-imports a module directly). A fresh interpreter that imports nothing of ours forks a child
-per module, which imports it and says what went wrong."""
+imports a module directly), and none warns as it is imported. A fresh interpreter that
+imports nothing of ours forks a child per module, which imports it and says what went
+wrong."""
 from __future__ import annotations
 
 import json
@@ -52,5 +53,16 @@ def test_every_module_imports_first():
             "corenet.https"} <= set(modules)
     done = subprocess.run([sys.executable, "-c", CHECKER, json.dumps(modules)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {}
+
+
+def test_no_module_warns_as_it_is_imported():
+    """A library's warning at import (``UserWarning`` and its kind, such as cryptography's
+    deprecations through dnspython) reaches every user of the daemon and the tools on
+    stderr: none may come of importing any module."""
+    done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", CHECKER,
+                           json.dumps(_modules())], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {}

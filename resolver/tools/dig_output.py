@@ -262,6 +262,7 @@ def _chunks(text: str, width: int) -> list[str]:
 
 def _key_comment(rd) -> str:
     """dig's comment on a key: its role, algorithm and key id."""
+    import resolver.dnssec  # noqa: F401  (dns.dnssec, imported without a warning)
     import dns.dnssec
     role = "KSK" if rd.flags & 0x0001 else "ZSK"
     alg = dns.dnssec.algorithm_to_text(rd.algorithm)
@@ -298,6 +299,7 @@ def _multiline(rd, o: Options) -> str:
                        for value, what in fields)
         return f"{rd.mname} {rd.rname} ({body}{_MORE})"
     if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
+        import resolver.dnssec  # noqa: F401  (dns.dnssec, imported without a warning)
         import dns.dnssec
         # +nocrypto: BIND prints the key's id in its place
         lines = (_chunks(base64.b64encode(rd.key).decode(), width) if o.crypto

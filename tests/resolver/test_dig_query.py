@@ -1468,6 +1468,7 @@ def test_record_comments_as_dig(fixed, opts):
     ours, theirs = query(*at, *opts), dig(*at, *opts)
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    assert ours.stderr == theirs.stderr == ""       # no library's warning in between
     assert ("key id =" in ours.stdout) == ("+norrcomments" not in opts and
                                           ("+multi" in opts or "+rrcomments" in opts))
 
