@@ -323,6 +323,15 @@ cdef class _SharedQuery(QueryDone):
     cdef ServerInfo info            # the server's, whose queries in flight count this one
     cdef object stores              # iterators whose final rrsets wait: one, a list, or None
 
+    cdef int unwanted(self, UDPQuery q) except -1:
+        """A reply nobody asked for came to the query's socket: counted against the
+        resolver's ``limits.unwanted_reply_threshold``."""
+        cdef Resolution res
+        if self.waiters:
+            res = self.waiters[0]
+            res.resolver.unwanted_reply()
+        return 0
+
     cdef int done(self, UDPQuery q) except -1:
         """The query's on_done (the object itself, called in C): every waiter gets the
         outcome."""

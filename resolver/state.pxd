@@ -29,6 +29,7 @@ cdef class LimitValues:
     cdef readonly double max_query_time, prefetch_fraction
     # the cache's clamps (resolver.cache.store)
     cdef readonly long long min_ttl, max_ttl, max_negative_ttl, failure_ttl
+    cdef readonly long long unwanted_reply_threshold
     cdef readonly double stale_window
 
 
@@ -57,6 +58,7 @@ cdef class ResolverCore:
     cdef public bint ede                  # a failure's answer says why (RFC 8914), or not
     cdef public bint ede_serve_expired    # with ede: an expired answer says so (EDE 3)
     cdef readonly LimitValues lv
+    cdef public long long unwanted_replies  # since the caches were last cleared for them
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
     cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None
     cdef public object private            # resolver.iterator.private's guard, or None
@@ -65,3 +67,4 @@ cdef class ResolverCore:
     cdef public int val_log_level         # each failed validation logged: 0 no, 1, 2 with why
 
     cdef double now(self) except? -1.0
+    cpdef int unwanted_reply(self) except -1

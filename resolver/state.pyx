@@ -9,12 +9,14 @@ there is a load, where an attribute of a Python object is a type and a dict look
 ``Limits`` once per ``Limits`` object (:class:`LimitValues`).
 """
 
+import logging
 import time
 
 from resolver.iterator.events cimport _Event
 from resolver.cache.answer cimport monotonic
 
 cdef object _system_clock = time.monotonic
+log = logging.getLogger("resolver.resolution")
 
 
 cdef double read_clock(object clock) except? -1.0:
@@ -107,6 +109,7 @@ cdef class LimitValues:
         self.max_negative_ttl = limits.max_negative_ttl
         self.failure_ttl = limits.failure_ttl
         self.stale_window = limits.stale_window
+        self.unwanted_reply_threshold = limits.unwanted_reply_threshold
 
 
 cdef object _last_limits = None
@@ -139,6 +142,24 @@ cdef class ResolverCore:
 
     cdef double now(self) except? -1.0:
         return read_clock(self.clock)
+
+    cpdef int unwanted_reply(self) except -1:
+        """A reply nobody asked for came to an upstream query's port: past
+        ``limits.unwanted_reply_threshold`` of them (0: never) the message and rrset caches,
+        which a forger's lucky guess may have poisoned, are cleared, as Unbound does (with
+        its log line), and the count starts again."""
+        cdef long long most = self.lv.unwanted_reply_threshold
+        if most <= 0:
+            return 0
+        self.unwanted_replies += 1
+        if self.unwanted_replies >= most:
+            self.unwanted_replies = 0
+            log.warning("unwanted reply total reached threshold (%d) you may be under "
+                        "attack. defensive action: clearing the cache", most)
+            if self.cache is not None:
+                self.cache.messages.lru.clear()
+                self.cache.rrsets.lru.clear()
+        return 0
 
     @property
     def stats(self):

@@ -408,7 +408,6 @@ FIXED = {
     "edns-tcp-keepalive": ("no", "TCP keepalive (RFC 7828) is not sent"),
     "prefer-ip6": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "val-clean-additional": ("yes", "the additional section is always checked"),
-    "unwanted-reply-threshold": ("0", "unwanted replies are counted, never acted on"),
     "statistics-interval": ("0", "statistics are not logged periodically: read stats or the "
                                  "metrics"),
     "qname-minimisation-strict": ("no", "minimised queries that fail are asked again with "

@@ -10,8 +10,10 @@ cdef class UDPQuery
 
 cdef class QueryDone:
     """An ``on_done`` called in C: ``done(query)`` (a compiled caller's; any other
-    callable is called as ``on_done(query)``)."""
+    callable is called as ``on_done(query)``), and ``unwanted(query)`` for each reply
+    nobody asked for that comes to the query's socket."""
     cdef int done(self, UDPQuery q) except -1
+    cdef int unwanted(self, UDPQuery q) except -1
 
 
 cdef class UDPQuery:

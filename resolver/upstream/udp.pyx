@@ -139,6 +139,9 @@ cdef class QueryDone:
     cdef int done(self, UDPQuery q) except -1:
         raise NotImplementedError
 
+    cdef int unwanted(self, UDPQuery q) except -1:
+        return 0
+
 
 cdef class _Watch(FdWatcher):
     """What corenet's loop holds for a query: its socket's readiness goes straight to the
@@ -329,6 +332,8 @@ cdef class UDPQuery:
             if not self._matches(n):
                 if self.stats is not None:
                     self.stats.dropped_mismatched += 1
+                if isinstance(self.on_done, QueryDone):
+                    (<QueryDone>self.on_done).unwanted(self)
                 continue
             data = PyBytes_FromStringAndSize(<char*>_buf, n)
             # Parsed here so that a malformed datagram (an off-path forgery that guessed the

@@ -40,7 +40,8 @@ OWN_SETTING = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
                "prefetch_min_hits": "prefetch-min-hits",
                "dnssec_sig_skew_min": "val-sig-skew-min",
                "dnssec_sig_skew_max": "val-sig-skew-max", "dnssec_bogus_ttl": "val-bogus-ttl",
-               "infra_host_ttl": "infra-host-ttl"}
+               "infra_host_ttl": "infra-host-ttl",
+               "unwanted_reply_threshold": "unwanted-reply-threshold"}
 
 
 def test_every_limit_is_settable_from_the_file(tmp_path):

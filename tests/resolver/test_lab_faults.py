@@ -361,3 +361,40 @@ www 300 IN A 192.0.2.55
 
     run(go(), timeout=15)
     assert only.count() >= 2
+
+
+@pytest.mark.parametrize("threshold", [0, 2])
+def test_unwanted_replies_past_the_threshold_clear_the_caches(run, fakes, lab_resolver,
+                                                             caplog, threshold):
+    """Each query gets a reply with a wrong ID before the real one: an off-path forger's
+    guess. With ``unwanted_reply_threshold`` 2, the second such reply clears the message
+    and rrset caches (Unbound's defensive action and log line), so a name resolved before
+    it is asked of the authorities again; with 0 (the default) nothing is cleared."""
+    handler = spoof_then_real("wrong id", AUTH)
+    for a in BOTH:
+        fakes(a, handler)
+    import resolver
+
+    limits = resolver.Limits().replace(min_rto=0.5, initial_rto=1.0, max_rto=1.5,
+                                       unwanted_reply_threshold=threshold)
+
+    async def go():
+        r = lab_resolver(limits=limits)
+        assert a_data(await r.resolve(WWW, "A")) == [WWW_A]        # one unwanted reply
+        held = len(r.cache.messages.lru)
+        await r.resolve("n001.fault.", "A")                         # the second
+        after = len(r.cache.messages.lru)
+        misses = r.stats.cache_misses
+        assert a_data(await r.resolve(WWW, "A")) == [WWW_A]
+        return r, held, after, r.stats.cache_misses - misses
+
+    with caplog.at_level("WARNING", logger="resolver.resolution"):
+        r, held, after, again = run(go(), timeout=15)
+    assert r.stats.dropped_mismatched >= 2
+    warned = [m for m in caplog.messages if "unwanted reply total reached threshold" in m]
+    if threshold:
+        assert held > 0 and after <= 1 and again == 1                 # WWW was forgotten
+        assert warned == ["unwanted reply total reached threshold (2) you may be under "
+                          "attack. defensive action: clearing the cache"]
+    else:
+        assert after > held and again == 0 and warned == []
