@@ -70,9 +70,9 @@ class Limits:
     #: Records parsed per section of an upstream reply; more is dropped as malformed.
     max_records_per_section: int = 512
 
-    #: Replies nobody asked for (a wrong ID, question or source: Unbound's unwanted
-    #: replies) that may come to the upstream queries' ports before the message and rrset
-    #: caches are cleared, and the count starts again (0: never). Each such reply is a
+    #: Replies nobody asked for (a wrong ID or question: Unbound's unwanted replies) that
+    #: may come to the upstream queries' ports before the message and rrset caches are
+    #: cleared, and the count starts again (0: never). Each such reply is a
     #: forger's guess at a query in flight; past this many, one may have been right and
     #: poisoned the caches. Unbound's ``unwanted-reply-threshold``, off by default as there.
     unwanted_reply_threshold: int = 0

@@ -585,9 +585,10 @@ TABLE: tuple[Setting, ...] = (*section(
                 "time and signature checks, at most ``limits.max-servers-per-zone`` of them."),
     Setting("unwanted_reply_threshold", 'int', 0, number(int, 0, 2 ** 31 - 1),
             limit="unwanted_reply_threshold",
-            doc="Replies nobody asked for (a wrong ID, question or source) that may come to "
-                "the upstream queries' ports before the message and rrset caches are "
-                "cleared, in case one of those guesses poisoned them (Unbound's "
+            doc="Replies nobody asked for (a wrong ID or question; the kernel drops one "
+                "from another address) that may come to the upstream queries' ports "
+                "before the message and rrset caches are cleared, in case one of those "
+                "guesses poisoned them (Unbound's "
                 "``unwanted-reply-threshold``, with its log line); the count then starts "
                 "again. 0 (the default, as Unbound's) never clears. Each worker counts its "
                 "own, as each of Unbound's threads does; ``unwanted.replies`` in ``stats`` "
