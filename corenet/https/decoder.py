@@ -83,16 +83,20 @@ class _Zlib:
             return b""  # nothing in, nothing held: skip a call that allocates a buffer
         if self._undecided and not self._decide():
             return b""
-        d = self._d
-        try:
-            out = d.decompress(self._tail, n)
-        except zlib.error as exc:  # type: ignore[misc]  # zlib-ng types it as an instance
-            raise DecodingError(f"invalid {self._kind} body: {exc}") from None
-        self._full = len(out) == n
-        self._tail = d.unconsumed_tail
-        if d.eof and d.unused_data:
+        while True:
+            d = self._d
+            try:
+                out = d.decompress(self._tail, n)
+            except zlib.error as exc:  # type: ignore[misc]  # zlib-ng types it as an instance
+                raise DecodingError(f"invalid {self._kind} body: {exc}") from None
+            self._full = len(out) == n
+            self._tail = d.unconsumed_tail
+            if not (d.eof and d.unused_data):
+                return out
             self._after_end(d.unused_data)
-        return out
+            if out:
+                return out
+            # an empty member: nothing out yet, the next one's input is in hand
 
     def finish(self) -> None:
         if self._started and not self._d.eof:
@@ -165,20 +169,25 @@ class _Zstd(_Buffered):
         return self._d.eof
 
     def pull(self, n: int) -> bytes:
-        d = self._d
         try:
-            if d.eof:
-                rest = d.unused_data + self._in
-                if not rest:
+            while True:
+                d = self._d
+                if d.eof:
+                    rest = d.unused_data + self._in
+                    if not rest:
+                        return b""
+                    d = self._d = self._new()  # another frame follows (RFC 8878 3.1)
+                    self._in = rest
+                if self._in:
+                    data, self._in = self._in, b""
+                    out = d.decompress(data, n)
+                elif not d.needs_input:
+                    out = d.decompress(b"", n)
+                else:
                     return b""
-                d = self._d = self._new()  # another frame follows (RFC 8878 3.1)
-                self._in = rest
-            if self._in:
-                data, self._in = self._in, b""
-                return d.decompress(data, n)
-            if not d.needs_input:
-                return d.decompress(b"", n)
-            return b""
+                if out or not (d.eof and d.unused_data):
+                    return out
+                # an empty frame: nothing out yet, the next one's input is in hand
         except _zstd.ZstdError as exc:
             raise DecodingError(f"invalid zstd body: {exc}") from None
 

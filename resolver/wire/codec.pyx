@@ -862,8 +862,9 @@ cdef Py_ssize_t _records_at(const unsigned char* p, Py_ssize_t n) noexcept:
 
 cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n) noexcept:
     """Where the OPT record of the well-formed message at ``p`` starts when it is its last
-    record (where this engine's messages have it), else -1."""
-    cdef Py_ssize_t pos = _records_at(p, n), last = -1, at
+    record (where this engine's messages have it) and owned by the root, as RFC 6891 6.1.2
+    has it (its fields then at fixed offsets), else -1."""
+    cdef Py_ssize_t pos = _records_at(p, n), last = -1
     cdef unsigned int i
     if pos < 0:
         return -1
@@ -873,10 +874,9 @@ cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n) noexcept:
         if pos < 0 or pos + 10 > n:
             return -1
         pos += 10 + u16(p + pos + 8)
-    if last < 0 or pos != n:
+    if last < 0 or pos != n or p[last] != 0:
         return -1
-    at = skip_name(p, n, last)
-    return last if u16(p + at) == 41 else -1
+    return last if u16(p + last + 1) == 41 else -1
 
 
 cdef bint asks_option(const unsigned char* p, Py_ssize_t n, unsigned int code) noexcept:

@@ -32,6 +32,24 @@ def decode_all(d: Decoder, *parts: bytes) -> bytes:
     return b"".join(out + list(d.flush()))
 
 
+@pytest.mark.parametrize("coding", ["gzip", "zstd"])
+def test_empty_gzip_members_and_zstd_frames_before_the_data(coding):
+    """Members (gzip) or frames (zstd) that hold nothing, one after another in one read,
+    end nothing: the data of those after them is decoded, neither dropped nor taken for a
+    truncated body."""
+    if coding == "zstd":
+        from backports import zstd
+        pack = zstd.compress
+    else:
+        pack = gzip.compress
+    body = pack(b"") + pack(b"") + pack(b"hello") + pack(b"") + pack(b" world")
+    assert decode_all(Decoder(coding, 1 << 20, 1024), body) == b"hello world"
+    assert decode_all(Decoder(coding, 1 << 20, 1024), *[body[i:i + 3] for i in
+                                                        range(0, len(body), 3)]) \
+        == b"hello world"
+    assert decode_all(Decoder(coding, 1 << 20, 1024), pack(b"") + pack(b"")) == b""
+
+
 def test_decoder_gzip_deflate_and_chained():
     raw = b"payload " * 1000
     packed = gzip.compress(raw)

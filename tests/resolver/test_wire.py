@@ -454,6 +454,18 @@ def test_an_option_closes_the_opt_that_ends_a_message():
     assert wire.with_option(full, 3, b"resolver1") == full       # past a frame: as it was
 
 
+def test_an_opt_not_owned_by_the_root_takes_no_option():
+    """RFC 6891 gives the OPT record the root for owner, and the option's offsets rest on
+    it: an OPT under another name (a malformed message) is left as it is, not written past
+    its owner into its TTL, nor refused with a ValueError."""
+    q = dns.message.make_query("a.example.", "A", use_edns=0).to_wire()
+    assert q[-11:-8] == b"\x00\x00\x29"                   # the root's OPT, no options
+    odd = q[:-11] + b"\x01a\x00" + q[-10:]               # the OPT owned by "a."
+    assert wire.with_option(odd, 3, b"xyz") == odd
+    assert wire.with_padding(odd, 128) == odd
+    assert len(wire.with_padding(q, 128)) == 128          # the root's still takes it
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(options=st.lists(st.sampled_from([3, 8, 10, 12, 15]), max_size=4),
        edns=st.booleans(), cut=st.integers(0, 80), junk=st.binary(max_size=40))
