@@ -389,6 +389,7 @@ cdef class ResponseExchange:
     # Transfer-Encoding and Content-Length both came: the chunks framed the body, and a
     # connection whose peer framed it two ways is not used again (RFC 9112 6.3)
     cdef bint _mixed_framing
+    cdef bytes _codings             # transfer codings other than chunked alone, or None
     cdef readonly long long body_limit
     cdef object _limit_name
     cdef bint _streaming
@@ -435,6 +436,7 @@ cdef class ResponseExchange:
         self._streaming = streaming
         self._framing = CLOSE_DELIMITED
         self._mixed_framing = False
+        self._codings = None
         self._content_length = -1
         self.body_left = -1
         self._keep_alive = False
@@ -482,6 +484,13 @@ cdef class ResponseExchange:
         self._scan(head)
         if self._is_head or status == 204 or status == 304:
             self._framing = NO_BODY
+        elif self._codings is not None:
+            # chunked not last: framed by the close (RFC 9112 6.3), the body still in a
+            # transfer coding this client does not undo; not chunked once more. Refused,
+            # as httpx refuses it, before any of the body is taken for the content.
+            raise RemoteProtocolError(
+                f"unsupported Transfer-Encoding {self._codings.decode('latin-1')!r}: only "
+                "chunked is supported")
         self._keep_alive = parser.should_keep_alive() and not self._mixed_framing
         if self._promised_too_much():
             self._fail(self._too_big())
@@ -492,26 +501,28 @@ cdef class ResponseExchange:
             raise _Stop()
 
     cdef _scan(self, ResponseHead head):
-        """Act on the fields of a final response's head: the framing (CHUNKED when the
-        last transfer coding is chunked, whatever Content-Length says, else LENGTH when a
-        Content-Length came, its value -1 when unreadable, else CLOSE_DELIMITED), the last
-        Content-Encoding, Location and Keep-Alive values, whether any Set-Cookie came.
-        Names are compared without case and without lowercased copies."""
+        """Act on the fields of a final response's head: the framing (CHUNKED when its
+        transfer codings are chunked alone, whatever Content-Length says, else LENGTH when
+        a Content-Length came, its value -1 when unreadable, else CLOSE_DELIMITED), the
+        last Content-Encoding, Location and Keep-Alive values, whether any Set-Cookie came.
+        Names are compared without case and without lowercased copies. Transfer codings
+        other than chunked alone are kept in ``_codings`` (refused for a body)."""
         cdef Framing framing = CLOSE_DELIMITED
         cdef bytes name
         cdef Py_ssize_t n
         cdef bint sized = False
+        cdef list codings = None
         length = -1
         keep_alive = None
         for name, value in head.headers:
             n = PyBytes_GET_SIZE(name)
             if n == 17 and _is(name, b"transfer-encoding", 17):
-                if value.rsplit(b",", 1)[-1].strip().lower() == b"chunked":
-                    framing = CHUNKED
+                if codings is None:
+                    codings = []
+                codings += [c.strip().lower() for c in value.split(b",") if c.strip()]
             elif n == 14 and _is(name, b"content-length", 14):
-                sized = True
-                if framing != CHUNKED:
-                    framing = LENGTH
+                if not sized:
+                    sized = True
                     try:
                         length = int(value)
                     except ValueError:
@@ -527,9 +538,16 @@ cdef class ResponseExchange:
                     head.set_cookie = True
         if keep_alive is not None:
             head.keep_alive_timeout = _keep_alive_timeout(keep_alive)
+        if codings is not None:
+            if codings == [b"chunked"]:
+                framing = CHUNKED
+            else:
+                self._codings = b", ".join(codings)
+        elif sized:
+            framing = LENGTH
         self._framing = framing
-        self._content_length = length
-        self._mixed_framing = sized and framing == CHUNKED
+        self._content_length = length if framing == LENGTH else -1
+        self._mixed_framing = sized and codings is not None
 
     cdef ResponseHead _read_head(self, bint final):
         """The head llhttp has just accepted (its headers-complete or, for an interim
