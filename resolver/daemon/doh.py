@@ -189,7 +189,8 @@ class H1Server:
         if close or self._last():
             headers = [*headers, (b"connection", b"close")]
         self.out += self.conn.send(h11.Response(status_code=status, headers=headers))
-        self.out += self.conn.send(h11.Data(data=body))
+        if self.request is None or self.request.method != b"HEAD":     # HEAD: no body
+            self.out += self.conn.send(h11.Data(data=body))
         self.out += self.conn.send(h11.EndOfMessage())
         if close or self._last() or self.conn.our_state is h11.MUST_CLOSE:
             self.closing = True

@@ -353,7 +353,8 @@ cdef class H2Server(H2Peer):
         stream.reset_after = not nghttp2_session_get_stream_remote_close(self.session, sid)
         self.submit(sid, stream, [(b":status", b"%d" % err.status),
                                   (b"content-type", b"text/plain"),
-                                  (b"content-length", b"%d" % len(body))], body)
+                                  (b"content-length", b"%d" % len(body))],
+                    b"" if stream.method == b"HEAD" else body)   # HEAD: the headers alone
         return 0
 
     cdef int submit(self, int32_t sid, Stream stream, list headers, bytes body) except -1:

@@ -13,6 +13,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.events
 import h2.exceptions
 import h2.settings
 from hypothesis import given, settings
@@ -182,6 +183,39 @@ def test_an_announced_length_over_the_limit_is_413_before_the_body():
     ready, events = exchange(server, client)
     assert ready == [] and _statuses(events) == [b"413"]
     assert any(isinstance(e, h2.events.StreamReset) for e in events)   # still sending
+
+
+def test_http11_head_gets_its_status_without_a_body_and_the_connection_goes_on():
+    """A HEAD is no DNS query (405), answered with the headers alone, as a HEAD response
+    must be (h11 refused the error's body with LocalProtocolError, out of ``receive``)."""
+    server = H1Server(b"/dns-query", 4096, 10, 8192)
+    wire = base64.urlsafe_b64encode(Q).rstrip(b"=")
+    assert server.receive(b"HEAD /dns-query?dns=" + wire + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                          b"GET /dns-query?dns=" + wire + b" HTTP/1.1\r\nHost: x\r\n\r\n") \
+        == [(2, Q)]
+    out = server.data_to_send()
+    assert out.startswith(b"HTTP/1.1 405") and out.endswith(b"\r\n\r\n")
+    assert server.errors == [405] and not server.closing
+    server.respond(2, b"A" * 12)
+    assert server.data_to_send().startswith(b"HTTP/1.1 200")
+
+
+def test_http2_head_gets_its_status_without_a_body():
+    """The same over HTTP/2: headers and an empty end of stream, which a client library
+    (python-h2) takes; a 405 body there made it fail the connection (InvalidBodyLengthError)."""
+    server, client = pair()
+    client.send_headers(1, [(":method", "HEAD"), (":path", "/dns-query?dns=AAAB"),
+                            (":scheme", "https"), (":authority", "dns.test")], end_stream=True)
+    client.send_headers(3, [(":method", "GET"), (":path", "/elsewhere"),
+                            (":scheme", "https"), (":authority", "dns.test")], end_stream=True)
+    ready, events = exchange(server, client)
+    assert ready == [] and server.errors == [405, 404]
+    bodies: dict = {}
+    for e in events:
+        if isinstance(e, h2.events.DataReceived):
+            bodies[e.stream_id] = bodies.get(e.stream_id, b"") + e.data
+    assert bodies.get(1, b"") == b"" and bodies[3].startswith(b"404")
+    assert sorted(_statuses(events)) == [b"404", b"405"]
 
 
 def test_get_with_the_query_in_the_path_and_bad_requests_get_their_status():
