@@ -13,7 +13,6 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
-import h2.events
 import h2.exceptions
 import h2.settings
 from hypothesis import given, settings
