@@ -667,11 +667,11 @@ class AsyncClient:
     def _redirected(resp: Response, u: "ParsedURL", method: str, merged: Headers,
                     body: Any) -> tuple[str, "ParsedURL", Headers, Any]:
         """(method, URL, headers, body) of the request a redirect asks for, as httpx
-        makes it: the Location's URL (``_location``); GET after a 302 or 303 (but for HEAD) or a POST's 301, then
-        without the body and its Content-Length and Transfer-Encoding; a Cookie header
-        given by hand dropped (the jar gives the next request its cookies); the other
-        credentials dropped for another origin (an upgrade from http to https on the same
-        host too, where httpx keeps Authorization)."""
+        makes it: the Location's URL (``_location``); GET after a 302 or 303 (but for
+        HEAD) or a POST's 301, then without the body and its Content-Length and
+        Transfer-Encoding; a Cookie header given by hand dropped (the jar gives the next
+        request its cookies); the other credentials dropped for another origin (an upgrade
+        from http to https on the same host too, where httpx keeps Authorization)."""
         nu = _location(u, resp.headers["location"])
         code = resp.status_code
         if nu.origin != u.origin and "host" in merged:  # the next origin's own, as httpx
