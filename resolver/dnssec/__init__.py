@@ -7,16 +7,6 @@ NSEC/NSEC3; ``with_ede`` adds an RFC 8914 Extended DNS Error to a response.
 from __future__ import annotations
 
 import struct
-import warnings
-
-with warnings.catch_warnings():
-    # dnspython's DSA support names the classes cryptography 46 and later deprecate, and
-    # cryptography says so on that import: a warning on every start of the daemon and the
-    # tools that use dns.dnssec. DSA (algorithms 3 and 6) is not validated here (sig.py:
-    # SUPPORTED_ALGORITHMS), so the modules of this package and the tools import dns.dnssec
-    # after this one, which has imported it quietly.
-    warnings.filterwarnings("ignore", message="DSA is deprecated")
-    import dns.dnssec  # noqa: F401
 
 from resolver.dnssec.sig import Bogus
 from resolver.dnssec.validator import (BOGUS, INSECURE, SECURE, SUSPEND, UNCHECKED, Suspend,

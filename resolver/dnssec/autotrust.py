@@ -30,7 +30,6 @@ import enum
 import random
 from dataclasses import dataclass, field
 
-import dns.dnssec
 import dns.exception
 import dns.name
 import dns.rdataclass
@@ -38,6 +37,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 
+from resolver.dnssec.dnspython import dnssec
 from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
 from resolver.dnssec.trust_anchor import TrustAnchor
 
@@ -136,7 +136,7 @@ class TrustPoint:
 
     def states(self) -> dict[int, State]:
         """Key tag (as stored) -> state, for logs and tests."""
-        return {dns.dnssec.key_id(k.dnskey): k.state for k in self.keys}
+        return {dnssec.key_id(k.dnskey): k.state for k in self.keys}
 
     def _find(self, key) -> TrackedKey | None:
         return next((k for k in self.keys if k.same(key)), None)
@@ -195,7 +195,7 @@ class TrustPoint:
         trusted = [k for k in dnskeys if k in now_trusted]
         for ds in self.ds:
             for k in dnskeys:
-                if dns.dnssec.key_id(k) == ds.key_tag and k.algorithm == ds.algorithm \
+                if dnssec.key_id(k) == ds.key_tag and k.algorithm == ds.algorithm \
                         and _ds_matches(self.name, k, ds) and k not in trusted:
                     trusted.append(k)
         if not trusted:
@@ -342,8 +342,8 @@ class TrustPoint:
 
 def _ds_matches(name: dns.name.Name, key, ds) -> bool:
     try:
-        return dns.dnssec.make_ds(name, key, ds.digest_type) == ds
-    except (dns.dnssec.UnsupportedAlgorithm, dns.exception.DNSException, ValueError):
+        return dnssec.make_ds(name, key, ds.digest_type) == ds
+    except (dnssec.UnsupportedAlgorithm, dns.exception.DNSException, ValueError):
         return False
 
 
@@ -354,7 +354,7 @@ def _signs(dnskeys, sigs, keys: list, now: int, max_checks: int) -> bool:
     rds = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.DNSKEY)
     for k in keys:
         rds.add(k)
-    tags = {(dns.dnssec.key_id(k), k.algorithm) for k in keys}
+    tags = {(dnssec.key_id(k), k.algorithm) for k in keys}
     tried = 0
     for sig in sigs:
         if (sig.key_tag, sig.algorithm) not in tags or sig.signer != dnskeys.name:
@@ -363,8 +363,8 @@ def _signs(dnskeys, sigs, keys: list, now: int, max_checks: int) -> bool:
             return False
         tried += 1
         try:
-            dns.dnssec.validate_rrsig(dnskeys, sig, {dnskeys.name: rds}, now=now)
-        except (dns.dnssec.ValidationFailure, dns.dnssec.UnsupportedAlgorithm):
+            dnssec.validate_rrsig(dnskeys, sig, {dnskeys.name: rds}, now=now)
+        except (dnssec.ValidationFailure, dnssec.UnsupportedAlgorithm):
             continue
         return True
     return False

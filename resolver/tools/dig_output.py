@@ -262,11 +262,10 @@ def _chunks(text: str, width: int) -> list[str]:
 
 def _key_comment(rd) -> str:
     """dig's comment on a key: its role, algorithm and key id."""
-    import resolver.dnssec  # noqa: F401  (dns.dnssec, imported without a warning)
-    import dns.dnssec
+    from resolver.dnssec.dnspython import dnssec
     role = "KSK" if rd.flags & 0x0001 else "ZSK"
-    alg = dns.dnssec.algorithm_to_text(rd.algorithm)
-    return f"; {role}; alg = {alg} ; key id = {dns.dnssec.key_id(rd)}"
+    alg = dnssec.algorithm_to_text(rd.algorithm)
+    return f"; {role}; alg = {alg} ; key id = {dnssec.key_id(rd)}"
 
 
 def _multiline(rd, o: Options) -> str:
@@ -299,11 +298,10 @@ def _multiline(rd, o: Options) -> str:
                        for value, what in fields)
         return f"{rd.mname} {rd.rname} ({body}{_MORE})"
     if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
-        import resolver.dnssec  # noqa: F401  (dns.dnssec, imported without a warning)
-        import dns.dnssec
+        from resolver.dnssec.dnspython import dnssec
         # +nocrypto: BIND prints the key's id in its place
         lines = (_chunks(base64.b64encode(rd.key).decode(), width) if o.crypto
-                 else [f"[key id = {dns.dnssec.key_id(rd)}]"])
+                 else [f"[key id = {dnssec.key_id(rd)}]"])
         chunks = "".join(f"{_MORE}{c}" for c in lines)
         return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} (" + chunks
                 + (f"{_MORE}) {_key_comment(rd)}" if comments else " )"))
