@@ -100,6 +100,8 @@ class StreamClient:
 
     server: Any                 # resolver.daemon.server.Server (the interface above)
     transport: Any
+    #: DNS over HTTP(S): its bytes held are Unbound's ``mem.http.*``, not ``mem.streamwait``
+    speaks_http = False
 
     def _setup_client(self, server) -> None:
         self.transport = None
@@ -122,6 +124,15 @@ class StreamClient:
     def _wants_input(self) -> bool:
         """Whether the connection would be read, output aside."""
         return True
+
+    def buffered(self) -> tuple[int, int]:
+        """Bytes held for the client now: of its queries read and not yet handed to the
+        front door, and of answers not yet written (the transport's buffer included)."""
+        raise NotImplementedError
+
+    def _unwritten(self) -> int:
+        """Bytes in the transport's buffer, not yet taken by the socket."""
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
 
     def _defence(self, what: str) -> None:
         """Counts a connection ended for output not taken (``write_stalled``,
@@ -273,6 +284,9 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
 
     def _wants_input(self) -> bool:
         return not self.paused
+
+    def buffered(self) -> tuple[int, int]:
+        return sum(len(q) for q in self.backlog), self._unwritten()
 
     def _defence(self, what: str) -> None:
         c = self.server.counters

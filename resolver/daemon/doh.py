@@ -169,8 +169,9 @@ class H1Server:
                 req = self.request
                 self.requests += 1
                 try:
+                    body, self.body = bytes(self.body), bytearray()
                     q = query_of(req.method, req.target, dict(req.headers).get(b"content-type"),
-                                 bytes(self.body), self.endpoint, self.max_size)
+                                 body, self.endpoint, self.max_size)
                 except HTTPError as err:
                     self._fail(err)
                     continue
@@ -218,6 +219,11 @@ class H1Server:
     def wants_input(self) -> bool:
         """False while an answer is owed: the next request is not read before it is sent."""
         return not self.waiting
+
+    def buffered(self) -> tuple[int, int]:
+        """Bytes held: of the request body read so far and the input not yet read (the
+        requests pipelined behind it), of the responses not yet taken by ``data_to_send``."""
+        return len(self.body) + len(self.conn.trailing_data[0]), len(self.out)
 
     def data_to_send(self) -> bytes:
         out = bytes(self.out)

@@ -133,6 +133,8 @@ class PlainListener:
 class HTTPConnection(StreamClient, asyncio.Protocol):
     """One DNS-over-HTTP(S) client."""
 
+    speaks_http = True
+
     def __init__(self, server, listener) -> None:
         self._setup_client(server)
         self.listener = listener
@@ -290,6 +292,11 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
     def _wants_input(self) -> bool:
         return self.reading
+
+    def buffered(self) -> tuple[int, int]:
+        queries, answers = (0, 0) if self.engine is None else self.engine.buffered()
+        return (queries + len(self.head) + len(self.rest),
+                answers + sum(map(len, self.batch or ())) + self._unwritten())
 
     def _defence(self, what: str) -> None:
         """A defence that ends this connection: counted, logged once per client per

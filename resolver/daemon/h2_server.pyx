@@ -166,6 +166,19 @@ cdef class H2Server(H2Peer):
         answer not all out)."""
         return not self.broken and bool(self.streams or self.answering)
 
+    def buffered(self):
+        """Bytes held: of the request bodies read so far, of the answers not yet handed to
+        ``data_to_send`` (their bodies; nghttp2's frame heads are not counted)."""
+        cdef Py_ssize_t queries = 0, answers = 0
+        cdef Stream s
+        for s in self.streams.values():
+            if s.body is not None:
+                queries += len(s.body)
+        for s in self.answering.values():
+            if s.out is not None:
+                answers += len(s.out) - s.sent
+        return queries, answers
+
     def receive(self, data):
         """Feeds the peer's bytes (b"" at its end of stream). The queries of the requests
         that ended go to the front door (``link.ask``), and the streams reset before their

@@ -131,6 +131,11 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            [('{store="messages"}', c["messages"]), ('{store="rrsets"}', c["rrsets"])])
     metric("cache_evictions_total", "counter", "Entries evicted to keep the cache bound.",
            [("", c["evictions"])])
+    if "memory" in stats:
+        metric("memory_bytes", "gauge",
+               "Bytes held outside the cache: by the iterator, the validator, answers "
+               "waiting on TCP and TLS, queries and answers held on DNS over HTTP.",
+               [(f'{{part="{k}"}}', v) for k, v in stats["memory"].items()])
     metric("upstream_queries_total", "counter", "Queries sent to authorities.",
            [("", e["upstream_queries"])])
     metric("upstream_tcp_total", "counter", "Queries retried over TCP after truncation.",
@@ -548,7 +553,7 @@ class MetricsServer:
 
 #: The figures of ``stats`` that are gauges (what is, not what was counted): ``since``
 #: shows them as they are. ``max`` is the longest list of misses in flight since the start.
-GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hit_rates",
+GAUGES = frozenset({"cache", "memory", "inflight", "uptime", "process", "build", "gc", "hit_rates",
                     "latency_buckets", "recursion_bounds", "udp_iterations", "workers",
                     "workers_answering", "open", "tls_upstream", "max"})
 

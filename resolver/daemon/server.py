@@ -35,7 +35,7 @@ from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelim
                                     make_zones, tag_networks)
 from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
 from resolver.api import Resolver
-from resolver import operations
+from resolver import memory, operations
 from resolver.cache.answer import set_rrset_roundrobin
 
 log = logging.getLogger("resolver.daemon.server")
@@ -442,6 +442,9 @@ class Server:
                       "rrset_bytes": r.cache.rrsets.lru.bytes,
                       "servers": len(r.cache.infra.servers),
                       "key_zones": 0 if r.dnssec is None else len(r.dnssec.zones)},
+            "memory": {"iterator": memory.iterator_bytes(r),
+                       "validator": memory.validator_bytes(r.dnssec),
+                       **self.buffered()},
             "inflight": len(self.misses),
             "udp_iterations": {"bounds_ms": list(udp_listener.ITERATION_BOUNDS_MS),
                                "counts": iterations, "max_ms": iteration_max * 1000},
@@ -462,6 +465,21 @@ class Server:
         }
         out["hit_rates"] = hit_rates(out)
         return out
+
+    def buffered(self) -> dict[str, int]:
+        """Bytes the stream connections hold now: the answers not yet written on TCP and
+        TLS (Unbound's ``mem.streamwait``), the queries read and the answers not yet written
+        on DNS over HTTP(S) (``mem.http.query_buffer``, ``mem.http.response_buffer``)."""
+        stream = http_queries = http_answers = 0
+        for conn in self.connections:
+            queries, answers = conn.buffered()
+            if conn.speaks_http:
+                http_queries += queries
+                http_answers += answers
+            else:
+                stream += answers
+        return {"stream_wait": stream, "http_query_buffer": http_queries,
+                "http_response_buffer": http_answers}
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then

@@ -73,8 +73,17 @@ def render(stats: dict, now: float | None = None, extended: bool | None = None) 
     if not ("query_shape" in stats if extended is None else extended):
         return "".join(f"{k}={v}\n" for k, v in out)
     cache = stats["cache"]
+    mem = stats["memory"]
     out += [("mem.cache.rrset", cache["rrset_bytes"]),
-            ("mem.cache.message", cache["message_bytes"])]
+            ("mem.cache.message", cache["message_bytes"]),
+            ("mem.mod.iterator", mem["iterator"]),
+            ("mem.mod.validator", mem["validator"]),
+            # the modules the daemon does not have, as Unbound prints one not loaded
+            ("mem.mod.respip", 0),
+            ("mem.mod.subnet", 0),
+            ("mem.streamwait", mem["stream_wait"]),
+            ("mem.http.query_buffer", mem["http_query_buffer"]),
+            ("mem.http.response_buffer", mem["http_response_buffer"])]
     out += _histogram(stats)
     every = not stats.get("statistics_inhibit_zero", True)
     # the admission's qtype 0 holds the types above 255 its fast path counted

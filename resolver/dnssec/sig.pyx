@@ -10,6 +10,7 @@ loaded public key, so a check costs one call into OpenSSL. The choice of which s
 try against which key, and how many times, is ours: that is where KeyTrap lives.
 """
 import hashlib
+import sys
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
@@ -252,6 +253,11 @@ cdef class Key:
         self.algorithm = wire[3]
         self.tag = _key_tag(wire)
         self._pub = None
+
+    def __sizeof__(self):
+        """The object and its rdata, which it does not show the collector (what OpenSSL
+        holds for the public key is not seen)."""
+        return object.__sizeof__(self) + sys.getsizeof(self.wire)
 
     @classmethod
     def from_wire(cls, bytes wire):

@@ -427,3 +427,46 @@ def test_after_an_errors_goaway_is_out_the_engine_is_done():
     assert any(isinstance(e, h2.events.ConnectionTerminated)
                and e.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR for e in events)
     assert server.closing and not server.busy
+
+
+def test_http2_buffered_bytes_are_the_bodies_read_and_the_answers_not_yet_out():
+    """What a connection holds for its client (``mem.http.query_buffer`` and
+    ``.response_buffer``): a request body as it comes, until the query is handed out; an
+    answer's body until the client's window lets it all out."""
+    server, client = pair()
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 10})
+    client.send_headers(1, headers())
+    client.send_data(1, Q[:7])
+    assert exchange(server, client)[0] == []
+    assert server.buffered() == (7, 0)
+    client.send_headers(3, headers())
+    client.send_data(3, Q[:5])
+    exchange(server, client)
+    assert server.buffered() == (12, 0)
+    client.send_data(1, Q[7:], end_stream=True)
+    assert server.receive(client.data_to_send()) == [(1, Q)]
+    assert server.buffered() == (5, 0)              # stream 1's query is out of the engine
+    answer = bytes(100)
+    server.respond(1, answer)
+    assert server.buffered() == (5, 100)
+    client.receive_data(server.data_to_send())      # the window lets 10 bytes out
+    assert server.buffered() == (5, 90)
+    client.reset_stream(3)
+    server.receive(client.data_to_send())
+    assert server.buffered() == (0, 90)
+
+
+def test_http11_buffered_bytes_are_the_body_read_and_the_responses_not_taken():
+    server = H1Server(b"/dns-query", 4096, 10, 8192)
+    head = (b"POST /dns-query HTTP/1.1\r\nHost: x\r\nContent-Type: application/dns-message\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(Q))
+    assert server.receive(head + Q[:9]) == []
+    assert server.buffered() == (9, 0)
+    pipelined = head + Q
+    assert server.receive(Q[9:] + pipelined) == [(1, Q)]
+    assert server.buffered() == (len(pipelined), 0)   # read once the first is answered
+    assert server.respond(1, b"A" * 12) == [(2, Q)]
+    queued = server.buffered()
+    out = server.data_to_send()
+    assert queued == (0, len(out)) and out.endswith(b"A" * 12)
+    assert server.buffered() == (0, 0)

@@ -84,7 +84,9 @@ def _stats(dnssec: dict | None) -> dict:
            "dropped": {}, "refused_acl": 0, "truncated": 0, "inflight": 0, "uptime": 1.0,
            "tcp": {"open": 0, "accepted": 0, "rejected": 0, "idle_closed": 0},
            "cache": {"bytes": 0, "messages": 0, "rrsets": 0, "evictions": 0,
-                     "message_bytes": 0, "rrset_bytes": 0, "servers": 0, "key_zones": 0}}
+                     "message_bytes": 0, "rrset_bytes": 0, "servers": 0, "key_zones": 0},
+           "memory": {"iterator": 0, "validator": 0, "stream_wait": 0,
+                      "http_query_buffer": 0, "http_response_buffer": 0}}
     if dnssec is not None:
         out["dnssec"] = dnssec
     return out
