@@ -56,7 +56,7 @@ from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.cache.store cimport Cache
-from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
+from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, mixed_case, needs_retry
 
 import dns.rdataclass
 import dns.rdatatype
@@ -67,7 +67,7 @@ from resolver.dnssec.sentinel import LENGTHS as _SENTINEL_LENGTHS, verdict as se
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream.errors import (NoDescriptors, SocketCap, UpstreamFailure,
+from resolver.upstream.errors import (CapsMismatch, NoDescriptors, SocketCap, UpstreamFailure,
                                       UpstreamTimeout, UpstreamUnreachable)
 from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
@@ -85,6 +85,8 @@ cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
+cdef object _CapsMismatch = CapsMismatch
+cdef int _PTR = 12
 cdef int _SECURE = it.SECURE
 cdef int _BOGUS = it.BOGUS
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
@@ -400,6 +402,19 @@ cdef class _SharedQuery(QueryDone):
             self.q = None
 
 
+cdef bint _at_or_below(bytes name, frozenset domains):
+    """Whether the wire name ``name`` is one of ``domains`` or below one (both lower-cased)."""
+    cdef const unsigned char *p = name
+    cdef Py_ssize_t i = 0, n = len(name)
+    while i < n:
+        if (name[i:] if i else name) in domains:
+            return True
+        if p[i] == 0:
+            return False
+        i += p[i] + 1
+    return False
+
+
 cdef inline _store_later(iterator):
     """Stores the final rrsets ``iterator`` kept for after the answer."""
     if type(iterator) is Iterator:
@@ -442,6 +457,7 @@ cdef class Resolution:
     cdef double sent_at         # of the TCP query asked straight away
     cdef bint skipped_down      # a query was not sent: its servers were all marked down
                                 # or at their most queries in flight
+    cdef bint plain_case        # a reply did not echo a random case: asked as given since
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
@@ -611,13 +627,48 @@ cdef class Resolution:
         r.counts.upstream_udp += 1
         shared.key, shared.table, shared.waiters = key, r.shared_queries, [self]
         shared.expires = monotonic() + timeout
+        asked = None
+        if r.caps_for_id and not self.plain_case and self._caps_apply(qa):
+            asked = question
+            n = len(qa.qname)
+            wire = wire[:12] + mixed_case(qa.qname) + wire[12 + n:]
+            question = wire[12:16 + n]
         q = UDPQuery.__new__(UDPQuery)
         q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r.counts,
                r.lv.limits, shared, True, r.source)
+        q.asked = asked
         self.q = shared.q = q
         self.shared = shared
         shared.info = self.infra.get(self.server)
         shared.info.inflight += 1
+
+    cdef bint _caps_apply(self, CQuery qa):
+        """Whether the query ``qa`` goes out with its name in random case (``caps_for_id``
+        on): not a PTR query (reverse names are mangled by some middleboxes, as Unbound
+        leaves them), nor one whose name or question is at or below a ``caps_exempt``
+        domain."""
+        if qa.qtype == _PTR:
+            return False
+        cdef frozenset exempt = self.resolver.caps_exempt_wire
+        return not exempt or not (_at_or_below(lower(qa.qname), exempt)
+                                  or _at_or_below(lower(self.key[0]), exempt))
+
+    cdef _caps_fallback(self, bint first):
+        """The reply's question came back in another case than the query's random one: a
+        server that does not echo the case, or a forgery that did not guess it. The
+        question is asked again of the same server with the name as the iterator gave it,
+        as is every later query of this resolution (as Unbound falls back)."""
+        cdef ResolverCore r = self.resolver
+        if first:
+            r.counts.caps_fallbacks += 1
+        self.plain_case = True
+        try:
+            self._send(self.server, <CQuery>self.action,
+                       min(self.timeout, max(self._left(), 0.0)), self.edns)
+        except UpstreamFailure as exc:
+            self._advance(self._feed(self._failed(self.server, exc)))
+        except NoDescriptors as exc:
+            self._shed(exc)
 
     def _resumed(self):
         self.resume = None
@@ -647,6 +698,9 @@ cdef class Resolution:
         iterator = self.iterator
         try:
             err = q.error
+            if type(err) is _CapsMismatch:
+                self._caps_fallback(first)
+                return None
             if err is None:
                 wire = q.reply
                 rtt = monotonic() - q.sent_at     # sent late in the iteration
@@ -698,7 +752,11 @@ cdef class Resolution:
         if left <= 0:
             self._advance(self._feed(self._timed_out(self.server)))
             return
-        self.tcp = TCPQuery(self.loop, self.host, self.dport, q.wire, q.qid, q.question,
+        wire, question = q.wire, q.question
+        if q.asked is not None:               # over TCP the name as the iterator gave it
+            question = q.asked
+            wire = wire[:12] + question + wire[12 + len(question):]
+        self.tcp = TCPQuery(self.loop, self.host, self.dport, wire, q.qid, question,
                             min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
                             r.counts, r.source)
 

@@ -13,7 +13,7 @@ cdef class Stats(_Event):
     cdef public long long local_answers, forwarded, stubbed      # configured zones
     cdef public long long query_parses, cache_lookups        # per client query, see STATS_FIELDS
     cdef public long long upstream_joined, upstream_skipped_down, zone_ratelimited
-    cdef public long long upstream_capped, upstream_udp
+    cdef public long long upstream_capped, upstream_udp, caps_fallbacks
 
     cdef void count_security(self, int security)
 
@@ -65,6 +65,9 @@ cdef class ResolverCore:
     cdef public object unqueried          # networks never queried (do-not-query-address)
     cdef public object source             # upstream sockets' source: an address, a tuple, None
     cdef public int val_log_level         # each failed validation logged: 0 no, 1, 2 with why
+    cdef public bint caps_for_id          # use-caps-for-id: UDP queries' names in random case
+    cdef frozenset caps_exempt_wire       # caps_exempt's domains, lower-cased wire
+    cdef tuple caps_exempt_names          # and as given
 
     cdef double now(self) except? -1.0
     cpdef int unwanted_reply(self) except -1

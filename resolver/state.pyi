@@ -1,7 +1,7 @@
 # Type stub for the compiled module resolver.state: the resolver's counters (Stats, public
 # as resolver.Stats) and the C fields of Resolver that its compiled miss path reads
 # (ResolverCore, the base of resolver.Resolver).
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 from resolver.limits import Limits
 
@@ -40,6 +40,7 @@ class Stats:
     upstream_skipped_down: int
     zone_ratelimited: int
     upstream_capped: int
+    caps_fallbacks: int
 
     def __init__(self, **values: int) -> None: ...
     def as_dict(self) -> dict[str, int]: ...
@@ -115,8 +116,13 @@ class ResolverCore:
     shared: Any
     private: Any
     source: str | None
+    caps_for_id: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+    @property
+    def caps_exempt(self) -> tuple[str, ...]: ...
+    @caps_exempt.setter
+    def caps_exempt(self, value: Iterable[Any]) -> None: ...
     @property
     def shared_queries(self) -> dict[Any, Any]: ...
     @property

@@ -50,7 +50,10 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 # (max_upstream_sockets)
                 "upstream_capped",
                 # queries sent to authorities over UDP (Unbound's num.query.udpout)
-                "upstream_udp")
+                "upstream_udp",
+                # replies whose question came back in another case than the query's random
+                # one (use-caps-for-id): the question asked again without it
+                "caps_fallbacks")
 
 
 cdef class Stats(_Event):
@@ -139,6 +142,23 @@ cdef class ResolverCore:
         self.harden_glue = True
         self.ede = True
         self.ede_serve_expired = False
+        self.caps_exempt_wire = frozenset()
+        self.caps_exempt_names = ()
+
+    @property
+    def caps_exempt(self) -> tuple:
+        """Domains (text) at and below which upstream queries keep their name's case when
+        ``caps_for_id`` is on (Unbound's ``caps-exempt``): for servers known not to echo
+        it. Set from any iterable of names."""
+        return self.caps_exempt_names
+
+    @caps_exempt.setter
+    def caps_exempt(self, value) -> None:
+        import dns.name
+
+        names = tuple(dns.name.from_text(n) if isinstance(n, str) else n for n in value)
+        self.caps_exempt_wire = frozenset(n.canonicalize().to_wire() for n in names)
+        self.caps_exempt_names = tuple(n.to_text() for n in names)
 
     cdef double now(self) except? -1.0:
         return read_clock(self.clock)

@@ -158,6 +158,10 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("upstream_capped_total", "counter",
            "Questions ended SERVFAIL: the upstream sockets in flight were at their cap.",
            [("", e.get("upstream_capped", 0))])
+    metric("upstream_caps_fallbacks_total", "counter",
+           "Replies whose question came back in another case than the query's random one "
+           "(use-caps-for-id): the question asked again as given.",
+           [("", e.get("caps_fallbacks", 0))])
     metric("coalesced_total", "counter",
            "Client questions that joined the resolution of the same question in flight.",
            [("", e.get("coalesced", 0))])

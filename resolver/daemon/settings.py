@@ -537,6 +537,31 @@ TABLE: tuple[Setting, ...] = (*section(
                 "more label of the name only; a minimised query that fails (timeout, REFUSED, "
                 "SERVFAIL, FORMERR, or NXDOMAIN from an unsigned zone) is asked again with the "
                 "full name, and that zone is asked full names for ``infra-host-ttl``."),
+    Setting("use_caps_for_id", 'bool', False, boolean,
+            engine="caps_for_id",
+            flag=Flag(None, "random case in the names of UDP queries to authorities "
+                      "(0x20)", form="both"),
+            doc="The letters of each upstream UDP query's name in a case drawn at random, "
+                "a bit per letter, which a reply must echo exactly (Unbound's "
+                "``use-caps-for-id``, draft-vixie-dnsext-dns0x20): a forged reply must "
+                "guess it on top of the query's ID and port. A reply whose question comes "
+                "back in another case (a server that does not echo it, or a forgery) is not "
+                "taken: the question is asked again of the same server with the name as it "
+                "was, as is every later query of that resolution, and the fallback counted "
+                "(``caps_fallbacks``). Unbound then asks all the zone's servers and wants "
+                "the same reply from each; corenet takes the one server's. PTR queries go out "
+                "as given (Unbound sends them in random case but does not check the reply's, "
+                "for middleboxes that mangle reverse names), and so do queries over TCP and "
+                "TLS. Off by default, as Unbound's."),
+    Setting("caps_exempt", 'tuple[str, ...]', (), domains,
+            engine="caps_exempt",
+            aliases=("caps-whitelist",),
+            flag=Flag("DOMAIN", "no random case in queries at or below this domain "
+                      "(repeatable)", repeat=True),
+            example='["licdn.com."]',
+            doc="Domains at and below which queries keep their name's case when "
+                "``use-caps-for-id`` is on (Unbound's ``caps-exempt``, formerly "
+                "``caps-whitelist``): for the zones whose servers do not echo it."),
     Setting("do_ip4", 'bool', True, boolean,
             engine="do_ip4",
             flag=Flag(None, "ask authorities over IPv4", form="both"),

@@ -404,7 +404,6 @@ FIXED = {
                                "with validation"),
     "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
     "edns-buffer-size": ("1232", "the EDNS size sent to authorities is 1232 bytes"),
-    "use-caps-for-id": ("no", "0x20 case randomisation is not done"),
     "edns-tcp-keepalive": ("no", "TCP keepalive (RFC 7828) is not sent"),
     "prefer-ip6": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "val-clean-additional": ("yes", "the additional section is always checked"),

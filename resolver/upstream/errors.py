@@ -17,6 +17,12 @@ class UpstreamUnreachable(UpstreamFailure):
     refused the send at once, so it cost no time, and retrying soon is pointless."""
 
 
+class CapsMismatch(UpstreamFailure):
+    """The reply carries the query's ID and question, but the question's name with its
+    letters in another case than the query's random one (``use-caps-for-id``): a server
+    that does not echo the case, or a forgery that did not guess it."""
+
+
 class NoDescriptors(Exception):
     """This process is out of file descriptors (EMFILE, ENFILE): load on our side, not a
     fault of the server, which is not penalised for it."""

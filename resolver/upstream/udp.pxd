@@ -3,6 +3,7 @@ cpdef int fresh_id() except -1
 cpdef bint needs_retry(bytes reply, bint edns)
 cpdef Py_ssize_t sockets_in_flight()
 cpdef str source_for(object source, str addr)
+cpdef bytes mixed_case(bytes name)
 
 
 cdef class UDPQuery
@@ -36,11 +37,16 @@ cdef class UDPQuery:
     cdef object stats
     cdef int max_jumps
     cdef int max_records
+    # the name's case drawn at random (use-caps-for-id): the question as the caller asked
+    # it, which a reply echoing ``question`` exactly gets back before it is parsed; None
+    # for a query sent as asked
+    cdef public bytes asked
 
     cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
                   double timeout, stats, limits, on_done, bint defer,
                   object source=*) except -1
     cdef _finish(self, bytes reply, parsed, error)
     cdef bint _matches(self, Py_ssize_t n) noexcept
+    cdef bint _case_differs(self, Py_ssize_t n) noexcept
     cdef int _read(self) except -1
     cpdef close(self)

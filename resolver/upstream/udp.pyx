@@ -7,7 +7,10 @@ socket watched on the running loop (on corenet's, an ``FdWatcher`` of its C API 
 straight from epoll; on another loop, ``add_reader``). A datagram is accepted only with the
 query's ID, QR set, one question and that question byte for byte (case-sensitive); anything
 else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the query keeps
-waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
+waiting. A query whose name went out in random case (``use-caps-for-id``: ``mixed_case``,
+the question as the caller asked it in ``asked``) ends with ``CapsMismatch`` on a reply that
+echoes the question in another case, and a reply that echoes it exactly gets the question
+back as asked before it is parsed. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
 ``UpstreamFailure`` on an ICMP error (``UpstreamUnreachable`` when the host has no way to the
 address); ``close()`` must follow, also on cancellation.
 
@@ -25,7 +28,7 @@ Addresses must be numeric (``inet_pton``): the root hints are checked when they 
 glue and A/AAAA data are numeric by construction. Anything else raises ``UpstreamFailure``.
 """
 from libc.errno cimport errno, EAGAIN, EINTR
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8
 
@@ -41,8 +44,8 @@ from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, TimerHandle, call_before_po
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.answer cimport monotonic
-from resolver.upstream.errors import (OUT_OF_DESCRIPTORS, UNREACHABLE_ERRNOS, NoDescriptors,
-                                      SocketCap,
+from resolver.upstream.errors import (OUT_OF_DESCRIPTORS, UNREACHABLE_ERRNOS, CapsMismatch,
+                                      NoDescriptors, SocketCap,
                                       UpstreamFailure, UpstreamTimeout, UpstreamUnreachable)
 from resolver.wire.codec cimport parse_response
 from resolver.wire.codec import WireError
@@ -66,6 +69,40 @@ cpdef int fresh_id() except -1:
         _ids_left = 256
     _ids_left -= 1
     return _ids[_ids_left]
+
+
+cdef unsigned char _bits[256]
+cdef int _bits_left = 0
+
+
+cpdef bytes mixed_case(bytes name):
+    """``name`` (wire format) with the case of each letter drawn at random from the
+    kernel's CSPRNG, a bit per letter (``use-caps-for-id``, "0x20"): what a forged reply
+    must guess on top of the ID and the port. Label lengths (at most 63) are never
+    letters."""
+    global _bits_left
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), i
+    cdef bytes out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(name), n)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef unsigned char c, pool = 0
+    cdef int left = 0
+    cdef bytes raw
+    for i in range(n):
+        c = p[i] | 0x20
+        if c < 97 or c > 122:
+            continue
+        if left == 0:
+            if _bits_left == 0:
+                raw = os.urandom(256)
+                memcpy(_bits, PyBytes_AS_STRING(raw), 256)
+                _bits_left = 256
+            _bits_left -= 1
+            pool, left = _bits[_bits_left], 8
+        if pool & 1:
+            p[i] ^= 0x20
+        pool >>= 1
+        left -= 1
+    return out
 
 
 cpdef str source_for(object source, str addr):
@@ -111,6 +148,7 @@ cdef extern from "<unistd.h>" nogil:
 cdef object _Failure = UpstreamFailure
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
+cdef object _CapsMismatch = CapsMismatch
 cdef frozenset _unreachable_errnos = UNREACHABLE_ERRNOS
 cdef frozenset _out_of_descriptors = OUT_OF_DESCRIPTORS
 
@@ -165,6 +203,13 @@ cdef class _Watch(FdWatcher):
             loop.call_exception_handler({"message": f"upstream UDP query to {q.addr} failed",
                                          "exception": exc})
         return 0
+
+
+cdef inline bint _answers(Py_ssize_t n, unsigned int qid, Py_ssize_t ql) noexcept:
+    """The datagram of ``n`` bytes in ``_buf`` is a response with ID ``qid`` and one
+    question, long enough to hold a question of ``ql`` bytes."""
+    return (n >= 12 + ql and _buf[0] == (qid >> 8) and _buf[1] == (qid & 0xFF)
+            and (_buf[2] & 0x80) != 0 and _buf[4] == 0 and _buf[5] == 1)
 
 
 cdef class UDPQuery:
@@ -301,12 +346,22 @@ cdef class UDPQuery:
                 fut.set_exception(error)
 
     cdef bint _matches(self, Py_ssize_t n) noexcept:
-        cdef Py_ssize_t ql = PyBytes_GET_SIZE(self.question)
-        return (n >= 12 + ql
-                and _buf[0] == (self.qid >> 8) and _buf[1] == (self.qid & 0xFF)
-                and (_buf[2] & 0x80) != 0
-                and _buf[4] == 0 and _buf[5] == 1
-                and memcmp(_buf + 12, PyBytes_AS_STRING(self.question), ql) == 0)
+        return _answers(n, self.qid, PyBytes_GET_SIZE(self.question)) and memcmp(
+            _buf + 12, PyBytes_AS_STRING(self.question), PyBytes_GET_SIZE(self.question)) == 0
+
+    cdef bint _case_differs(self, Py_ssize_t n) noexcept:
+        """The datagram has the query's ID, QR and one question, and the question is the
+        query's but for the case of letters in its name."""
+        cdef Py_ssize_t ql = PyBytes_GET_SIZE(self.question), i
+        cdef const unsigned char *q = <const unsigned char *>PyBytes_AS_STRING(self.question)
+        cdef unsigned char a, b
+        if not _answers(n, self.qid, ql) or memcmp(_buf + 12 + ql - 4, q + ql - 4, 4) != 0:
+            return False
+        for i in range(ql - 4):
+            a, b = _buf[12 + i], q[i]
+            if a != b and ((a | 0x20) != (b | 0x20) or (a | 0x20) < 97 or (a | 0x20) > 122):
+                return False
+        return True
 
     def _readable(self):
         """The readiness callback on other asyncio loops."""
@@ -330,11 +385,18 @@ cdef class UDPQuery:
                 self._finish(None, None, _failure(self.addr, err))
                 return 0
             if not self._matches(n):
+                if self.asked is not None and self._case_differs(n):
+                    self._finish(None, None, _CapsMismatch(
+                        f"{self.addr}: the reply's question is not in the query's case "
+                        f"(use-caps-for-id)"))
+                    return 0
                 if self.stats is not None:
                     self.stats.dropped_mismatched += 1
                 if isinstance(self.on_done, QueryDone):
                     (<QueryDone>self.on_done).unwanted(self)
                 continue
+            if self.asked is not None:      # the question back as the caller asked it
+                memcpy(_buf + 12, PyBytes_AS_STRING(self.asked), PyBytes_GET_SIZE(self.asked))
             data = PyBytes_FromStringAndSize(<char*>_buf, n)
             # Parsed here so that a malformed datagram (an off-path forgery that guessed the
             # ID, or a broken server) is dropped and the real answer still awaited.

@@ -242,7 +242,7 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
                  "private-address: 10.0.0.0/8 -> private-address",
                  "edns-buffer-size: 1232 -> nothing to write (the EDNS size sent to "
                  "authorities is 1232 bytes)",
-                 "use-caps-for-id: no -> nothing to write (0x20"):
+                 "use-caps-for-id: no -> use-caps-for-id"):
         assert line in report, report
     for action in ("0.0.0.0/0 refuse", "10.1.0.0/16 deny", "10.3.0.0/16 deny_non_local"):
         assert f"access-control: {action} -> access-control" in report, report

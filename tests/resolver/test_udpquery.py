@@ -343,3 +343,46 @@ def test_an_ipv4_address_is_read_as_inet_pton_reads_it(text):
         q.close()
     finally:
         lp.close()
+
+
+def test_mixed_case_draws_each_letter_s_case_and_leaves_the_rest():
+    name = from_text("a-1.Example.COM.")
+    drawn = {udp.mixed_case(name) for _ in range(400)}
+    assert {d.lower() for d in drawn} == {name.lower()}
+    # 11 letters: 2048 forms, of which 400 draws show most
+    assert len(drawn) > 300
+    for d in drawn:                                # the labels' lengths and "-1" as they were
+        assert [d[i] for i in (0, 2, 3, 4, 12, 16)] == [name[i] for i in (0, 2, 3, 4, 12, 16)]
+
+
+@pytest.mark.parametrize("echo", ["exact", "other case", "lower case"])
+def test_a_query_in_random_case_takes_only_its_own_case_back(loop, run, server, echo):
+    """With ``asked`` (use-caps-for-id) the query's question is in random case: a reply
+    echoing it exactly is taken with the question put back as asked, and one whose question
+    differs from it only in case ends the query with CapsMismatch (not a drop and a wait)."""
+    stats = Counts()
+    mixed = udp.mixed_case(QNAME)
+    while mixed in (QNAME, QNAME.lower()):
+        mixed = udp.mixed_case(QNAME)
+    sent_question = mixed + QUESTION[-4:]
+    other = {"exact": sent_question, "other case": sent_question.swapcase(),
+             "lower case": QUESTION.lower()}[echo]
+    _serve(loop, server, lambda q: [_reply(q, question=other)])
+
+    async def go():
+        wire = build_query(0x1234, mixed, 1, 1, edns=False)
+        q = udp.UDPQuery(asyncio.get_running_loop(), "127.0.0.1", server.getsockname()[1],
+                         wire, 0x1234, sent_question, 2.0, stats, DEFAULT)
+        q.asked = QUESTION
+        try:
+            return await q.fut
+        finally:
+            q.close()
+
+    if echo == "exact":
+        reply, _ = run(go(), timeout=5)
+        assert reply[12:12 + len(QUESTION)] == QUESTION          # as the caller asked
+    else:
+        with pytest.raises(errors.CapsMismatch):
+            run(go(), timeout=5)
+    assert stats.dropped_mismatched == 0
