@@ -644,9 +644,9 @@ cdef class Resolution:
 
     cdef bint _caps_apply(self, CQuery qa):
         """Whether the query ``qa`` goes out with its name in random case (``caps_for_id``
-        on): not a PTR query (reverse names are mangled by some middleboxes, as Unbound
-        leaves them), nor one whose name or question is at or below a ``caps_exempt``
-        domain."""
+        on): not a PTR query (some middleboxes mangle the case of reverse names: Unbound
+        does not check a PTR reply's), nor one whose name or question is at or below a
+        ``caps_exempt`` domain."""
         if qa.qtype == _PTR:
             return False
         cdef frozenset exempt = self.resolver.caps_exempt_wire

@@ -10,9 +10,10 @@ else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the q
 waiting. A query whose name went out in random case (``use-caps-for-id``: ``mixed_case``,
 the question as the caller asked it in ``asked``) ends with ``CapsMismatch`` on a reply that
 echoes the question in another case, and a reply that echoes it exactly gets the question
-back as asked before it is parsed. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
-``UpstreamFailure`` on an ICMP error (``UpstreamUnreachable`` when the host has no way to the
-address); ``close()`` must follow, also on cancellation.
+back as asked before it is parsed. ``fut`` gets (reply wire, wire.Parsed),
+``UpstreamTimeout`` at the timeout or ``UpstreamFailure`` on an ICMP error
+(``UpstreamUnreachable`` when the host has no way to the address); ``close()`` must follow,
+also on cancellation.
 
 With ``on_done`` there is no future: ``on_done(query)`` is called once (in C when it is a
 ``QueryDone``), straight from the readiness or timer callback, with the outcome in
@@ -82,6 +83,8 @@ cpdef bytes mixed_case(bytes name):
     letters."""
     global _bits_left
     cdef Py_ssize_t n = PyBytes_GET_SIZE(name), i
+    if n < 2:                     # the root (and CPython's shared one-byte objects)
+        return name
     cdef bytes out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(name), n)
     cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
     cdef unsigned char c, pool = 0
