@@ -51,9 +51,10 @@ class Limits:
     #: than this for one question either: each try costs it a query or a TLS handshake.
     max_tries_per_server: int = 2
 
-    #: Timeout of one upstream UDP query, seconds, before RTT is known (RFC 6298-style RTO seed),
-    #: and its bounds once the smoothed RTT is known.
-    initial_rto: float = 0.4
+    #: Timeout of one upstream UDP query, seconds, before RTT is known (RFC 6298-style RTO seed,
+    #: Unbound's unknown-server-time-limit), and its bounds once the smoothed RTT is known
+    #: (Unbound's infra-cache-min-rtt; its infra-cache-max-rtt is two minutes).
+    initial_rto: float = 0.376
     min_rto: float = 0.05
     max_rto: float = 1.5
 

@@ -322,7 +322,7 @@ def _toml_value(v: Any) -> str:
 
 #: Unbound options whose corenet key has another name that the settings table does not list
 #: (limits, which take no other names)
-OTHER_NAMES = {"outgoing-range": "max-upstream-sockets"}
+OTHER_NAMES = {"outgoing-range": "max-upstream-sockets", "http-max-streams": "doh-max-streams"}
 #: settings naming files: read against Unbound's ``directory``
 PATHS = {"root-hints", "pidfile", "logfile", "auto-trust-anchor-file", "trust-anchor",
          "tls-service-key", "tls-service-pem", "tls-cert-bundle", "tls-session-ticket-keys"}
@@ -369,6 +369,8 @@ def hint(key: str) -> str | None:
 
 #: server: options whose Unbound value is milliseconds, corenet's seconds
 MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idle-timeout",
+                "unknown-server-time-limit": "initial-rto", "infra-cache-min-rtt": "min-rto",
+                "infra-cache-max-rtt": "max-rto",
                 "serve-expired-client-timeout": "serve-stale-client-timeout"}
 #: server: options whose effect corenet has without a setting: why
 BUILT_IN = {
@@ -466,6 +468,10 @@ DEFAULTS_UNLIKE_UNBOUND = {
     "outgoing-range": ("4096", "corenet counts sockets in flight, not ports: 1024 in flight "
                                "at 50 ms each is 20,000 misses a second"),
     "max-udp-size": ("4096", "DNS Flag Day 2020's 1232 bytes: no IP fragmentation"),
+    "infra-cache-max-rtt": ("120000", "a server's timeout grows to 1.5 s at most: every "
+                                      "answer is due within max-query-time (4 s), and a "
+                                      "server that keeps timing out is marked down and "
+                                      "probed, not waited for"),
     "use-syslog": ("yes", "under systemd standard error already reaches the journal, with "
                           "each line's priority"),
     "ede": ("no", "a failed answer says why (RFC 8914: DNSSEC bogus, no reachable "

@@ -23,6 +23,8 @@ from ports import pick_port
 from dnslab.unbound import local_unbound
 from procs import stop as stop_process
 from resolver.daemon import settings, unbound_conf
+from resolver.daemon.config import build
+from resolver.limits import DEFAULT
 
 EXAMPLE = Path("/usr/share/doc/unbound/examples/unbound.conf")
 DEBIAN = Path("/etc/unbound/unbound.conf")
@@ -413,8 +415,6 @@ def test_includes_are_bounded(tmp_path):
 
 
 def test_the_toml_takes_unbound_s_names_and_sizes_and_names_the_key_meant(tmp_path):
-    from resolver.daemon.config import build
-
     conf = tmp_path / "c.toml"
     conf.write_text('interface = ["127.0.0.1@5353", "::1"]\nnum-threads = 2\n'
                     'cache-size = "96m"\nnum-queries-per-thread = 512\n'
@@ -571,3 +571,27 @@ def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path
         "only udp-connect: yes is corenet's: each upstream UDP socket is connected to its "
         "server",
         "only trust-anchor-signaling: no is corenet's: no key tag queries (RFC 8145) are sent"]
+
+
+def test_the_infra_cache_timeouts_and_http_streams_are_carried_over(tmp_path):
+    """Unbound's retransmit bounds (milliseconds) become the limits that are the same
+    thing in seconds, and its HTTP/2 stream cap the DoH listener's: Unbound's defaults read
+    back as corenet's own where the two agree."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n  infra-cache-min-rtt: 100\n  infra-cache-max-rtt: 3000\n"
+                    "  unknown-server-time-limit: 1128\n  http-max-streams: 50\n")
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert conv.unmapped == []
+    limits = build(str(conf)).limits
+    assert (limits.min_rto, limits.max_rto, limits.initial_rto, limits.doh_max_streams) == \
+        (0.1, 3.0, 1.128, 50)
+    checkconf = installed("unbound-checkconf", "unbound")
+    empty = tmp_path / "empty.conf"
+    empty.write_text("server:\n")
+    for option, field in (("infra-cache-min-rtt", "min_rto"),
+                          ("unknown-server-time-limit", "initial_rto"),
+                          ("http-max-streams", "doh_max_streams")):
+        theirs = subprocess.run([checkconf, "-o", option, str(empty)], capture_output=True,
+                                text=True, timeout=30).stdout.strip()
+        one = unbound_conf.convert([unbound_conf.Option("server", option, (theirs,), "-", 1)])
+        assert list(one.settings.values()) == [getattr(DEFAULT, field)], option
