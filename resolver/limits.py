@@ -15,7 +15,8 @@ class Limits:
     #: referrals longer than this is a broken or hostile delegation.
     max_referrals: int = 30
 
-    #: CNAME/DNAME links followed for one client query (Unbound restarts at most 11 times).
+    #: CNAME/DNAME links followed for one client query (Unbound restarts at most 11 times:
+    #: its max-query-restarts).
     max_cname_chain: int = 11
 
     #: NS names resolved (as sub-queries, for want of glue) per delegation. Bounds the

@@ -322,7 +322,8 @@ def _toml_value(v: Any) -> str:
 
 #: Unbound options whose corenet key has another name that the settings table does not list
 #: (limits, which take no other names)
-OTHER_NAMES = {"outgoing-range": "max-upstream-sockets", "http-max-streams": "doh-max-streams"}
+OTHER_NAMES = {"outgoing-range": "max-upstream-sockets", "http-max-streams": "doh-max-streams",
+               "max-query-restarts": "max-cname-chain"}
 #: settings naming files: read against Unbound's ``directory``
 PATHS = {"root-hints", "pidfile", "logfile", "auto-trust-anchor-file", "trust-anchor",
          "tls-service-key", "tls-service-pem", "tls-cert-bundle", "tls-session-ticket-keys"}
@@ -408,6 +409,9 @@ FIXED = {
     "edns-buffer-size": ("1232", "the EDNS size sent to authorities is 1232 bytes"),
     "edns-tcp-keepalive": ("no", "TCP keepalive (RFC 7828) is not sent"),
     "prefer-ip6": ("no", "authorities are chosen by measured RTT, whatever the family"),
+    "prefer-ip4": ("no", "authorities are chosen by measured RTT, whatever the family"),
+    "tls-use-sni": ("yes", "a forward zone's TLS server is sent its authentication name "
+                           "(forward-addr's #NAME) as SNI"),
     "val-clean-additional": ("yes", "the additional section is always checked"),
     "statistics-interval": ("0", "statistics are not logged periodically: read stats or the "
                                  "metrics"),

@@ -573,18 +573,19 @@ def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path
         "only trust-anchor-signaling: no is corenet's: no key tag queries (RFC 8145) are sent"]
 
 
-def test_the_infra_cache_timeouts_and_http_streams_are_carried_over(tmp_path):
+def test_the_infra_cache_timeouts_streams_and_restarts_are_carried_over(tmp_path):
     """Unbound's retransmit bounds (milliseconds) become the limits that are the same
-    thing in seconds, and its HTTP/2 stream cap the DoH listener's: Unbound's defaults read
-    back as corenet's own where the two agree."""
+    thing in seconds, its HTTP/2 stream cap the DoH listener's and its CNAME restarts the
+    chain's: Unbound's defaults read back as corenet's own where the two agree."""
     conf = tmp_path / "unbound.conf"
     conf.write_text("server:\n  infra-cache-min-rtt: 100\n  infra-cache-max-rtt: 3000\n"
-                    "  unknown-server-time-limit: 1128\n  http-max-streams: 50\n")
+                    "  unknown-server-time-limit: 1128\n  http-max-streams: 50\n"
+                    "  max-query-restarts: 5\n")
     conv = unbound_conf.convert(unbound_conf.read(str(conf)))
     assert conv.unmapped == []
     limits = build(str(conf)).limits
-    assert (limits.min_rto, limits.max_rto, limits.initial_rto, limits.doh_max_streams) == \
-        (0.1, 3.0, 1.128, 50)
+    assert (limits.min_rto, limits.max_rto, limits.initial_rto, limits.doh_max_streams,
+            limits.max_cname_chain) == (0.1, 3.0, 1.128, 50, 5)
     checkconf = installed("unbound-checkconf", "unbound")
     empty = tmp_path / "empty.conf"
     empty.write_text("server:\n")
