@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 import typing
-from typing import Iterable
+from typing import Any, Iterable
 
 import dns.exception
 import dns.message
@@ -209,8 +209,9 @@ class Resolver(ResolverCore):
         #: the networks no query is sent to, or None
         self.unqueried = _networks.make(do_not_query_address)
         #: the CH-class TXT questions answered about this resolver (``resolver.chaos``:
-        #: name -> rdata); none by default, every CH question REFUSED
-        self.chaos: dict[bytes, bytes] = {}
+        #: name -> rdata, or a function of the resolver giving its rdatas); none by
+        #: default, every CH question REFUSED
+        self.chaos: dict[bytes, Any] = {}
         #: a query of type ANY is answered NOTIMP (Unbound's ``deny-any``); local zones
         #: still answer it
         self.deny_any = False

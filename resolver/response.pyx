@@ -351,9 +351,10 @@ cpdef object chaos_wire(object r, bytes q, Parsed m, bint edns, bint do):
     rdata = r.chaos.get(m.qname.lower())
     if rdata is None:
         return None
+    rdatas = (rdata,) if type(rdata) is bytes else rdata(r)   # the trust anchors: asked now
     return build_response(int.from_bytes(q[:2], "big"),
                           0x8080 | (q[2] & 0x01) << 8 | (q[3] & 0x10),
-                          m.question, [(m.qname, 16, 3, 0, rdata)], [], [],
+                          m.question, [(m.qname, 16, 3, 0, rd) for rd in rdatas], [], [],
                           edns=edns, do=do, rcode=0)
 
 

@@ -533,10 +533,10 @@ def acl_entries(cfg: Config) -> list:
             *((net, ACL_STANDING[action]) for net, action in cfg.access_control)]
 
 
-def chaos_answers(cfg: Config) -> dict[bytes, bytes]:
+def chaos_answers(cfg: Config) -> dict:
     """The CH-class answers about this server (``resolver.chaos``): its identity (the host
-    name unless ``identity`` says) and version (``corenet-resolver VERSION`` unless
-    ``version`` says), each unless hidden."""
+    name unless ``identity`` says), version (``corenet-resolver VERSION`` unless
+    ``version`` says) and trust anchors, each unless hidden."""
     import socket
 
     from corenet import __version__
@@ -544,7 +544,8 @@ def chaos_answers(cfg: Config) -> dict[bytes, bytes]:
 
     return chaos.answers(None if cfg.hide_identity else cfg.identity or socket.gethostname(),
                          None if cfg.hide_version else
-                         cfg.version or f"corenet-resolver {__version__}")
+                         cfg.version or f"corenet-resolver {__version__}",
+                         not cfg.hide_trustanchor)
 
 
 def warn_unbindable(addresses) -> None:

@@ -511,6 +511,15 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="CH-class TXT (or ANY) questions for ``version.server.`` and ``version.bind.`` "
                 "are REFUSED (Unbound's ``hide-version``). Off, they "
                 "are answered with ``version``."),
+    Setting("hide_trustanchor", 'bool', False, boolean,
+            flag=Flag(None, "answer trustanchor.unbound (CH TXT) with REFUSED", form="both"),
+            restart=True,
+            doc="CH-class TXT (or ANY) questions for ``trustanchor.unbound.`` are REFUSED "
+                "(Unbound's ``hide-trustanchor``). Off, as Unbound's by default, they are "
+                "answered with a TXT record per zone with a trust anchor: its name and the "
+                "key tags of its anchors (``. 20326 38696``), as they are when asked (RFC "
+                "5011 rolls them), and no record without validation. The tags are public: "
+                "a monitor reads from them which root key the resolver trusts."),
     Setting("version", 'str | None', None, optional(text),
             restart=True,
             doc="What ``version.server.`` and ``version.bind.`` answer when ``hide-version`` "

@@ -1,7 +1,8 @@
-"""``hide-identity``, ``identity``, ``hide-version``, ``version`` and ``deny-any`` as Unbound's:
-the daemon and the real Unbound with the same lines give the same responses (rcode, flags,
-answer records) to the CH-class questions about the server and to ANY questions, with and
-without EDNS, RD set and clear. The CH answers are built by ``resolver.chaos``."""
+"""``hide-identity``, ``identity``, ``hide-version``, ``version``, ``hide-trustanchor`` and
+``deny-any`` as Unbound's: the daemon and the real Unbound with the same lines give the same
+responses (rcode, flags, answer records) to the CH-class questions about the server and to
+ANY questions, with and without EDNS, RD set and clear. The CH answers are built by
+``resolver.chaos``."""
 from __future__ import annotations
 
 import dns.flags
@@ -94,3 +95,60 @@ def test_checkconf_reads_them(tmp_path):
     assert r.returncode == 2 and "deny-any" in r.stderr and "true or false" in r.stderr
     conf.write_text('hide-version = false\nversion = "x"\ndeny-any = true\n')
     assert cli("checkconf", str(conf)).returncode == 0
+
+
+#: Trust anchors given to both: two root keys, a signed zone's, and a negative anchor
+ANCHORS = (". 3600 IN DS 20326 8 2 "
+           "E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n"
+           ". 3600 IN DS 38696 8 2 "
+           "683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16\n"
+           "example.com. 3600 IN DS 370 13 2 "
+           "BE74359954660069D5C63D200C39F5603827D7DD02B56F120EE9F3A86764247C\n")
+
+
+@pytest.mark.parametrize("hide", [False, True], ids=["shown", "hidden"])
+def test_trustanchor_unbound_as_unbound_answers_it(tmp_path, hide):
+    """``trustanchor.unbound.`` CH TXT: a record per zone with a trust anchor, its name and
+    its key tags in order, beside a real Unbound validating from the same anchors (a
+    negative anchor shows nothing); REFUSED on both with ``hide-trustanchor``."""
+    from dnslab.unbound import local_unbound, unasked_root_hints
+
+    installed("unbound", "unbound")
+    hints = unasked_root_hints(tmp_path / "root.hints")
+    anchors = tmp_path / "anchors.key"
+    anchors.write_text(ANCHORS)
+    (tmp_path / "unbound").mkdir()
+    uport = pick_port(["127.0.0.1"])
+    yes = "yes" if hide else "no"
+    proc = local_unbound(tmp_path / "unbound", uport, [
+        f'root-hints: "{hints}"', 'module-config: "validator iterator"',
+        f'trust-anchor-file: "{anchors}"', 'domain-insecure: "insecure.example."',
+        f"hide-trustanchor: {yes}"])
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text(f'trust-anchor = "{anchors}"\ndomain-insecure = ["insecure.example."]\n'
+                    f"hide-trustanchor = {str(hide).lower()}\n")
+    d = Daemon(tmp_path / "daemon", None, "--config", str(conf), "--root-hints", str(hints))
+    try:
+        d.start()
+        for rdtype in ("TXT", "ANY"):
+            q = dns.message.make_query("trustanchor.unbound.", rdtype, rdclass="CH")
+            theirs = dns.query.udp(q, "127.0.0.1", port=uport, timeout=5)
+            ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=5)
+            assert shape(ours) == shape(theirs), f"ours:\n{ours}\nunbound:\n{theirs}"
+        texts = [rd.to_text() for rrset in ours.answer for rd in rrset]
+        if hide:
+            assert ours.rcode() == dns.rcode.REFUSED and texts == []
+        else:
+            assert texts == ['". 20326 38696"', '"example.com. 370"']
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
+
+
+def test_trustanchor_unbound_has_no_record_without_validation():
+    import resolver
+
+    r = resolver.Resolver(validate=False)
+    assert chaos.anchor_texts(r) == []
+    r = resolver.Resolver()
+    assert [t[1:] for t in chaos.anchor_texts(r)] == [b". 20326 38696"]   # the shipped keys
