@@ -31,6 +31,21 @@ from resolver.daemon.tcp_framer import DNSFrameReceiver
 RESERVED: dict[tuple[int, str, int], socket.socket] = {}
 
 
+#: Linux's IP_FREEBIND and IP_TRANSPARENT (Python names only the second)
+IP_FREEBIND = 15
+IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)
+
+
+def listen_options(cfg) -> tuple[tuple[int, int, int], ...]:
+    """The socket options ``cfg`` asks of every listening socket, as (level, option,
+    value): IP_FREEBIND (``ip-freebind``: an address not, or not yet, on the host may be
+    bound, as a listener started before its interface comes up needs) and IP_TRANSPARENT
+    (``ip-transparent``: any address, as traffic a firewall redirects there needs; the
+    kernel asks for CAP_NET_ADMIN), as Unbound sets them on its interfaces."""
+    return (((socket.SOL_IP, IP_FREEBIND, 1),) if cfg.ip_freebind else ()) + \
+        (((socket.SOL_IP, IP_TRANSPARENT, 1),) if cfg.ip_transparent else ())
+
+
 def bind_ahead(cfg, count: int) -> list[dict[tuple[int, str, int], socket.socket]]:
     """``count`` sets of the sockets ``cfg``'s listeners bind (UDP and TCP of ``listen``,
     the TCP of the encrypted listeners), SO_REUSEPORT, one set per worker, for
@@ -41,30 +56,33 @@ def bind_ahead(cfg, count: int) -> list[dict[tuple[int, str, int], socket.socket
         [(socket.SOCK_STREAM, h, p) for h, p in cfg.listen] + \
         [(socket.SOCK_STREAM, h, p)
          for h, p in (*cfg.tls_listen, *cfg.https_listen, *cfg.http_listen)]
+    options = listen_options(cfg)
     for kind, host, port in wanted:
         if port == 0:                   # each worker's own port: bound by the worker
             continue
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for held in sets:
             try:
-                held[(kind, host, port)] = _bind(family, kind, host, port, True)
+                held[(kind, host, port)] = _bind(family, kind, host, port, True, options)
             except OSError:
                 break
     return sets
 
 
-def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
+def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool,
+                options: tuple = ()) -> socket.socket:
     """A non-blocking socket of ``family`` and ``kind`` bound to (``host``, ``port``): the
     one bound ahead (:data:`RESERVED`), else a new one with SO_REUSEADDR for a stream,
-    SO_REUSEPORT when asked (workers share the port), IPv6 only on an IPv6 address, closed
-    again if any step fails."""
+    SO_REUSEPORT when asked (workers share the port), IPv6 only on an IPv6 address, and
+    ``options`` (:func:`listen_options`), closed again if any step fails."""
     held = RESERVED.pop((kind, host, port), None)
     if held is not None:
         return held
-    return _bind(family, kind, host, port, reuseport)
+    return _bind(family, kind, host, port, reuseport, options)
 
 
-def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
+def _bind(family: int, kind: int, host: str, port: int, reuseport: bool,
+          options: tuple = ()) -> socket.socket:
     s = socket.socket(family, kind)
     try:
         s.setblocking(False)
@@ -74,6 +92,8 @@ def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> sock
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        for level, option, value in options:
+            s.setsockopt(level, option, value)
         s.bind((host, port))
     except OSError:
         s.close()

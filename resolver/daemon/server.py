@@ -29,7 +29,7 @@ from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, DENY_ACL, LATE
                                        OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
 from resolver.daemon.connection_limits import ConnectionLimits, Table
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
-                                         bind_socket, proxy_dropped)
+                                         bind_socket, listen_options, proxy_dropped)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_attributes, engine_limits, insecure_domains,
                                     make_zones, tag_networks)
@@ -162,10 +162,11 @@ class Server:
         await self.resolver.start_server_names()
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
+        options = listen_options(self.cfg)
         for host, port in self.cfg.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
-                usock = bind_socket(family, socket.SOCK_DGRAM, host, port, reuse)
+                usock = bind_socket(family, socket.SOCK_DGRAM, host, port, reuse, options)
             except OSError as e:
                 # The default ::1 on a host without IPv6: serve on the rest, as Unbound does.
                 if defaults and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
@@ -174,7 +175,7 @@ class Server:
                 raise OSError(e.errno, f"UDP {address_text(host, port)}: {e.strerror}") from None
             port = usock.getsockname()[1]
             try:
-                tsock = bind_socket(family, socket.SOCK_STREAM, host, port, reuse)
+                tsock = bind_socket(family, socket.SOCK_STREAM, host, port, reuse, options)
             except OSError as e:
                 usock.close()
                 raise OSError(e.errno, f"TCP {address_text(host, port)}: {e.strerror}") from None

@@ -133,6 +133,23 @@ TABLE: tuple[Setting, ...] = (*section(
             flag=Flag("ADDR:PORT", "address to serve on, UDP and TCP (repeatable)", repeat=True),
             restart=True,
             doc="Addresses to serve DNS on (UDP and TCP)."),
+    Setting("ip_freebind", 'bool', False, boolean,
+            flag=Flag(None, "bind listening addresses not (yet) on this host (IP_FREEBIND)",
+                      form="both"),
+            restart=True,
+            doc="Every listening socket (``listen``, ``tls-listen``, ``https-listen``, "
+                "``http-listen``) may be bound to an address this host does not have yet "
+                "(Unbound's ``ip-freebind``, Linux's IP_FREEBIND): the daemon starts before "
+                "the interface that will carry the address is up, and serves on it once it "
+                "is."),
+    Setting("ip_transparent", 'bool', False, boolean,
+            flag=Flag(None, "bind any address, for traffic redirected here (IP_TRANSPARENT)",
+                      form="both"),
+            restart=True,
+            doc="Every listening socket may be bound to any address, on this host or not "
+                "(Unbound's ``ip-transparent``, Linux's IP_TRANSPARENT), as traffic a "
+                "firewall's TPROXY rule sends here needs. The kernel asks for CAP_NET_ADMIN: "
+                "the daemon sets it while it is still root."),
     Setting("proxy_protocol_port", 'tuple[int, ...]', (), ports,
             flag=Flag("PORT", "a port of the listeners whose clients are a proxy sending "
                       "PROXY v2 headers (repeatable)", repeat=True),

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from resolver.daemon import doh_listener, reloads, tls_server
-from resolver.daemon.connections import ProxiedStream, TCPConnection, address_text, bind_socket
+from resolver.daemon.connections import (ProxiedStream, TCPConnection, address_text,
+                                         bind_socket, listen_options)
 
 log = logging.getLogger("resolver.daemon.tls")
 
@@ -377,10 +378,10 @@ class ProxiedTLSConnection(ProxiedStream, TLSConnection):
             self._frames(rest)
 
 
-def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
+def bind_stream(host: str, port: int, reuseport: bool, options: tuple = ()) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = bind_socket(family, socket.SOCK_STREAM, host, port, reuseport)
+        sock = bind_socket(family, socket.SOCK_STREAM, host, port, reuseport, options)
     except OSError as e:
         raise OSError(e.errno, f"TCP {address_text(host, port)}: {e.strerror}") from None
     sock.listen(1024)
@@ -407,7 +408,7 @@ async def start_encrypted(server, loop, reuseport: bool) -> None:
         plans.append((doh_listener.PlainListener(server), cfg.http_listen))
     for listener, addresses in plans:
         for host, port in addresses:
-            sock = bind_stream(host, port, reuseport)
+            sock = bind_stream(host, port, reuseport, listen_options(cfg))
             proxied = port in cfg.proxy_protocol_port
             server.tcp_servers.append(await listener.listen(loop, sock, proxied))
             log.info("serving DNS over %s on %s port %d%s", listener.label.upper(), host,
