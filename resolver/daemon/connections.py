@@ -12,6 +12,7 @@ listeners and the server: it imports neither.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections import deque
 from typing import Any
@@ -22,6 +23,8 @@ from resolver.daemon import proxy_protocol
 from resolver.daemon.admission import OUTSIDE_ACL
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 
+log = logging.getLogger("resolver.daemon.connections")
+
 
 #: Sockets bound ahead for this process, which :func:`bind_socket` hands out before it binds
 #: one itself: (kind, host, port) -> socket. A supervisor binds its workers' while it is
@@ -31,19 +34,53 @@ from resolver.daemon.tcp_framer import DNSFrameReceiver
 RESERVED: dict[tuple[int, str, int], socket.socket] = {}
 
 
-#: Linux's IP_FREEBIND and IP_TRANSPARENT (Python names only the second)
+#: Linux's socket options that Python does not name
 IP_FREEBIND = 15
 IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+#: a buffer size forced past the system's cap (CAP_NET_ADMIN), and the option that asks
+#: for it within the cap when the process may not force it
+UNFORCED = {SO_RCVBUFFORCE: (socket.SO_RCVBUF, "so-rcvbuf", "rmem_max"),
+            SO_SNDBUFFORCE: (socket.SO_SNDBUF, "so-sndbuf", "wmem_max")}
+_warned: set[int] = set()
 
 
-def listen_options(cfg) -> tuple[tuple[int, int, int], ...]:
-    """The socket options ``cfg`` asks of every listening socket, as (level, option,
-    value): IP_FREEBIND (``ip-freebind``: an address not, or not yet, on the host may be
-    bound, as a listener started before its interface comes up needs) and IP_TRANSPARENT
-    (``ip-transparent``: any address, as traffic a firewall redirects there needs; the
-    kernel asks for CAP_NET_ADMIN), as Unbound sets them on its interfaces."""
-    return (((socket.SOL_IP, IP_FREEBIND, 1),) if cfg.ip_freebind else ()) + \
-        (((socket.SOL_IP, IP_TRANSPARENT, 1),) if cfg.ip_transparent else ())
+def listen_options(cfg, kind: int = socket.SOCK_STREAM) -> tuple[tuple[int, int, int], ...]:
+    """The socket options ``cfg`` asks of a listening socket of ``kind``, as (level,
+    option, value), as Unbound sets them on its interfaces: IP_FREEBIND (``ip-freebind``:
+    an address not, or not yet, on the host may be bound, as a listener started before its
+    interface comes up needs), IP_TRANSPARENT (``ip-transparent``: any address, as traffic
+    a firewall redirects there needs; the kernel asks for CAP_NET_ADMIN), and on UDP the
+    receive and send buffers (``so-rcvbuf``, ``so-sndbuf``; 0: the system's), forced past
+    ``net.core.rmem_max`` and ``wmem_max`` while the daemon is root."""
+    out = []
+    if cfg.ip_freebind:
+        out.append((socket.SOL_IP, IP_FREEBIND, 1))
+    if cfg.ip_transparent:
+        out.append((socket.SOL_IP, IP_TRANSPARENT, 1))
+    if kind == socket.SOCK_DGRAM:
+        out += [(socket.SOL_SOCKET, force, size)
+                for force, size in ((SO_RCVBUFFORCE, cfg.so_rcvbuf),
+                                    (SO_SNDBUFFORCE, cfg.so_sndbuf)) if size]
+    return tuple(out)
+
+
+def _setsockopt(s: socket.socket, level: int, option: int, value: int) -> None:
+    """``option`` set on ``s``; a buffer size the process may not force is asked within
+    the system's cap, and said once when the kernel grants less (as Unbound says it)."""
+    try:
+        s.setsockopt(level, option, value)
+        return
+    except PermissionError:
+        if option not in UNFORCED:
+            raise
+    plain, name, cap = UNFORCED[option]
+    s.setsockopt(level, plain, value)
+    granted = s.getsockopt(level, plain) // 2        # the kernel reports it doubled
+    if granted < value and option not in _warned:
+        _warned.add(option)
+        log.warning("%s %d was not granted: got %d; start as root or raise the sysctl "
+                    "net.core.%s", name, value, granted, cap)
 
 
 def bind_ahead(cfg, count: int) -> list[dict[tuple[int, str, int], socket.socket]]:
@@ -56,11 +93,11 @@ def bind_ahead(cfg, count: int) -> list[dict[tuple[int, str, int], socket.socket
         [(socket.SOCK_STREAM, h, p) for h, p in cfg.listen] + \
         [(socket.SOCK_STREAM, h, p)
          for h, p in (*cfg.tls_listen, *cfg.https_listen, *cfg.http_listen)]
-    options = listen_options(cfg)
     for kind, host, port in wanted:
         if port == 0:                   # each worker's own port: bound by the worker
             continue
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        options = listen_options(cfg, kind)
         for held in sets:
             try:
                 held[(kind, host, port)] = _bind(family, kind, host, port, True, options)
@@ -93,7 +130,7 @@ def _bind(family: int, kind: int, host: str, port: int, reuseport: bool,
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         for level, option, value in options:
-            s.setsockopt(level, option, value)
+            _setsockopt(s, level, option, value)
         s.bind((host, port))
     except OSError:
         s.close()

@@ -162,11 +162,12 @@ class Server:
         await self.resolver.start_server_names()
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
+        udp_options = listen_options(self.cfg, socket.SOCK_DGRAM)
         options = listen_options(self.cfg)
         for host, port in self.cfg.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
-                usock = bind_socket(family, socket.SOCK_DGRAM, host, port, reuse, options)
+                usock = bind_socket(family, socket.SOCK_DGRAM, host, port, reuse, udp_options)
             except OSError as e:
                 # The default ::1 on a host without IPv6: serve on the rest, as Unbound does.
                 if defaults and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
@@ -221,10 +222,6 @@ class Server:
         return bool(self.udp) and isinstance(self.udp[0], udp_listener.UDPListener)
 
     async def _serve_udp(self, loop, sock: socket.socket, proxied: bool = False) -> None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        except OSError:
-            pass
         if proxied:
             _, proto = await loop.create_datagram_endpoint(lambda: ProxiedUDPProtocol(self),
                                                            sock=sock)

@@ -150,6 +150,21 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(Unbound's ``ip-transparent``, Linux's IP_TRANSPARENT), as traffic a "
                 "firewall's TPROXY rule sends here needs. The kernel asks for CAP_NET_ADMIN: "
                 "the daemon sets it while it is still root."),
+    Setting("so_rcvbuf", 'int', 4 * 1024 * 1024, size(0, 1024 ** 3),
+            flag=Flag("BYTES", "receive buffer of each UDP listening socket (0: the "
+                      "system's)"),
+            restart=True,
+            doc="The receive buffer of each UDP listening socket (Unbound's ``so-rcvbuf``; "
+                "``4m`` is read too): a burst of queries that comes while the worker is "
+                "busy waits there rather than being dropped by the kernel. As root the "
+                "daemon forces it past ``net.core.rmem_max`` (as Unbound does), else it "
+                "asks within it and says so once when it got less. 0: the system's."),
+    Setting("so_sndbuf", 'int', 0, size(0, 1024 ** 3),
+            flag=Flag("BYTES", "send buffer of each UDP listening socket (0: the system's)"),
+            restart=True,
+            doc="The send buffer of each UDP listening socket (Unbound's ``so-sndbuf``), "
+                "forced past ``net.core.wmem_max`` as root as ``so-rcvbuf`` is; 0, the "
+                "default: the system's."),
     Setting("proxy_protocol_port", 'tuple[int, ...]', (), ports,
             flag=Flag("PORT", "a port of the listeners whose clients are a proxy sending "
                       "PROXY v2 headers (repeatable)", repeat=True),

@@ -348,6 +348,8 @@ def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:
         return None
     if row.key in RECORDS:
         return row.key, str, True
+    if getattr(row.convert, "unit", None) == "bytes":       # "4m"
+        return row.key, memsize, False
     if row.type not in READERS:
         return None
     return (row.key, *READERS[row.type])
@@ -435,8 +437,6 @@ FIXED = {
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
     "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
-    "so-rcvbuf": "the UDP receive buffer is fixed at 4 MiB",
-    "so-sndbuf": "the send buffer is the system's",
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
@@ -472,6 +472,8 @@ DEFAULTS_UNLIKE_UNBOUND = {
     "outgoing-range": ("4096", "corenet counts sockets in flight, not ports: 1024 in flight "
                                "at 50 ms each is 20,000 misses a second"),
     "max-udp-size": ("4096", "DNS Flag Day 2020's 1232 bytes: no IP fragmentation"),
+    "so-rcvbuf": ("0", "4 MiB holds a burst of some 5,000 queries that comes while a worker "
+                       "is busy; the system's 208 KiB holds about 250"),
     "infra-cache-max-rtt": ("120000", "a server's timeout grows to 1.5 s at most: every "
                                       "answer is due within max-query-time (4 s), and a "
                                       "server that keeps timing out is marked down and "

@@ -72,6 +72,7 @@ def size(low: int, high: int | None = None):
                                   f"got {value!r}") from None
         return check(value, what)
     size_.bounds = (low, high)
+    size_.unit = "bytes"          # Unbound's text of it is read with memsize
     return size_
 
 

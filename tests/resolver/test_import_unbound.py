@@ -240,7 +240,7 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
     report = r.stderr
     assert data["private-address"] == ["192.168.0.0/16", "169.254.0.0/16", "172.16.0.0/12",
                                        "10.0.0.0/8", "fd00::/8", "fe80::/10"]
-    for line in ("so-rcvbuf: 1m: the UDP receive buffer is fixed",
+    for line in ("so-rcvbuf: 1m -> so-rcvbuf",
                  "private-address: 10.0.0.0/8 -> private-address",
                  "edns-buffer-size: 1232 -> nothing to write (the EDNS size sent to "
                  "authorities is 1232 bytes)",
@@ -250,7 +250,7 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
         assert f"access-control: {action} -> access-control" in report, report
     r = cli("checkconf", str(conf))
     assert r.returncode == 0 and "ok (Unbound's format" in r.stdout, r.stderr
-    assert "private-address" not in r.stderr and "so-rcvbuf: 1m: not carried over" in r.stderr
+    assert "not carried over" not in r.stderr, r.stderr
     # served: the local zone from the config, and the lab through the converted settings
     d = Daemon(tmp_path / "d", lab, "--config", str(out), listen=False, port=port)
     d.start()
@@ -272,7 +272,11 @@ def test_an_unbound_conf_is_served_and_reloaded_as_it_is(lab, tmp_path):
     d = Daemon(tmp_path / "d", lab, "-c", str(conf), listen=False, port=port)
     d.start()
     try:
-        assert "so-rcvbuf: 1m: not carried over" in d.log_text()
+        assert "not carried over" not in d.log_text()
+        # so-rcvbuf: 1m, forced past the system's cap as root (the kernel shows it doubled)
+        shown = subprocess.run(["ss", "-Hlunm", f"sport = :{port}"], capture_output=True,
+                               text=True, timeout=10).stdout
+        assert f"rb{2 * 1024 * 1024}," in shown, shown
         assert d.ask("router.home.lan").answer[0][0].address == "192.168.1.1"
         assert d.ask("www.example.com").answer
         conf.write_text(conf.read_text().replace("192.168.1.1", "192.168.1.2"))
@@ -401,10 +405,10 @@ def test_an_unknown_keyword_is_refused_as_unbound_refuses_it(tmp_path, text, lin
     assert r.returncode == 2 and f"{conf}:{line}:" in r.stderr, r.stderr
     assert "unknown keyword" in r.stderr
     # an option Unbound knows and corenet has no setting for is still only reported
-    conf.write_text("server:\n  so-rcvbuf: 4m\n")
+    conf.write_text("server:\n  delay-close: 10000\n")
     assert unbound_accepts(conf)[0]
     r = cli("checkconf", str(conf))
-    assert r.returncode == 0 and "so-rcvbuf" in r.stderr, r.stderr
+    assert r.returncode == 0 and "delay-close" in r.stderr, r.stderr
 
 
 def test_includes_are_bounded(tmp_path):

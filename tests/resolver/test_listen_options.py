@@ -1,7 +1,8 @@
-"""``ip-freebind`` and ``ip-transparent`` as Unbound's: a listening address the host does
-not have is refused at start without them, bound with either (IP_FREEBIND, IP_TRANSPARENT
-on every listening socket), over UDP, TCP and the encrypted listeners' TCP, and an
-unbound.conf's lines carry over."""
+"""The listening sockets' options as Unbound's: with ``ip-freebind`` or ``ip-transparent``
+an address the host does not have is bound (refused at start without them) over UDP, TCP
+and the encrypted listeners' TCP; ``so-rcvbuf`` and ``so-sndbuf`` size the UDP sockets'
+buffers past the system's cap as root, within it otherwise (said once); an unbound.conf's
+lines carry over."""
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,7 @@ import pytest
 
 from daemon_proc import Daemon
 from ports import free_port
-from resolver.daemon import unbound_conf
+from resolver.daemon import connections, unbound_conf
 from resolver.daemon.config import build
 from resolver.daemon.connections import _bind, listen_options
 
@@ -75,3 +76,54 @@ def test_an_unbound_conf_s_lines_carry_over(tmp_path):
     cfg = build(str(conf))
     assert (cfg.ip_freebind, cfg.ip_transparent) == (True, True)
     assert len(listen_options(cfg)) == 2 and listen_options(build(None)) == ()
+
+
+def buffers(rcv: int, snd: int = 0):
+    return listen_options(SimpleNamespace(ip_freebind=False, ip_transparent=False,
+                                          so_rcvbuf=rcv, so_sndbuf=snd), socket.SOCK_DGRAM)
+
+
+def _rmem_max() -> int:
+    with open("/proc/sys/net/core/rmem_max") as f:
+        return int(f.read())
+
+
+def test_udp_buffers_are_forced_past_the_system_s_cap_as_root():
+    if os.geteuid() != 0:
+        pytest.skip("forcing a buffer past net.core.rmem_max takes root")
+    want = 4 * _rmem_max()
+    s = _bind(socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1", 0, False, buffers(want, want))
+    try:
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * want   # shown doubled
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * want
+    finally:
+        s.close()
+    assert buffers(0, 0) == ()                        # 0: the system's, nothing set
+    assert listen_options(SimpleNamespace(ip_freebind=False, ip_transparent=False,
+                                          so_rcvbuf=want, so_sndbuf=0)) == ()   # not TCP
+
+
+class Unprivileged(socket.socket):
+    """A socket of a process that may not force a buffer size (no CAP_NET_ADMIN)."""
+
+    def setsockopt(self, level, option, value, *rest):
+        if option in (connections.SO_RCVBUFFORCE, connections.SO_SNDBUFFORCE):
+            raise PermissionError(1, "Operation not permitted")
+        return super().setsockopt(level, option, value, *rest)
+
+
+def test_without_root_the_buffer_is_asked_within_the_cap_and_the_shortfall_said_once(
+        monkeypatch, caplog):
+    monkeypatch.setattr(connections, "_warned", set())
+    want = 4 * _rmem_max()
+    with caplog.at_level("WARNING", logger="resolver.daemon.connections"):
+        for _ in range(2):
+            s = Unprivileged(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                for level, option, value in buffers(want):
+                    connections._setsockopt(s, level, option, value)
+                assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * _rmem_max()
+            finally:
+                s.close()
+    assert caplog.messages == [f"so-rcvbuf {want} was not granted: got {_rmem_max()}; start "
+                               "as root or raise the sysctl net.core.rmem_max"]
