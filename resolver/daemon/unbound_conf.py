@@ -414,6 +414,11 @@ FIXED = {
     "prefer-ip4": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "tls-use-sni": ("yes", "a forward zone's TLS server is sent its authentication name "
                            "(forward-addr's #NAME) as SNI"),
+    "tls-win-cert": ("no", "there is no Windows certificate store here"),
+    "ratelimit-backoff": ("no", "past ratelimit a zone gets one query in ratelimit-factor "
+                                "for the rest of that second, and its full rate the next"),
+    "ip-ratelimit-backoff": ("no", "past ip-ratelimit a client's misses are dropped until "
+                                   "its one-second bucket refills, at ip-ratelimit a second"),
     "val-clean-additional": ("yes", "the additional section is always checked"),
     "statistics-interval": ("0", "statistics are not logged periodically: read stats or the "
                                  "metrics"),
