@@ -120,7 +120,8 @@ def test_engine_settings_are_set_at_start_and_changed_at_reload(lab):
     # a value away from the default for each: a switch flipped, else one from this table,
     # with the attribute's value for it and for the default where the two differ
     other = {"outgoing_interface": (("127.0.0.9", "::1"), ("127.0.0.9", "::1"), None),
-             "val_log_level": (2, 2, 0)}
+             "val_log_level": (2, 2, 0),
+             "caps_exempt": (("Example.COM.",), ("Example.COM.",), ())}
     flipped = {name: other[name][0] if name in other else not BY_NAME[name].default
                for name in ENGINE_SETTINGS}
     flipped_attr = {name: other[name][1] if name in other else flipped[name]
