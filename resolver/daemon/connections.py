@@ -79,8 +79,8 @@ def _setsockopt(s: socket.socket, level: int, option: int, value: int) -> None:
     granted = s.getsockopt(level, plain) // 2        # the kernel reports it doubled
     if granted < value and option not in _warned:
         _warned.add(option)
-        log.warning("%s %d was not granted: got %d; start as root or raise the sysctl "
-                    "net.core.%s", name, value, granted, cap)
+        log.warning("%s %d was not granted: got %d; give the daemon CAP_NET_ADMIN (root "
+                    "has it) or raise the sysctl net.core.%s", name, value, granted, cap)
 
 
 def bind_ahead(cfg, count: int) -> list[dict[tuple[int, str, int], socket.socket]]:

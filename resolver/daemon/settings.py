@@ -156,15 +156,16 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             doc="The receive buffer of each UDP listening socket (Unbound's ``so-rcvbuf``; "
                 "``4m`` is read too): a burst of queries that comes while the worker is "
-                "busy waits there rather than being dropped by the kernel. As root the "
-                "daemon forces it past ``net.core.rmem_max`` (as Unbound does), else it "
-                "asks within it and says so once when it got less. 0: the system's."),
+                "busy waits there rather than being dropped by the kernel. With "
+                "CAP_NET_ADMIN (root has it; a container's root may not) the daemon forces "
+                "it past ``net.core.rmem_max`` before it drops root (as Unbound does), else "
+                "it asks within it and says so once when it got less. 0: the system's."),
     Setting("so_sndbuf", 'int', 0, size(0, 1024 ** 3),
             flag=Flag("BYTES", "send buffer of each UDP listening socket (0: the system's)"),
             restart=True,
             doc="The send buffer of each UDP listening socket (Unbound's ``so-sndbuf``), "
-                "forced past ``net.core.wmem_max`` as root as ``so-rcvbuf`` is; 0, the "
-                "default: the system's."),
+                "forced past ``net.core.wmem_max`` as ``so-rcvbuf`` is; 0, the default: "
+                "the system's."),
     Setting("proxy_protocol_port", 'tuple[int, ...]', (), ports,
             flag=Flag("PORT", "a port of the listeners whose clients are a proxy sending "
                       "PROXY v2 headers (repeatable)", repeat=True),

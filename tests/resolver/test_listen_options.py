@@ -125,5 +125,6 @@ def test_without_root_the_buffer_is_asked_within_the_cap_and_the_shortfall_said_
                 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * _rmem_max()
             finally:
                 s.close()
-    assert caplog.messages == [f"so-rcvbuf {want} was not granted: got {_rmem_max()}; start "
-                               "as root or raise the sysctl net.core.rmem_max"]
+    assert caplog.messages == [f"so-rcvbuf {want} was not granted: got {_rmem_max()}; give "
+                               "the daemon CAP_NET_ADMIN (root has it) or raise the sysctl "
+                               "net.core.rmem_max"]
