@@ -52,7 +52,7 @@ def listen_options(cfg, kind: int = socket.SOCK_STREAM) -> tuple[tuple[int, int,
     interface comes up needs), IP_TRANSPARENT (``ip-transparent``: any address, as traffic
     a firewall redirects there needs; the kernel asks for CAP_NET_ADMIN), and on UDP the
     receive and send buffers (``so-rcvbuf``, ``so-sndbuf``; 0: the system's), forced past
-    ``net.core.rmem_max`` and ``wmem_max`` while the daemon is root."""
+    ``net.core.rmem_max`` and ``wmem_max`` where the process may (CAP_NET_ADMIN)."""
     out = []
     if cfg.ip_freebind:
         out.append((socket.SOL_IP, IP_FREEBIND, 1))
