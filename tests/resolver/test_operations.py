@@ -244,7 +244,7 @@ def test_infra_figures_give_unbound_s_rtt_and_the_backed_off_rto(r):
     assert re.fullmatch(r"127\.0\.0\.1 \. ttl \d+ ping 3 var 2 rtt 50 rto 100 tA 0 tAAAA 0 "
                         r"tother 1 ednsknown 1 edns 0 delay 0 lame dnssec 0 rec 0 A 0 "
                         r"other 0", lines[0]), lines
-    assert re.fullmatch(r"192\.0\.2\.7@5353 lame\.example\. ttl \d+ ping 0 var 100 rtt 400 "
-                        r"rto 400 tA 0 tAAAA 0 tother 0 ednsknown 0 edns 0 delay 0 lame "
+    assert re.fullmatch(r"192\.0\.2\.7@5353 lame\.example\. ttl \d+ ping 0 var 94 rtt 376 "
+                        r"rto 376 tA 0 tAAAA 0 tother 0 ednsknown 0 edns 0 delay 0 lame "
                         r"dnssec 0 rec 0 A 1 other 1", lines[1]), lines
     assert len(lines) == 2

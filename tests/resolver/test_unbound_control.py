@@ -823,8 +823,8 @@ def test_get_option_answers_unbound_s_names_corenet_has_no_setting_for(lab, tmp_
             theirs = ubctl(ub, *args)
             ours = cli("--control", d.control, *args)
             assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), args
-        unknown = cli("--control", d.control, "get_option", "so-sndbuf")
-        assert unknown.returncode == 1 and "the send buffer is the system's" in \
+        unknown = cli("--control", d.control, "get_option", "outgoing-num-tcp")
+        assert unknown.returncode == 1 and "TCP queries to authorities have no cap" in \
             unknown.stdout + unknown.stderr
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
