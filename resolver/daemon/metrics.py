@@ -557,9 +557,9 @@ class MetricsServer:
 
 #: The figures of ``stats`` that are gauges (what is, not what was counted): ``since``
 #: shows them as they are. ``max`` is the longest list of misses in flight since the start.
-GAUGES = frozenset({"cache", "memory", "inflight", "uptime", "process", "build", "gc", "hit_rates",
-                    "latency_buckets", "recursion_bounds", "udp_iterations", "workers",
-                    "workers_answering", "open", "tls_upstream", "max"})
+GAUGES = frozenset({"cache", "memory", "inflight", "uptime", "process", "build", "gc",
+                    "hit_rates", "latency_buckets", "recursion_bounds", "udp_iterations",
+                    "workers", "workers_answering", "open", "tls_upstream", "max"})
 
 
 def hit_rates(stats: dict) -> dict:
