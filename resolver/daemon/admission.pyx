@@ -1268,7 +1268,7 @@ cdef class FrontDoor:
             self.misses[d] = t0
             reply.started = d
             if (self.stale_client_timeout >= 0.0 and self.loop is not None
-                    and d.has_stale()):
+                    and ((<Drive>d).stale_ready() if type(d) is Drive else d.has_stale())):
                 if self.stale_client_timeout == 0.0:
                     self.answer_stale(done, d)
                 else:

@@ -305,6 +305,8 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS,
     cdef unsigned char name[256]
     cdef Py_ssize_t nlen
     cdef bytes owner = None     # the last owner read: the next record's is most often the same
+    cdef object ttl_obj = None  # the last TTL as an int: most often the next record's too
+    cdef unsigned int last_ttl = 0
     cdef Parsed m = Parsed.__new__(Parsed)
     if n < 12:
         raise WireError("short message")
@@ -369,7 +371,9 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS,
                     ttl = 0          # RFC 2181 8: treat as zero
                 rdata = _rdata(p, n, pos, rdlen, rdtype, max_jumps)
                 if out is not None:
-                    out.append((owner, rdtype, rdclass, ttl, rdata))
+                    if ttl_obj is None or ttl != last_ttl:
+                        ttl_obj, last_ttl = ttl, ttl
+                    out.append((owner, rdtype, rdclass, ttl_obj, rdata))
             pos += rdlen
     m.answer, m.authority, m.additional = answer, authority, additional
     return m
