@@ -438,6 +438,22 @@ FIXED = {
                                          "AAAA glue is read; nothing else in it is kept"),
     "dns-error-reporting": ("no", "resolution failures are not reported to the agent "
                                   "domains authorities name (RFC 9567)"),
+    "delay-close": ("0", "an upstream socket whose query timed out is closed at once"),
+    "infra-keep-probing": ("yes", "a server marked down is still probed, one query per "
+                                  "server-probe-interval"),
+    "target-fetch-policy": ("0 0 0 0 0", "a delegation's NS names are resolved only when no "
+                                         "server address is left to ask, one at a time"),
+    "prefetch-key": ("no", "a zone's DNSKEY records are fetched when validation needs them"),
+    "msg-buffer-size": ("65552", "messages of up to 65,535 bytes are read and written"),
+    "ip-ratelimit-factor": ("0", "past ip-ratelimit none of a client's misses get through"),
+    "shm-enable": ("no", "statistics are read with stats or from the metrics, not from "
+                         "shared memory"),
+    "ip-dscp": ("0", "the daemon's packets carry no DSCP mark"),
+    "tcp-mss": ("0", "the kernel's MSS is used on client connections"),
+    "outgoing-tcp-mss": ("0", "the kernel's MSS is used on connections to authorities"),
+    "http-nodelay": ("yes", "TCP_NODELAY is set on every TCP connection"),
+    "http-notls-downstream": ("no", "the https-port interfaces speak TLS (http-listen "
+                                    "serves DNS over plain HTTP)"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
@@ -556,6 +572,23 @@ def _one_line(key: str, vals: tuple[str, ...]) -> str:
     return " ".join(words)
 
 
+def _nsec3_iterations(conv: Conversion, o: Option, text: str) -> None:
+    """``val-nsec3-keysize-iterations``: pairs of a key size and the most NSEC3 iterations
+    a key of up to that size may have. One cap for every size is ``nsec3-max-iterations``;
+    caps that differ by key size have no corenet setting."""
+    words = text.split()
+    if not words or len(words) % 2:
+        raise ValueError("expected pairs of a key size and an iteration count")
+    sizes, caps = [int(w) for w in words[::2]], {int(w) for w in words[1::2]}
+    if any(b <= a for a, b in zip(sizes, sizes[1:])) or min(sizes + list(caps)) < 0:
+        raise ValueError("expected key sizes in ascending order and counts of 0 or more")
+    if len(caps) == 1:
+        conv.set(o, "nsec3-max-iterations", caps.pop(), "one cap for every key size")
+    else:
+        conv.skip(o, "caps that differ by key size are not corenet's: nsec3-max-iterations "
+                     "is one cap for keys of every size")
+
+
 def _server(conv: Conversion, server: list[Option], port: int, directory: str) -> None:
     listen: list[str] = []
     acl: list[tuple[Option, Any, str]] = []
@@ -572,6 +605,8 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 continue
             if k in MILLISECONDS:
                 conv.set(o, MILLISECONDS[k], int(v) / 1000, "milliseconds to seconds")
+            elif k == "val-nsec3-keysize-iterations":
+                _nsec3_iterations(conv, o, v)
             elif k in NO_LIMIT_ZERO and v.strip() == "0":
                 conv.set(o, *NO_LIMIT_ZERO[k])
             elif k == "outgoing-interface" and "/" in v:

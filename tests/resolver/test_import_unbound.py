@@ -550,7 +550,8 @@ def test_outgoing_interface_addresses_carry_over_and_a_netblock_does_not(tmp_pat
 
 
 #: FIXED options whose Unbound default is not corenet's behaviour
-FIXED_UNLIKE_UNBOUND = {"trust-anchor-signaling", "harden-unknown-additional"}
+FIXED_UNLIKE_UNBOUND = {"trust-anchor-signaling", "harden-unknown-additional",
+                        "infra-keep-probing", "target-fetch-policy", "ip-ratelimit-factor"}
 #: FIXED options newer than Debian's Unbound (1.17), which has no default to tell: the
 #: default their version's unbound.conf(5) gives (harden-unknown-additional 1.18,
 #: dns-error-reporting 1.23)
@@ -567,6 +568,15 @@ def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path
     conf.write_text("server:\n" + "".join(f" {k}: {theirs[k]}\n" for k in same))
     conv = unbound_conf.convert(unbound_conf.read(str(conf)))
     assert not conv.unmapped and {m.option.key for m in conv.mapped} == same
+    # those unlike Unbound's default, written at corenet's value: Unbound takes the line, and
+    # corenet carries it over
+    ours = {k: unbound_conf.FIXED[k][0] for k in FIXED_UNLIKE_UNBOUND - set(NEWER_THAN_1_17)}
+    conf.write_text("server:\n" + "".join(f' {k}: "{v}"\n' for k, v in ours.items()))
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    assert {k: unbound_says(conf, k) for k in ours} == ours
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert not conv.unmapped and {m.option.key for m in conv.mapped} == set(ours)
     conf.write_text("server:\n val-permissive-mode: yes\n udp-connect: no\n"
                     " trust-anchor-signaling: yes\n")
     conv = unbound_conf.convert(unbound_conf.read(str(conf)))
@@ -575,6 +585,30 @@ def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path
         "only udp-connect: yes is corenet's: each upstream UDP socket is connected to its "
         "server",
         "only trust-anchor-signaling: no is corenet's: no key tag queries (RFC 8145) are sent"]
+
+
+def test_nsec3_iteration_caps_carry_over_when_one_for_keys_of_every_size(tmp_path):
+    """val-nsec3-keysize-iterations at Unbound's own default (150 for every key size) and
+    at another single cap becomes nsec3-max-iterations; caps that differ by key size (the
+    default before Unbound 1.16) are reported; what Unbound refuses is refused."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n")
+    default = unbound_says(conf, "val-nsec3-keysize-iterations")
+    for text, cap in ((default, 150), ("1024 100 2048 100 4096 100", 100), ("4096 0", 0)):
+        conf.write_text(f'server:\n  val-nsec3-keysize-iterations: "{text}"\n')
+        ok, said = unbound_accepts(conf)
+        assert ok, said
+        conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+        assert conv.unmapped == [] and conv.settings == {"nsec3-max-iterations": cap}
+        assert build(str(conf)).limits.nsec3_max_iterations == cap
+    conf.write_text('server:\n  val-nsec3-keysize-iterations: "1024 150 2048 500 4096 2500"\n')
+    (skipped,) = unbound_conf.convert(unbound_conf.read(str(conf))).unmapped
+    assert not skipped.refused and "differ by key size" in skipped.why
+    for text in ("1024", "2048 100 1024 100", "1024 150 1024 150"):
+        conf.write_text(f'server:\n  val-nsec3-keysize-iterations: "{text}"\n')
+        assert not unbound_accepts(conf)[0]
+        (refused,) = unbound_conf.convert(unbound_conf.read(str(conf))).unmapped
+        assert refused.refused, text
 
 
 def test_the_infra_cache_timeouts_streams_and_restarts_are_carried_over(tmp_path):
