@@ -389,6 +389,8 @@ BUILT_IN = {
     "do-daemonize": "the daemon runs in the foreground under its service manager",
     "use-systemd": "sd_notify is spoken whenever NOTIFY_SOCKET is set",
     "key-cache-size": "keys live in the one cache, sized by msg- and rrset-cache-size",
+    "udp-upstream-without-downstream": "UDP is always served, and authorities are always "
+                                       "asked over UDP first",
     "neg-cache-size": "negative answers live in the one cache, sized by msg- and "
                       "rrset-cache-size",
 }
@@ -454,6 +456,7 @@ FIXED = {
     "http-nodelay": ("yes", "TCP_NODELAY is set on every TCP connection"),
     "http-notls-downstream": ("no", "the https-port interfaces speak TLS (http-listen "
                                     "serves DNS over plain HTTP)"),
+    "hide-http-user-agent": ("yes", "DNS over HTTPS responses carry no Server header"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
@@ -466,6 +469,15 @@ NOT_CARRIED = {
     **dict.fromkeys(("outgoing-port-permit", "outgoing-port-avoid"),
                     "the kernel picks each upstream socket's port from its ephemeral range "
                     "(net.ipv4.ip_local_port_range)"),
+    "shm-key": "statistics are not kept in shared memory (shm-enable)",
+    "edns-tcp-keepalive-timeout": "TCP keepalive is not sent (edns-tcp-keepalive), so "
+                                  "there is no timeout to send",
+    "http-user-agent": "DNS over HTTPS responses carry no Server header "
+                       "(hide-http-user-agent)",
+    "val-override-date": "validation always reads the clock",
+    **dict.fromkeys(("ipsecmod-enabled", "ipsecmod-hook", "ipsecmod-strict",
+                     "ipsecmod-max-ttl", "ipsecmod-ignore-bogus", "ipsecmod-allow"),
+                    "corenet has no ipsecmod module"),
 }
 #: server: options whose Unbound value 0 means "no limit": the longest corenet allows
 NO_LIMIT_ZERO = {"serve-expired-ttl": ("serve-stale-window", 30 * 86400,

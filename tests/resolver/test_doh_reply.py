@@ -94,6 +94,7 @@ def test_an_http2_request_goes_to_the_door_and_its_answer_into_the_stream():
     head, body = got[1]
     assert head[b":status"] == b"200" and head[b"cache-control"] == b"max-age=120"
     assert head[b"content-type"] == b"application/dns-message"
+    assert b"server" not in head       # hide-http-user-agent: yes (import-unbound's FIXED)
     assert body == answer_of(Q, 120)
     assert counts == {"requests": 2, "status_200": 2} and link.asked == 2
 

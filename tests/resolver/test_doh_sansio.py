@@ -113,6 +113,7 @@ def test_http11_pipelined_requests_answered_in_order_within_the_budget():
     out = server.data_to_send()
     assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"AAAA") < out.index(b"BBBB")
     assert b"connection: close" in out.lower() and server.closing
+    assert b"\r\nserver:" not in out.lower()       # hide-http-user-agent: yes
 
 
 def test_streams_taken_before_the_budget_ran_out_are_answered_before_goaway():

@@ -551,7 +551,8 @@ def test_outgoing_interface_addresses_carry_over_and_a_netblock_does_not(tmp_pat
 
 #: FIXED options whose Unbound default is not corenet's behaviour
 FIXED_UNLIKE_UNBOUND = {"trust-anchor-signaling", "harden-unknown-additional",
-                        "infra-keep-probing", "target-fetch-policy", "ip-ratelimit-factor"}
+                        "infra-keep-probing", "target-fetch-policy", "ip-ratelimit-factor",
+                        "hide-http-user-agent"}
 #: FIXED options newer than Debian's Unbound (1.17), which has no default to tell: the
 #: default their version's unbound.conf(5) gives (harden-unknown-additional 1.18,
 #: dns-error-reporting 1.23)
