@@ -446,7 +446,6 @@ FIXED = {
     "target-fetch-policy": ("0 0 0 0 0", "a delegation's NS names are resolved only when no "
                                          "server address is left to ask, one at a time"),
     "prefetch-key": ("no", "a zone's DNSKEY records are fetched when validation needs them"),
-    "msg-buffer-size": ("65552", "messages of up to 65,535 bytes are read and written"),
     "ip-ratelimit-factor": ("0", "past ip-ratelimit none of a client's misses get through"),
     "shm-enable": ("no", "statistics are read with stats or from the metrics, not from "
                          "shared memory"),
@@ -469,6 +468,8 @@ NOT_CARRIED = {
     **dict.fromkeys(("outgoing-port-permit", "outgoing-port-avoid"),
                     "the kernel picks each upstream socket's port from its ephemeral range "
                     "(net.ipv4.ip_local_port_range)"),
+    "msg-buffer-size": "replies from authorities and messages over TCP may be 65,535 bytes "
+                       "long, a client's query over UDP 4,096 (no setting)",
     "shm-key": "statistics are not kept in shared memory (shm-enable)",
     "edns-tcp-keepalive-timeout": "TCP keepalive is not sent (edns-tcp-keepalive), so "
                                   "there is no timeout to send",
