@@ -591,7 +591,7 @@ def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path
 def test_nsec3_iteration_caps_carry_over_when_one_for_keys_of_every_size(tmp_path):
     """val-nsec3-keysize-iterations at Unbound's own default (150 for every key size) and
     at another single cap becomes nsec3-max-iterations; caps that differ by key size (the
-    default before Unbound 1.16) are reported; what Unbound refuses is refused."""
+    default before Unbound 1.13.2) are reported; what Unbound refuses is refused."""
     conf = tmp_path / "unbound.conf"
     conf.write_text("server:\n")
     default = unbound_says(conf, "val-nsec3-keysize-iterations")
