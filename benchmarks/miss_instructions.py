@@ -28,7 +28,11 @@ the host's (callgrind's ``--D1``): run at a few sizes, how much data a miss work
 a miss (the server's threads' clock ticks in /proc over ``-n`` misses, ``R`` rounds of a
 fresh server each, alternating): where the time of the back-to-back row goes, the kernel's
 part (system calls, wake-ups, the packets' way through the loopback) apart from the
-process's own. A quiet machine, as for any timing.
+process's own. The server, dnsperf and the lab's NSD are placed as in that row of
+benchmarks/test_daemon.py: the server alone on one core, the others on the other, so that
+every wake-up crosses cores. A quiet machine, as for any timing. (A sampling profiler is
+no help here: ``perf record`` attached to the server, even at 2,000 samples a second, adds
+about a third to its CPU a miss in this VM, and changes the split with it.)
 
     .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--tcp]
         [--dnssec | --zones] [--no-callgrind] [--no-strace] [--cache-sim] [--d1 S,A,L]
@@ -60,8 +64,10 @@ import dnssec_lab  # noqa: E402
 from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
 from dnslab.unbound import launch, server_lines  # noqa: E402
 from ports import pick_port  # noqa: E402
+from loadgen import cpu_seconds  # noqa: E402
 from procs import sigterm_as_interrupt  # noqa: E402
 from procs import stop as stop_process  # noqa: E402
+from test_daemon import LOAD_CORE, SERVER_CORE, TWO_CORES, _authorities_on, _pin  # noqa: E402
 
 UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
                  "  ratelimit: 0", "  ip-ratelimit: 0", "  so-rcvbuf: 4m",
@@ -69,9 +75,9 @@ UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch
 
 
 def _dnsperf(port: int, names: list[str], path: Path, outstanding: int, do: bool,
-             mode: str = "udp") -> int:
+             mode: str = "udp", core: str | None = None) -> int:
     path.write_text("".join(f"{n} A\n" for n in names))
-    r = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(path), "-n",
+    r = subprocess.run([*(("taskset", "-c", core) if core else ()), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(path), "-n",
                         "1", "-q", str(outstanding), "-t", "30", "-m", mode,
                         *(["-D"] if do else [])],
                        capture_output=True, text=True, timeout=600)
@@ -177,19 +183,23 @@ def _cpu_ticks(pid: int) -> tuple[int, int]:
 
 
 def cpu_split(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
-              anchor: Path | None, rnd: int, mode: str = "udp") -> tuple[int, int, int]:
+              anchor: Path | None, rnd: int,
+              mode: str = "udp") -> tuple[int, int, int, float]:
     """User and system clock ticks of ``kind`` over ``names[1:]`` (a fresh server, warmed
-    by ``names[0]``), and the misses counted."""
+    by ``names[0]``, then placed as the back-to-back row places it), the misses counted
+    and its CPU seconds (schedstat: exact, where a tick is 10 ms)."""
     s = _Server(kind, lab, work / f"{kind}-cpu{rnd}", None, anchor)
     try:
         _warm(s.port, names[0], anchor, work)
-        user, system = _cpu_ticks(s.pid)
-        done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, anchor is not None,
-                        mode)
-        user2, system2 = _cpu_ticks(s.pid)
+        _pin(s.pid, SERVER_CORE)
+        with _authorities_on(lab, LOAD_CORE):
+            user, system, cpu = *_cpu_ticks(s.pid), cpu_seconds(s.pid)
+            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding,
+                            anchor is not None, mode, LOAD_CORE if TWO_CORES else None)
+            user2, system2, cpu2 = *_cpu_ticks(s.pid), cpu_seconds(s.pid)
     finally:
         s.stop()
-    return user2 - user, system2 - system, done
+    return user2 - user, system2 - system, done, cpu2 - cpu
 
 
 def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
@@ -283,15 +293,16 @@ def main() -> None:
         try:
             if a.cpu_split:
                 tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-                total = {"corenet": [0, 0, 0], "unbound": [0, 0, 0]}
+                total = {"corenet": [0, 0, 0, 0.0], "unbound": [0, 0, 0, 0.0]}
                 for rnd in range(a.cpu_split):
                     for kind in total:
                         got = cpu_split(kind, lab, Path(tmp), names, 20 if a.burst else 1,
                                         anchor, rnd, "tcp" if a.tcp else "udp")
                         total[kind] = [t + g for t, g in zip(total[kind], got)]
-                for kind, (user, system, done) in total.items():
+                for kind, (user, system, done, cpu) in total.items():
                     print(f"{kind}: {done} misses, user {user * tick_us / done:.1f} us, "
-                          f"system {system * tick_us / done:.1f} us a miss", flush=True)
+                          f"system {system * tick_us / done:.1f} us a miss (CPU "
+                          f"{cpu / done * 1e6:.1f} us)", flush=True)
                 return
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
