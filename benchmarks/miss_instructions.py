@@ -63,8 +63,8 @@ import dns.query  # noqa: E402
 import dnssec_lab  # noqa: E402
 from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
 from dnslab.unbound import launch, server_lines  # noqa: E402
-from ports import pick_port  # noqa: E402
 from loadgen import cpu_seconds  # noqa: E402
+from ports import pick_port  # noqa: E402
 from procs import sigterm_as_interrupt  # noqa: E402
 from procs import stop as stop_process  # noqa: E402
 from test_daemon import LOAD_CORE, SERVER_CORE, TWO_CORES, _authorities_on, _pin  # noqa: E402
@@ -77,7 +77,8 @@ UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch
 def _dnsperf(port: int, names: list[str], path: Path, outstanding: int, do: bool,
              mode: str = "udp", core: str | None = None) -> int:
     path.write_text("".join(f"{n} A\n" for n in names))
-    r = subprocess.run([*(("taskset", "-c", core) if core else ()), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(path), "-n",
+    r = subprocess.run([*(("taskset", "-c", core) if core else ()),
+                        "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(path), "-n",
                         "1", "-q", str(outstanding), "-t", "30", "-m", mode,
                         *(["-D"] if do else [])],
                        capture_output=True, text=True, timeout=600)
