@@ -614,7 +614,8 @@ cdef class Resolution:
             self.tcp = self.tls_pool.query(self.loop, self.host, self.dport, tls[0], tls[1],
                                            wire, qid, question,
                                            min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
-                                           r.lv.limits, self._tcp_replied, r.counts, r.source)
+                                           r.lv.limits, self._tcp_replied, r.counts, r.source,
+                                           tls[2])
             return
         if self.tcp_only:
             r.counts.upstream_tcp += 1

@@ -275,6 +275,8 @@ class ForwardZone:
     #: over TLS: the CA certificates (a PEM file) the servers' certificates are verified
     #: against; None: the system's store
     tls_cert_bundle: str | None = None
+    #: over TLS with ``tls_cert_bundle``: the system's store trusted too
+    tls_system_cert: bool = False
     #: servers given by name (``forward-host``), asked at the addresses the resolver finds
     #: for them (``resolver.server_names``), beside ``servers``
     hosts: tuple[Upstream, ...] = ()
@@ -947,7 +949,8 @@ def _ports(servers: tuple[Upstream, ...]) -> dict[str, tuple[str, int]] | None:
 
 
 def _tls_route(resolver, servers: dict | None):
-    """What a Forwarder needs to ask ``servers`` (key -> (auth name, CA file)) over TLS."""
+    """What a Forwarder needs to ask ``servers`` (key -> (auth name, CA file, the system's
+    store too)) over TLS."""
     return None if servers is None else (resolver.tls_upstreams, servers)
 
 
@@ -968,8 +971,9 @@ class _ForwardCut:
             # a server without a port is asked on DNS over TLS's
             self.ports = {s.key: (s.addr, DOT_PORT if s.port is None else s.port)
                           for s in zone.servers}
-            #: server key -> (authentication name, CA file)
-            self.tls = {s.key: (s.auth, zone.tls_cert_bundle) for s in zone.servers}
+            #: server key -> (authentication name, CA file, the system's store too)
+            self.tls = {s.key: (s.auth, zone.tls_cert_bundle, zone.tls_system_cert)
+                        for s in zone.servers}
 
     def iterator(self, resolver, qname: bytes, qtype: int, qclass: int, make):
         """The question's Forwarder (``make``, the recursive Iterator's maker, is a stub

@@ -93,7 +93,8 @@ def engine_attributes(cfg: "Config", reloading: bool = False) -> dict[str, Any]:
 def make_zones(cfg: Config):
     """The config's zones as ``resolver.zones.Zones``, Unbound's default local zones
     included; a name given twice raises ConfigError."""
-    forward = tuple(replace(z, tls_cert_bundle=cfg.tls_cert_bundle) if z.transport == "tls"
+    forward = tuple(replace(z, tls_cert_bundle=cfg.tls_cert_bundle,
+                            tls_system_cert=cfg.tls_system_cert) if z.transport == "tls"
                     else z for z in cfg.forward_zone)
     t = tags(cfg)
     try:

@@ -323,7 +323,9 @@ def _toml_value(v: Any) -> str:
 #: Unbound options whose corenet key has another name that the settings table does not list
 #: (limits, which take no other names)
 OTHER_NAMES = {"outgoing-range": "max-upstream-sockets", "http-max-streams": "doh-max-streams",
-               "max-query-restarts": "max-cname-chain"}
+               "max-query-restarts": "max-cname-chain",
+               # away from Windows, Unbound's tls-win-cert is its tls-system-cert
+               "tls-win-cert": "tls-system-cert"}
 #: settings naming files: read against Unbound's ``directory``
 PATHS = {"root-hints", "pidfile", "logfile", "auto-trust-anchor-file", "trust-anchor",
          "tls-service-key", "tls-service-pem", "tls-cert-bundle", "tls-session-ticket-keys"}
@@ -416,7 +418,6 @@ FIXED = {
     "prefer-ip4": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "tls-use-sni": ("yes", "a forward zone's TLS server is sent its authentication name "
                            "(forward-addr's #NAME) as SNI"),
-    "tls-win-cert": ("no", "there is no Windows certificate store here"),
     "ratelimit-backoff": ("no", "past ratelimit a zone gets one query in ratelimit-factor "
                                 "for the rest of that second, and its full rate the next"),
     "ip-ratelimit-backoff": ("no", "past ip-ratelimit a client's misses are dropped until "

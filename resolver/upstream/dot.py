@@ -1,6 +1,6 @@
 """DNS over TLS (RFC 7858) to a forward zone's servers, by callbacks, on any asyncio loop.
 
-One connection per server (address, port, authentication name, CA file) and loop, opened by
+One connection per server (address, port, authentication name, CAs) and loop, opened by
 the first query and kept for the next ones: queries are pipelined on it (RFC 7766 6.2.1.1),
 each framed as over TCP (corenet's length-prefixed framer, a 2-byte length) and matched to
 its answer by message ID, so answers may come in any order. :class:`Pipeline` is that
@@ -8,9 +8,9 @@ matching, with no I/O. A connection with no query outstanding is closed after
 ``Limits.tls_upstream_idle_timeout``; at most ``Limits.tls_upstream_max_outstanding`` queries
 wait on one at once.
 
-The server's certificate is verified against the CA file (``tls-cert-bundle``) or the
-system's store, and must name the server's authentication name; there is no mode without
-either. A connection that cannot be opened (refused, TLS handshake or verification failed,
+The server's certificate is verified against the CA file (``tls-cert-bundle``, with the
+system's store too under ``tls-system-cert``) or the system's store, and must name the
+server's authentication name; there is no mode without either. A connection that cannot be opened (refused, TLS handshake or verification failed,
 no handshake in time) fails its queries with ``UpstreamFailure`` naming the cause and the
 resolution goes on with the zone's next server; so does a query whose connection closes
 before its answer, and one that times out on a connection that has been silent since it was
@@ -346,7 +346,7 @@ class DoTUpstreams:
 
     def __init__(self) -> None:
         self.conns: dict[tuple, DoTConnection] = {}
-        self.contexts: dict[str | None, tuple] = {}
+        self.contexts: dict[tuple[str | None, bool], tuple] = {}
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._warned: dict[str, float] = {}
         #: the block the queries (with EDNS) are padded to, 0 for none
@@ -354,18 +354,19 @@ class DoTUpstreams:
 
     def query(self, loop, addr: str, port: int, auth: str, cafile: str | None, wire: bytes,
               qid: int, question: bytes, timeout: float, limits, on_done,
-              stats=None, source=None) -> DoTQuery:
+              stats=None, source=None, system: bool = False) -> DoTQuery:
         """Sends one query to ``addr``:``port`` over TLS, its certificate checked against
-        the name ``auth`` and the CAs of ``cafile`` (None: the system's), on the connection
-        to it (opened if there is none, from an address of ``source``: the resolver's).
+        the name ``auth`` and the CAs of ``cafile`` (None: the system's; with ``system``,
+        the system's as well), on the connection to it (opened if there is none, from an
+        address of ``source``: the resolver's).
         Raises UpstreamFailure when it cannot be sent. A query with EDNS is padded to a
         multiple of ``pad_block`` octets (RFC 7830, RFC 8467)."""
         if self.pad_block:
             wire = with_padding(wire, self.pad_block)
-        key = (loop, addr, port, auth, cafile, source)
+        key = (loop, addr, port, auth, cafile, system, source)
         conn = self.conns.get(key)
         if conn is None:
-            ctx = self.context(cafile)
+            ctx = self.context(cafile, system)
             try:
                 conn = DoTConnection(self, key, loop, addr, port, auth, ctx, limits, source)
             except OSError as exc:
@@ -398,9 +399,10 @@ class DoTUpstreams:
         except UpstreamFailure as exc:
             q.fail(exc)
 
-    def context(self, cafile: str | None) -> ssl.SSLContext:
-        """The client context for ``cafile`` (made again when the file changed): the
-        certificate and the server's name always checked, TLS 1.2 at least, ALPN "dot"."""
+    def context(self, cafile: str | None, system: bool = False) -> ssl.SSLContext:
+        """The client context for ``cafile`` (None: the system's store; with ``system``, that
+        store beside the file's CAs), made again when the file changed: the certificate and
+        the server's name always checked, TLS 1.2 at least, ALPN "dot"."""
         stamp = None
         if cafile is not None:
             try:
@@ -408,17 +410,20 @@ class DoTUpstreams:
             except OSError as e:
                 raise UpstreamFailure(f"tls-cert-bundle {cafile!r}: {e.strerror}") from None
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        have = self.contexts.get(cafile)
+        system = system and cafile is not None      # without a file, the store alone
+        have = self.contexts.get((cafile, system))
         if have is not None and have[0] == stamp:
             return have[1]
         try:
             ctx = ssl.create_default_context(cafile=cafile)
         except (OSError, ssl.SSLError) as e:
             raise UpstreamFailure(f"tls-cert-bundle {cafile!r}: cannot load it: {e}") from None
+        if system:
+            ctx.load_default_certs()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols([ALPN])
         assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-        self.contexts[cafile] = (stamp, ctx)
+        self.contexts[(cafile, system)] = (stamp, ctx)
         return ctx
 
     def count(self, name: str) -> None:

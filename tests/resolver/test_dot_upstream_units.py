@@ -88,7 +88,7 @@ def test_tls_cert_bundle_setting_is_checked_and_reaches_the_tls_zones(tmp_path):
 
     ca = CA(tmp_path / "pki")
     conf = tmp_path / "c.toml"
-    conf.write_text(f'tls-cert-bundle = "{ca.pem}"\n'
+    conf.write_text(f'tls-cert-bundle = "{ca.pem}"\ntls-system-cert = true\n'
                     '[[forward-zone]]\nname = "tls.test."\nforward-tls-upstream = true\n'
                     'forward-addr = ["127.0.0.1@8853#dns.test"]\n'
                     '[[forward-zone]]\nname = "udp.test."\nforward-addr = ["127.0.0.1"]\n')
@@ -96,8 +96,8 @@ def test_tls_cert_bundle_setting_is_checked_and_reaches_the_tls_zones(tmp_path):
     assert cfg.tls_cert_bundle == str(ca.pem)
     zones = make_zones(cfg)
     tls = zones.match(b"\x01x\x03tls\x04test\x00")
-    assert tls.zone.tls_cert_bundle == str(ca.pem)
-    assert tls.tls == {"127.0.0.1@8853#dns.test": ("dns.test", str(ca.pem))}
+    assert tls.zone.tls_cert_bundle == str(ca.pem) and tls.zone.tls_system_cert
+    assert tls.tls == {"127.0.0.1@8853#dns.test": ("dns.test", str(ca.pem), True)}
     assert zones.tls == tls.tls                 # every TLS zone's servers, for the driver
     assert tls.ports == {"127.0.0.1@8853#dns.test": ("127.0.0.1", 8853)}
     assert zones.match(b"\x01x\x03udp\x04test\x00").tls is None

@@ -255,6 +255,36 @@ def test_a_certificate_from_another_ca_is_refused(run, lab_resolver, unbound, tm
     assert r.tls_upstreams.stats()["failed_verify"] >= 1
 
 
+def test_tls_system_cert_trusts_the_systems_store_beside_the_bundle(run, lab_resolver, pki,
+                                                                   unbound, tmp_path,
+                                                                   monkeypatch):
+    """``tls-system-cert``: the server's CA is not in the bundle but in the system's store
+    (OpenSSL's, here the file SSL_CERT_FILE names). With the option the store is trusted
+    beside the bundle and the server answers; without it the bundle alone is, and the server
+    is refused. With no bundle the store is trusted either way."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki[0].pem))
+    other = CA(tmp_path / "other", cn="another CA")
+
+    def ask(bundle, system):
+        r = lab_resolver(zones=Zones(forward=[ForwardZone(
+            "example.com.", (Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME),),
+            transport="tls", tls_cert_bundle=bundle, tls_system_cert=system)]))
+
+        async def go():
+            return dns.message.from_wire(await r.resolve_message(
+                dns.message.make_query("www.example.com.", "A").to_wire()))
+
+        return run(go()).rcode(), r.tls_upstreams.stats()
+
+    rcode, stats = ask(str(other.pem), False)
+    assert rcode == dns.rcode.SERVFAIL and stats["failed_verify"] >= 1, stats
+    rcode, stats = ask(str(other.pem), True)
+    assert rcode == dns.rcode.NOERROR and stats["connections"] == 1, stats
+    for system in (False, True):
+        rcode, stats = ask(None, system)
+        assert rcode == dns.rcode.NOERROR and stats["failed_verify"] == 0, stats
+
+
 def test_fails_over_to_the_next_server_when_one_is_dead_or_unverified(run, lab_resolver, pki,
                                                                       unbound):
     ca = pki[0]

@@ -340,6 +340,27 @@ def test_a_hash_within_a_word_is_part_of_it_as_unbound_reads_it(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("lines", [["tls-system-cert: yes"], ["tls-win-cert: yes"],
+                                   ["tls-system-cert: yes", "tls-win-cert: no"],
+                                   ["tls-win-cert: no", "tls-system-cert: yes"]])
+def test_tls_system_cert_and_tls_win_cert_are_one_option_as_unbound_reads_them(tmp_path,
+                                                                               lines):
+    """Away from Windows Unbound's ``tls-win-cert`` is its ``tls-system-cert`` (one
+    variable: the last line wins): both become corenet's ``tls-system-cert``, with the value
+    Unbound reads (unbound-checkconf -o)."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n  tls-cert-bundle: /etc/ssl/certs/ca-certificates.crt\n" +
+                    "".join(f"  {line}\n" for line in lines))
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    said = {unbound_says(conf, "tls-system-cert"), unbound_says(conf, "tls-win-cert")}
+    assert len(said) == 1, said
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert conv.settings["tls-system-cert"] is (said == {"yes"})
+    assert {m.key for m in conv.mapped} == {"tls-cert-bundle", "tls-system-cert"}
+    assert not conv.unmapped
+
+
 #: local data whose quoted value holds escaped quotes, and the TXT strings Unbound serves
 #: for it (the escaped quote is a character of the record's text, the space splits it)
 ESCAPED = [('"esc.example. TXT \\"hello world\\""', ['"\\"hello"', '"world\\""']),

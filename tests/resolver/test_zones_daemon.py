@@ -143,8 +143,8 @@ def test_the_sample_zones_config_loads():
     assert zones.match(b"\x01x\x08tcp-only\x04corp\x07example\x00").zone.transport == "tcp"
     tls = zones.match(b"\x03www\x07partner\x07example\x00")
     assert tls.zone.transport == "tls" and tls.tls == {
-        "192.0.2.56@853#dns.partner.example": ("dns.partner.example", None),
-        "192.0.2.57@853#dns.partner.example": ("dns.partner.example", None)}
+        "192.0.2.56@853#dns.partner.example": ("dns.partner.example", None, False),
+        "192.0.2.57@853#dns.partner.example": ("dns.partner.example", None, False)}
 
 
 def test_reload_reaches_every_worker(lab, tmp_path):
