@@ -1308,9 +1308,9 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("tls_system_cert", 'bool', False, boolean,
             doc="With ``tls-cert-bundle``, the system's store is trusted too, beside the "
                 "bundle's CAs (Unbound's ``tls-system-cert``, and its ``tls-win-cert``). "
-                "Without a bundle the system's store is the one trusted whatever this says: "
-                "corenet never asks a forward zone's server over TLS without checking its "
-                "certificate, where Unbound given neither option does not check it."),
+                "Without a bundle the system's store is the one trusted whatever this says "
+                "(Unbound given neither option trusts no CA, and cannot verify a server "
+                "named with ``#AUTH-NAME``)."),
     Setting("tls_session_tickets", 'int', 2, number(int, 0, MAX_SESSION_TICKETS, whole=True),
             doc="TLS 1.3 session tickets the TLS listeners send after a full handshake; each "
                 "costs the server one ticket's encryption per new connection (about 6% of the "

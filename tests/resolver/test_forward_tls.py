@@ -285,6 +285,34 @@ def test_tls_system_cert_trusts_the_systems_store_beside_the_bundle(run, lab_res
         assert rcode == dns.rcode.NOERROR and stats["failed_verify"] == 0, stats
 
 
+@pytest.mark.parametrize("lines, verified", [((), False), (("tls-system-cert: yes",), True),
+                                              (("tls-win-cert: yes",), True)])
+def test_unbound_trusts_the_systems_store_only_under_tls_system_cert(lab, pki, unbound,
+                                                                     tmp_path, monkeypatch,
+                                                                     lines, verified):
+    """The anchor of ``tls-system-cert``: Unbound forwarding over TLS to a server named
+    with ``#AUTH-NAME``, its CA in the system's store (SSL_CERT_FILE) and no
+    ``tls-cert-bundle``, verifies it under ``tls-system-cert`` or ``tls-win-cert`` and
+    cannot without either (it trusts no CA then), where corenet uses the store either way
+    (the test above)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki[0].pem))
+    ub = UnboundDoT(tmp_path / "ub", lab, pki[1], pki[2], "unbound-client", extra=(
+        *(f"  {line}" for line in lines),
+        "forward-zone:",
+        '  name: "example.com."',
+        f"  forward-addr: 127.0.0.1@{unbound.tls_port}#{SERVER_NAME}",
+        "  forward-tls-upstream: yes"), stubs=())
+    try:
+        r = dns.query.udp(dns.message.make_query("www.example.com.", "A"), "127.0.0.1",
+                          port=ub.port, timeout=15)
+    finally:
+        ub.stop()
+    if verified:
+        assert a_records(r) == {"192.0.2.1", "192.0.2.11"}, r
+    else:
+        assert r.rcode() == dns.rcode.SERVFAIL, r
+
+
 def test_fails_over_to_the_next_server_when_one_is_dead_or_unverified(run, lab_resolver, pki,
                                                                       unbound):
     ca = pki[0]
