@@ -40,10 +40,13 @@ class Limits:
     max_minimise_count: int = 10
 
     #: Queries sent to the servers of one zone (for one question) before the zone is given up.
-    #: Also the most times one question is asked again of a zone's other servers after data
-    #: found bogus (RFC 4035 5.5; Unbound restarts at most 5 times): each attempt spends the
-    #: question's own upstream queries, time and signature checks besides.
     max_servers_per_zone: int = 8
+
+    #: Times one question is asked again of a zone's other servers after its data was found
+    #: bogus (RFC 4035 5.5), as Unbound's val-max-restart, with its default: each attempt
+    #: spends the question's own upstream queries, time and signature checks besides, so a
+    #: zone whose every server sends bad data costs at most this many more rounds.
+    val_max_restart: int = 5
 
     #: Times one server is asked the same question when its replies are lost (after every
     #: other server of the zone has been tried): a single lost datagram must not SERVFAIL a

@@ -649,7 +649,7 @@ TABLE: tuple[Setting, ...] = (*section(
                 "question was asked again of the zone's other servers (RFC 4035 5.5, as "
                 "Unbound's validator blacklists it and restarts): later questions ask the "
                 "others first. Those attempts count against the question's upstream queries, "
-                "time and signature checks, at most ``limits.max-servers-per-zone`` of them."),
+                "time and signature checks, at most ``limits.val-max-restart`` of them."),
     Setting("unwanted_reply_threshold", 'int', 0, number(int, 0, 2 ** 31 - 1),
             limit="unwanted_reply_threshold",
             doc="Replies nobody asked for (a wrong ID or question; the kernel drops one "
@@ -1355,7 +1355,7 @@ _FROM_ZERO = frozenset({
     "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
     "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
     "dnssec_sig_skew_min", "dnssec_sig_skew_max", "dnssec_bogus_ttl",
-    "doh_throttle_penalty"})
+    "doh_throttle_penalty", "val_max_restart"})
 #: Limits with bounds of their own.
 _BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
            "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),

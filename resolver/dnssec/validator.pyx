@@ -336,13 +336,13 @@ class Validator:
         after it ask the others first; what they sent is forgotten (below VALIDATED only).
         Every attempt runs in the question's budgets: its upstream queries
         (``max_upstream_queries``), its time (``max_query_time``) and its signature checks
-        (the one ``Counter``); at most ``max_servers_per_zone`` attempts. A verdict kept
+        (the one ``Counter``); at most ``val_max_restart`` attempts. A verdict kept
         from an earlier question, unreachable servers, or a resolver without the iterator's
         server choice (forwarders) end it at once."""
         blame = getattr(exc, "blame", None)
         avoid = getattr(it, "avoid", None)
         if (not blame or avoid is None or exc.ede == EDE_NO_REACHABLE_AUTHORITY
-                or restarts >= self.limits.max_servers_per_zone):
+                or restarts >= self.limits.val_max_restart):
             return None
         name, rdtype = blame
         zone = it.zone_of(parent(name) if rdtype == DS and len(name) > 1 else name)

@@ -67,15 +67,16 @@ def corrupt(net, addr, rdtype):
 
 
 class Run:
-    def __init__(self, world):
+    def __init__(self, world, limits=LIMITS):
         self.net, anchor, wall = world
-        self.cache = Cache(1 << 22, LIMITS)
-        self.validator = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
+        self.limits = limits
+        self.cache = Cache(1 << 22, limits)
+        self.validator = Validator(load(anchor), limits, wallclock=lambda: wall)
         self.clock = FakeClock()
 
     def ask(self, name, qtype):
         it = itr.Iterator(W(name), qtype, 1, self.cache, parse_root_hints(root_hints()),
-                          self.clock, limits=LIMITS, dnssec=self.validator)
+                          self.clock, limits=self.limits, dnssec=self.validator)
         before = len(self.net.log)
         res = drive(it, self.net, self.clock)
         return res, it, self.net.log[before:]
@@ -109,6 +110,20 @@ def test_a_bad_signature_from_one_server_is_answered_by_the_other(world, net):
     res, it, log = run.ask("txt.example.com.", TXT)
     assert res.security == SECURE
     assert [a for a, q, t in log if q == "txt.example.com."] == [good]
+
+
+def test_val_max_restart_bounds_the_other_servers_asked(world, net):
+    """``val-max-restart`` (Unbound's name and default, 5) caps the restarts, apart from
+    the servers a zone's question may try: at 0 the bad server's data is the verdict and
+    the good server is never asked."""
+    assert LIMITS.val_max_restart == 5
+    bad = first_asked(world, "www.example.com.", A)
+    net.faults[bad] = corrupt(net, bad, A)
+    run = Run(world, LIMITS.replace(val_max_restart=0))
+    res, it, log = run.ask("www.example.com.", A)
+    assert res.security == BOGUS and res.ede == 6, res.reason
+    assert [a for a, q, t in log if (q, t) == ("www.example.com.", "A")] == [bad]
+    assert run.validator.stats.retries == 0
 
 
 def test_a_bad_dnskey_from_one_server_is_fetched_from_the_other(world, net):
