@@ -423,6 +423,9 @@ FIXED = {
     "ip-ratelimit-backoff": ("no", "past ip-ratelimit a client's misses are dropped until "
                                    "its one-second bucket refills, at ip-ratelimit a second"),
     "val-clean-additional": ("yes", "the additional section is always checked"),
+    "disable-dnssec-lame-check": ("no", "a signed zone's answer without its RRSIGs is bogus "
+                                        "from that server, and the zone's other servers are "
+                                        "asked (val-max-restart)"),
     "statistics-interval": ("0", "statistics are not logged periodically: read stats or the "
                                  "metrics"),
     "qname-minimisation-strict": ("no", "minimised queries that fail are asked again with "

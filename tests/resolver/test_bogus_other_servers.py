@@ -148,6 +148,27 @@ def test_a_bad_ds_from_one_parent_server_is_fetched_from_the_other(world, net):
     assert run.validator.stats.retries == 1
 
 
+def test_an_answer_stripped_of_its_signatures_is_asked_of_the_other(world, net):
+    """A server of a signed zone whose answer lacks the RRSIGs (Unbound's DNSSEC lameness,
+    which ``disable-dnssec-lame-check: no`` checks for): the zone's other server is asked,
+    and the answer is secure."""
+    bad = first_asked(world, "www.example.com.", A)
+    good = ({"10.0.3.1", "10.0.3.2"} - {bad}).pop()
+
+    def unsigned(q):
+        r = _genuine(net, bad, q)
+        r.answer = [x for x in r.answer if x.rdtype != RRSIG]
+        r.authority = [x for x in r.authority if x.rdtype != RRSIG]
+        return r.to_wire()
+
+    net.faults[bad] = unsigned
+    run = Run(world)
+    res, it, log = run.ask("www.example.com.", A)
+    assert res.rcode == 0 and res.security == SECURE, res.reason
+    assert [a for a, q, t in log if (q, t) == ("www.example.com.", "A")] == [bad, good]
+    assert run.validator.stats.retries == 1
+
+
 def test_a_bad_denial_from_one_server_is_asked_of_the_other(world, net):
     bad = first_asked(world, "nope.example.com.", A)
 
