@@ -376,7 +376,8 @@ def hint(key: str) -> str | None:
 MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idle-timeout",
                 "unknown-server-time-limit": "initial-rto", "infra-cache-min-rtt": "min-rto",
                 "infra-cache-max-rtt": "max-rto",
-                "serve-expired-client-timeout": "serve-stale-client-timeout"}
+                "serve-expired-client-timeout": "serve-stale-client-timeout",
+                "tcp-auth-query-timeout": "tcp-timeout"}
 #: server: options whose effect corenet has without a setting: why
 BUILT_IN = {
     "msg-cache-slabs": "one cache per worker, no slabs",
@@ -516,6 +517,9 @@ DEFAULTS_UNLIKE_UNBOUND = {
                                       "answer is due within max-query-time (4 s), and a "
                                       "server that keeps timing out is marked down and "
                                       "probed, not waited for"),
+    "tcp-auth-query-timeout": ("3000", "a TCP exchange with an authority is cut at 2 s, so "
+                                       "that another can still be asked within "
+                                       "max-query-time (4 s)"),
     "use-syslog": ("yes", "under systemd standard error already reaches the journal, with "
                           "each line's priority"),
     "ede": ("no", "a failed answer says why (RFC 8914: DNSSEC bogus, no reachable "
