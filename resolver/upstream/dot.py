@@ -10,14 +10,15 @@ wait on one at once.
 
 The server's certificate is verified against the CA file (``tls-cert-bundle``, with the
 system's store too under ``tls-system-cert``) or the system's store, and must name the
-server's authentication name; there is no mode without either. A connection that cannot be opened (refused, TLS handshake or verification failed,
-no handshake in time) fails its queries with ``UpstreamFailure`` naming the cause and the
-resolution goes on with the zone's next server; so does a query whose connection closes
-before its answer, and one that times out on a connection that has been silent since it was
-sent, which is closed. A connection that had answered before and is closed by the server
-with queries outstanding (it may have closed it as idle while they were on their way) has
-them sent once more on a new connection. Each failure is counted by cause (``DoTUpstreams.counters``) and
-logged at WARNING (at most once per ``WARN_EVERY`` seconds per server).
+server's authentication name; there is no mode without either. A connection that cannot be
+opened (refused, TLS handshake or verification failed, no handshake in time) fails its
+queries with ``UpstreamFailure`` naming the cause and the resolution goes on with the
+zone's next server; so does a query whose connection closes before its answer, and one that
+times out on a connection that has been silent since it was sent, which is closed. A
+connection that had answered before and is closed by the server with queries outstanding
+(it may have closed it as idle while they were on their way) has them sent once more on a
+new connection. Each failure is counted by cause (``DoTUpstreams.counters``) and logged at
+WARNING (at most once per ``WARN_EVERY`` seconds per server).
 
 ``DoTQuery`` has ``upstream.tcp.TCPQuery``'s face: ``on_done(query)`` once with
 ``reply``/``parsed`` or ``error``, ``close()`` to give up without a call back.
