@@ -116,9 +116,9 @@ class Resolver(ResolverCore):
     they serve when priming fails. ``port``: destination port for every authority.
     ``cache_size``: byte bound of the cache. ``limits``: see ``resolver.limits``.
     ``validator``: per-reply hook (``resolver.iterator.Validator``).
-    ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);
-    ``None`` means the shipped root anchor when ``root_hints`` is ``None`` (the real root)
-    and no validation otherwise. ``validate=False`` turns validation off.
+    ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, a dnspython rrset, or a
+    list of them); ``None`` means the shipped root anchor when ``root_hints`` is ``None``
+    (the real root) and no validation otherwise. ``validate=False`` turns validation off.
     ``harden_glue=False`` uses a referral's out-of-zone glue too (Unbound's ``harden-glue:
     no``). ``domain_insecure``: names (negative trust anchors) at and below which data is
     treated as unsigned, never bogus, unless a trust anchor sits at or below one of them.

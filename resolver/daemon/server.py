@@ -569,8 +569,8 @@ def make_resolver(cfg: Config) -> Resolver:
                           "private_domain": cfg.private_domain,
                           "do_not_query_address": cfg.do_not_query_address,
                           "domain_insecure": insecure_domains(cfg)}
-    if cfg.trust_anchor is not None:
-        kw["trust_anchor"] = cfg.trust_anchor
+    if cfg.trust_anchor:
+        kw["trust_anchor"] = list(cfg.trust_anchor)
     if cfg.auto_trust_anchor_file:
         from resolver.dnssec.autotrust import Timers
         kw["auto_trust_anchor_file"] = list(cfg.auto_trust_anchor_file)

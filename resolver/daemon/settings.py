@@ -26,7 +26,7 @@ from resolver.daemon.values import (ConfigError, Address, TTL_MAX, number, size,
                                     local_zone_overrides,
                                     existing_file, files,
                                     path_in_directory, text, octal_mode, log_level, user_name,
-                                    dns64_prefix, trust_anchor_file, auto_trust_anchor_files,
+                                    dns64_prefix, trust_anchor_files, auto_trust_anchor_files,
                                     domains, ip_addresses, zone_rates, cachedb_backend, url_path,
                                     cipher_list, ca_bundle, connection_limits, nsid)
 from resolver.daemon.zone_tables import zone_tables
@@ -321,12 +321,14 @@ TABLE: tuple[Setting, ...] = (*section(
                 "are read: \"64m\"), counted as the memory the "
                 "entries really hold: a full cache adds at most 1.3 times this to the process, "
                 "on top of a fixed 45-50 MiB (interpreter, modules, sockets) per worker."),
-    Setting("trust_anchor", 'str | None', None, nullable(trust_anchor_file),
-            flag=Flag("FILE", "DNSSEC trust anchor (DS or DNSKEY)"),
+    Setting("trust_anchor", 'tuple[str, ...]', (), trust_anchor_files,
+            flag=Flag("FILE", "DNSSEC trust anchor (DS or DNSKEY; repeatable)", repeat=True),
             restart=True,
             unbound='trust-anchor-file',
-            example='"/etc/corenet-resolver/root.key"',
-            doc="DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor "
+            example='["/etc/corenet-resolver/root.key"]',
+            doc="DNSSEC trust anchor files (DS or DNSKEY records; one file, or a list of them "
+                "as Unbound's ``trust-anchor-file`` lines, each zone's records from all of "
+                "them together); none: the shipped root anchor "
                 "when resolving from the real root, no validation with other root hints. The "
                 "root key sentinel (RFC 8509; ``root-key-sentinel``, on by default as in "
                 "Unbound) reads the root's anchor: an A or AAAA question "

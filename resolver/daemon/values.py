@@ -379,13 +379,16 @@ def dns64_prefix(value: Any, what: str) -> str:
         raise ConfigError(f"{what}: {e}") from None
 
 
-def trust_anchor_file(value: Any, what: str) -> str:
+def trust_anchor_files(value: Any, what: str) -> tuple[str, ...]:
+    """Trust anchor files (one path, or a list of them), each read."""
     from resolver.dnssec.trust_anchor import TrustAnchorError, load
-    try:
-        load(existing_file(value, what))
-    except TrustAnchorError as e:
-        raise ConfigError(f"{what}: {e}") from None
-    return value
+    out = files(value, what)
+    for path in out:
+        try:
+            load(path)
+        except TrustAnchorError as e:
+            raise ConfigError(f"{what}: {e}") from None
+    return out
 
 
 def auto_trust_anchor_files(value: Any, what: str) -> tuple[str, ...]:

@@ -94,7 +94,7 @@ def banner(server) -> str:
     cfg, r = server.cfg, server.resolver
     where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     if r.dnssec is not None:
-        sources = ([cfg.trust_anchor] if cfg.trust_anchor else []) + \
+        sources = list(cfg.trust_anchor) + \
             [f"{f} (RFC 5011)" for f in cfg.auto_trust_anchor_file]
         dnssec = f"DNSSEC validation on (trust anchor {', '.join(sources) or 'shipped root key'})"
     else:

@@ -145,6 +145,39 @@ def test_trustanchor_unbound_as_unbound_answers_it(tmp_path, hide):
         stop_process(proc, 5.0, group=True)
 
 
+def test_trust_anchors_from_several_files_as_unbound_reads_them(tmp_path):
+    """Two ``trust-anchor-file`` lines (the root's keys in one, a signed zone's in the
+    other) in one unbound.conf, served by corenet-resolver and by Unbound: both zones are
+    anchored on both (``trustanchor.unbound.``), none dropped for the last line."""
+    from dnslab.unbound import local_unbound, unasked_root_hints
+
+    installed("unbound", "unbound")
+    hints = unasked_root_hints(tmp_path / "root.hints")
+    root, zone = ANCHORS.splitlines(keepends=True)[:2], ANCHORS.splitlines(keepends=True)[2:]
+    (tmp_path / "root.key").write_text("".join(root))
+    (tmp_path / "zone.key").write_text("".join(zone))
+    lines = [f'trust-anchor-file: "{tmp_path / "root.key"}"',
+             f'trust-anchor-file: "{tmp_path / "zone.key"}"']
+    (tmp_path / "unbound").mkdir()
+    uport = pick_port(["127.0.0.1"])
+    proc = local_unbound(tmp_path / "unbound", uport, [
+        f'root-hints: "{hints}"', 'module-config: "validator iterator"', *lines])
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n" + "".join(f"  {line}\n" for line in lines))
+    d = Daemon(tmp_path / "daemon", None, "--config", str(conf), "--root-hints", str(hints))
+    try:
+        d.start()
+        q = dns.message.make_query("trustanchor.unbound.", "TXT", rdclass="CH")
+        theirs = dns.query.udp(q, "127.0.0.1", port=uport, timeout=5)
+        ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=5)
+        assert shape(ours) == shape(theirs), f"ours:\n{ours}\nunbound:\n{theirs}"
+        assert [rd.to_text() for rrset in ours.answer for rd in rrset] == [
+            '". 20326 38696"', '"example.com. 370"']
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
+
+
 def test_trustanchor_unbound_has_no_record_without_validation():
     import resolver
 
