@@ -337,6 +337,21 @@ READERS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "tuple[int, ...]": (int, True)}
 #: zone records and network lists: repeatable strings
 RECORDS = ("local-data", "local-data-ptr", "private-address", "do-not-query-address")
+#: server: options of which Unbound keeps every line (its grammar's string lists), where
+#: other options take the last line's value
+EVERY_LINE = frozenset({
+    "access-control", "access-control-tag", "access-control-tag-action",
+    "access-control-tag-data", "access-control-view", "auto-trust-anchor-file",
+    "caps-whitelist", "caps-exempt", "client-subnet-zone", "dns64-ignore-aaaa",
+    "do-not-query-address", "domain-insecure", "edns-client-string", "interface",
+    "interface-action", "interface-tag", "interface-tag-action", "interface-tag-data",
+    "interface-view", "ipsecmod-whitelist", "local-data", "local-data-ptr", "local-zone",
+    "local-zone-override", "local-zone-tag", "outgoing-interface", "private-address",
+    "private-domain", "proxy-protocol-port", "ratelimit-below-domain", "ratelimit-for-domain",
+    "response-ip", "response-ip-data", "response-ip-tag", "root-hints", "send-client-subnet",
+    "tcp-connection-limit", "tls-additional-port", "tls-session-ticket-keys", "trust-anchor",
+    "trust-anchor-file", "trusted-keys-file", "wait-limit-cookie-netblock",
+    "wait-limit-netblock"})
 
 
 def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:
@@ -644,6 +659,10 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                     conv.same(o, "empty: the default")
                 elif many:
                     conv.add(o, key, value)
+                elif k in EVERY_LINE and key in conv.settings:
+                    first = conv.sources[key][0]
+                    conv.skip(o, f"corenet takes one {key}: the first line's "
+                                 f"({first.file}:{first.line}), where Unbound reads each")
                 else:
                     conv.set(o, key, value)
             elif k == "interface":

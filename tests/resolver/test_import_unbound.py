@@ -361,6 +361,24 @@ def test_tls_system_cert_and_tls_win_cert_are_one_option_as_unbound_reads_them(t
     assert not conv.unmapped
 
 
+def test_an_option_unbound_reads_every_line_of_is_not_cut_to_one_silently(tmp_path):
+    """``root-hints`` given twice: Unbound reads both files (unbound-checkconf -o lists
+    both); corenet takes one, the first, and reports the other as not carried over rather
+    than keeping the last line's alone without a word. Of the options Unbound reads every
+    line of, none else lands in a setting of one value."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n  root-hints: /tmp/a.hints\n  root-hints: /tmp/b.hints\n")
+    assert sorted(unbound_says(conf, "root-hints").split()) == ["/tmp/a.hints",
+                                                               "/tmp/b.hints"]
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert conv.settings["root-hints"] == "/tmp/a.hints"
+    (left,) = conv.unmapped
+    assert left.option.line == 3 and f"{conf}:2" in left.why, left
+    single = {k for k in unbound_conf.EVERY_LINE
+              if (s := unbound_conf.same_setting(k)) is not None and not s[2]}
+    assert single == {"root-hints"}
+
+
 #: local data whose quoted value holds escaped quotes, and the TXT strings Unbound serves
 #: for it (the escaped quote is a character of the record's text, the space splits it)
 ESCAPED = [('"esc.example. TXT \\"hello world\\""', ['"\\"hello"', '"world\\""']),
