@@ -153,9 +153,9 @@ def test_trust_anchors_from_several_files_as_unbound_reads_them(tmp_path):
 
     installed("unbound", "unbound")
     hints = unasked_root_hints(tmp_path / "root.hints")
-    root, zone = ANCHORS.splitlines(keepends=True)[:2], ANCHORS.splitlines(keepends=True)[2:]
-    (tmp_path / "root.key").write_text("".join(root))
-    (tmp_path / "zone.key").write_text("".join(zone))
+    records = ANCHORS.splitlines(keepends=True)
+    (tmp_path / "root.key").write_text("".join(records[:2]))       # the two root keys
+    (tmp_path / "zone.key").write_text("".join(records[2:]))       # example.com.'s
     lines = [f'trust-anchor-file: "{tmp_path / "root.key"}"',
              f'trust-anchor-file: "{tmp_path / "zone.key"}"']
     (tmp_path / "unbound").mkdir()
