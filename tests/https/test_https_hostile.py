@@ -455,8 +455,12 @@ def test_aclose_aborts_a_connection_that_cannot_drain(env, run):
     async def main():
         c = AsyncClient(verify=env.ca)
         task = asyncio.ensure_future(c.post(env.raw + "/no-read", content=payload))
+        for _ in range(1500):  # connected (a loaded machine may take seconds to)
+            if c.pool.connections_opened:
+                break
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)  # the write buffers are full by now
-        assert not task.done()
+        assert c.pool.connections_opened == 1 and not task.done()
         start = time.monotonic()
         await c.aclose()
         took = time.monotonic() - start

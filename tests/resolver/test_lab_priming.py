@@ -63,10 +63,11 @@ def test_primed_root_servers_replace_the_hints(run, fakes, lab_resolver, hints):
         return r
 
     r = run(go(), timeout=15)
-    # The stale server was asked the priming question once (iteratively), and nothing else:
-    # every referral from the root came from the servers the root zone lists.
-    assert stale.qnames == ["."] and stale.queries[0].qtype == "NS"
-    assert not stale.queries[0].message.flags & dns.flags.RD
+    # The stale server was asked the priming question (iteratively), and nothing else:
+    # every referral from the root came from the servers the root zone lists. (Once, but
+    # a loaded machine may resend it: the primings are counted by the resolver.)
+    assert set(stale.qnames) == {"."} and {q.qtype for q in stale.queries} == {"NS"}
+    assert not any(q.message.flags & dns.flags.RD for q in stale.queries)
     assert (r.stats.primings, r.stats.priming_failures) == (1, 0)
     e = root_ns(r)
     assert sorted(e.rdatas) == sorted(dns.name.from_text(n).to_wire()
@@ -140,8 +141,8 @@ def test_concurrent_queries_at_start_share_one_priming(run, fakes, lab_resolver,
         else:
             got = await asyncio.gather(*(_daemon_miss(r, n, loop) for n in names))
             assert all(dns.message.from_wire(w).answer for w in got)
-        assert priming_queries(stale) == 1
         assert (r.stats.primings, r.stats.priming_failures) == (1, 0)
+        assert priming_queries(stale) < len(names)  # one priming (a resend aside), not one each
         # Queries started while it was in flight went to the hint; later ones do not.
         asked = stale.count()
         assert await addresses(r, "h001.bulk.net.") == ["10.1.0.1"]
@@ -161,12 +162,14 @@ def test_root_is_primed_again_when_its_ns_set_expires(run, fakes, lab_resolver):
         offset = shifted_clock(r)
         assert await addresses(r, "mail.example.com.") == NAMES["mail.example.com."]
         assert 0 < root_ns(r).expires - r.clock() <= 60      # the lab's 3600 s, clamped
+        # Counted as primings, not as queries at the server: a loaded machine may resend.
+        first = priming_queries(stale)
         offset[0] += 30
         assert await addresses(r, "www.example.net.") == NAMES["www.example.net."]
-        assert priming_queries(stale) == 1
+        assert priming_queries(stale) == first and r.stats.primings == 1
         offset[0] += 31                                      # past the primed set's TTL
         assert await addresses(r, "www.oob.org.") == NAMES["www.oob.org."]
-        assert priming_queries(stale) == 2 and r.stats.primings == 2
+        assert priming_queries(stale) > first and r.stats.primings == 2
         assert set(stale.qnames) == {"."}                    # only ever asked to prime
 
     run(go(), timeout=15)
