@@ -46,6 +46,15 @@ class Option:
     line: int
     #: which clause of the file (each ``forward-zone:`` starts a new one)
     section: int = 0
+    #: the keyword as the file spells it, where that is another name of ``key``
+    #: (``SYNONYMS``: an Option is made with either, and goes by the one name); "" where
+    #: it is ``key``
+    written: str = ""
+
+    def __post_init__(self) -> None:
+        if self.key in SYNONYMS:
+            object.__setattr__(self, "written", self.key)
+            object.__setattr__(self, "key", SYNONYMS[self.key])
 
     @property
     def where(self) -> str:
@@ -53,7 +62,7 @@ class Option:
 
     @property
     def text(self) -> str:
-        return f"{self.key}: {' '.join(self.values)}".rstrip()
+        return f"{self.written or self.key}: {' '.join(self.values)}".rstrip()
 
 
 def tokens(text: str, file: str = "-"):
@@ -320,12 +329,26 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"no TOML for {v!r}")
 
 
+#: Unbound's other spellings of its own options (its grammar reads them as the same
+#: keyword): the name the conversion goes by. The ssl- names are the older ones, which
+#: many configs still use; away from Windows, tls-win-cert is tls-system-cert.
+SYNONYMS = {"ip-address": "interface", "ssl-port": "tls-port", "ssl-upstream": "tls-upstream",
+            "ssl-service-key": "tls-service-key", "ssl-service-pem": "tls-service-pem",
+            "ssl-cert-bundle": "tls-cert-bundle", "tls-win-cert": "tls-system-cert",
+            "tls-additional-ports": "tls-additional-port",
+            "additional-tls-port": "tls-additional-port",
+            "additional-ssl-port": "tls-additional-port",
+            "forward-ssl-upstream": "forward-tls-upstream",
+            "stub-ssl-upstream": "stub-tls-upstream", "caps-whitelist": "caps-exempt",
+            "ipsecmod-whitelist": "ipsecmod-allow", "low-rtt-pct": "fast-server-permil",
+            "low-rtt-permil": "fast-server-permil", "master": "primary"}
+#: Unbound's options giving the port at which an interface serves DNS over TLS or over
+#: HTTPS, and the port each means when the config does not give it
+SPECIAL_PORTS = {"tls-port": 853, "tls-additional-port": None, "https-port": 443}
 #: Unbound options whose corenet key has another name that the settings table does not list
 #: (limits, which take no other names)
 OTHER_NAMES = {"outgoing-range": "max-upstream-sockets", "http-max-streams": "doh-max-streams",
-               "max-query-restarts": "max-cname-chain",
-               # away from Windows, Unbound's tls-win-cert is its tls-system-cert
-               "tls-win-cert": "tls-system-cert"}
+               "max-query-restarts": "max-cname-chain"}
 #: settings naming files: read against Unbound's ``directory``
 PATHS = {"root-hints", "pidfile", "logfile", "auto-trust-anchor-file", "trust-anchor",
          "tls-service-key", "tls-service-pem", "tls-cert-bundle", "tls-session-ticket-keys"}
@@ -338,14 +361,14 @@ READERS: dict[str, tuple[Callable[[str], Any], bool]] = {
 #: zone records and network lists: repeatable strings
 RECORDS = ("local-data", "local-data-ptr", "private-address", "do-not-query-address")
 #: server: options of which Unbound keeps every line (its grammar's string lists), where
-#: other options take the last line's value
+#: other options take the last line's value (by the names of SYNONYMS' right side)
 EVERY_LINE = frozenset({
     "access-control", "access-control-tag", "access-control-tag-action",
     "access-control-tag-data", "access-control-view", "auto-trust-anchor-file",
-    "caps-whitelist", "caps-exempt", "client-subnet-zone", "dns64-ignore-aaaa",
+    "caps-exempt", "client-subnet-zone", "dns64-ignore-aaaa",
     "do-not-query-address", "domain-insecure", "edns-client-string", "interface",
     "interface-action", "interface-tag", "interface-tag-action", "interface-tag-data",
-    "interface-view", "ipsecmod-whitelist", "local-data", "local-data-ptr", "local-zone",
+    "interface-view", "ipsecmod-allow", "local-data", "local-data-ptr", "local-zone",
     "local-zone-override", "local-zone-tag", "outgoing-interface", "private-address",
     "private-domain", "proxy-protocol-port", "ratelimit-below-domain", "ratelimit-for-domain",
     "response-ip", "response-ip-data", "response-ip-tag", "root-hints", "send-client-subnet",
@@ -376,7 +399,9 @@ def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:
 #: (the unknown-key error names it)
 HINTS = {"msg-cache-size": "cache-size (messages and rrsets together)",
          "rrset-cache-size": "cache-size (messages and rrsets together)",
-         "port": "listen (ADDR:PORT)", "tls-port": "tls-listen", "https-port": "https-listen",
+         "port": "listen (ADDR:PORT)", "interface": "listen (ADDR:PORT)",
+         "tls-port": "tls-listen", "tls-additional-port": "tls-listen",
+         "https-port": "https-listen",
          "module-config": "validate and dns64", "control-interface": "control (a Unix socket) "
          "or control-interface", "include": "one TOML file (import-unbound follows includes)",
          **{k: v for k, v in OTHER_NAMES.items()}}
@@ -384,7 +409,12 @@ HINTS = {"msg-cache-size": "cache-size (messages and rrsets together)",
 
 def hint(key: str) -> str | None:
     """What to say of ``key`` in a corenet config when it is an Unbound option."""
-    return HINTS.get(key.replace("_", "-"))
+    key = key.replace("_", "-")
+    name = SYNONYMS.get(key, key)
+    if name in HINTS:
+        return HINTS[name]
+    known = name.replace("-", "_") in BY_NAME or name.replace("-", "_") in ALIASES
+    return name if name != key and known else None
 
 
 #: server: options whose Unbound value is milliseconds, corenet's seconds
@@ -395,6 +425,7 @@ MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idl
                 "tcp-auth-query-timeout": "tcp-timeout"}
 #: server: options whose effect corenet has without a setting: why
 BUILT_IN = {
+    "low-rtt": "Unbound ignores it (it gave way to fast-server-num)",
     "msg-cache-slabs": "one cache per worker, no slabs",
     "rrset-cache-slabs": "one cache per worker, no slabs",
     "infra-cache-slabs": "one cache per worker, no slabs",
@@ -473,15 +504,15 @@ FIXED = {
     "tcp-mss": ("0", "the kernel's MSS is used on client connections"),
     "outgoing-tcp-mss": ("0", "the kernel's MSS is used on connections to authorities"),
     "http-nodelay": ("yes", "TCP_NODELAY is set on every TCP connection"),
-    "http-notls-downstream": ("no", "the https-port interfaces speak TLS (http-listen "
-                                    "serves DNS over plain HTTP)"),
     "hide-http-user-agent": ("yes", "DNS over HTTPS responses carry no Server header"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
+    **dict.fromkeys(("fast-server-permil", "fast-server-num"),
+                    "corenet asks the server of lowest smoothed RTT, and another at random "
+                    "with probability exploration: no share of fast servers to set"),
     "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
-    "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
     "outgoing-num-tcp": "TCP queries to authorities have no cap of their own: the misses "
                         "that make them are capped (max-inflight)",
@@ -564,6 +595,7 @@ def convert(options: list[Option]) -> Conversion:
     _server(conv, server, port, directory)
     _control(conv, [o for o in options if o.clause == "remote-control"])
     _zones(conv, options)
+    _upstream_tls(conv, [o for o in server if o.key == "tls-upstream"])
     for o in options:
         if o.clause not in ("server", "remote-control", "forward-zone", "stub-zone",
                             "cachedb", "rpz", "view"):
@@ -626,7 +658,9 @@ def _nsec3_iterations(conv: Conversion, o: Option, text: str) -> None:
 
 
 def _server(conv: Conversion, server: list[Option], port: int, directory: str) -> None:
-    listen: list[str] = []
+    interfaces: list[tuple[Option, str, int]] = []
+    special: dict[str, list[tuple[Option, int]]] = {k: [] for k in SPECIAL_PORTS}
+    plain_http: list[tuple[Option, bool]] = []
     acl: list[tuple[Option, Any, str]] = []
     sizes: list[tuple[Option, int]] = []
 
@@ -637,7 +671,7 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
         k, vals = o.key, o.values
         v = vals[0] if vals else ""
         try:
-            if k == "port":
+            if k in ("port", "tls-upstream"):        # convert() and _upstream_tls read them
                 continue
             if k in MILLISECONDS:
                 conv.set(o, MILLISECONDS[k], int(v) / 1000, "milliseconds to seconds")
@@ -662,14 +696,15 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 elif k in EVERY_LINE and key in conv.settings:
                     first = conv.sources[key][0]
                     conv.skip(o, f"corenet takes one {key}: the first line's "
-                                 f"({first.file}:{first.line}), where Unbound reads each")
+                                 f"({first.file}:{first.line})")
                 else:
                     conv.set(o, key, value)
             elif k == "interface":
-                host, p = interface(v, port)
-                listen.append(address_text(host, p))
-                conv.sources.setdefault("listen", []).append(o)
-                conv.mapped.append(Mapped(o, "listen"))
+                interfaces.append((o, *interface(v, port)))
+            elif k in SPECIAL_PORTS:
+                special[k].append((o, int(v)))
+            elif k == "http-notls-downstream":
+                plain_http.append((o, yesno(v)))
             elif k == "access-control":
                 if len(vals) != 2:
                     raise ValueError("expected a netblock and an action")
@@ -695,8 +730,6 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 conv.add(o, k, f"{ipaddress.ip_network(vals[0], strict=False)} {int(vals[1])}")
             elif k == "module-config":
                 _modules(conv, o)
-            elif k in ("tls-port", "https-port"):
-                _encrypted(conv, o, server, port, int(v))
             elif k in FIXED:
                 value, does = FIXED[k]
                 if v.lower() == value:
@@ -711,8 +744,10 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 conv.skip(o, "no corenet setting")
         except (ValueError, IndexError) as e:
             conv.refuse(o, e)
-    if listen:
-        conv.settings["listen"] = listen
+    _listeners(conv, interfaces, special, plain_http[-1][1] if plain_http else False)
+    for o, _ in plain_http:
+        conv.same(o, "the https-port interfaces go to " +
+                  ("http-listen" if plain_http[-1][1] else "https-listen"))
     if sizes:
         given = {o.key: n for o, n in sizes}
         total = sum(given.get(k, n) for k, n in CACHE_SIZES.items())
@@ -736,25 +771,67 @@ def _modules(conv: Conversion, o: Option) -> None:
         conv.same(o, "validation and iteration are corenet's own")
 
 
-def _encrypted(conv: Conversion, o: Option, server: list[Option], port: int,
-               special: int) -> None:
-    """tls-port / https-port: the interfaces given with that port serve DoT / DoH."""
-    key = "tls-listen" if o.key == "tls-port" else "https-listen"
-    hosts = []
-    for i in server:
-        if i.key == "interface" and i.values:
-            try:
-                host, p = interface(i.values[0], port)
-            except ValueError:
-                continue
-            if p == special:
-                hosts.append(address_text(host, p))
-    if hosts:
-        conv.set(o, key, hosts, "the interfaces given with this port")
-        listen = [a for a in conv.settings.get("listen", []) if a not in hosts]
-        conv.settings["listen"] = listen
+def _listeners(conv: Conversion, interfaces: list[tuple[Option, str, int]],
+               special: dict[str, list[tuple[Option, int]]], plain_http: bool) -> None:
+    """Each interface goes where Unbound serves it: at the tls-port or a tls-additional-port,
+    DNS over TLS alone (tls-listen); at the https-port, DNS over HTTPS alone (https-listen,
+    or http-listen with http-notls-downstream); elsewhere DNS over UDP and TCP (listen).
+    Without a service key and certificate Unbound serves no TLS: an interface at a TLS port
+    is then plain DNS (listen), one at the https-port plain HTTP (http-listen)."""
+    last = {k: lines[-1][1] if lines else SPECIAL_PORTS[k] for k, lines in special.items()}
+    tls = {last["tls-port"]} | {p for _, p in special["tls-additional-port"]}
+    keyed = "tls-service-key" in conv.settings and "tls-service-pem" in conv.settings
+    for o, host, p in interfaces:
+        if p in tls and keyed:
+            conv.add(o, "tls-listen", address_text(host, p), f"port {p}: DNS over TLS")
+        elif p in tls:
+            conv.add(o, "listen", address_text(host, p), f"port {p} with no tls-service-key "
+                     "and tls-service-pem: plain DNS (Unbound's over TCP alone)")
+        elif p == last["https-port"] and keyed and not plain_http:
+            conv.add(o, "https-listen", address_text(host, p), f"port {p}: DNS over HTTPS")
+        elif p == last["https-port"]:
+            conv.add(o, "http-listen", address_text(host, p), f"port {p}: DNS over plain HTTP"
+                     + ("" if plain_http else " (no tls-service-key and tls-service-pem)"))
+        else:
+            conv.add(o, "listen", address_text(host, p))
+    for key, lines in special.items():
+        for o, p in lines:
+            given = [address_text(h, q) for _, h, q in interfaces if q == p]
+            if key != "tls-additional-port" and p != last[key]:
+                conv.same(o, f"a later {key} line gives the port")
+            elif given:
+                conv.same(o, f"the interfaces at port {p}: {', '.join(given)}")
+            else:
+                conv.same(o, "no interface is given with this port")
+
+
+def _upstream_tls(conv: Conversion, lines: list[Option]) -> None:
+    """tls-upstream: Unbound asks every server over TLS, the forward zones' and the
+    authorities'. corenet's forward zones take it as forward-tls-upstream; authorities are
+    asked without TLS (they do not serve it), so where questions go to them the option is
+    only partly carried, and said so."""
+    if not lines:
+        return
+    for o in lines[:-1]:
+        conv.same(o, "a later tls-upstream line gives it")
+    last = lines[-1]
+    try:
+        on = yesno(last.values[0] if last.values else "")
+    except ValueError as e:
+        conv.refuse(last, e)
+        return
+    if not on:
+        conv.same(last, "servers are asked without TLS unless a forward zone says otherwise")
+        return
+    zones = conv.tables.get("forward-zone", [])
+    for t in zones:
+        t["forward-tls-upstream"] = True
+    if any(t.get("name", "").rstrip(".") == "" for t in zones):
+        conv.mapped.append(Mapped(last, "forward-zone.forward-tls-upstream",
+                                  "every forward zone, and every question is forwarded"))
     else:
-        conv.same(o, "no interface is given with this port")
+        conv.skip(last, "corenet asks authorities without TLS: only the forward zones "
+                        f"({len(zones)}) take it, as forward-tls-upstream")
 
 
 def _access(conv: Conversion, acl: list[tuple[Option, Any, str]]) -> None:
@@ -809,7 +886,7 @@ ZONE_KEYS = {
     "view": {"name": (str, False), "view-first": (yesno, False), "local-zone": (None, True),
              "local-data": (str, True), "local-data-ptr": (str, True)},
     "rpz": {"name": (str, False), "zonefile": (str, False), "primary": (str, True),
-            "master": (str, True), "rpz-action-override": (str, False),
+            "rpz-action-override": (str, False),
             "rpz-cname-override": (str, False), "rpz-log": (yesno, False),
             "rpz-log-name": (str, False), "rpz-signal-nxdomain-ra": (yesno, False),
             "tags": (str, False)},

@@ -25,6 +25,7 @@ from procs import stop as stop_process
 from resolver.daemon import settings, unbound_conf
 from resolver.daemon.config import build
 from resolver.limits import DEFAULT
+from tls_certs import CA, SERVER_NAME
 
 EXAMPLE = Path("/usr/share/doc/unbound/examples/unbound.conf")
 DEBIAN = Path("/etc/unbound/unbound.conf")
@@ -518,7 +519,8 @@ def test_options_whose_one_value_is_corenet_s_behaviour(lab, tmp_path):
 def _unbound_names() -> dict[str, str]:
     """Every Unbound option name a corenet config reads as one of its settings (a setting's
     own name or its Unbound name, an alias, a limit, the importer's other names and its
-    options in milliseconds) -> that setting's name."""
+    options in milliseconds, and Unbound's other spellings of those) -> that setting's
+    name."""
     names = {}
     for s in settings.TABLE:
         names[s.unbound or s.key] = s.name
@@ -526,6 +528,7 @@ def _unbound_names() -> dict[str, str]:
     names.update({k.replace("_", "-"): k for k in settings.LIMITS})
     names.update({k: v.replace("-", "_") for k, v in unbound_conf.OTHER_NAMES.items()})
     names.update({k: v.replace("-", "_") for k, v in unbound_conf.MILLISECONDS.items()})
+    names.update({k: names[v] for k, v in unbound_conf.SYNONYMS.items() if v in names})
     return names
 
 
@@ -674,3 +677,163 @@ def test_the_infra_cache_timeouts_streams_and_restarts_are_carried_over(tmp_path
                                 text=True, timeout=30).stdout.strip()
         one = unbound_conf.convert([unbound_conf.Option("server", option, (theirs,), "-", 1)])
         assert list(one.settings.values()) == [getattr(DEFAULT, field)], option
+
+
+#: Unbound's other spellings of server options, with a value each (their unbound.conf
+#: lines are read as the option of the other name)
+SPELLINGS = {"ip-address": "127.0.0.1@5353", "ssl-port": "8853", "ssl-upstream": "no",
+             "ssl-service-key": "/tmp/service.key", "ssl-service-pem": "/tmp/service.pem",
+             "ssl-cert-bundle": "/tmp/bundle.pem", "tls-win-cert": "yes",
+             "tls-additional-ports": "9853", "additional-tls-port": "9854",
+             "additional-ssl-port": "9855", "caps-whitelist": "example.com",
+             "low-rtt-pct": "100", "low-rtt-permil": "200", "ipsecmod-whitelist": "example.org"}
+#: an option this Unbound reads but does not print (its ipsecmod module is not built in)
+UNPRINTED = {"ipsecmod-whitelist"}
+
+
+@pytest.mark.parametrize("spelled", sorted(SPELLINGS))
+def test_unbound_s_other_spellings_are_read_as_their_option(tmp_path, spelled):
+    """An option written with one of Unbound's other names (the ssl- names of the TLS
+    options, ip-address...) is the same option, as unbound-checkconf prints it under
+    either name, and converts as its other spelling does; the report quotes the line as
+    written."""
+    name, value = unbound_conf.SYNONYMS[spelled], SPELLINGS[spelled]
+    old, new = tmp_path / "old.conf", tmp_path / "new.conf"
+    old.write_text(f"server:\n    {spelled}: {value}\n")
+    new.write_text(f"server:\n    {name}: {value}\n")
+    if spelled in UNPRINTED:
+        assert unbound_accepts(old)[0]
+    else:
+        theirs = unbound_says(old, name) or unbound_says(old, spelled)   # some print one name
+        assert value in theirs.split(), theirs
+    a, b = (unbound_conf.convert(unbound_conf.read(str(p))) for p in (old, new))
+    assert a.settings == b.settings and a.tables == b.tables
+    assert [(m.key, m.note) for m in a.mapped] == [(m.key, m.note) for m in b.mapped]
+    assert [u.why for u in a.unmapped] == [u.why for u in b.unmapped]
+    assert not any("unknown keyword" in u.why or u.why == "no corenet setting"
+                   for u in a.unmapped), a.report()
+    assert f"{spelled}: {value}" in a.report() and f"{name}: {value}" not in a.report()
+
+
+def test_zone_clauses_other_spellings(tmp_path):
+    conf = tmp_path / "unbound.conf"
+    conf.write_text('forward-zone:\n    name: "a.test."\n    forward-addr: 192.0.2.1@853\n'
+                    "    forward-ssl-upstream: yes\n"
+                    'rpz:\n    name: "rpz.test."\n    master: 192.0.2.2\n    primary: 192.0.2.3\n')
+    assert unbound_says(conf, "forward-zone").count("forward-tls-upstream") in (0, 1)
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert conv.tables["forward-zone"][0]["forward-tls-upstream"] is True
+    # Unbound's master and primary lines add to one list of servers
+    assert conv.tables["rpz"][0]["primary"] == ["192.0.2.2", "192.0.2.3"]
+    assert not conv.unmapped, conv.report()
+
+
+@pytest.mark.parametrize("forward_root", [True, False])
+def test_tls_upstream_is_every_forward_zone_s(tmp_path, forward_root):
+    """tls-upstream: yes (Unbound's every server over TLS) turns TLS on in every forward
+    zone; where questions also go to authorities, which corenet asks without TLS, the line
+    is reported as carried over only in part."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n    tls-upstream: no\n    ssl-upstream: yes\n"
+                    f'forward-zone:\n    name: "{"." if forward_root else "a.test."}"\n'
+                    "    forward-addr: 192.0.2.1@853#dns.test\n"
+                    "    forward-tls-upstream: no\n"
+                    'forward-zone:\n    name: "b.test."\n    forward-addr: 192.0.2.2@853\n')
+    assert unbound_says(conf, "tls-upstream") == "yes"          # the last line
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert [t["forward-tls-upstream"] for t in conv.tables["forward-zone"]] == [True, True]
+    said = {u.option.text: u.why for u in conv.unmapped}
+    if forward_root:
+        assert not said, conv.report()
+        assert "ssl-upstream: yes -> forward-zone.forward-tls-upstream" in conv.report()
+    else:
+        assert list(said) == ["ssl-upstream: yes"]
+        assert "authorities without TLS" in said["ssl-upstream: yes"]
+    assert "tls-upstream: no -> nothing to write (a later tls-upstream line" in conv.report()
+
+
+def test_interfaces_at_the_tls_port_serve_tls_alone_as_unbound_s(lab, tmp_path):
+    """An unbound.conf in the older spellings whose interface at its ssl-port serves DNS
+    over TLS: served by corenet as it is (`serve -c`), the interface at that port answers
+    over TLS, as Unbound serves the same lines, and the other interface answers plain DNS.
+    No plain DNS at the TLS port: corenet opens no UDP socket there, as Unbound does not
+    since 1.23 (earlier ones, Debian 12's 1.17 among them, also answered over UDP there).
+    Before, the converted settings listened at the TLS port twice, and the daemon could
+    not start."""
+    kdig = installed("kdig", "knot-dnsutils")
+    ca = CA(tmp_path / "pki")
+    pem, key = ca.issue("server")
+    lines = ['ssl-service-key: "{key}"', 'ssl-service-pem: "{pem}"', "ssl-port: {tls}",
+             "ip-address: 127.0.0.1@{tls}", 'local-zone: "spell.test." static',
+             'local-data: "spell.test. TXT here"']
+    uplain, utls = free_port(), free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    ub = local_unbound(w, uplain, [line.format(key=key, pem=pem, tls=utls) for line in lines])
+    plain, tls = free_port(), free_port()
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n" + "".join(f"    {line.format(key=key, pem=pem, tls=tls)}\n"
+                                          for line in [f"ip-address: 127.0.0.1@{plain}",
+                                                       *lines]))
+    out = tmp_path / "converted.toml"
+    r = cli("import-unbound", str(conf), "-o", str(out))
+    data = tomllib.loads(out.read_text())
+    assert data["listen"] == [f"127.0.0.1:{plain}"], r.stderr
+    assert data["tls-listen"] == [f"127.0.0.1:{tls}"], r.stderr
+    d = Daemon(tmp_path / "d", lab, "-c", str(conf), listen=False, port=plain)
+    d.start()
+    try:
+        assert "not carried over" not in d.log_text(), d.log_text()
+        for who, port_plain, port_tls in (("unbound", uplain, utls), ("corenet", plain, tls)):
+            over_tls = subprocess.run(
+                [kdig, "@127.0.0.1", "-p", str(port_tls), "+tls", f"+tls-ca={ca.pem}",
+                 f"+tls-hostname={SERVER_NAME}", "+timeout=5", "+retry=0", "spell.test.",
+                 "TXT"], capture_output=True, text=True, timeout=30)
+            assert over_tls.returncode == 0 and '"here"' in over_tls.stdout, \
+                (who, over_tls.stdout + over_tls.stderr)
+            q = dns.message.make_query("spell.test.", "TXT")
+            a = dns.query.udp(q, "127.0.0.1", port=port_plain, timeout=5)
+            assert a.rcode() == dns.rcode.NOERROR and a.answer, who
+        udp = subprocess.run(["ss", "-Hlun", f"sport = :{tls}"], capture_output=True,
+                             text=True, timeout=10).stdout
+        assert udp.strip() == "", udp
+    finally:
+        stop_process(ub, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+@pytest.mark.parametrize("keyed, plain_http", [(True, False), (True, True), (False, False)])
+def test_interfaces_go_where_unbound_serves_them(tmp_path, keyed, plain_http):
+    """At Unbound's tls-port and https-port (853 and 443 unless given, as
+    unbound-checkconf prints them) and at each tls-additional-port, an interface serves
+    DNS over TLS or over HTTPS alone (plain HTTP with http-notls-downstream); without a
+    service key and certificate Unbound serves no TLS: plain DNS, or plain HTTP."""
+    empty = tmp_path / "empty.conf"
+    empty.write_text("server:\n")
+    defaults = {k: v for k, v in unbound_conf.SPECIAL_PORTS.items() if v is not None}
+    assert {k: int(unbound_says(empty, k)) for k in defaults} == defaults
+    lines = ["interface: 127.0.0.1", "interface: 127.0.0.1@853", "interface: ::1@443",
+             "interface: 127.0.0.2@8853", "interface: 127.0.0.3@5353",
+             "tls-additional-port: 8853"]
+    if keyed:
+        lines += ['tls-service-key: "/k.pem"', 'tls-service-pem: "/c.pem"']
+    if plain_http:
+        lines += ["http-notls-downstream: yes"]
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n" + "".join(f"    {line}\n" for line in lines))
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    s = conv.settings
+    if keyed:
+        assert s["listen"] == ["127.0.0.1:53", "127.0.0.3:5353"]
+        assert s["tls-listen"] == ["127.0.0.1:853", "127.0.0.2:8853"]
+        assert s["https-listen" if not plain_http else "http-listen"] == ["[::1]:443"]
+        assert ("https-listen" if plain_http else "http-listen") not in s
+    else:
+        assert s["listen"] == ["127.0.0.1:53", "127.0.0.1:853", "127.0.0.2:8853",
+                               "127.0.0.3:5353"]
+        assert s["http-listen"] == ["[::1]:443"]
+        assert not {"tls-listen", "https-listen"} & set(s)
+        assert "127.0.0.1@853 -> listen (port 853 with no tls-service-key" in conv.report()
+    assert not conv.unmapped, conv.report()
+    assert "tls-additional-port: 8853 -> nothing to write (the interfaces at port 8853: " \
+           "127.0.0.2:8853)" in conv.report()
