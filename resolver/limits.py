@@ -126,6 +126,11 @@ class Limits:
     #: after this, and a mark made on a bad day cannot cut a zone off for the life of the
     #: process (Unbound's infra-host-ttl, 900 s).
     infra_host_ttl: float = 900.0
+    #: Authority addresses the infra cache keeps facts of (RTT, marks, EDNS), and zones it
+    #: keeps rate and minimisation marks of: every address a resolution meets would
+    #: otherwise stay for the life of the process, and names under many zones make many.
+    #: The least recently added go first (Unbound's infra-cache-numhosts, 10000).
+    infra_cache_numhosts: int = 10000
 
     #: Consecutive timeouts after which an authority address that has not answered for
     #: ``max_rto`` is marked down: its timeout has backed off to ``max_rto`` by then (0.4,

@@ -44,11 +44,11 @@ cdef class InfraCache:
     the mark. Once the mark expires the address starts afresh (initial timeout, no
     timeouts counted)."""
 
-    def __init__(self, limits=None, Py_ssize_t max_servers=10000, rng=None):
+    def __init__(self, limits=None, rng=None):
         if limits is None:
             from resolver.limits import DEFAULT as limits
         self.limits = limits
-        self.max_servers = max_servers
+        self.max_servers = limits.infra_cache_numhosts
         self.servers = OrderedDict()
         self._popitem = self.servers.popitem
         self.rng = rng if rng is not None else random.Random()
@@ -63,7 +63,7 @@ cdef class InfraCache:
         self.max_inflight = limits.max_queries_per_server
         self.probes = 0
         self.rates = ZoneRates(limits.ratelimit, limits.ratelimit_factor,
-                               max_zones=max_servers)
+                               max_zones=self.max_servers)
         self.no_minimise = {}
 
     cpdef ServerInfo get(self, str addr):

@@ -485,8 +485,6 @@ FIXED = {
                            "answer (forward zones: forward-tcp-upstream)"),
     "udp-connect": ("yes", "each upstream UDP socket is connected to its server"),
     "trust-anchor-signaling": ("no", "no key tag queries (RFC 8145) are sent"),
-    "infra-cache-numhosts": ("10000", "the infra cache holds at most 10000 servers (the "
-                                      "least recently added go first)"),
     "harden-unknown-additional": ("yes", "of an additional section only a referral's A and "
                                          "AAAA glue is read; nothing else in it is kept"),
     "dns-error-reporting": ("no", "resolution failures are not reported to the agent "
@@ -738,6 +736,8 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                     conv.skip(o, f"only {k}: {value} is corenet's: {does}")
             elif k in BUILT_IN:
                 conv.same(o, BUILT_IN[k])
+            elif k == "chroot" and not v:
+                conv.same(o, "no chroot, as corenet runs")
             elif k in NOT_CARRIED:
                 conv.skip(o, NOT_CARRIED[k])
             else:

@@ -386,7 +386,7 @@ def test_infra_pick_bounds_the_timeout_by_the_time_left_and_says_edns():
 
 
 def test_infra_server_table_is_bounded():
-    infra = C.InfraCache(max_servers=3)
+    infra = C.InfraCache(Limits().replace(infra_cache_numhosts=3))
     for i in range(5):
         infra.record_rtt(f"10.0.0.{i}", 0.01)
     assert list(infra.servers) == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]

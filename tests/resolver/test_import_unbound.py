@@ -837,3 +837,16 @@ def test_interfaces_go_where_unbound_serves_them(tmp_path, keyed, plain_http):
     assert not conv.unmapped, conv.report()
     assert "tls-additional-port: 8853 -> nothing to write (the interfaces at port 8853: " \
            "127.0.0.2:8853)" in conv.report()
+
+
+def test_an_empty_chroot_is_no_chroot(tmp_path):
+    """chroot: "" turns Unbound's chroot off, which is how corenet runs: nothing to report;
+    a directory is reported as not carried over."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text('server:\n    chroot: ""\n')
+    assert unbound_says(conf, "chroot") == ""
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert not conv.unmapped and [m.key for m in conv.mapped] == [""], conv.report()
+    conf.write_text('server:\n    chroot: "/var/lib/unbound"\n')
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert [u.why for u in conv.unmapped] == [unbound_conf.NOT_CARRIED["chroot"]]
