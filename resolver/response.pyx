@@ -557,11 +557,12 @@ cpdef bytes query_error(bytes q, int rcode, bint question=False, bint opt=False)
     return out
 
 
-cpdef bytes error(bytes q, int rcode):
+cpdef bytes error(bytes q, int rcode, bint question=False):
     """The error response to the raw query ``q``: QR and RA set, opcode, RD and CD copied
     (CD as RFC 4035 3.2.2 asks, as Unbound does), ``rcode``; the question when it reads
-    cleanly (not for FORMERR); an OPT (1232 bytes, with the extended rcode) when the query
-    had one after its question. None if ``q`` is shorter than a header."""
+    cleanly (for FORMERR only with ``question``: a query read whole whose EDNS option
+    breaks a rule); an OPT (1232 bytes, with the extended rcode) when the query had one
+    after its question. None if ``q`` is shorter than a header."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12, qend = 12
     cdef bint edns = False
@@ -573,7 +574,7 @@ cpdef bytes error(bytes q, int rcode):
             qend = pos + 4
             edns = (u16(p + 10) >= 1 and qend + 11 <= n and p[qend] == 0
                     and u16(p + qend + 1) == 41)
-    keep = qend > 12 and rcode != 1
+    keep = qend > 12 and (rcode != 1 or question)
     head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (p[3] & 0x10) | (rcode & 0x0F),
                   0, 1 if keep else 0, 0, 0, 0, 0, 0, 1 if edns else 0])
     out = head + q[12:qend] if keep else head

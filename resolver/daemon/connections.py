@@ -147,7 +147,8 @@ class StreamClient:
     """What every stream client (TCP, TLS, HTTP) has: its peer and standing by the ACL
     (``who``, decided once per connection), admission
     against the connection caps it shares with the others (``Server.admit``), the idle
-    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), output the
+    timeout (no query in flight and nothing received for ``tcp-idle-timeout``, or
+    ``edns-tcp-keepalive-timeout`` once the client asked for it), output the
     peer does not take (past ``_output_limits()``'s bytes the connection is no longer read,
     and aborted if they are not drained within its seconds: ``write_stalled``; a closing
     connection's last output too: ``close_stalled``), close.
@@ -169,6 +170,7 @@ class StreamClient:
         self.inflight = 0
         self.closed = False
         self.last = 0.0
+        self.idle_timeout = server.cfg.tcp_idle_timeout   # (keep_alive may raise it)
         self.timer: asyncio.TimerHandle | None = None
         self.write_paused = False   # output past the limit: not read until it drains
         self.stall: asyncio.TimerHandle | None = None   # aborts it if not drained in time
@@ -211,16 +213,21 @@ class StreamClient:
             return False
         self.who = s.who(self.peer) if peer is None else s.proxied_who(sender, self.peer)
         self.last = s.loop.time()
-        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
+        self.timer = s.loop.call_later(self.idle_timeout, self._idle_check)
         transport.set_write_buffer_limits(high=self._output_limits()[0])
         return True
+
+    def keep_alive(self, seconds: float) -> None:
+        """The client asked for TCP keepalive (RFC 7828, ``edns-tcp-keepalive``): idle,
+        the connection stays open for ``seconds``, which its answers tell it."""
+        self.idle_timeout = seconds
 
     def _idle_check(self) -> None:
         self.timer = None
         if self.closed:
             return
         loop = self.server.loop
-        idle = self.server.cfg.tcp_idle_timeout
+        idle = self.idle_timeout
         if self.inflight == 0 and loop.time() - self.last >= idle:
             self.server.counters.tcp_idle_closed += 1
             self.close()
@@ -296,7 +303,8 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
         self.framer.setup(self, server.front, self.label,
                           cfg.pad_responses_block_size if self.pads and cfg.pad_responses
-                          else 0, server.loop)
+                          else 0, server.loop,
+                          cfg.edns_tcp_keepalive_timeout if cfg.edns_tcp_keepalive else 0.0)
         self.get_buffer = self.framer.get_buffer
         if self.framer_reads:
             self.buffer_updated = self.framer.buffer_updated

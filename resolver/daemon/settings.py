@@ -729,6 +729,20 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="TCP: a connection with no complete query for this long, seconds, is closed.",
             reason="A connection with no complete query for this long is a slow-loris holding a "
                    "descriptor; a client that asks sends its query at once."),
+    Setting("edns_tcp_keepalive", 'bool', False, boolean,
+            doc="TCP and DNS over TLS: a connection whose client sends the EDNS TCP keepalive "
+                "option (RFC 7828, empty) stays open while idle for "
+                "``edns-tcp-keepalive-timeout`` rather than ``tcp-idle-timeout``, and the "
+                "answers on it carry the option with that timeout, the first one's and every "
+                "later one's, as Unbound's ``edns-tcp-keepalive``; the option with a value "
+                "gets FORMERR. Unbound gives every connection that timeout; here a client "
+                "that does not ask keeps ``tcp-idle-timeout``. UDP and DNS over HTTPS "
+                "answers never carry it (RFC 7828, RFC 8484)."),
+    Setting("edns_tcp_keepalive_timeout", 'float', 120.0, number(float, 0.1, 6553.5),
+            doc="The idle timeout, seconds, of the connections that asked for TCP keepalive "
+                "(``edns-tcp-keepalive``), which their answers tell them (in 100 ms units: at "
+                "most 6553.5 s); Unbound's ``edns-tcp-keepalive-timeout``, in milliseconds "
+                "there."),
     Setting("tcp_max_connections", 'int', 1000, number(int, 1, 10_000_000),
             flag=Flag("N", "TCP connections open at once"),
             aliases=("incoming-num-tcp",),

@@ -16,13 +16,16 @@ one read, the misses answered from one batch of upstream replies) leave together
 the framer is given no loop; ``flush()`` sends them sooner (the connection closing). DNS
 over TLS reads its decrypted stream through the same framer.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 from corenet.capi cimport FrameReceiver, Loop, call_before_poll, fast_loop
 from resolver.cache.answer cimport monotonic
 from resolver.daemon.admission cimport OUTSIDE, FrontDoor, Reply
-from resolver.wire.codec cimport asks_option, with_padding
-from resolver.wire.codec import EDNS_PADDING
+from resolver.response cimport error
+from resolver.wire.codec cimport asks_option, option_length, with_option, with_padding
+from resolver.wire.codec import EDNS_KEEPALIVE, EDNS_PADDING
+
+cdef unsigned int KEEPALIVE = EDNS_KEEPALIVE
 
 
 cdef class StreamReply(Reply):
@@ -48,6 +51,8 @@ cdef class StreamReply(Reply):
         conn = self.conn
         if conn is None:
             return 0
+        if self.framer.kept_alive:      # the option goes in before the padding is sized
+            out = with_option(out, KEEPALIVE, self.framer.keepalive)
         self.framer.queue(with_padding(out, self.pad) if self.pad else out)
         if self.in_flight:
             self.in_flight = False
@@ -94,14 +99,24 @@ cdef class DNSFrameReceiver(FrameReceiver):
     cdef Loop fast                  # the loop when it is corenet's, else None
     cdef object loop                # the loop, or None: each answer sent when made
     cdef list queued                # the answers of this turn, each after its length
+    cdef double keepalive_timeout   # ``edns-tcp-keepalive-timeout``, seconds (0: off)
+    cdef bytes keepalive            # ... as the option's data: 100 ms units (RFC 7828)
+    cdef bint kept_alive            # the client asked for it: every answer carries it
 
     def setup(self, owner, FrontDoor front not None, str label="tcp", unsigned int pad=0,
-              loop=None):
+              loop=None, double keepalive=0.0):
         """Made as ``DNSFrameReceiver(None, 2, "big", max_frame, buffer)``, then given its
         connection, its transport's name, the front door and the loop it runs on here; with
         ``pad``, the answers to the queries that carry the EDNS padding option are padded to
-        a multiple of ``pad`` octets (``pad-responses``: DNS over TLS). The client stands
-        outside the ACLs until the connection says otherwise (``who``)."""
+        a multiple of ``pad`` octets (``pad-responses``: DNS over TLS); with ``keepalive``
+        (seconds, ``edns-tcp-keepalive``), once a query carries the EDNS TCP keepalive
+        option the connection's ``keep_alive(keepalive)`` is called and every answer from
+        then on carries the option with that timeout (RFC 7828). The client stands outside
+        the ACLs until the connection says otherwise (``who``)."""
+        cdef unsigned int units = <unsigned int>(keepalive * 10 + 0.5)
+        self.keepalive_timeout = keepalive
+        if keepalive > 0:
+            self.keepalive = bytes((units >> 8, units & 0xFF))
         self.front = front
         self.reply = StreamReply(owner, label)
         self.reply.framer = self
@@ -158,15 +173,31 @@ cdef class DNSFrameReceiver(FrameReceiver):
     cdef int _handle(self, const unsigned char* q, Py_ssize_t n, bytes frame) except -1:
         if self.reply.conn is None:
             return 0                # released
+        if self.keepalive is not None and not self.kept_alive and self._keep_alive(q, n, frame):
+            return 0
         self.front.handle_at(q, n, frame, self.who, self._reply(q, n), monotonic())
         return 0
 
+    cdef bint _keep_alive(self, const unsigned char* q, Py_ssize_t n, bytes frame) except -1:
+        """The EDNS TCP keepalive option of the query at ``q``: when it is there, the
+        connection is kept alive from now on; with a value (which only a server may send),
+        the query is answered FORMERR (True), as Unbound answers it."""
+        cdef Py_ssize_t length = option_length(q, n, KEEPALIVE)
+        if length < 0:
+            return False
+        if length > 0:
+            if frame is None:
+                frame = PyBytes_FromStringAndSize(<const char*>q, n)
+            self.front.answer(frame, error(frame, 1, True), self._reply(q, n), monotonic(),
+                              False, -1, -1, None, False)
+            return True
+        self.kept_alive = True
+        self.reply.conn.keep_alive(self.keepalive_timeout)
+        return False
+
     def handle(self, bytes q):
         """A query of the connection's own (one it held back), to the front door."""
-        return self.front.handle_at(<const unsigned char*>PyBytes_AS_STRING(q),
-                                    PyBytes_GET_SIZE(q), q, self.who,
-                                    self._reply(<const unsigned char*>PyBytes_AS_STRING(q),
-                                                PyBytes_GET_SIZE(q)), monotonic())
+        return self._handle(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), q)
 
     cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
         return self._handle(<const unsigned char*>data, length, None)

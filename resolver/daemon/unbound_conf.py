@@ -419,6 +419,7 @@ def hint(key: str) -> str | None:
 
 #: server: options whose Unbound value is milliseconds, corenet's seconds
 MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idle-timeout",
+                "edns-tcp-keepalive-timeout": "edns-tcp-keepalive-timeout",
                 "unknown-server-time-limit": "initial-rto", "infra-cache-min-rtt": "min-rto",
                 "infra-cache-max-rtt": "max-rto",
                 "serve-expired-client-timeout": "serve-stale-client-timeout",
@@ -460,7 +461,6 @@ FIXED = {
                                "with validation"),
     "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
     "edns-buffer-size": ("1232", "the EDNS size sent to authorities is 1232 bytes"),
-    "edns-tcp-keepalive": ("no", "TCP keepalive (RFC 7828) is not sent"),
     "prefer-ip6": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "prefer-ip4": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "tls-use-sni": ("yes", "a forward zone's TLS server is sent its authentication name "
@@ -520,8 +520,6 @@ NOT_CARRIED = {
     "msg-buffer-size": "replies from authorities and messages over TCP may be 65,535 bytes "
                        "long, a client's query over UDP 4,096 (no setting)",
     "shm-key": "statistics are not kept in shared memory (shm-enable)",
-    "edns-tcp-keepalive-timeout": "TCP keepalive is not sent (edns-tcp-keepalive), so "
-                                  "there is no timeout to send",
     "http-user-agent": "DNS over HTTPS responses carry no Server header "
                        "(hide-http-user-agent)",
     "val-override-date": "validation always reads the clock",

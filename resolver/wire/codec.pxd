@@ -62,6 +62,8 @@ cpdef bytes strip_to(bytes name, int labels)
 
 # EDNS (the daemon's stream listeners and the answer to a local alias call them from C)
 cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n) noexcept
+cdef Py_ssize_t option_length(const unsigned char* p, Py_ssize_t n,
+                              unsigned int code) noexcept
 cdef bint asks_option(const unsigned char* p, Py_ssize_t n, unsigned int code) noexcept
 cpdef bytes with_option(bytes wire, unsigned int code, bytes data)
 cpdef bytes with_padding(bytes wire, unsigned int block)

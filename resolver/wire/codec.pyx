@@ -847,6 +847,7 @@ def from_text(str text):
 #: the EDNS option codes of the name server identifier (RFC 5001) and of padding (RFC 7830)
 EDNS_NSID = 3
 EDNS_PADDING = 12
+EDNS_KEEPALIVE = 11
 
 
 cdef Py_ssize_t _records_at(const unsigned char* p, Py_ssize_t n) noexcept:
@@ -883,29 +884,36 @@ cdef Py_ssize_t opt_at(const unsigned char* p, Py_ssize_t n) noexcept:
     return last if u16(p + last + 1) == 41 else -1
 
 
-cdef bint asks_option(const unsigned char* p, Py_ssize_t n, unsigned int code) noexcept:
-    """Whether the query at ``p`` carries the EDNS option ``code`` in its OPT (padding, RFC
-    7830, to have its answer padded; NSID, RFC 5001, to be told the server's identifier)."""
+cdef Py_ssize_t option_length(const unsigned char* p, Py_ssize_t n,
+                              unsigned int code) noexcept:
+    """The length of the data of the EDNS option ``code`` in the OPT of the query at ``p``
+    (its first such option), or -1 when it carries none."""
     cdef Py_ssize_t pos = _records_at(p, n), end, o
     cdef unsigned int i
     if pos < 0:
-        return False
+        return -1
     for i in range(u16(p + 6) + u16(p + 8) + u16(p + 10)):
         pos = skip_name(p, n, pos)
         if pos < 0 or pos + 10 > n:
-            return False
+            return -1
         end = pos + 10 + u16(p + pos + 8)
         if end > n:
-            return False
+            return -1
         if u16(p + pos) == 41:
             o = pos + 10
             while o + 4 <= end:
                 if u16(p + o) == code:
-                    return True
+                    return u16(p + o + 2)
                 o += 4 + u16(p + o + 2)
-            return False
+            return -1
         pos = end
-    return False
+    return -1
+
+
+cdef bint asks_option(const unsigned char* p, Py_ssize_t n, unsigned int code) noexcept:
+    """Whether the query at ``p`` carries the EDNS option ``code`` in its OPT (padding, RFC
+    7830, to have its answer padded; NSID, RFC 5001, to be told the server's identifier)."""
+    return option_length(p, n, code) >= 0
 
 
 def query_asks_option(bytes q, unsigned int code) -> bool:
