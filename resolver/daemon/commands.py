@@ -223,12 +223,16 @@ COMMANDS: tuple[Command, ...] = (
             "corenet does: ``do-udp``, ``minimal-responses``, ``edns-buffer-size``... the "
             "one value corenet behaves as, ``msg-cache-size`` and ``rrset-cache-size`` the "
             "one cache's size, ``port`` the first listener's, ``module-config`` the "
-            "modules that run.", "every worker"),
+            "modules that run. Unbound's options in milliseconds (``tcp-idle-timeout``, "
+            "``infra-cache-max-rtt``...) print milliseconds, as Unbound prints them; "
+            "corenet's own names of those print seconds.", "every worker"),
     Command("set_option", "NAME: VALUE", "Sets the setting NAME to VALUE (TOML syntax, or a "
             "bare word as text; ``yes``/``no`` too) until the next reload; ``NAME VALUE``, "
             "without the colon, as Unbound takes it too; one word (``NAME:VALUE``) is refused, "
             "as Unbound refuses it. A setting that "
-            "changes only at a restart is refused, naming it. Prints ``ok``.",
+            "changes only at a restart is refused, naming it. Unbound's options in "
+            "milliseconds (``tcp-idle-timeout``, ``jostle-timeout``...) take milliseconds "
+            "under Unbound's name, as ``get_option`` prints them. Prints ``ok``.",
             "every worker"),
 )
 

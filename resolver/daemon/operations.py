@@ -1023,21 +1023,41 @@ def option_text(value: Any) -> str:
     return str(value)
 
 
+def _milliseconds(text: str) -> str | None:
+    """The corenet key (seconds) of Unbound's option ``text`` when Unbound's is in
+    milliseconds (``unbound_conf.MILLISECONDS``): get_option and set_option take and print
+    such an option in milliseconds under Unbound's name, as Unbound does; else None."""
+    return unbound_conf.MILLISECONDS.get(text.rstrip(":").strip().replace("_", "-"))
+
+
 def get_option(ctl: WorkerControl, req: dict) -> dict:
     """A setting's value; one left unset that sets a limit of the engine is that limit's
     value in force, as Unbound prints its default. An Unbound option with no setting of
-    its own is answered as ``_unbound_option`` says."""
+    its own is answered as ``_unbound_option`` says; one that Unbound keeps in
+    milliseconds is printed in milliseconds."""
     text = " ".join(_args(req, 0))
     if not text:                              # Unbound's words for no name
         raise CommandError("unknown option")
+    seconds_key = _milliseconds(text)
+    if seconds_key is not None:
+        seconds = float(_value(ctl, seconds_key) if seconds_key.replace("-", "_") in SETTINGS
+                        else _unbound_option(ctl, seconds_key))
+        return {"ok": True, "text": str(round(seconds * 1000))}
     try:
         name = setting_name(text)
     except CommandError:
         return {"ok": True, "text": _unbound_option(ctl, text.rstrip(":").strip())}
+    return {"ok": True, "text": option_text(_value(ctl, name))}
+
+
+def _value(ctl: WorkerControl, text: str) -> Any:
+    """The value in force of the setting ``text``: one left unset that sets a limit of the
+    engine is that limit's value."""
+    name = setting_name(text)
     value = getattr(ctl.server.cfg, name)
     if value is None and name in RELOADED_LIMIT_SETTINGS:
         value = getattr(ctl.server.resolver.limits, RELOADED_LIMIT_SETTINGS[name])
-    return {"ok": True, "text": option_text(value)}
+    return value
 
 
 def _unbound_option(ctl: WorkerControl, key: str) -> str:
@@ -1081,12 +1101,17 @@ def parse_value(text: str) -> Any:
 def set_option(ctl: WorkerControl, req: dict) -> dict:
     # NAME: VALUE, or as Unbound takes it too, NAME VALUE (the colon is the name's); one
     # word (NAME:VALUE too) is refused in Unbound's words: it splits at the first space
-    name, value = _second(req)
-    name = setting_name(name)
+    text, value = _second(req)
+    seconds_key = _milliseconds(text)
+    name = setting_name(seconds_key or text)
     if SETTINGS[name].restart:
         raise CommandError(f"{SETTINGS[name].key}: changes only at a restart, not with "
                            "set_option")
-    value = _setting(name, parse_value(value.strip()))
+    parsed = parse_value(value.strip())
+    if seconds_key is not None and isinstance(parsed, (int, float)) \
+            and not isinstance(parsed, bool):
+        parsed = parsed / 1000                  # Unbound's milliseconds
+    value = _setting(name, parsed)
     return _change(ctl, **{name: value})
 
 

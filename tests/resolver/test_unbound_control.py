@@ -1486,3 +1486,51 @@ def test_dump_infra_and_load_cache_of_unbound_s_dump_as_unbound(tmp_path):
             if daemon is not None:
                 assert daemon.stop() == 0, daemon.log_text()[-2000:]
         lab.stop()
+
+
+#: Unbound's options in milliseconds (corenet's settings and limits in seconds), each with
+#: a value both take
+IN_MILLISECONDS = {"jostle-timeout": "250", "tcp-idle-timeout": "20000",
+                   "edns-tcp-keepalive-timeout": "60000", "unknown-server-time-limit": "500",
+                   "infra-cache-min-rtt": "60", "infra-cache-max-rtt": "1200",
+                   "serve-expired-client-timeout": "1500", "tcp-auth-query-timeout": "2500"}
+
+
+def test_options_in_milliseconds_are_got_and_set_in_milliseconds(lab, tmp_path):
+    """get_option prints Unbound's options that it keeps in milliseconds in milliseconds,
+    and set_option takes them so, on the daemon serving the same lines as a real Unbound
+    (through unbound-control and corenet-resolver alike)."""
+    from resolver.daemon import unbound_conf
+
+    need_unbound()
+    assert set(IN_MILLISECONDS) == set(unbound_conf.MILLISECONDS)
+    lines = [f"{k}: {v}" for k, v in IN_MILLISECONDS.items()]
+    cport = free_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, free_port(), lines, plain_control(cport))
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n" + "".join(f"    {line}\n" for line in lines))
+    try:
+        d = Daemon(tmp_path / "d", lab, "-c", str(conf)).start()
+    except BaseException:
+        stop_process(proc, group=True)
+        raise
+    ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+    ours = control_conf(tmp_path / "ours.conf", d.control)
+    try:
+        for option, value in IN_MILLISECONDS.items():
+            theirs = ubctl(ub, "get_option", option)
+            assert theirs.stdout == f"{value}\n", (option, theirs.stdout)
+            assert ubctl(ours, "get_option", option).stdout == theirs.stdout, option
+            assert cli("--control", d.control, "get_option", option).stdout == theirs.stdout
+        for ctl in (ub, ours):
+            r = ubctl(ctl, "set_option", "tcp-idle-timeout:", "15000")
+            assert r.returncode == 0 and r.stdout == "ok\n", (ctl, r.stdout + r.stderr)
+            assert ubctl(ctl, "get_option", "tcp-idle-timeout").stdout == "15000\n", ctl
+        # corenet's own name for it, in its own unit
+        assert cli("--control", d.control, "get_option", "serve-stale-client-timeout"
+                   ).stdout == "1.5\n"
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+        stop_process(proc, group=True)
