@@ -80,6 +80,11 @@ def level_word(level: int) -> str:
     return "info" if level >= DETAIL else "debug"
 
 
+#: A record's attribute naming the word its line says for its level (``log-tag-queryreply``:
+#: ``query``, ``reply``), given as ``extra={TAG: word}``
+TAG = "unbound_tag"
+
+
 class LineFormatter(logging.Formatter):
     """``[EPOCH] IDENT[PID:N] level: message`` (:func:`level_word`; a debug line's message
     led by its logger's name); with ``ascii_time`` the time as ``Mon DD HH:MM:SS``
@@ -99,7 +104,7 @@ class LineFormatter(logging.Formatter):
         if record.exc_info:
             text += " | " + self.formatException(record.exc_info)
         text = text.replace("\n", " | ")
-        word = level_word(record.levelno)
+        word = getattr(record, TAG, None) or level_word(record.levelno)
         if word == "debug":
             text = f"{record.name}: {text}"
         pid = f"[{record.process}:{_state.number:x}]"

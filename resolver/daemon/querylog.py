@@ -10,6 +10,8 @@ Unbound's are):
 
     127.0.0.1 www.example.com. A IN NOERROR 0.000412 1 49
 
+  (with ``log-tag-queryreply`` these two say ``query:`` and ``reply:`` for ``info:``)
+
 - ``log-servfail``: on ``resolver.servfail`` at ERROR, each SERVFAIL with its reason, the
   extended DNS error the resolver found (:func:`servfail_line`)::
 
@@ -36,6 +38,8 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+
+from resolver.daemon import logs
 
 
 def question(q: bytes) -> tuple[str, str, str, bytes] | None:
@@ -125,6 +129,10 @@ class QueryLog:
     def __init__(self, cfg=None, zones=None, logger: logging.Logger | None = None) -> None:
         self.queries = cfg is None or cfg.log_queries
         self.replies = cfg is not None and cfg.log_replies
+        # log-tag-queryreply: the lines' word, where others say their level (logs.TAG)
+        tagged = cfg is not None and cfg.log_tag_queryreply
+        self.query_tag = {logs.TAG: "query"} if tagged else None
+        self.reply_tag = {logs.TAG: "reply"} if tagged else None
         self.servfail = cfg is not None and cfg.log_servfail
         self.local_actions = cfg is not None and cfg.log_local_actions and zones is not None
         self.zones = zones
@@ -146,9 +154,10 @@ class QueryLog:
         """One answer: ``reason`` is the resolution's extended error (code, text) when it
         ended in a failure, None when the answer says all there is."""
         if self.queries:
-            self.logger.info("%s", query_line(client, q))
+            self.logger.info("%s", query_line(client, q), extra=self.query_tag)
         if self.replies:
-            self.reply_log.info("%s", reply_line(client, q, out, seconds, hit))
+            self.reply_log.info("%s", reply_line(client, q, out, seconds, hit),
+                                extra=self.reply_tag)
         if self.servfail and len(out) >= 4 and out[3] & 0x0F == 2:
             self.servfail_log.error("%s", servfail_line(q, out, reason))
         if self.local_actions:

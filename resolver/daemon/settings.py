@@ -1001,6 +1001,10 @@ TABLE: tuple[Setting, ...] = (*section(
                 "cache hit and size). Written when the answer goes. Off by default. Queries "
                 "take the same path with the log on or off; each answered query costs one "
                 "log line. A reload turns it on or off at once."),
+    Setting("log_tag_queryreply", 'bool', False, boolean,
+            doc="The ``log-queries`` and ``log-replies`` lines say ``query:`` and ``reply:`` "
+                "where other lines say their level (``info:``), as Unbound's "
+                "``log-tag-queryreply``: a log reader can tell them from the rest."),
     Setting("log_replies", 'bool', False, boolean,
             flag=Flag(None, "log one line per reply, as Unbound's log-replies", form="both"),
             doc="Log one line per reply in Unbound's ``log-replies`` format, on the "

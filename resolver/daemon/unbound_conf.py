@@ -477,7 +477,6 @@ FIXED = {
                                  "metrics"),
     "qname-minimisation-strict": ("no", "minimised queries that fail are asked again with "
                                         "the full name (qname-minimisation)"),
-    "log-tag-queryreply": ("no", "the query and reply log lines carry no tag"),
     "val-permissive-mode": ("no", "a bogus answer is SERVFAIL"),
     "ignore-cd-flag": ("no", "a query with CD set gets the data unvalidated"),
     "serve-original-ttl": ("no", "an answer from the cache carries the TTL left"),

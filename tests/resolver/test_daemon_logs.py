@@ -226,7 +226,7 @@ def test_the_query_log_writes_only_the_lines_that_are_on(caplog):
 
     zones = Zones(local=[LocalZone("example.com.", "static", ())])
     cfg = SimpleNamespace(log_queries=False, log_replies=True, log_servfail=True,
-                          log_local_actions=True)
+                          log_local_actions=True, log_tag_queryreply=False)
     ql = querylog.QueryLog(cfg, lambda: zones)
     q = _query()
     with caplog.at_level(logging.INFO):
@@ -255,7 +255,7 @@ def test_a_local_action_line_names_the_zone_of_the_client_s_view(caplog):
         view_clients=[("127.0.0.0/8", None), ("127.0.0.2/32", "in"),
                       ("127.0.0.3/32", "first")])
     cfg = SimpleNamespace(log_queries=False, log_replies=False, log_servfail=False,
-                          log_local_actions=True)
+                          log_local_actions=True, log_tag_queryreply=False)
     ql = querylog.QueryLog(cfg, lambda: zones)
     with caplog.at_level(logging.INFO):
         for client in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):

@@ -23,29 +23,35 @@ LOCAL = ['local-zone: "test." static', 'local-data: "www.test. A 192.0.2.1"']
 ASKED = [("www.test.", "A"), ("www.test.", "AAAA"), ("nope.test.", "A"), ("www.test.", "A")]
 
 
-def messages(text: str, kind: str) -> list[str]:
-    """What follows ``info:`` on each line of the log ``text`` written by the query or the
-    reply log (``kind``), Unbound's or ours."""
+def messages(text: str, kind: str, word: str = "info") -> list[str]:
+    """What follows ``word:`` (``info:``, or with log-tag-queryreply ``query:`` and
+    ``reply:``) on each line of the log ``text`` written by the query or the reply log
+    (``kind``), Unbound's or ours."""
     out = []
     for line in text.splitlines():
-        m = re.search(r"info: (\S+ \S+ \S+ IN\b.*)$", line)
+        m = re.search(rf" {word}: (\S+ \S+ \S+ IN\b.*)$", line)
         if m and (kind == "queries") == (len(m.group(1).split()) == 4):
             out.append(m.group(1))
     return out
 
 
-def test_query_and_reply_lines_are_unbound_s(lab, tmp_path):
+@pytest.mark.parametrize("tagged", [False, True])
+def test_query_and_reply_lines_are_unbound_s(lab, tmp_path, tagged):
+    """The same lines, led by the same word: ``info:``, or with log-tag-queryreply
+    ``query:`` and ``reply:``."""
     from dnslab.unbound import local_unbound
 
     installed("unbound", "unbound")
     w = tmp_path / "unbound"
     w.mkdir()
     port = pick_port(["127.0.0.1"])
+    tag = "yes" if tagged else "no"
     proc = local_unbound(w, port, [f'logfile: "{w}/unbound.log"', "log-queries: yes",
-                                   "log-replies: yes", *LOCAL])
+                                   "log-replies: yes", f"log-tag-queryreply: {tag}", *LOCAL])
     conf = tmp_path / "corenet-resolver.toml"
     conf.write_text('log-queries = true\nlog-replies = true\nlocal-zone = ["test. static"]\n'
-                    'local-data = ["www.test. A 192.0.2.1"]\n')
+                    f'local-data = ["www.test. A 192.0.2.1"]\n'
+                    f"log-tag-queryreply = {str(tagged).lower()}\n")
     d = Daemon(tmp_path / "d", lab, "--config", str(conf))
     try:
         d.start()
@@ -59,13 +65,17 @@ def test_query_and_reply_lines_are_unbound_s(lab, tmp_path):
         stop_process(proc, 5.0, group=True)
     unbound_log = (w / "unbound.log").read_text()
     # Unbound logs the localhost probe of launch() too: compare from the test's questions on
-    theirs_q = [x for x in messages(unbound_log, "queries") if ".test. " in x]
-    ours_q = messages(d.log_text(), "queries")
+    asked, replied = ("query", "reply") if tagged else ("info", "info")
+    theirs_q = [x for x in messages(unbound_log, "queries", asked) if ".test. " in x]
+    ours_q = messages(d.log_text(), "queries", asked)
     assert len(ours_q) == len(ASKED) and ours_q == theirs_q, (ours_q, theirs_q)
-    theirs_r = [x.split()[:5] for x in messages(unbound_log, "replies") if ".test. " in x]
-    ours_r = [x.split() for x in messages(d.log_text(), "replies")]
+    theirs_r = [x.split()[:5] for x in messages(unbound_log, "replies", replied)
+                if ".test. " in x]
+    ours_r = [x.split() for x in messages(d.log_text(), "replies", replied)]
     assert len(ours_r) == len(ASKED) and [r[:5] for r in ours_r] == theirs_r
     assert all(len(r) == 8 for r in ours_r)
+    if tagged:                  # none of them left as info
+        assert not messages(d.log_text(), "queries") + messages(d.log_text(), "replies")
 
 
 def failing_start(workdir, lab) -> Daemon:
