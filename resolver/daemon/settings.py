@@ -788,8 +788,9 @@ TABLE: tuple[Setting, ...] = (*section(
             reason="DNS Flag Day 2020's value: no IP fragmentation, and a small cap on the "
                    "answer a spoofed query can make us send to its victim (amplification)."),
     Setting("max_inflight_per_client", 'int', 256, number(int, 1, 10_000_000),
+            aliases=("wait-limit",),
             doc="Cache misses being resolved at once for one client address; past it the query "
-                "is dropped and counted.",
+                "is dropped and counted (Unbound's ``wait-limit``).",
             reason="A flood from one address cannot take every miss slot."),
     Setting("max_inflight", 'int', 10000, number(int, 1, 10_000_000),
             aliases=("num-queries-per-thread",),

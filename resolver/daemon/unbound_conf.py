@@ -348,7 +348,8 @@ SPECIAL_PORTS = {"tls-port": 853, "tls-additional-port": None, "https-port": 443
 #: Unbound options whose corenet key has another name that the settings table does not list
 #: (limits, which take no other names)
 OTHER_NAMES = {"outgoing-range": "max-upstream-sockets", "http-max-streams": "doh-max-streams",
-               "max-query-restarts": "max-cname-chain"}
+               "max-query-restarts": "max-cname-chain",
+               "max-global-quota": "max-upstream-queries"}
 #: settings naming files: read against Unbound's ``directory``
 PATHS = {"root-hints", "pidfile", "logfile", "auto-trust-anchor-file", "trust-anchor",
          "tls-service-key", "tls-service-pem", "tls-cert-bundle", "tls-session-ticket-keys"}
@@ -427,6 +428,10 @@ MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idl
 #: server: options whose effect corenet has without a setting: why
 BUILT_IN = {
     "low-rtt": "Unbound ignores it (it gave way to fast-server-num)",
+    **dict.fromkeys(("dlv-anchor", "dlv-anchor-file"),
+                    "Unbound ignores it: DLV is decommissioned"),
+    **dict.fromkeys(("infra-lame-ttl", "infra-cache-lame-size"),
+                    "Unbound ignores it: lame marks live infra-host-ttl, in the infra cache"),
     "msg-cache-slabs": "one cache per worker, no slabs",
     "rrset-cache-slabs": "one cache per worker, no slabs",
     "infra-cache-slabs": "one cache per worker, no slabs",
@@ -447,6 +452,18 @@ BUILT_IN = {
 #: server: options whose one value is corenet's own behaviour: (that value, what corenet
 #: does); another value cannot be carried over
 FIXED = {
+    "disable-edns-do": ("no", "a query with DO set gets the DNSSEC records of its answer"),
+    "do-nat64": ("no", "authorities are asked at their own addresses (dns64 is another "
+                       "thing: AAAA made for clients)"),
+    "fake-dsa": ("no", "every signature is checked by its own algorithm"),
+    "fake-sha1": ("no", "every signature is checked by its own algorithm"),
+    "answer-cookie": ("no", "no DNS server cookies (RFC 7873) are made; a client's cookie "
+                            "is ignored"),
+    "log-thread-id": ("no", "a line carries its worker's number ([PID:N])"),
+    "log-destaddr": ("no", "the log-replies line names no local address"),
+    "sock-queue-timeout": ("0", "a query is answered however long it waited in the socket's "
+                                "queue"),
+    "tls-protocols": ("TLSv1.2 TLSv1.3", "DNS over TLS and over HTTPS take TLS 1.2 and 1.3"),
     "so-reuseport": ("yes", "the workers always share their ports with SO_REUSEPORT"),
     "do-udp": ("yes", "UDP is always served"), "do-tcp": ("yes", "TCP is always served"),
     "harden-dnssec-stripped": ("yes", "validation never accepts stripped signatures"),
@@ -505,6 +522,52 @@ FIXED = {
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
+    **dict.fromkeys(("cookie-secret", "cookie-secret-file"),
+                    "no DNS server cookies are made (answer-cookie)"),
+    **dict.fromkeys(("ip-ratelimit-cookie", "wait-limit-cookie", "wait-limit-cookie-netblock"),
+                    "no DNS cookies are checked, so none lifts a limit (answer-cookie)"),
+    "wait-limit-netblock": "max-inflight-per-client (wait-limit) is one cap for every client "
+                           "address",
+    "discard-timeout": "a miss is answered, SERVFAIL at worst, within max-query-time; none is "
+                       "dropped unanswered",
+    "nat64-prefix": "authorities are asked at their own addresses (do-nat64)",
+    **dict.fromkeys(("edns-client-string", "edns-client-string-opcode"),
+                    "no EDNS client string is sent to authorities"),
+    **dict.fromkeys(("send-client-subnet", "client-subnet-zone", "client-subnet-always-forward",
+                     "client-subnet-opcode", "max-client-subnet-ipv4", "max-client-subnet-ipv6",
+                     "min-client-subnet-ipv4", "min-client-subnet-ipv6",
+                     "max-ecs-tree-size-ipv4", "max-ecs-tree-size-ipv6"),
+                    "corenet has no client subnet module (RFC 7871): no ECS goes to "
+                    "authorities, and one answer is cached for every client"),
+    **dict.fromkeys(("ratelimit-size", "ip-ratelimit-size"),
+                    "the rate tables are bounded by entries, not bytes (limits "
+                    "max-rate-clients for clients, infra-cache-numhosts for zones)"),
+    **dict.fromkeys(("stream-wait-size", "http-query-buffer-size", "http-response-buffer-size"),
+                    "each connection's buffers are capped, not all connections' together; "
+                    "what they hold is counted (mem.streamwait, mem.http.*)"),
+    **dict.fromkeys(("max-reuse-tcp-queries", "tcp-reuse-timeout"),
+                    "a TCP query to an authority has a connection of its own (DNS over TLS "
+                    "to forwarders keeps its connections: limits tls-upstream-idle-timeout, "
+                    "tls-upstream-max-outstanding)"),
+    **dict.fromkeys(("outbound-msg-retry", "max-sent-count"),
+                    "a question's upstream queries are capped all together (limits "
+                    "max-upstream-queries) and per server (limits max-tries-per-server)"),
+    **dict.fromkeys(("quic-port", "quic-size"), "corenet serves no DNS over QUIC"),
+    **dict.fromkeys(("python-script", "dynlib-file"),
+                    "corenet runs no Python or dynlib modules"),
+    **dict.fromkeys(("zonemd-check", "zonemd-reject-absence", "zonemd-permissive-mode"),
+                    "corenet has no auth-zone: clause, whose ZONEMD this checks"),
+    **dict.fromkeys(("response-ip", "response-ip-data", "response-ip-tag"),
+                    "corenet has no respip module: an rpz: zone's response-IP triggers do "
+                    "this"),
+    "trusted-keys-file": "BIND's trusted-keys format: give the keys as DS or DNSKEY records "
+                         "(trust-anchor-file)",
+    **dict.fromkeys(("interface-action", "interface-tag", "interface-tag-action",
+                     "interface-tag-data", "interface-view"),
+                    "access control, tags and views go by the client's network "
+                    "(access-control, access-control-tag, access-control-view), not by "
+                    "the interface"),
+    "interface-automatic-ports": "the interfaces are given (interface), not found",
     **dict.fromkeys(("fast-server-permil", "fast-server-num"),
                     "corenet asks the server of lowest smoothed RTT, and another at random "
                     "with probability exploration: no share of fast servers to set"),
@@ -528,11 +591,18 @@ NOT_CARRIED = {
 }
 #: server: options whose Unbound value 0 means "no limit": the longest corenet allows
 NO_LIMIT_ZERO = {"serve-expired-ttl": ("serve-stale-window", 30 * 86400,
-                                       "Unbound's 0 is no limit; 30 days is corenet's longest")}
+                                       "Unbound's 0 is no limit; 30 days is corenet's longest"),
+                 "wait-limit": ("max-inflight-per-client", 10_000_000,
+                                "Unbound's 0 is no limit; 10,000,000 is corenet's highest")}
 #: Unbound's options whose default corenet does not share: (Unbound's default as its config
 #: writes it, why corenet's differs). ``import-unbound`` names each one a config leaves at
 #: the default; the docs show them; a test reads Unbound's own (``unbound-checkconf -o``).
 DEFAULTS_UNLIKE_UNBOUND = {
+    "wait-limit": ("1000", "256 misses at once from one address is a flood already: each holds "
+                           "an upstream socket and a slot of max-inflight"),
+    "max-global-quota": ("128", "64 upstream queries answer any question a sane zone asks "
+                                "(BIND's max-recursion-queries is near 100): past that a "
+                                "question is an attack's"),
     "hide-identity": ("no", "the host name tells whoever asks which machine answers"),
     "hide-version": ("no", "a version string tells an attacker which flaws to try"),
     "prefetch": ("no", "popular names are refreshed before they expire, so their clients "
@@ -727,7 +797,7 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 _modules(conv, o)
             elif k in FIXED:
                 value, does = FIXED[k]
-                if v.lower() == value:
+                if " ".join(vals).lower() == value.lower():
                     conv.same(o, does)
                 else:
                     conv.skip(o, f"only {k}: {value} is corenet's: {does}")
