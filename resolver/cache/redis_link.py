@@ -31,18 +31,21 @@ class RedisReplyError(Exception):
 class _Connection(asyncio.Protocol):
     """One connection: the commands written on it and waiting for their replies, in order."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, where: str = "redis") -> None:
         self.loop = loop
+        self.where = where
         self.transport: asyncio.Transport | None = None
         self.unsent: list[bytes] = []           # commands not written yet
         self.flushing = False                   # a write of them is scheduled
-        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        # each command's Future; None for those that open the connection (AUTH, SELECT)
+        self.waiting: collections.deque[asyncio.Future | None] = collections.deque()
         self.reader = hiredis.Reader()
         self.lost = False
 
-    def send(self, command: bytes, reply: asyncio.Future) -> None:
+    def send(self, command: bytes, reply: asyncio.Future | None) -> None:
         """Queues ``command``: the commands sent within one turn of the loop (a burst of
-        misses read at once) go out together, in one write, at its end."""
+        misses read at once) go out together, in one write, at its end. ``reply`` None:
+        a command that opens the connection, which Redis must not refuse."""
         self.waiting.append(reply)
         self.unsent.append(command)
         if self.transport is not None and not self.flushing:
@@ -77,6 +80,12 @@ class _Connection(asyncio.Protocol):
                 self.abort(ConnectionError("redis sent a reply to no command"))
                 return
             fut = waiting.popleft()
+            if fut is None:                     # AUTH or SELECT: refused, no use going on
+                if isinstance(reply, hiredis.ReplyError):
+                    self.abort(ConnectionError(f"{self.where} refused the connection's "
+                                               f"opening: {reply}"))
+                    return
+                continue
             if fut.done():                      # its caller stopped waiting
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -98,7 +107,7 @@ class _Connection(asyncio.Protocol):
         self.unsent.clear()
         waiting, self.waiting = self.waiting, collections.deque()
         for fut in waiting:
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_exception(exc)
 
     def abort(self, exc: Exception) -> None:
@@ -111,15 +120,21 @@ class _Connection(asyncio.Protocol):
 class RedisLink:
     """Commands to one Redis server (``path``: its Unix socket; else ``host``, ``port``),
     pipelined on one connection made on first use and again after a failure, within
-    ``connect_timeout`` seconds."""
+    ``connect_timeout`` seconds. Each connection's first commands are ``AUTH password``
+    with a ``password`` and ``SELECT db`` with a ``db`` other than 0: when Redis refuses
+    one, the connection is aborted and the commands after it fail (ConnectionError, with
+    Redis's reason)."""
 
     def __init__(self, *, path: str | None = None, host: str = "127.0.0.1", port: int = 6379,
-                 connect_timeout: float = 1.0) -> None:
+                 connect_timeout: float = 1.0, password: str | None = None,
+                 db: int = 0) -> None:
         self.path, self.host, self.port = path, host, port
         self.connect_timeout = connect_timeout
         self.conn: _Connection | None = None
         self.connecting: set[asyncio.Task] = set()
         self.where = f"redis at {path}" if path else f"redis at {host}:{port}"
+        self.opening = [hiredis.pack_command(c) for c in (
+            *((("AUTH", password),) if password else ()), *((("SELECT", db),) if db else ()))]
 
     @property
     def outstanding(self) -> int:
@@ -132,10 +147,12 @@ class RedisLink:
         waiting."""
         conn = self.conn
         if conn is None or conn.lost:
-            conn = self.conn = _Connection(loop)
+            conn = self.conn = _Connection(loop, self.where)
             task = loop.create_task(self._connect(loop, conn))
             self.connecting.add(task)
             task.add_done_callback(self.connecting.discard)
+            for command in self.opening:
+                conn.send(command, None)
         reply = loop.create_future()
         conn.send(hiredis.pack_command(args), reply)
         return reply

@@ -134,7 +134,8 @@ class SharedCache:
         """A client for ``cfg``'s Redis (no connection is made before the first query)."""
         timeout = cfg.redis_timeout / 1000.0
         link = RedisLink(path=cfg.redis_server_path or None, host=cfg.redis_server_host,
-                         port=cfg.redis_server_port, connect_timeout=max(timeout, 0.001))
+                         port=cfg.redis_server_port, connect_timeout=max(timeout, 0.001),
+                         password=cfg.redis_server_password, db=cfg.redis_logical_db)
         return cls(link, cfg.cachedb_secret_seed, timeout, cfg.cachedb_store_expired,
                    cfg.limits)
 

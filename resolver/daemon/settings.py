@@ -1236,6 +1236,17 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             example='"/run/redis/redis.sock"',
             doc="The Redis server's Unix socket, used instead of host and port when set."),
+    Setting("redis_server_password", 'str | None', None, optional(text),
+            restart=True,
+            doc="The password sent (``AUTH``) when a connection to Redis is made, for a "
+                "server with ``requirepass`` or an ACL on its default user; None: none is "
+                "sent. A server that refuses it is counted and logged as Redis failing "
+                "(Unbound's ``redis-server-password``)."),
+    Setting("redis_logical_db", 'int', 0, number(int, 0, 1_000_000),
+            restart=True,
+            doc="The Redis database the shared cache's keys go in (``SELECT``, on each new "
+                "connection): resolvers that share answers give the same (Unbound's "
+                "``redis-logical-db``)."),
     Setting("cachedb_secret_seed", 'str', "default", text,
             restart=True,
             doc="Mixed into every key (a hash of it with the question), so that resolvers meant "

@@ -963,6 +963,8 @@ CACHEDB = {"backend": ("cachedb-backend", str), "secret-seed": ("cachedb-secret-
            "redis-server-port": ("redis-server-port", int),
            "redis-server-path": ("redis-server-path", str),
            "redis-timeout": ("redis-timeout", int),
+           "redis-server-password": ("redis-server-password", str),
+           "redis-logical-db": ("redis-logical-db", int),
            "cachedb-store-expired": ("cachedb-store-expired", yesno)}
 
 
@@ -995,6 +997,11 @@ def _zones(conv: Conversion, options: list[Option]) -> None:
                 table[o.key] = value
             conv.mapped.append(Mapped(o, f"{o.clause}.{o.key}"))
         elif o.clause == "cachedb":
+            if o.key == "redis-expire-records":
+                conv.same(o, "answers are written with their TTL as Redis's expiry, as "
+                             "Unbound's yes writes them (with no, Redis keeps them until it "
+                             "evicts them: the same answers are served)")
+                continue
             if o.key not in CACHEDB:
                 conv.skip(o, "no corenet cachedb setting")
                 continue

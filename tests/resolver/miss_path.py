@@ -36,6 +36,7 @@ def shared_cache_factory(server):
     class Cfg:
         cachedb_secret_seed, redis_timeout, cachedb_store_expired = "seed", 500, True
         redis_server_path, redis_server_host, redis_server_port = server.socket, "", 0
+        redis_server_password, redis_logical_db = None, 0
         limits = Limits()
 
     return lambda: SharedCache.from_config(Cfg)

@@ -18,7 +18,7 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 class Redis:
     def __init__(self, workdir: Path, port: int | None = None, host: str = "127.0.0.1",
-                 conf: str | None = None) -> None:
+                 conf: str | None = None, password: str | None = None) -> None:
         if not os.path.exists(REDIS_SERVER):
             unavailable("redis-server (Debian package 'redis-server') is not installed: "
                         "scripts/setup.sh installs it")
@@ -28,12 +28,14 @@ class Redis:
         self.port = port or free_port()
         self.socket = str(self.workdir / "redis.sock")
         self.conf = conf                 # a redis.conf to start from (the options below win)
+        self.password = password         # requirepass: every client must AUTH
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> "Redis":
         cmd = [REDIS_SERVER, *([self.conf] if self.conf else []), "--port", str(self.port), "--bind", self.host, "--save", "",
                "--appendonly", "no", "--unixsocket", self.socket, "--unixsocketperm", "700",
-               "--dir", str(self.workdir), "--daemonize", "no", "--protected-mode", "no"]
+               "--dir", str(self.workdir), "--daemonize", "no", "--protected-mode", "no",
+               *(["--requirepass", self.password] if self.password else [])]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=open(self.workdir / "redis.log", "ab"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -51,9 +53,10 @@ class Redis:
                     raise RuntimeError(f"redis-server not ready: {self.log()[-2000:]}")
                 time.sleep(0.05)
 
-    def client(self):
+    def client(self, db: int = 0):
         import redis
-        return redis.Redis(unix_socket_path=self.socket, socket_timeout=2)
+        return redis.Redis(unix_socket_path=self.socket, socket_timeout=2, db=db,
+                           password=self.password)
 
     def log(self) -> str:
         try:

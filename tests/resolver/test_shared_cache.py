@@ -76,6 +76,7 @@ def in_process_config(redis: Redis):
     class Cfg:
         cachedb_secret_seed, redis_timeout, cachedb_store_expired = SEED, 500, False
         redis_server_path, redis_server_host, redis_server_port = redis.socket, "", 0
+        redis_server_password, redis_logical_db = None, 0
         limits = DEFAULT_LIMITS
     return Cfg
 
@@ -196,6 +197,7 @@ def test_the_shared_cache_s_bounds_are_its_limits(tmp_path):
     class Cfg:
         cachedb_secret_seed, redis_timeout, cachedb_store_expired = SEED, 500, False
         redis_server_path, redis_server_host, redis_server_port = str(tmp_path / "r"), "", 0
+        redis_server_password, redis_logical_db = None, 0
     Cfg.limits = limits
     from resolver.cache.shared import SharedCache
     shared = SharedCache.from_config(Cfg)
@@ -285,6 +287,43 @@ def test_an_answer_resolved_by_one_daemon_is_a_redis_hit_for_another(
     text = b.metrics()
     assert 'corenet_resolver_shared_cache_events_total{event="hits"} 1' in text
     assert 'corenet_resolver_cache_hit_ratio{cache="shared"} 1' in text
+
+
+def test_a_password_and_a_logical_db_as_unbound_s_cachedb_takes_them(daemons, lab, tmp_path):
+    """redis-server-password and redis-logical-db, given in an unbound.conf's cachedb:
+    clause: each connection authenticates and selects the database, so two daemons share
+    answers through database 3 of a Redis that requires the password, and database 0 stays
+    empty; with a wrong password Redis is counted as failing and the daemon resolves all
+    the same, the refusal in its log."""
+    redis = Redis(tmp_path / "redis", password="s3cret pass").start()
+    try:
+        def unbound_conf(name: str, password: str) -> str:
+            path = tmp_path / f"{name}.conf"
+            path.write_text('server:\n    module-config: "cachedb iterator"\n'
+                            f'cachedb:\n    backend: redis\n    secret-seed: "{SEED}"\n'
+                            f"    redis-server-host: 127.0.0.1\n"
+                            f"    redis-server-port: {redis.port}\n"
+                            f'    redis-server-password: "{password}"\n'
+                            "    redis-logical-db: 3\n    redis-expire-records: no\n")
+            return str(path)
+        a = daemons("a", "-c", unbound_conf("a", "s3cret pass"))
+        b = daemons("b", "-c", unbound_conf("b", "s3cret pass"))
+        assert "not carried over" not in a.log_text(), a.log_text()
+        first = a.ask("www.example.com.")
+        assert first.rcode() == dns.rcode.NOERROR
+        wait_for(lambda: redis.client(db=3).dbsize() == 1, what="the write to database 3")
+        assert redis.client(db=0).dbsize() == 0
+        got = b.ask("www.example.com.")
+        assert b.stats()["shared_cache"]["hits"] == 1
+        assert got.answer[0].to_rdataset() == first.answer[0].to_rdataset()
+        wrong = daemons("wrong", "-c", unbound_conf("wrong", "not it"))
+        assert wrong.ask("www.example.net.").rcode() == dns.rcode.NOERROR
+        stats = wrong.stats()["shared_cache"]
+        assert stats["hits"] == 0 and stats["errors"] >= 1, stats
+        wait_for(lambda: "refused the connection's opening" in wrong.log_text(),
+                 what="the refusal logged")
+    finally:
+        redis.stop()
 
 
 def test_a_local_alias_target_resolved_by_another_daemon_is_a_redis_hit(
