@@ -285,7 +285,8 @@ def cmd_control(argv: list[str]) -> int:
     if cmd == "flush" and "shared_deleted" in answer and answer["shared_deleted"] is None:
         return _fail("the shared cache could not be reached: the name's entries there stay "
                      "until they expire", 1)
-    if cmd in ("reload", "reload_keep_cache") and answer.get("restart_needed"):
+    from resolver.daemon.commands import RELOADS
+    if cmd in RELOADS and answer.get("restart_needed"):
         print(f"{PROG}: {', '.join(answer['restart_needed'])} change only at a restart",
               file=sys.stderr)
     return 1 if out.startswith("error") else 0     # unbound-control's: an error line first

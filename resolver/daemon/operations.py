@@ -1172,6 +1172,29 @@ def reload(ctl: WorkerControl, req: dict) -> dict:
 reload_keep_cache = reload            # a reload keeps the cache here
 
 
+def fast_reload_options(req: dict) -> tuple[int, bool]:
+    """``fast_reload``'s options as Unbound reads them (``+v``, ``+vv``, ``+p``, ``+d``, in
+    one word or several): (how verbose, whether the queries in flight are dropped)."""
+    verbose, drop = 0, False
+    for word in _args(req, 0):
+        if not word.startswith("+"):
+            raise CommandError(f": unknown option '{word}'")
+        for flag in word[1:]:
+            if flag not in "vpd":
+                raise CommandError(f": unknown option '+{flag}'")
+            verbose += flag == "v"
+            drop = drop or flag == "d"
+    return verbose, drop
+
+
+async def fast_reload(ctl: WorkerControl, req: dict) -> dict:
+    verbose, drop = fast_reload_options(req)
+    answer = await ctl.reload()
+    if drop and answer.get("ok"):
+        flush_requestlist(ctl, {"cmd": "flush_requestlist", "args": []})
+    return {**answer, "verbose": verbose}
+
+
 def flush_stats(ctl: WorkerControl, req: dict) -> dict:
     _args(req, 0, 0)
     ctl.stats_base = ctl.server.stats()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from resolver.daemon.commands import RELOADS
+
 PROG = "corenet-resolver"
 
 #: The ways ``stats``, ``stats_noreset`` and ``status`` print.
@@ -58,8 +60,8 @@ def text(cmd: str, answer: dict, fmt: str = "unbound") -> str:
         r = answer["removed"]
         lines = [f"ok removed {r['rrsets']} rrsets, {r['messages']} messages and "
                  f"{r['keys']} key entries"]
-    elif cmd in ("flush", "reload", "reload_keep_cache"):
-        lines = ["ok"]
+    elif cmd == "flush" or cmd in RELOADS:
+        lines = ["start fast_reload"] * (answer.get("verbose", 0) > 0) + ["ok"]
         if answer.get("shared_deleted") is not None:
             lines.append(f"deleted {answer['shared_deleted']} entries from the shared cache")
     elif answer.get("text"):

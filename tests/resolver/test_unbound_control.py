@@ -1534,3 +1534,53 @@ def test_options_in_milliseconds_are_got_and_set_in_milliseconds(lab, tmp_path):
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
         stop_process(proc, group=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fast_reload_reloads_keeping_the_cache_and_drops_queries_with_d(lab, tmp_path,
+                                                                        workers):
+    """unbound-control's fast_reload (Unbound 1.22's: this Unbound has none to compare):
+    the file read again, the cache kept; ``+v`` says it starts; ``+d`` drops the
+    resolutions in flight, whose clients get no answer; an unknown option is refused as
+    Unbound's remote.c refuses it."""
+    import socket
+
+    need_unbound()
+    conf = tmp_path / "resolver.toml"           # a dead server's query waits 5 s
+    base = "[limits]\ninitial_rto = 5.0\nmax_rto = 5.0\nmax_query_time = 20.0\n"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n' + base)
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
+    d.start(ready="ready: 2 workers" if workers == 2 else "ready")
+    ours = control_conf(tmp_path / "ours.conf", d.control)
+    try:
+        assert d.ask("www.example.com.").answer
+        cached = d.stats()["cache"]["messages"]
+        assert cached > 0
+        conf.write_text('local-data = ["a.test. 300 A 10.0.0.2"]\n' + base)
+        r = ubctl(ours, "fast_reload")
+        assert (r.returncode, r.stdout) == (0, "ok\n"), r.stdout + r.stderr
+        assert d.ask("a.test.").answer[0][0].address == "10.0.0.2"
+        assert d.stats()["cache"]["messages"] == cached     # the cache kept
+        r = ubctl(ours, "fast_reload", "+vp")
+        assert (r.returncode, r.stdout) == (0, "start fast_reload\nok\n"), r.stdout
+        for bad, said in (("+vx", "+x"), ("now", "now")):
+            r = ubctl(ours, "fast_reload", bad)
+            assert (r.returncode, r.stdout) == (1, f"error: unknown option '{said}'\n")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(dns.message.make_query("www.alldead.com.", "A").to_wire(),
+                     ("127.0.0.1", d.port))
+            deadline = time.monotonic() + 5
+            while "www.alldead.com." not in cli("--control", d.control,
+                                                 "dump_requestlist").stdout:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            r = ubctl(ours, "fast_reload", "+d")
+            assert (r.returncode, r.stdout) == (0, "ok\n"), r.stdout + r.stderr
+            assert "www.alldead.com." not in cli("--control", d.control,
+                                                  "dump_requestlist").stdout
+            s.settimeout(2.0)
+            with pytest.raises(socket.timeout):
+                s.recv(512)                                     # dropped: no answer
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
