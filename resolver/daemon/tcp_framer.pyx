@@ -20,7 +20,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 
 from corenet.capi cimport FrameReceiver, Loop, call_before_poll, fast_loop
 from resolver.cache.answer cimport monotonic
-from resolver.daemon.admission cimport OUTSIDE, FrontDoor, Reply
+from resolver.daemon.admission cimport DENIED, OUTSIDE, FrontDoor, Reply
 from resolver.response cimport error
 from resolver.wire.codec cimport asks_option, option_length, with_option, with_padding
 from resolver.wire.codec import EDNS_KEEPALIVE, EDNS_PADDING
@@ -173,8 +173,9 @@ cdef class DNSFrameReceiver(FrameReceiver):
     cdef int _handle(self, const unsigned char* q, Py_ssize_t n, bytes frame) except -1:
         if self.reply.conn is None:
             return 0                # released
-        if self.keepalive is not None and not self.kept_alive and self._keep_alive(q, n, frame):
-            return 0
+        if self.keepalive is not None and not self.kept_alive and self.who != OUTSIDE \
+                and self.who != DENIED and self._keep_alive(q, n, frame):
+            return 0                # (refused and denied clients: the ACL's answer first)
         self.front.handle_at(q, n, frame, self.who, self._reply(q, n), monotonic())
         return 0
 

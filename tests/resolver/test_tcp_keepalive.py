@@ -27,6 +27,7 @@ from resolver.daemon import unbound_conf
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 KEEPALIVE = 11
 ZONE = ('local-zone: "ka.test." static', 'local-data: "ka.test. TXT kept"')
+ACL = ("127.0.0.0/8 allow", "127.0.0.2/32 refuse", "127.0.0.3/32 deny")
 
 
 def query(option: bytes | None = None, edns: bool = True) -> bytes:
@@ -45,8 +46,8 @@ def keepalive_of(wire: bytes) -> bytes | None:
     return None
 
 
-def connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     s.settimeout(5)
     return s
 
@@ -68,10 +69,12 @@ def both(lab, tmp_path):
     w = tmp_path / "unbound"
     w.mkdir()
     proc = local_unbound(w, uport, ["edns-tcp-keepalive: yes",
-                                    "edns-tcp-keepalive-timeout: 3000", *ZONE])
+                                    "edns-tcp-keepalive-timeout: 3000", *ZONE,
+                                    *(f"access-control: {a}" for a in ACL)])
     conf = tmp_path / "keepalive.toml"
     conf.write_text('local-data = ["ka.test. 3600 TXT kept"]\nedns-tcp-keepalive = true\n'
-                    "edns-tcp-keepalive-timeout = 3.0\ntcp-idle-timeout = 1.0\n")
+                    "edns-tcp-keepalive-timeout = 3.0\ntcp-idle-timeout = 1.0\n"
+                    f"access-control = {list(ACL)!r}\n".replace("'", '"'))
     try:
         d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
     except BaseException:
@@ -100,6 +103,28 @@ def test_the_option_is_answered_as_unbound_answers_it(both):
                             timeout=5)
         assert udp.rcode() == dns.rcode.NOERROR and keepalive_of(udp.to_wire()) is None, who
     assert seen["corenet"] == seen["unbound"]          # the same FORMERR, byte for byte
+
+
+def test_the_access_control_answers_first(both):
+    """A refused client gets REFUSED for the option with a value, not FORMERR, and no
+    keepalive; a denied one gets nothing: the ACL comes before the option, as Unbound's."""
+    for who, port in both.items():
+        with connect(port, "127.0.0.2") as s:
+            got = ask(s, query(b"\x00\x64"))
+            assert dns.message.from_wire(got).rcode() == dns.rcode.REFUSED, who
+            assert keepalive_of(ask(s, query(b""))) is None, who
+        with connect(port, "127.0.0.3") as s:
+            s.settimeout(1.0)
+            assert answer_or_shut_or_silent(s, frame(query(b"\x00\x64"))) is None, who
+
+
+def answer_or_shut_or_silent(s: socket.socket, data: bytes) -> bytes | None:
+    """The answer to ``data``, or None when the server shuts the connection or says nothing
+    within the socket's timeout."""
+    try:
+        return answer_or_shut(s, data)
+    except socket.timeout:
+        return None
 
 
 def test_a_connection_that_asked_outlives_the_idle_timeout(both):
