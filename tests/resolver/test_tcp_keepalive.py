@@ -62,18 +62,18 @@ def ask(s: socket.socket, q: bytes) -> bytes:
 @pytest.fixture
 def both(lab, tmp_path):
     """The TCP ports of a real Unbound and of the daemon, each with edns-tcp-keepalive on and
-    its timeout at 4 s; the daemon's tcp-idle-timeout is 1 s."""
+    its timeout at 6 s; the daemon's tcp-idle-timeout is 2 s."""
     if not os.path.exists(UNBOUND):
         unavailable(f"{UNBOUND} is missing (Debian package 'unbound')")
     uport = free_port()
     w = tmp_path / "unbound"
     w.mkdir()
     proc = local_unbound(w, uport, ["edns-tcp-keepalive: yes",
-                                    "edns-tcp-keepalive-timeout: 4000", *ZONE,
+                                    "edns-tcp-keepalive-timeout: 6000", *ZONE,
                                     *(f"access-control: {a}" for a in ACL)])
     conf = tmp_path / "keepalive.toml"
     conf.write_text('local-data = ["ka.test. 3600 TXT kept"]\nedns-tcp-keepalive = true\n'
-                    "edns-tcp-keepalive-timeout = 4.0\ntcp-idle-timeout = 1.0\n"
+                    "edns-tcp-keepalive-timeout = 6.0\ntcp-idle-timeout = 2.0\n"
                     f"access-control = {list(ACL)!r}\n".replace("'", '"'))
     try:
         d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
@@ -86,7 +86,7 @@ def both(lab, tmp_path):
 
 
 def test_the_option_is_answered_as_unbound_answers_it(both):
-    told = (40).to_bytes(2, "big")                  # 4 s in units of 100 ms
+    told = (60).to_bytes(2, "big")                  # 6 s in units of 100 ms
     seen = {}
     for who, port in both.items():
         with connect(port) as s:
@@ -132,10 +132,10 @@ def test_a_connection_that_asked_outlives_the_idle_timeout(both):
     with connect(port) as kept, connect(port) as plain:
         assert keepalive_of(ask(kept, query(b""))) is not None
         assert keepalive_of(ask(plain, query())) is None
-        time.sleep(2.5)                 # past tcp-idle-timeout (1 s), within the keepalive
+        time.sleep(3.5)                 # past tcp-idle-timeout (2 s), within the keepalive
         assert answer_or_shut(plain, frame(query())) is None
         assert keepalive_of(ask(kept, query())) is not None
-        time.sleep(5.5)                 # past the keepalive timeout (4 s) too
+        time.sleep(7.5)                 # past the keepalive timeout (6 s) too
         assert answer_or_shut(kept, frame(query())) is None
 
 
