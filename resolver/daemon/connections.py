@@ -170,7 +170,7 @@ class StreamClient:
         self.inflight = 0
         self.closed = False
         self.last = 0.0
-        self.idle_timeout = server.cfg.tcp_idle_timeout   # (keep_alive may raise it)
+        self.idle_timeout = 0.0     # tcp-idle-timeout once admitted (keep_alive may raise it)
         self.timer: asyncio.TimerHandle | None = None
         self.write_paused = False   # output past the limit: not read until it drains
         self.stall: asyncio.TimerHandle | None = None   # aborts it if not drained in time
@@ -213,6 +213,7 @@ class StreamClient:
             return False
         self.who = s.who(self.peer) if peer is None else s.proxied_who(sender, self.peer)
         self.last = s.loop.time()
+        self.idle_timeout = s.cfg.tcp_idle_timeout
         self.timer = s.loop.call_later(self.idle_timeout, self._idle_check)
         transport.set_write_buffer_limits(high=self._output_limits()[0])
         return True
