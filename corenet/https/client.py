@@ -105,7 +105,9 @@ class AsyncClient:
     `proxy="http://user:pw@host:port"` (or https:// for TLS to the proxy) sends every
     request through that proxy: a CONNECT tunnel for https URLs, forwarding for http ones.
     Without it, `trust_env` (on by default, as in httpx) takes the proxy from HTTPS_PROXY,
-    HTTP_PROXY or ALL_PROXY, honouring NO_PROXY.
+    HTTP_PROXY or ALL_PROXY, honouring NO_PROXY (read as httpx reads the variables:
+    `httpx._utils.get_environment_proxies`; a NO_PROXY network, 10.0.0.0/8, also covers
+    its addresses).
 
     `transport=` replaces the network (an AsyncBaseTransport: MockTransport,
     ASGITransport, an AsyncHTTPTransport of your own; or httpx's sync BaseTransport, run

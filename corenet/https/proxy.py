@@ -6,6 +6,7 @@ only host and port); http:// URLs are forwarded by the proxy (absolute-form requ
 `mounts=` chooses a proxy, or none, per URL pattern."""
 from __future__ import annotations
 
+import ipaddress
 import urllib.request
 import warnings
 from typing import Any
@@ -82,110 +83,157 @@ def _latin1(text: str) -> bool:
         return False
 
 
-_USED = ("http", "https", "all")  # the variables a request may take its proxy from
-
-
-def env_proxies() -> dict[str, str]:
-    """The proxy variables of the environment, by scheme ("http", "https", "all", "no").
-    One naming a proxy of another kind (socks4://...) is left out with a warning: the
-    requests it would carry go direct rather than each failing."""
+def get_environment_proxies() -> dict[str, str | None]:
+    """The proxy variables of the environment as httpx reads them: mount patterns, each to
+    a proxy URL or None (direct). HTTP_PROXY, HTTPS_PROXY and ALL_PROXY are "http://",
+    "https://" and "all://" (a value without a scheme is an http:// proxy; one naming a
+    kind of proxy this client has not, socks4://, is left out with a warning: the requests
+    it would carry go direct rather than each failing). Each NO_PROXY entry goes direct:
+    one with a scheme is a pattern as written, an address "all://ADDR" (a network,
+    192.168.0.0/16, its addresses), "localhost" itself, a name "all://*NAME" (the name and
+    its subdomains; ".NAME": its subdomains only); "*" among them: no proxy at all."""
     env = urllib.request.getproxies_environment()
-    for key in _USED:
+    mounts: dict[str, str | None] = {}
+    for key in ("http", "https", "all"):
         url = env.get(key)
-        if url is None:
+        if not url:
             continue
-        scheme = url.partition("://")[0].lower() if "://" in url else "http"
+        if "://" not in url:
+            url = "http://" + url  # the variables are often written host:port
+        scheme = url.partition("://")[0].lower()
         if scheme not in PROXY_SCHEMES:
-            del env[key]
             warnings.warn(f"{key}_proxy names a {scheme} proxy, which corenet.https does "
                           "not support; it is ignored", RuntimeWarning, stacklevel=3)
-    return env
+            continue
+        mounts[f"{key}://"] = url
+    for entry in (e.strip() for e in env.get("no", "").split(",")):
+        if entry == "*":
+            return {}
+        if not entry:
+            continue
+        if "://" in entry:
+            mounts[entry] = None
+        elif _network(entry) is not None:
+            mounts[f"all://[{entry}]" if ":" in entry else f"all://{entry}"] = None
+        elif entry.lower() == "localhost":
+            mounts[f"all://{entry}"] = None
+        else:
+            mounts[f"all://*{entry}"] = None
+    return mounts
 
 
-def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | None:
-    url = env.get(scheme) or env.get("all")
-    if not url or _bypassed(env, scheme, host_port):
+def _network(text: str) -> "ipaddress.IPv4Network | ipaddress.IPv6Network | None":
+    """``text`` as an address or a network ("10.0.0.0/8", "::1"), None when it is neither."""
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
         return None
-    return Proxy(url)
 
 
-def _bypassed(env: dict[str, str], scheme: str, host_port: str) -> bool:
-    """NO_PROXY's rule: urllib's for names and addresses, and as httpx, an entry with a
-    scheme (``http://127.0.0.1``) read as a mount pattern that goes direct."""
-    entries = [e.strip() for e in env.get("no", "").split(",")]
-    with_scheme = [e for e in entries if "://" in e]
-    if with_scheme:
-        host, _, port_text = host_port.rpartition(":")
-        host = host.strip("[]").lower()
-        port = int(port_text) if port_text.isdigit() else -1
-        for entry in with_scheme:
-            try:
-                if Mount(entry, None).matches(scheme, host, port):
-                    return True
-            except InvalidURL:
-                continue
-        env = dict(env, no=",".join(e for e in entries if "://" not in e))
-    # proxy_bypass_environment: urllib's NO_PROXY rule, public but not in typeshed
-    return bool(urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
-        host_port, env))
+class URLPattern:
+    """A URL pattern of ``mounts=`` and of the proxy variables, as httpx's: "all://" (or
+    "": every URL), "https://" (or "https://*"), "all://example.org", "https://*.example.org"
+    (its subdomains only), "all://*example.org" (the name and its subdomains), an address
+    ("all://[::1]", or a network: "all://10.0.0.0/8"), each with an optional ":port".
+    ``matches(url)``; sorted, the more specific first: a port, then a longer host, then a
+    named scheme."""
+    __slots__ = ("pattern", "scheme", "host", "suffix", "network", "port", "priority")
 
-
-class Mount:
-    """One `mounts=` key: "all://", "https://" (or "all://*", "https://*"),
-    "all://example.org", "https://*.example.org" (subdomains only), "all://*example.org"
-    (the domain and its subdomains), with an
-    optional ":port"; and what it selects: a transport (anything with
-    `handle_async_request`, or a sync `handle_request`), or a proxy for the client's network transport (None:
-    straight to the server)."""
-    __slots__ = ("scheme", "host", "suffix", "port", "proxy", "transport")
-
-    def __init__(self, pattern: str, proxy: Any) -> None:
-        scheme, sep, rest = pattern.partition("://")
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        scheme, sep, rest = pattern.partition("://") if pattern else ("all", "://", "")
         if not sep or not scheme:
             raise InvalidURL(f"mount pattern {pattern!r} must look like 'https://' or "
                              "'all://host[:port]'")
         self.scheme = scheme.lower()
         rest = rest.rstrip("/")
-        host, colon, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+        if rest.startswith("["):
+            host, bracket, port = rest[1:].partition("]")
+            colon = port[:1]
+            if not bracket or port and colon != ":":
+                raise InvalidURL(f"bad IPv6 address in mount pattern {pattern!r}")
+            port = port[1:]
+        else:
+            host, colon, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
         host = host.lower()
         try:
             self.port = int(port) if colon else None
         except ValueError:
             raise InvalidURL(f"bad port in mount pattern {pattern!r}") from None
         # "*.x": strict subdomains (kept as ".x"); "*x": x and its subdomains; "*" (as
-        # none): every host; else exact.
+        # none): every host; an address or network: the addresses in it; else exact.
         if host == "*":
             host = ""
         self.suffix = host.startswith("*")
-        if host.startswith("*."):
+        self.network = _network(host) if "/" in host else None
+        if self.network is not None:
+            self.host = str(self.network)
+        elif host.startswith("*."):
             self.host = "." + encode_host(host[2:])
         elif host:
             self.host = encode_host(host.lstrip("*"))
         else:
             self.host = ""
-        if hasattr(proxy, "handle_async_request") or hasattr(proxy, "handle_request"):
-            self.transport, self.proxy = proxy, None
-        else:
-            self.transport = None
-            self.proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
+        self.priority = (self.port is None, -len(self.host), self.scheme == "all")
 
-    def priority(self) -> tuple[bool, int, bool]:
-        """More specific first: a port, then a longer host, then a named scheme."""
-        return (self.port is not None, len(self.host), self.scheme != "all")
+    def matches(self, url: URL | str) -> bool:
+        """Whether ``url`` (a URL or its text) is one of this pattern's."""
+        u = URL(url)
+        return self.matches_origin(u.scheme, u.raw_host.decode("ascii"),
+                                   u.port or _ORIGIN_PORTS.get(u.scheme, -1))
 
-    def matches(self, scheme: str, host: str, port: int) -> bool:
+    def matches_origin(self, scheme: str, host: str, port: int) -> bool:
+        """Whether the origin ``scheme``://``host``:``port`` (host as sent, in IDNA; the
+        port given even when the scheme's default) is one of this pattern's."""
         if self.scheme not in ("all", scheme) or self.port not in (None, port):
             return False
         if not self.host:
             return True
+        if self.network is not None:
+            address = _network(host)
+            return address is not None and address.num_addresses == 1 and \
+                address.network_address in self.network
         if self.suffix:
             if self.host.startswith("."):
                 return host.endswith(self.host)
             return host == self.host or host.endswith("." + self.host)
         return host == self.host
 
+    def __lt__(self, other: "URLPattern") -> bool:
+        return self.priority < other.priority
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, URLPattern) and self.pattern == other.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"URLPattern({self.pattern!r})"
+
+
+_ORIGIN_PORTS = {"http": 80, "https": 443}
+
+
+class Mount:
+    """One ``mounts=`` entry: its URLPattern and what it selects, a transport (anything
+    with `handle_async_request`, or a sync `handle_request`), or a proxy for the client's
+    network transport (None: straight to the server)."""
+    __slots__ = ("pattern", "proxy", "transport")
+
+    def __init__(self, pattern: str, proxy: Any) -> None:
+        self.pattern = URLPattern(pattern)
+        if hasattr(proxy, "handle_async_request") or hasattr(proxy, "handle_request"):
+            self.transport, self.proxy = proxy, None
+        else:
+            self.transport = None
+            self.proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
+
+    def matches(self, scheme: str, host: str, port: int) -> bool:
+        return self.pattern.matches_origin(scheme, host, port)
+
 
 def parse_mounts(mounts: dict | None) -> list[Mount]:
-    out = [Mount(k, v) for k, v in (mounts or {}).items()]
-    out.sort(key=Mount.priority, reverse=True)
-    return out
+    """The ``mounts=`` entries, the more specific first."""
+    return sorted((Mount(k, v) for k, v in (mounts or {}).items()),
+                  key=lambda m: m.pattern.priority)

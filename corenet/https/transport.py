@@ -25,7 +25,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .pool import Origin, Pool, connection_over
 from .portal import Portal
-from .proxy import Mount, Proxy, env_proxies, proxy_from_env
+from .proxy import Mount, Proxy, get_environment_proxies, parse_mounts
 from .resolve import resolve_host
 from .network import open_stream
 from .timeout import DEFAULT_TIMEOUT, Timeout
@@ -264,9 +264,17 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         self.resolver = resolver
         self.limits = limits
         self._proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
-        self._env_proxies = env_proxies() if trust_env and proxy is None else {}
-        self._mounts = [m for m in proxy_mounts or () if m.transport is None]
-        self._env_proxy_cache: dict[Origin, Proxy | None] = {}
+        # The proxy, or none, per URL pattern: the client's mounts of proxies, and where no
+        # proxy= is given, the environment's (those of a pattern a mount names left out),
+        # the more specific first; proxy= where none matches.
+        mounts = [m for m in proxy_mounts or () if m.transport is None]
+        if trust_env and proxy is None:
+            named = {m.pattern for m in proxy_mounts or ()}
+            mounts = sorted(mounts + [m for m in parse_mounts(get_environment_proxies())
+                                      if m.pattern not in named],
+                            key=lambda m: m.pattern.priority)
+        self._mounts = mounts
+        self._proxy_cache: dict[Origin, Proxy | None] = {}
         # The pool's limits come from `limits` (httpx's names) unless given here.
         if max_connections is None:
             max_connections = limits.max_connections
@@ -343,23 +351,19 @@ class AsyncHTTPTransport(AsyncBaseTransport):
     def _proxy_for(self, u: ParsedURL) -> Proxy | None:
         """The proxy for `u`'s origin: the most specific matching mount, else `proxy=`,
         else the environment's."""
-        if not self._mounts and (self._proxy is not None or not self._env_proxies):
-            return self._proxy
         try:
-            return self._env_proxy_cache[u.origin]
+            return self._proxy_cache[u.origin]
         except KeyError:
             pass
-        if len(self._env_proxy_cache) >= _CACHE_SIZE:
-            self._env_proxy_cache.clear()
+        if len(self._proxy_cache) >= _CACHE_SIZE:
+            self._proxy_cache.clear()
         for mount in self._mounts:
             if mount.matches(u.scheme, u.host, u.port):
                 proxy = mount.proxy
                 break
         else:
             proxy = self._proxy
-            if proxy is None and self._env_proxies:
-                proxy = proxy_from_env(self._env_proxies, u.scheme, f"{u.host}:{u.port}")
-        self._env_proxy_cache[u.origin] = proxy
+        self._proxy_cache[u.origin] = proxy
         return proxy
 
     async def _connect(self, u: ParsedURL, deadline: Deadline,
@@ -458,7 +462,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         started = loop.time()
         body = req.body
         proxy = self._proxy
-        if self._mounts or proxy is None and self._env_proxies:
+        if self._mounts:
             proxy = self._proxy_for(u)
         forward = proxy if proxy is not None and u.scheme == "http" and not proxy.socks \
             else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .errors import InvalidURL
@@ -395,6 +395,46 @@ def _url_text(scheme: str, userinfo: str, host: str, port: int | None, path: str
     return "".join((f"{scheme}:" if scheme else "", f"//{netloc}" if netloc else "", path,
                     "" if query is None else f"?{query}",
                     "" if fragment is None else f"#{fragment}"))
+
+
+class ParseResult(NamedTuple):
+    """A URL's parts as httpx's parser gives them (``httpx._urlparse.urlparse``): checked,
+    normalised and percent-encoded, as a URL keeps them; a query or fragment is None when
+    absent, the port None when absent or the scheme's default."""
+    scheme: str
+    userinfo: str
+    host: str
+    port: int | None
+    path: str
+    query: str | None
+    fragment: str | None
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.userinfo}@{self.netloc}" if self.userinfo else self.netloc
+
+    def copy_with(self, **parts: str | None) -> "ParseResult":
+        """These parts with ``parts`` (urlparse's keywords) put in place."""
+        if not parts:
+            return self
+        return urlparse("", **{"scheme": self.scheme, "authority": self.authority,
+                               "path": self.path, "query": self.query,
+                               "fragment": self.fragment, **parts})
+
+    def __str__(self) -> str:
+        return _url_text(*self)
+
+
+def urlparse(url: str = "", **parts: str | None) -> ParseResult:
+    """``url`` parsed as URL() parses it (InvalidURL for what cannot be a URL), with the
+    parts given as keywords (scheme, authority, userinfo, host, port, netloc, path, query,
+    raw_path, fragment, username, password: text) put in place of its own."""
+    return ParseResult(*_url_parts(url, parts))
 
 
 class URL:

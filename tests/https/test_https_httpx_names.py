@@ -63,3 +63,32 @@ def test_module_functions_send_as_httpx_s_do():
         "method": "PUT", "url": "https://api.test/p"}
     with https.stream("DELETE", "https://api.test/d", transport=transport) as r:
         assert b"DELETE" in r.read()
+
+
+def test_httpx_s_private_modules_under_httpx_s_name():
+    """Code written for httpx that imports `httpx._urlparse` or `httpx._utils` with
+    corenet.https put in httpx's place gets corenet.https's classes, not copies: a URL made
+    by `httpx.URL` is matched and parsed as one."""
+    program = """if True:
+        import sys
+        import corenet.https
+        sys.modules["httpx"] = corenet.https
+        import httpx
+        from httpx._urlparse import urlparse
+        from httpx._utils import URLPattern, get_environment_proxies
+        url = httpx.URL("https://A.test:8443/p?q")
+        assert URLPattern("all://a.test:8443").matches(url)
+        assert not URLPattern("http://").matches(url)
+        assert tuple(urlparse(str(url))) == ("https", "", "a.test", 8443, "/p", "q", None)
+        assert URLPattern is corenet.https.proxy.URLPattern
+        assert get_environment_proxies() == {"https://": "http://p.test:1"}
+        print("ok")
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         env={**env, "HTTPS_PROXY": "http://p.test:1"}, timeout=60)
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stderr

@@ -88,26 +88,96 @@ def test_bad_mount_pattern_is_refused():
         AsyncClient(mounts={"all://": "socks4://127.0.0.1:1"})
 
 
-@pytest.mark.parametrize("no_proxy, url, direct", [
-    ("http://127.0.0.1", "http://127.0.0.1:8080/", True),      # a scheme: a mount pattern
-    ("http://127.0.0.1", "https://127.0.0.1/", False),
-    ("all://127.0.0.1", "https://127.0.0.1/", True),
-    ("http://127.0.0.1:8080", "http://127.0.0.1:8080/", True),
-    ("http://127.0.0.1:8080", "http://127.0.0.1:9090/", False),
-    ("http://*.example.org", "http://a.example.org/", True),
-    ("http://other.test, example.org", "http://www.example.org/", True),   # urllib's rule
-    ("127.0.0.1", "https://127.0.0.1/", True),
-    ("", "http://127.0.0.1/", False),
-])
-def test_no_proxy_entries_with_a_scheme_are_mount_patterns_as_httpx(no_proxy, url, direct):
-    """NO_PROXY as httpx reads it: an entry with a scheme is a mount pattern going direct
-    (scheme, host, port), the others urllib's names and addresses."""
+ENVIRONMENTS = [
+    {}, {"HTTP_PROXY": "http://127.0.0.1"}, {"https_proxy": "proxy.test:3128"},
+    {"https_proxy": "http://127.0.0.1", "HTTP_PROXY": "https://127.0.0.1"},
+    {"all_proxy": "http://127.0.0.1:3128"}, {"TRAVIS_APT_PROXY": "http://127.0.0.1"},
+    {"ALL_PROXY": "http://p.test:1", "NO_PROXY": "127.0.0.1"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": "192.168.0.0/16"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": "::1"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": "localhost"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": "example.org"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": ".example.org"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": "http://example.org"},
+    {"ALL_PROXY": "http://p.test:1", "no_proxy": "other.test, *"},
+    {"HTTPS_PROXY": "http://p.test:1", "HTTP_PROXY": "http://q.test:2",
+     "NO_PROXY": "http://127.0.0.1:8080, all://*.example.org, a.test ,b.test"},
+]
+URLS = ["http://127.0.0.1:8080/", "http://127.0.0.1:9090/", "https://127.0.0.1/",
+        "http://[::1]:8080/", "https://localhost/", "https://example.org/",
+        "https://www.example.org/x", "http://wwwexample.org/", "http://a.test/",
+        "https://sub.b.test:8443/", "https://other.test/", "http://192.168.1.1/"]
+# A NO_PROXY network: httpx makes it a pattern that matches no host, corenet's matches the
+# network's addresses (as curl reads NO_PROXY).
+NETWORK_ADDRESSES = {"192.168.0.0/16": ["http://192.168.1.1/"]}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_proxy_variables_as_httpx_reads_them(clean_env, environment):
+    """The mounts the variables make and, for each URL, the proxy a request takes (or
+    none), beside the installed httpx's."""
+    import httpcore
     import httpx
+    from httpx._utils import get_environment_proxies as httpx_reads
 
-    from corenet.https.proxy import proxy_from_env
+    from corenet.https._utils import get_environment_proxies
+    from corenet.https.transport import AsyncHTTPTransport, ParsedURL
 
-    u = httpx.URL(url)
-    env = {"http": "http://proxy.test:3128", "https": "http://proxy.test:3128",
-           "no": no_proxy}
-    port = u.port or (443 if u.scheme == "https" else 80)
-    assert (proxy_from_env(env, u.scheme, f"{u.host}:{port}") is None) is direct
+    for name, value in environment.items():
+        clean_env.setenv(name, value)
+    assert get_environment_proxies() == httpx_reads()
+    theirs = httpx.Client(trust_env=True)
+    ours = AsyncHTTPTransport(trust_env=True)
+    for url in URLS:
+        pool = theirs._transport_for_url(httpx.URL(url))._pool
+        expected = None
+        if isinstance(pool, httpcore.HTTPProxy):
+            at = pool._proxy_url
+            expected = f"{at.host.decode()}:{at.port or {b'http': 80, b'https': 443}[at.scheme]}"
+        if url in NETWORK_ADDRESSES.get(environment.get("no_proxy", ""), ()):
+            expected = None  # corenet's difference: the network's addresses go direct
+        proxy = ours._proxy_for(ParsedURL(url))
+        assert (None if proxy is None else f"{proxy.host}:{proxy.port}") == expected, url
+    theirs.close()
+
+
+@pytest.mark.parametrize("no_proxy, url, direct", [
+    ("192.168.0.0/16", "http://192.168.7.1/", True),     # httpx's pattern matches no host
+    ("10.0.0.0/8, ::1", "http://[::1]:81/", True),
+    ("10.0.0.0/8", "http://10.1.2.3.test/", False),
+    (".example.org", "http://example.org/", False),
+    (".example.org", "http://www.example.org/", True),
+])
+def test_no_proxy_networks_cover_their_addresses(clean_env, no_proxy, url, direct):
+    from corenet.https.transport import AsyncHTTPTransport, ParsedURL
+
+    clean_env.setenv("ALL_PROXY", "http://p.test:1")
+    clean_env.setenv("NO_PROXY", no_proxy)
+    assert (AsyncHTTPTransport()._proxy_for(ParsedURL(url)) is None) is direct
+
+
+@pytest.mark.parametrize("pattern, url, expected", [
+    ("http://example.com", "http://example.com", True),
+    ("http://example.com", "https://example.com", False),
+    ("http://example.com:123", "http://example.com", False),
+    ("all://", "https://example.com:123", True),
+    ("", "https://example.com:123", True),
+    ("all://*example.com", "http://www.example.com/", True),
+    ("all://*.example.com", "http://example.com/", False),
+    ("all://[::1]", "http://[::1]:8080/", True),
+    ("https://ÄB.test", "https://äb.test/", True),
+])
+def test_url_patterns_as_httpx_s(pattern, url, expected):
+    import httpx
+    from httpx._utils import URLPattern as HttpxPattern
+
+    from corenet.https._utils import URLPattern
+
+    assert HttpxPattern(pattern).matches(httpx.URL(url)) is expected
+    assert URLPattern(pattern).matches(url) is expected
+    patterns = ["all://", "http://", "http://example.com", "http://example.com:123",
+                "all://*.example.com"]
+    ours = sorted(URLPattern(p) for p in reversed(patterns))
+    theirs = sorted(HttpxPattern(p) for p in reversed(patterns))
+    assert [p.pattern for p in ours] == [p.pattern for p in theirs]
+    assert URLPattern("all://") == URLPattern("all://") != URLPattern("http://")

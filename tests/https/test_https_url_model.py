@@ -15,7 +15,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import corenet.https as https
+from corenet.https._urlparse import urlparse
 from corenet.https.urls import _url_parts
+from httpx._urlparse import urlparse as httpx_urlparse
 
 SCHEMES = ["https://", "http://", "HTTPS://", "ftp://", "ws://", "//", "://", ""]
 AUTHORITIES = ["a.test", "A.Test:8443", "a.test:443", "a.test:80", "u:p@a.test", "u@a.test:1",
@@ -85,7 +87,10 @@ def _same_as_httpx(text):
         assert refusal is not None or _uts46_only(text), (text, str(ours))
         return "refused"
     if refusal is not None:
+        with pytest.raises(https.InvalidURL):
+            urlparse(text)
         return "corenet refuses"  # stricter: ports past 65535, hosts DNS cannot hold
+    _same_parse_as_httpx(text)
     expected = httpx.URL(_as_corenet(text))
     expected_text = str(expected)
     assert str(ours) == expected_text, text
@@ -106,6 +111,15 @@ def _same_as_httpx(text):
     assert (ours == expected_text) == same_again
     assert ours == https.URL(ours) and hash(ours) == hash(expected_text)
     return "accepted"
+
+
+def _same_parse_as_httpx(text, **parts):
+    """httpx's parser as code written for httpx imports it (``httpx._urlparse``): the
+    same parts, text, netloc and authority."""
+    ours, theirs = urlparse(text, **parts), httpx_urlparse(_as_corenet(text), **parts)
+    assert tuple(ours) == tuple(theirs), text
+    assert (str(ours), ours.netloc, ours.authority) == \
+        (str(theirs), theirs.netloc, theirs.authority), text
 
 
 def test_hundreds_of_listed_urls_as_httpx_makes_them():
@@ -274,3 +288,29 @@ def test_a_client_sends_what_the_url_holds():
     assert ParsedURL("custom://a.test/x").origin == ("custom", "a.test", 0)
     with pytest.raises(https.UnsupportedProtocol):
         ParsedURL("https:///path")
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("", {"scheme": "https", "host": "a.test", "path": "/x y"}),
+    ("https://a.test/p?q#f", {"query": None, "fragment": "g h"}),
+    ("https://a.test", {"netloc": "b.test:8443", "userinfo": "u:p"}),
+    ("http://a.test/a", {"raw_path": "/b?c=d", "port": "81"}),
+    ("https://a.test", {"host": "::1", "port": 443}),
+    ("https://a.test", {"authority": "u@ä.test:1"}),
+])
+def test_urlparse_keywords_and_copy_with_as_httpx_s(text, parts):
+    _same_parse_as_httpx(text, **parts)
+    ours, theirs = urlparse(text).copy_with(**parts), httpx_urlparse(text).copy_with(**parts)
+    assert tuple(ours) == tuple(theirs)
+    assert urlparse(text).copy_with() == urlparse(text)
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("https://a.test", {"port": "x"}), ("https://a.test", {"path": "a?b"}),
+    ("", {"host": "a.test", "path": "rel"}), ("https://a.test\n", {}),
+])
+def test_urlparse_refuses_what_httpx_s_refuses(text, parts):
+    with pytest.raises(httpx.InvalidURL):
+        httpx_urlparse(text, **parts)
+    with pytest.raises(https.InvalidURL):
+        urlparse(text, **parts)
