@@ -129,7 +129,8 @@ class Resolver(ResolverCore):
     its directory must be writable. Without ``trust_anchor``, it replaces the shipped root
     anchor. The probes start at ``start_trust_probes()`` (on the running loop); until then
     the file's keys are trusted as they are.
-    TTL clamps are ``Limits.min_ttl``, ``max_ttl`` and ``max_negative_ttl``.
+    TTL clamps are ``Limits.min_ttl``, ``max_ttl``, ``max_negative_ttl`` and
+    ``min_negative_ttl``.
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
     reads them from ``/etc/resolv.conf``); its answers are not validated (the forward zones

@@ -93,6 +93,10 @@ class Limits:
     max_ttl: int = 86400
     #: RFC 2308 section 5 suggests 1-3 hours as a cap for negative answers; Unbound uses 1 h.
     max_negative_ttl: int = 3600
+    #: A floor for negative answers' lifetimes (0: none, Unbound's default). Set, it replaces
+    #: ``min_ttl`` for them: an operator can keep NXDOMAIN floods of one name off the
+    #: authorities without holding every positive answer longer.
+    min_negative_ttl: int = 0
 
     #: How long a failure (cyclic delegation, all servers dead) is remembered, seconds
     #: (RFC 9520 asks for at least 1 s and at most 5 min; a short value keeps TsuNAME-style

@@ -28,7 +28,7 @@ cdef class LimitValues:
     cdef readonly int stale_answer_ttl
     cdef readonly double max_query_time, prefetch_fraction
     # the cache's clamps (resolver.cache.store)
-    cdef readonly long long min_ttl, max_ttl, max_negative_ttl, failure_ttl
+    cdef readonly long long min_ttl, max_ttl, max_negative_ttl, min_negative_ttl, failure_ttl
     cdef readonly long long unwanted_reply_threshold
     cdef readonly double stale_window
 

@@ -110,6 +110,7 @@ cdef class LimitValues:
         self.min_ttl = limits.min_ttl
         self.max_ttl = limits.max_ttl
         self.max_negative_ttl = limits.max_negative_ttl
+        self.min_negative_ttl = limits.min_negative_ttl
         self.failure_ttl = limits.failure_ttl
         self.stale_window = limits.stale_window
         self.unwanted_reply_threshold = limits.unwanted_reply_threshold

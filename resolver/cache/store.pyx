@@ -574,22 +574,39 @@ cdef int _store_rrset(RRsetCache rrcache, tuple key, bytes owner, long long ttl,
     return 0
 
 
+cdef long long negative_ttl(LimitValues lv, long long t):
+    """A negative answer's lifetime ``t`` (its SOA's TTL, already no more than the SOA's
+    MINIMUM) clamped as Unbound clamps it: raised to ``min_ttl`` (unless ``min_negative_ttl``
+    is set) and lowered to ``max_ttl`` as any TTL, then, the more specific bounds last,
+    lowered to ``max_negative_ttl`` and raised to ``min_negative_ttl``."""
+    if lv.min_negative_ttl <= 0 and t < lv.min_ttl:
+        t = lv.min_ttl
+    if t > lv.max_ttl:
+        t = lv.max_ttl
+    if t > lv.max_negative_ttl:
+        t = lv.max_negative_ttl
+    if t < lv.min_negative_ttl:
+        t = lv.min_negative_ttl
+    return t
+
+
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=False):
     """``records`` (tuples) with their TTLs within ``min_ttl``..``max_ttl``, as the cache
     stores them, so that a client sees the TTLs the cache keeps; with ``negative``, the
-    SOA's TTL is first capped at ``max_negative_ttl``. The same list when nothing changes."""
+    SOA's as a negative answer's (``negative_ttl``). The same list when nothing changes."""
     cdef long long lo = lv.min_ttl, hi = lv.max_ttl, t
     cdef list out = None
     cdef Py_ssize_t i
     for i in range(len(records)):
         r = records[i]
         t = r[3]
-        if negative and r[1] == 6 and t > lv.max_negative_ttl:
-            t = lv.max_negative_ttl
-        if t < lo:
-            t = lo
-        if t > hi:
-            t = hi
+        if negative and r[1] == 6:
+            t = negative_ttl(lv, t)
+        else:
+            if t < lo:
+                t = lo
+            if t > hi:
+                t = hi
         if t != r[3]:
             if out is None:
                 out = list(records)
@@ -618,10 +635,10 @@ cdef class RRsetCache(LRUStore):
     """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
 
     def clamp(self, ttl: int, negative: bool = False) -> int:
-        """``ttl`` within the configured bounds; a negative answer's is first capped at
-        ``max_negative_ttl``, then raised to ``min_ttl`` like any other (as Unbound does)."""
+        """``ttl`` within the configured bounds; a negative answer's as ``negative_ttl``
+        clamps it."""
         if negative:
-            ttl = min(ttl, self.lv.max_negative_ttl)
+            return negative_ttl(self.lv, ttl)
         return min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
 
     def get(self, bytes name, int rdtype, int rdclass, double now, bint stale_ok=False):
@@ -656,8 +673,9 @@ cdef class RRsetCache(LRUStore):
                 minimum = int.from_bytes(rec[4][-4:], "big")
                 ttl = min(rec[3], minimum)
                 break
-        ttl = self.clamp(ttl, negative=True)
-        soa = clamp_ttls(self.lv, [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa])
+        ttl = negative_ttl(self.lv, ttl)
+        soa = clamp_ttls(self.lv, [(o, t, c, ttl if t == 6 else min(ttl, rt), rd)
+                                   for (o, t, c, rt, rd) in soa], True)
         key_type = NXDOMAIN_TYPE if nxdomain else rdtype
         store_entry(self, _entry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
                                  3 if nxdomain else 0, soa))

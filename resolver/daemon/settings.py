@@ -454,7 +454,17 @@ TABLE: tuple[Setting, ...] = (*section(
             example='3600',
             doc="Longest time a negative answer (NXDOMAIN, NODATA) is cached, seconds "
                 "(Unbound's ``cache-max-negative-ttl``). None: the ``max_negative_ttl`` limit "
-                "(one hour)."),
+                "(one hour); it is applied after ``cache-min-ttl``, so the lower wins for "
+                "negative answers, as in Unbound."),
+    Setting("cache_min_negative_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
+            flag=Flag("SECONDS", "shortest time a negative answer is cached"),
+            limit='min_negative_ttl',
+            example='0',
+            doc="Shortest time a negative answer (NXDOMAIN, NODATA) is cached, seconds "
+                "(Unbound's ``cache-min-negative-ttl``): set, it takes the place of "
+                "``cache-min-ttl`` for negative answers and is applied last, over "
+                "``cache-max-ttl`` and ``cache-max-negative-ttl``. None: the "
+                "``min_negative_ttl`` limit (0: none)."),
     Setting("harden_glue", 'bool', True, boolean,
             flag=Flag(None, "use glue only from inside the referring zone", form="both"),
             restart=True,

@@ -14,6 +14,7 @@ import pytest
 from daemon_proc import Daemon, cli
 from ports import free_port
 from resolver.daemon import config
+from resolver.daemon.settings import TABLE
 from resolver.daemon.config import ConfigError
 from resolver.limits import DEFAULT, Limits
 
@@ -34,14 +35,7 @@ def _changed(f) -> object:
 
 
 #: limits set by settings of their own, and those settings
-OWN_SETTING = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
-               "max_negative_ttl": "cache-max-negative-ttl",
-               "stale_window": "serve-stale-window", "stale_answer_ttl": "serve-stale-ttl",
-               "prefetch_min_hits": "prefetch-min-hits",
-               "dnssec_sig_skew_min": "val-sig-skew-min",
-               "dnssec_sig_skew_max": "val-sig-skew-max", "dnssec_bogus_ttl": "val-bogus-ttl",
-               "infra_host_ttl": "infra-host-ttl",
-               "unwanted_reply_threshold": "unwanted-reply-threshold"}
+OWN_SETTING = {s.limit: s.name.replace("_", "-") for s in TABLE if s.limit}
 
 
 def test_every_limit_is_settable_from_the_file(tmp_path):

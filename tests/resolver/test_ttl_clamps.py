@@ -1,6 +1,8 @@
-"""cache-min-ttl, cache-max-ttl and cache-max-negative-ttl (``Limits.min_ttl``, ``max_ttl``,
-``max_negative_ttl``) on the fake network with a fake clock: TTLs are clamped where they are
-stored, the client sees the clamped TTL, and the cache keeps data exactly that long."""
+"""cache-min-ttl, cache-max-ttl, cache-max-negative-ttl and cache-min-negative-ttl
+(``Limits.min_ttl``, ``max_ttl``, ``max_negative_ttl``, ``min_negative_ttl``) on the fake
+network with a fake clock: TTLs are clamped where they are stored, the client sees the
+clamped TTL, and the cache keeps data exactly that long. The order of the clamps on a
+negative answer is checked beside a real Unbound in test_ttl_clamps_unbound.py."""
 from __future__ import annotations
 
 from resolver.cache import Cache
@@ -77,14 +79,44 @@ def test_negative_answers_are_capped_by_max_negative_ttl():
     assert ("nope.example.com.", "A") in w.asked()
 
 
-def test_min_ttl_applies_to_negative_answers_after_their_cap():
-    """Unbound caps a negative answer's SOA at cache-max-negative-ttl and then raises every
-    TTL to cache-min-ttl; the same order here, so min-ttl wins when it is the larger."""
+def test_max_negative_ttl_caps_negative_answers_after_min_ttl():
+    """Unbound raises a negative answer's SOA to cache-min-ttl, then caps it at
+    cache-max-negative-ttl: the negative bound is the more specific, and wins."""
     w = World(min_ttl=600, max_negative_ttl=100)
     res = w.resolve("nope.example.com.")
-    assert res.rcode == 3 and ttls(res.authority, SOA) == {600}
-    w.clock.advance(500)
+    assert res.rcode == 3 and ttls(res.authority, SOA) == {100}
+    w.clock.advance(99)
     assert w.resolve("nope.example.com.").rcode == 3 and w.asked() == []
+    w.clock.advance(2)
+    w.resolve("nope.example.com.")
+    assert ("nope.example.com.", "A") in w.asked()
+    assert ttls(w.resolve("www.example.com.").answer) == {600}   # positive: min-ttl
+
+
+def test_min_negative_ttl_raises_negative_answers_only():
+    """cache-min-negative-ttl (Unbound 1.21's): negative answers are kept at least that
+    long, over cache-max-ttl and cache-max-negative-ttl; positive ones keep their TTL."""
+    w = World(min_negative_ttl=900, max_negative_ttl=100, max_ttl=600)
+    res = w.resolve("nope.example.com.")         # SOA minimum 300
+    assert res.rcode == 3 and ttls(res.authority, SOA) == {900}
+    nodata = w.resolve("www.example.com.", 16)
+    assert nodata.rcode == 0 and not nodata.answer and ttls(nodata.authority, SOA) == {900}
+    assert ttls(w.resolve("www.example.com.").answer) == {300}
+    w.clock.advance(899)
+    assert w.resolve("nope.example.com.").rcode == 3 and w.asked() == []
+    w.clock.advance(2)
+    w.resolve("nope.example.com.")
+    assert ("nope.example.com.", "A") in w.asked()
+
+
+def test_min_negative_ttl_takes_the_place_of_min_ttl_for_negative_answers():
+    """Set, cache-min-negative-ttl replaces cache-min-ttl for negative answers: a lower one
+    lets them keep the zone's shorter negative TTL."""
+    w = World(min_ttl=600, min_negative_ttl=30)
+    assert ttls(w.resolve("nope.example.com.").authority, SOA) == {300}
+    assert ttls(w.resolve("www.example.com.").answer) == {600}
+    w = World(min_ttl=600)
+    assert ttls(w.resolve("nope.example.com.").authority, SOA) == {600}
 
 
 def test_clamps_bound_each_other():
