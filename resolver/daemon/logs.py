@@ -1,11 +1,13 @@
 """The daemon's log: where its lines go (standard error, a file, or syslog), how much it says
-(Unbound's ``verbosity``) and how each line is stamped (``log-time-ascii``).
+(Unbound's ``verbosity``) and how each line is stamped (``log-time-ascii``,
+``log-time-iso``).
 
 One line per event, in Unbound's shape (``IDENT[PID:N] LEVEL: message``; N the worker's
 number, as Unbound's thread number; IDENT ``log-identity``, else ``corenet-resolver``)::
 
     [1764082514] corenet-resolver[4242:0] info: ready
     Nov 25 14:55:14 corenet-resolver[4242:0] info: ready                (log-time-ascii)
+    2025-11-25T14:55:14.042+01:00 corenet-resolver[4242:0] info: ready  (and log-time-iso)
     <6>corenet-resolver[4242:0] info: ready            (standard error is the journal's stream)
     corenet-resolver: [4242:0] info: ready                              (syslog, as Unbound's)
 
@@ -88,16 +90,20 @@ TAG = "unbound_tag"
 class LineFormatter(logging.Formatter):
     """``[EPOCH] IDENT[PID:N] level: message`` (:func:`level_word`; a debug line's message
     led by its logger's name); with ``ascii_time`` the time as ``Mon DD HH:MM:SS``
-    (Unbound's ``log-time-ascii``); with ``stamp`` False no time and no IDENT (syslog stamps
-    its lines itself and puts the identity first: ``Syslog``); with ``priority`` the line
+    (Unbound's ``log-time-ascii``), with ``iso_time`` too as ISO 8601's local time to the
+    millisecond with its offset, ``2025-11-25T14:55:14.042+01:00`` (``log-time-iso``, which
+    Unbound also reads only beside ``log-time-ascii``); with ``stamp`` False no time and no
+    IDENT (syslog stamps its lines itself and puts the identity first: ``Syslog``); with
+    ``priority`` the line
     starts with its sd-daemon priority, ``<3>`` for an error to ``<7>`` for debug (the
     journal reads it, and stamps the line itself). Any traceback is folded into the same
     line. IDENT and N are this process's (:func:`set_identity`, :func:`set_number`)."""
 
     def __init__(self, ascii_time: bool = False, stamp: bool = True,
-                 priority: bool = False) -> None:
+                 priority: bool = False, iso_time: bool = False) -> None:
         super().__init__()
         self.ascii_time, self.stamp, self.priority = ascii_time, stamp, priority
+        self.iso_time = iso_time and ascii_time
 
     def format(self, record: logging.LogRecord) -> str:
         text = record.getMessage()
@@ -112,12 +118,24 @@ class LineFormatter(logging.Formatter):
             head = PRIORITY_PREFIX[syslog_priority(record.levelno)] + _state.ident + pid
         elif not self.stamp:
             head = pid
+        elif self.iso_time:
+            head = f"{iso_local_time(record.created)} {_state.ident}{pid}"
         elif self.ascii_time:
             head = time.strftime("%b %d %H:%M:%S", time.localtime(record.created)) + \
                 f" {_state.ident}{pid}"
         else:
             head = f"[{int(record.created)}] {_state.ident}{pid}"
         return f"{head} {word}: {text}"
+
+
+def iso_local_time(when: float) -> str:
+    """``when`` as ISO 8601's local time to the millisecond, with the offset from UTC as
+    ``+hh:mm`` (Unbound's ``log-time-iso``: ``2025-11-25T14:55:14.042+01:00``)."""
+    t = time.localtime(when)
+    offset = time.strftime("%z", t)
+    if len(offset) == 5:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', t)}.{int(when * 1000) % 1000:03d}{offset}"
 
 
 def syslog_priority(level: int) -> str:
@@ -238,7 +256,7 @@ def setup(cfg) -> None:
     again on reload (a changed destination replaces the old one). A log file that cannot
     be opened, or a syslog socket that cannot be reached, leaves the lines on standard
     error and says why there."""
-    ascii_time, syslog = cfg.log_time_ascii, cfg.use_syslog
+    stamps, syslog = (cfg.log_time_ascii, cfg.log_time_iso), cfg.use_syslog
     path = None if syslog else (cfg.logfile or None)
     where = ("syslog", syslog_socket()) if syslog else ("file", path) if path else ("stderr",)
     root = logging.getLogger()
@@ -246,7 +264,7 @@ def setup(cfg) -> None:
     set_identity(cfg.log_identity)
     if _state.handler is not None and _state.where[0][0] == "syslog":
         _state.handler.ident = f"{_state.ident}: "      # a reload's log-identity
-    if _state.handler is None or _state.where != (where, ascii_time):
+    if _state.handler is None or _state.where != (where, stamps):
         handler: logging.Handler
         try:
             if syslog:
@@ -260,14 +278,15 @@ def setup(cfg) -> None:
                        "logging to standard error")
             handler, path, where = logging.StreamHandler(sys.stderr), None, ("stderr",)
         journal = where[0] == "stderr" and journal_stream()
-        handler.setFormatter(LineFormatter(ascii_time, stamp=where[0] != "syslog" and
-                                           not journal, priority=journal))
+        handler.setFormatter(LineFormatter(stamps[0], stamp=where[0] != "syslog" and
+                                           not journal, priority=journal,
+                                           iso_time=stamps[1]))
         old = _state.handler
         if old is not None:                 # one destination: no line written twice
             root.removeHandler(old)
             old.close()
         root.addHandler(handler)
-        _state.handler, _state.path, _state.where = handler, path, (where, ascii_time)
+        _state.handler, _state.path, _state.where = handler, path, (where, stamps)
     _set_threshold(threshold_of(cfg))
     # written only when asked for (val-log-level), then whatever the verbosity, as Unbound's
     logging.getLogger("resolver.validator").setLevel(logging.INFO)

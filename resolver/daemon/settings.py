@@ -1004,6 +1004,11 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Stamp each line with the local time as ``Nov 25 14:55:14`` instead of seconds "
                 "since the epoch in brackets (Unbound's ``log-time-ascii``). Syslog stamps its "
                 "lines itself."),
+    Setting("log_time_iso", 'bool', False, boolean,
+            doc="With ``log-time-ascii``, stamp each line with the local time in ISO 8601, "
+                "to the millisecond and with its offset from UTC, as "
+                "``2025-11-25T14:55:14.042+01:00`` (Unbound's ``log-time-iso``; alone it "
+                "changes nothing, as in Unbound)."),
     Setting("log_queries", 'bool', False, boolean,
             flag=Flag(None, "log one line per answered query", form="both"),
             doc="Log one line per answered query to the ``resolver.queries`` logger at INFO, "

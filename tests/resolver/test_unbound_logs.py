@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import socket
 
 import dns.message
@@ -115,6 +116,54 @@ def test_each_level_s_priority(level, prefix):
     line = logs.LineFormatter(priority=True).format(record)
     assert line.startswith(prefix) and line.endswith(": said it")
     assert logs.LineFormatter().format(record).startswith("[")
+
+
+@pytest.mark.parametrize("tz, stamp", [("XST-1", "2025-11-25T14:55:14.042+01:00"),
+                                       ("XST+5:30", "2025-11-25T08:25:14.042-05:30"),
+                                       ("UTC0", "2025-11-25T13:55:14.042+00:00")])
+def test_log_time_iso_stamps_as_unbound_s(monkeypatch, tz, stamp):
+    """``log-time-iso`` (Unbound 1.19's, util/log.c; the installed Unbound predates it):
+    with ``log-time-ascii``, the local time to the millisecond and its offset as +hh:mm;
+    without it, the lines keep their epoch stamp, as Unbound's."""
+    import datetime
+    import time
+
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        when = datetime.datetime(2025, 11, 25, 13, 55, 14, 42999,
+                                 tzinfo=datetime.timezone.utc).timestamp()
+        record = logging.LogRecord("resolver.x", logging.INFO, __file__, 1, "ready", (), None)
+        record.created, record.process = when, 4242
+        line = logs.LineFormatter(ascii_time=True, iso_time=True).format(record)
+        assert re.fullmatch(re.escape(stamp) + r" \S+\[4242:[0-9a-f]+\] info: ready", line)
+        assert logs.LineFormatter(iso_time=True).format(record).startswith(f"[{int(when)}] ")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_log_time_iso_from_the_config(lab, tmp_path):
+    """An unbound.conf's ``log-time-iso: yes`` beside ``log-time-ascii: yes``, served as it
+    is: every line of the daemon's log file starts with an ISO 8601 time of now."""
+    import datetime
+
+    conf = tmp_path / "unbound.conf"
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf))
+    conf.write_text(f'server:\n  logfile: "{d.log}"\n  log-time-ascii: yes\n'
+                    "  log-time-iso: yes\n  verbosity: 1\n")
+    try:
+        d.start()
+    finally:
+        d.stop()
+    lines = d.log_text().splitlines()
+    assert lines
+    for line in lines:
+        stamp, _, rest = line.partition(" ")
+        when = datetime.datetime.fromisoformat(stamp)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", stamp)
+        assert abs(when.timestamp() - time.time()) < 120, line
+        assert re.match(r"corenet-resolver\[\d+:0\] (info|warning|notice): ", rest), line
 
 
 #: a line of Unbound's log (util/log.c): the time, IDENT[PID:THREAD], the level word, the text
