@@ -24,6 +24,7 @@ import dns.rdatatype
 from resolver import iterator as it
 from resolver.api import Resolver, name_wire
 from resolver.cache import dump as cache_dump, purge, unbound_dump
+from resolver.wire.codec import ttl_left
 from resolver.zones import StubZone
 
 ROOT = b"\x00"
@@ -277,7 +278,7 @@ def _rrset(entry, now: float) -> dict:
         lines.append(f"{dns.name.from_wire(owner, 0)[0]}\t{ttl}\t"
                      f"{dns.rdataclass.to_text(rdclass)}\t{dns.rdatatype.to_text(rdtype)}\t"
                      f"{text}")
-    return {"ttl": max(0, int(entry.expires - now)), "count": len(entry.rdatas),
+    return {"ttl": ttl_left(entry.expires, now), "count": len(entry.rdatas),
             "sigs": len(entry.rrsigs), "trust": UNBOUND_TRUST.get(entry.rank, 0),
             "secure": entry.rank == 7, "lines": lines}
 

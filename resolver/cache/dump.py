@@ -26,7 +26,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from resolver.wire.codec import WireError, ttl_offsets
+from resolver.wire.codec import WireError, ttl_left, ttl_offsets
 
 HEADER = "; corenet-resolver cache dump 1"
 START, END = "START_MSG_CACHE", "END_MSG_CACHE"
@@ -52,7 +52,7 @@ def dump(cache, now: float) -> list[str]:
     """The lines of every unexpired answer of ``cache`` (``resolver.cache.Cache``)."""
     lines = [HEADER, START]
     for key, e in list(cache.messages.lru.data.items()):
-        left = int(e.expires - now)
+        left = ttl_left(e.expires, now)
         if left <= 0:
             continue
         name = dns.name.from_wire(key[:-5], 0)[0]

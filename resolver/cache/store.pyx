@@ -21,7 +21,7 @@ cdef extern from "Python.h":
 
 from resolver.state cimport LimitValues, limit_values
 from resolver.iterator.replies cimport group
-from resolver.wire.codec cimport same_name
+from resolver.wire.codec cimport same_name, ttl_left
 from resolver.wire.names cimport lower
 from resolver.cache.dicts cimport dict_get
 from resolver.limits import DEFAULT
@@ -137,21 +137,21 @@ cdef class RRsetEntry:
         4035 3.1.3.3), with the TTL remaining at ``now``; [] for other rrsets."""
         if not self.proofs:
             return []
-        ttl = max(0, int(self.expires - now))
+        ttl = ttl_left(self.expires, now)
         return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.proofs]
 
     cpdef list negative_records(self, double now):
         """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
-        ttl = max(0, int(self.expires - now))
+        ttl = ttl_left(self.expires, now)
         return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
 
     cpdef list records(self, double now):
         """Record tuples with the TTL remaining at ``now``."""
-        ttl = max(0, int(self.expires - now))
+        ttl = ttl_left(self.expires, now)
         return [(self.name, self.rdtype, self.rdclass, ttl, rd) for rd in self.rdatas]
 
     cpdef list sig_records(self, double now):
-        ttl = max(0, int(self.expires - now))
+        ttl = ttl_left(self.expires, now)
         return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
 
 

@@ -27,7 +27,7 @@ import hashlib
 from collections import OrderedDict
 
 from resolver.dnssec import denial
-from resolver.wire.codec import is_subdomain, parent
+from resolver.wire.codec import is_subdomain, parent, ttl_left
 
 from resolver.limits import DEFAULT as _LIMITS
 NS, SOA, CNAME, DNAME = 2, 6, 5, 39
@@ -302,7 +302,7 @@ class NsecCache:
 
     @staticmethod
     def _with_ttl(records: list, expires: float, now: float) -> list:
-        left = max(0, int(expires - now))
+        left = ttl_left(expires, now)
         return [(o, t, c, min(ttl, left), rd) for (o, t, c, ttl, rd) in records]
 
     def flush(self) -> None:

@@ -47,6 +47,7 @@ cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigne
 cpdef bytes cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant)
 cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned int ttl_cap)
 cpdef tuple ttl_offsets(bytes wire)
+cpdef long long ttl_left(double expires, double now)
 cpdef Parsed parse_response(bytes wire, int max_jumps=*, int max_records=*, bint sections=*)
 cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, list answer,
                          list authority, list additional, bint edns, bint do,

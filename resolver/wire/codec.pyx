@@ -10,6 +10,7 @@ they never change). Records are tuples ``(owner, rdtype, rdclass, ttl, rdata)`` 
 inside rdata decompressed, so they can be written back without the original message.
 """
 cimport cython
+from libc.math cimport ceil
 from libc.string cimport memcpy, memcmp, memset
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -189,6 +190,19 @@ cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned in
     cdef MsgEntry e = MsgEntry.__new__(MsgEntry)
     e.fill(wire, now, stale_window, ttl_cap)
     return e
+
+
+cpdef long long ttl_left(double expires, double now):
+    """The TTL a record stored until ``expires`` has left at ``now``: whole seconds, the
+    part of a second that has begun counted (as a cached message's TTLs lose only the
+    seconds that have fully passed since it was stored, and as Unbound, whose clock ticks
+    in seconds, gives a fresh answer its whole TTL); 0 once expired. A microsecond is
+    forgiven: ``expires`` is a sum of floating-point seconds, and 3600.0000000000005 left is
+    3600, never more than the TTL stored."""
+    cdef double left = expires - now - 1e-6
+    if left <= 0:
+        return 0
+    return <long long>ceil(left)
 
 
 cpdef tuple ttl_offsets(bytes wire):

@@ -28,7 +28,7 @@ REPLY = re.compile(r"info: (\S+ \S+ \S+ IN \S+ \d+\.\d{6} [01] \d+)$")
 
 def _cfg(**kw):
     base = dict(verbosity=1, log_level=None, logfile=None, use_syslog=False,
-                log_time_ascii=False, log_identity=None)
+                log_time_ascii=False, log_time_iso=False, log_identity=None)
     return SimpleNamespace(**{**base, **kw})
 
 

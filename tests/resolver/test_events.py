@@ -56,7 +56,8 @@ def test_rrset_entry_size_counts_rdatas_signatures_and_negative_records():
     assert neg.size - empty.size > 30
     assert neg.negative_records(50.0) == [(soa[0], 6, 1, 10, soa[4])]
     assert e.records(100.0) == [(name, 1, 1, 200, b"\x01\x02\x03\x04")] * 2
-    assert e.sig_records(299.5) == [(name, 46, 1, 0, sig[4])]
+    assert e.sig_records(299.5) == [(name, 46, 1, 1, sig[4])]   # the begun second counts
+    assert e.sig_records(300.0) == [(name, 46, 1, 0, sig[4])]
 
 
 def test_rrset_entries_are_compared_by_identity():

@@ -127,3 +127,24 @@ def test_clamps_bound_each_other():
     assert ttls(res.answer) == {200}
     e = w.cache.rrsets.get(W("ns1.example.com."), 1, 1, w.clock())
     assert e is not None and e.ttl == 200       # 3600 in the zone
+
+
+def test_a_remaining_ttl_is_counted_one_way_on_both_cache_paths():
+    """An rrset entry's TTL left (``ttl_left``) is what a cached message's TTLs are lowered
+    by (the seconds fully passed since it was stored): a name answered from either cache
+    within the second it was stored carries its whole TTL."""
+    import math
+
+    from resolver.wire.codec import ttl_left
+
+    for stored in (0.0, 1234.1, 1_700_000_000.25):
+        for ttl in (1, 300, 3600):
+            for passed in (0.0, 0.2, 0.999, 1.0, 1.5, ttl - 0.5, ttl, ttl + 3.0):
+                now = stored + passed
+                message_path = max(0, ttl - math.floor(now - stored))
+                assert ttl_left(stored + ttl, now) == message_path, (stored, ttl, passed)
+    w = World()
+    w.resolve("alias.example.com.")              # the CNAME and its target: rrsets
+    w.clock.advance(0.5)
+    again = w.resolve("www.example.com.")        # the target, answered from the rrset cache
+    assert w.asked() == [] and ttls(again.answer) == {300}
