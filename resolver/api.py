@@ -120,7 +120,9 @@ class Resolver(ResolverCore):
     list of them); ``None`` means the shipped root anchor when ``root_hints`` is ``None``
     (the real root) and no validation otherwise. ``validate=False`` turns validation off.
     ``harden_glue=False`` uses a referral's out-of-zone glue too (Unbound's ``harden-glue:
-    no``). ``domain_insecure``: names (negative trust anchors) at and below which data is
+    no``); ``harden_unverified_glue=True`` uses only the glue of names inside the delegated
+    zone, resolving the other servers' names and falling back on their glue when that
+    fails (Unbound's ``harden-unverified-glue: yes``). ``domain_insecure``: names (negative trust anchors) at and below which data is
     treated as unsigned, never bogus, unless a trust anchor sits at or below one of them.
     ``auto_trust_anchor_file``: a file (or a list, one per zone) of trust anchors kept up to
     date by RFC 5011 probes (Unbound's ``auto-trust-anchor-file``,
@@ -186,7 +188,8 @@ class Resolver(ResolverCore):
                  validate: bool = True,
                  forward: Iterable[str | tuple[str, int]] | None = None,
                  zones: Zones | None = None,
-                 harden_glue: bool = True, domain_insecure: Iterable = (),
+                 harden_glue: bool = True, harden_unverified_glue: bool = False,
+                 domain_insecure: Iterable = (),
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
                  auto_trust_anchor_file=None, auto_trust_timers=None,
                  dns64=None, root_key_sentinel: bool = True,
@@ -251,6 +254,8 @@ class Resolver(ResolverCore):
         self.dnssec: Validator | None = None
         #: glue only from inside the referring zone (False: any glue naming an NS target)
         self.harden_glue = bool(harden_glue)
+        #: glue only for names inside the delegated zone; the rest a last resort
+        self.harden_unverified_glue = bool(harden_unverified_glue)
         #: the RFC 5011 trust anchors (``auto_trust_anchor_file``), or None
         self.auto_anchors = None
         if validate and not self.forward and auto_trust_anchor_file:

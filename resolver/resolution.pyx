@@ -186,6 +186,8 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
             r.ipv6, r.validator, r.counts, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
         i.harden_glue = False
+    if r.harden_unverified_glue:
+        i.harden_unverified_glue = True
     i.private = r.private
     i.unqueried = r.unqueried
     return i

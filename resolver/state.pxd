@@ -55,6 +55,7 @@ cdef class ResolverCore:
     cdef bint hint_index_ipv6             # the ``ipv6`` that ``hint_index`` was made for
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef public bint harden_glue          # referral glue only from inside the referring zone
+    cdef public bint harden_unverified_glue   # glue outside the delegated zone: a last resort
     cdef public bint ede                  # a failure's answer says why (RFC 8914), or not
     cdef public bint ede_serve_expired    # with ede: an expired answer says so (EDE 3)
     cdef readonly LimitValues lv

@@ -141,6 +141,7 @@ cdef class ResolverCore:
         self.do_ip4 = True
         self.no_localhost = True
         self.harden_glue = True
+        self.harden_unverified_glue = False
         self.ede = True
         self.ede_serve_expired = False
         self.caps_exempt_wire = frozenset()

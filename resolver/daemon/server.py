@@ -565,6 +565,7 @@ def warn_unbindable(addresses) -> None:
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
                           "harden_glue": cfg.harden_glue,
+                          "harden_unverified_glue": cfg.harden_unverified_glue,
                           "private_address": cfg.private_address,
                           "private_domain": cfg.private_domain,
                           "do_not_query_address": cfg.do_not_query_address,

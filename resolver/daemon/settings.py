@@ -476,6 +476,15 @@ TABLE: tuple[Setting, ...] = (*section(
                 "addresses the child zone gives for its own servers (which replace the glue "
                 "in the cache) do not answer, the glue's are tried last, as Unbound falls "
                 "back on the parent side's addresses."),
+    Setting("harden_unverified_glue", 'bool', False, boolean,
+            flag=Flag(None, "resolve the names of servers outside the delegated zone "
+                      "instead of using their glue", form="both"),
+            restart=True,
+            doc="Glue is used at once only for servers named inside the zone being delegated "
+                "(Unbound's ``harden-unverified-glue``): the addresses a referral gives for "
+                "servers named in a sibling or another zone are unverified, so those names "
+                "are resolved, and their glue is tried only when that fails. Off (Unbound's "
+                "default), glue that ``harden-glue`` lets through is used as it comes."),
     Setting("private_address", 'tuple[Any, ...]', (), networks,
             flag=Flag("CIDR", "remove addresses in this network from upstream answers "
                       "(DNS-rebinding guard; repeatable)", repeat=True),

@@ -20,6 +20,7 @@ cdef class Iterator:
     cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
     cdef public bint minimise, ipv6, ip4, no_localhost
     cdef public bint harden_glue        # referral glue only from inside the referring zone
+    cdef public bint harden_unverified_glue  # glue outside the delegated zone: a last resort
     #: the DNS-rebinding guard (resolver.iterator.private.PrivateAddresses) or None: every
     #: reply is scrubbed by it before it is read
     cdef public object private

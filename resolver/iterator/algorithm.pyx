@@ -155,6 +155,7 @@ cdef class Iterator:
         self.minimise = minimise
         self.ipv6 = ipv6
         self.harden_glue = True
+        self.harden_unverified_glue = False
         #: ask authorities at their IPv4 addresses (Unbound's do-ip4; ``ipv6`` is do-ip6)
         self.ip4 = ip4
         #: never send to a loopback address (Unbound's do-not-query-localhost): a zone
@@ -927,8 +928,15 @@ cdef class Iterator:
         rr = self._rrsets
         store_records(rr, ns_recs, REFERRAL, now)
         glue = _glue(m.additional, zone, ns_recs, self.harden_glue)
-        if glue:
-            store_records(rr, glue, GLUE, now)
+        if self.harden_unverified_glue:
+            # Unbound's harden-unverified-glue: a server named outside the child zone (a
+            # sibling's, or another zone's) has its name resolved; its glue stays only
+            # with the NS set below, the last resort when that fails (``_ask``).
+            trusted = [r for r in glue if is_subdomain(r[0], child)]
+        else:
+            trusted = glue
+        if trusted:
+            store_records(rr, trusted, GLUE, now)
         # Kept with the parent's NS set (``keep_proofs``): the glue, the addresses to fall
         # back on when those the child gives for its servers do not answer (``_ask``), and
         # the referral's proof that the child has no DS (``referral_proof``).
