@@ -388,5 +388,28 @@ www 300 A 203.0.113.5
     return net
 
 
+def referral_with_glue(net: FakeNet, servers: tuple[str, ...], zone: str, ns: str,
+                       glue: str) -> None:
+    """Makes the ``servers`` of a zone of ``net`` answer every name under ``zone`` with a
+    referral to ``ns`` and an A record for it at ``glue`` in the additional section,
+    whatever zone ``ns`` is in; other names as before."""
+    cut = dns.name.from_text(zone)
+
+    def refer(q: dns.message.Message) -> bytes:
+        if q.question[0].name.is_subdomain(cut):
+            r = dns.message.make_response(q)
+            r.authority.append(dns.rrset.from_text(zone, 86400, "IN", "NS", ns))
+            r.additional.append(dns.rrset.from_text(ns, 86400, "IN", "A", glue))
+            return r.to_wire()
+        saved = {a: net.faults.pop(a) for a in servers}
+        try:
+            return net.answer(servers[0], q.to_wire())
+        finally:
+            net.faults.update(saved)
+
+    for a in servers:
+        net.faults[a] = refer
+
+
 def root_hints(prefix: str = "10.0") -> list[tuple[str, str]]:
     return [("a.root.", f"{prefix}.0.1"), ("b.root.", f"{prefix}.0.2")]

@@ -11,9 +11,8 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from daemon_proc import Daemon
+from daemon_proc import beside_unbound
 from dnslab import CASES
-from dnslab.unbound import Unbound
 
 # Unbound can hold a query for many seconds when a server never answers: those cases are
 # test_lab_unbound's and test_dead_ends' business, not this comparison's.
@@ -24,20 +23,8 @@ ASKED = [c for c in CASES if c.kind not in SLOW_IN_UNBOUND]
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """(Unbound's address and port, the daemon's) over one lab on port 53."""
-    from dnslab.unbound import lab_on_port_53
-
-    tmp = tmp_path_factory.mktemp("answers")
-    lab = lab_on_port_53(tmp / "lab")
-    ub = d = None
-    try:
-        ub = Unbound.start(tmp / "unbound", lab)
-        d = Daemon(tmp / "d", lab).start()
+    with beside_unbound(tmp_path_factory.mktemp("answers")) as (ub, d):
         yield (ub.address, ub.port), ("127.0.0.1", d.port)
-    finally:
-        for s in (d, ub):
-            if s is not None:
-                s.stop()
-        lab.stop()
 
 
 def answer(at: tuple, name: str, rdtype: str, edns: bool) -> dns.message.Message:

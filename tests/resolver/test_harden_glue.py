@@ -3,15 +3,11 @@ hardening is off (Unbound's ``harden-glue: no``); on (the default) the NS name i
 instead, as Unbound does with ``harden-glue: yes``."""
 from __future__ import annotations
 
-import dns.message
-import dns.name
-import dns.rrset
-
 from resolver.cache import Cache
 from resolver.hints import parse_root_hints
 from resolver.iterator import Iterator
 from resolver.limits import Limits
-from scenario import FakeClock, W, drive, root_hints, small_internet
+from scenario import FakeClock, W, drive, referral_with_glue, root_hints, small_internet
 
 COM = ("10.0.1.1", "10.0.1.2")
 OOB = "10.0.9.1"      # where the out-of-zone glue points: the real server of oob.com.
@@ -23,24 +19,7 @@ def world():
     exist, so only the glue leads to oob.com.'s server."""
     net = small_internet()
     net.zone("oob.com.", "@ 3600 NS ns.elsewhere.net.\nwww 300 A 192.0.2.77\n", [OOB])
-
-    def com_server(q: dns.message.Message) -> bytes:
-        name = q.question[0].name
-        if name.is_subdomain(dns.name.from_text("oob.com.")):
-            r = dns.message.make_response(q)
-            r.authority.append(dns.rrset.from_text("oob.com.", 86400, "IN", "NS",
-                                                   "ns.elsewhere.net."))
-            r.additional.append(dns.rrset.from_text("ns.elsewhere.net.", 86400, "IN", "A",
-                                                    OOB))
-            return r.to_wire()
-        saved = {a: net.faults.pop(a) for a in COM}
-        try:
-            return net.answer(COM[0], q.to_wire())
-        finally:
-            net.faults.update(saved)
-
-    for a in COM:
-        net.faults[a] = com_server
+    referral_with_glue(net, COM, "oob.com.", "ns.elsewhere.net.", OOB)
     return net
 
 

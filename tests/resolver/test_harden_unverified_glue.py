@@ -4,15 +4,11 @@ of the parent, so harden-glue lets its glue through) has its name resolved, and 
 is tried only when that fails. Off (the default), the glue is used as it comes."""
 from __future__ import annotations
 
-import dns.message
-import dns.name
-import dns.rrset
-
 from resolver.cache import Cache
 from resolver.hints import parse_root_hints
 from resolver.iterator import Iterator
 from resolver.limits import Limits
-from scenario import FakeClock, W, drive, root_hints, small_internet
+from scenario import FakeClock, W, drive, referral_with_glue, root_hints, small_internet
 
 COM = ("10.0.1.1", "10.0.1.2")
 GLUE = "10.0.9.9"     # where com.'s glue for the sibling-named server points
@@ -24,21 +20,7 @@ def world(ns: str):
     address (10.0.3.1)."""
     net = small_internet()
     net.zone("sib.com.", f"@ 3600 NS {ns}\nwww 300 A 192.0.2.99\n", ["10.0.3.1", GLUE])
-
-    def com_server(q: dns.message.Message) -> bytes:
-        if q.question[0].name.is_subdomain(dns.name.from_text("sib.com.")):
-            r = dns.message.make_response(q)
-            r.authority.append(dns.rrset.from_text("sib.com.", 86400, "IN", "NS", ns))
-            r.additional.append(dns.rrset.from_text(ns, 86400, "IN", "A", GLUE))
-            return r.to_wire()
-        saved = {a: net.faults.pop(a) for a in COM}
-        try:
-            return net.answer(COM[0], q.to_wire())
-        finally:
-            net.faults.update(saved)
-
-    for a in COM:
-        net.faults[a] = com_server
+    referral_with_glue(net, COM, "sib.com.", ns, GLUE)
     return net
 
 

@@ -11,25 +11,12 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from daemon_proc import Daemon
-from dnslab.unbound import Unbound
+from daemon_proc import beside_unbound
 
 # (cache-min-ttl, cache-max-ttl, cache-max-negative-ttl)
 CLAMPS = [(0, 86400, 3600), (600, 86400, 100), (60, 200, 3600), (0, 86400, 100),
           (600, 86400, 3600), (1000, 2000, 1500)]
 ASKED = [("nope.example.com.", "A"), ("www.example.com.", "TXT"), ("www.example.com.", "A")]
-
-
-@pytest.fixture(scope="module")
-def lab53(tmp_path_factory):
-    """The lab on port 53, where Unbound asks its authorities."""
-    from dnslab.unbound import lab_on_port_53
-
-    lab = lab_on_port_53(tmp_path_factory.mktemp("ttl-clamps") / "lab")
-    try:
-        yield lab
-    finally:
-        lab.stop()
 
 
 def ttls(address: str, port: int) -> list[tuple]:
@@ -44,22 +31,15 @@ def ttls(address: str, port: int) -> list[tuple]:
 
 
 @pytest.mark.parametrize("clamps", CLAMPS, ids=lambda c: "min%d-max%d-maxneg%d" % c)
-def test_clamped_ttls_as_unbound_s(lab53, tmp_path, clamps):
+def test_clamped_ttls_as_unbound_s(tmp_path, clamps):
     low, high, negative = clamps
-    ub = Unbound.start(tmp_path / "unbound", lab53,
-                       extra=f"  cache-min-ttl: {low}\n  cache-max-ttl: {high}\n"
-                             f"  cache-max-negative-ttl: {negative}")
-    try:
-        theirs = ttls(ub.address, ub.port)
-    finally:
-        ub.stop()
     conf = tmp_path / "clamps.toml"
     conf.write_text(f"cache-min-ttl = {low}\ncache-max-ttl = {high}\n"
                     f"cache-max-negative-ttl = {negative}\n")
-    d = Daemon(tmp_path / "d", lab53, "--config", str(conf)).start()
-    try:
+    with beside_unbound(tmp_path, "--config", str(conf),
+                        unbound_extra=f"  cache-min-ttl: {low}\n  cache-max-ttl: {high}\n"
+                                      f"  cache-max-negative-ttl: {negative}") as (ub, d):
+        theirs = ttls(ub.address, ub.port)
         ours = ttls("127.0.0.1", d.port)
-    finally:
-        d.stop()
     assert [r[0] for r in ours] == [3, 0, 0]          # NXDOMAIN, NODATA, an answer
     assert ours == theirs
