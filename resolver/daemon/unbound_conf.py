@@ -519,6 +519,8 @@ FIXED = {
     "outgoing-tcp-mss": ("0", "the kernel's MSS is used on connections to authorities"),
     "http-nodelay": ("yes", "TCP_NODELAY is set on every TCP connection"),
     "hide-http-user-agent": ("yes", "DNS over HTTPS responses carry no Server header"),
+    "iter-scrub-promiscuous": ("yes", "of a reply only the answer's chain is cached, and of "
+                                      "a referral its NS set and glue"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
@@ -574,6 +576,14 @@ NOT_CARRIED = {
     "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
+    "iter-scrub-ns": "an NS set is kept whole: at most max-servers-per-zone (8) of its "
+                     "servers are asked and max-ns-names-per-delegation (6) of its names "
+                     "resolved (limits)",
+    "iter-scrub-cname": "a reply's CNAME and DNAME chain is followed for at most "
+                        "max-cname-chain links (Unbound's max-query-restarts, 11), as are "
+                        "the links of all a question's replies together (limits)",
+    "iter-scrub-rrsig": "an rrset's RRSIGs are kept; at most dnssec-max-sig-checks-per-rrset "
+                        "(8) of them are checked (limits)",
     "outgoing-num-tcp": "TCP queries to authorities have no cap of their own: the misses "
                         "that make them are capped (max-inflight)",
     **dict.fromkeys(("outgoing-port-permit", "outgoing-port-avoid"),

@@ -605,7 +605,8 @@ FIXED_UNLIKE_UNBOUND = {"trust-anchor-signaling", "harden-unknown-additional",
 NEWER_THAN_1_17 = {"harden-unknown-additional": "no", "dns-error-reporting": "no",
                    "answer-cookie": "no", "disable-edns-do": "no", "do-nat64": "no",
                    "log-thread-id": "no", "sock-queue-timeout": "0", "log-destaddr": "no",
-                   "tls-protocols": "TLSv1.2 TLSv1.3", "fake-dsa": "no", "fake-sha1": "no"}
+                   "tls-protocols": "TLSv1.2 TLSv1.3", "fake-dsa": "no", "fake-sha1": "no",
+                   "iter-scrub-promiscuous": "yes"}
 
 
 def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path):
@@ -858,3 +859,25 @@ def test_an_empty_chroot_is_no_chroot(tmp_path):
     conf.write_text('server:\n    chroot: "/var/lib/unbound"\n')
     conv = unbound_conf.convert(unbound_conf.read(str(conf)))
     assert [u.why for u in conv.unmapped] == [unbound_conf.NOT_CARRIED["chroot"]]
+
+
+#: server: options of Unbound newer than the installed one (1.19 to 1.23), at a value an
+#: operator writes: each is carried over or has its reason
+NEWER_OPTIONS = {"log-time-iso": "yes", "cache-min-negative-ttl": "30",
+                 "harden-unverified-glue": "yes", "iter-scrub-ns": "20",
+                 "iter-scrub-cname": "11", "iter-scrub-rrsig": "8",
+                 "iter-scrub-promiscuous": "yes"}
+
+
+def test_unbound_s_newer_options_are_carried_over_or_explained(tmp_path):
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n" + "".join(f"    {k}: {v}\n" for k, v in NEWER_OPTIONS.items()))
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert {m.option.key for m in conv.mapped} == {
+        "log-time-iso", "cache-min-negative-ttl", "harden-unverified-glue",
+        "iter-scrub-promiscuous"}
+    assert conv.settings["cache-min-negative-ttl"] == 30
+    assert conv.settings["log-time-iso"] is True and conv.settings["harden-unverified-glue"]
+    whys = {u.option.key: u.why for u in conv.unmapped}
+    assert set(whys) == {"iter-scrub-ns", "iter-scrub-cname", "iter-scrub-rrsig"}
+    assert all("limits" in why and why != "no corenet setting" for why in whys.values())
