@@ -91,7 +91,8 @@ def get_environment_proxies() -> dict[str, str | None]:
     it would carry go direct rather than each failing). Each NO_PROXY entry goes direct:
     one with a scheme is a pattern as written, an address "all://ADDR" (a network,
     192.168.0.0/16, its addresses), "localhost" itself, a name "all://*NAME" (the name and
-    its subdomains; ".NAME": its subdomains only); "*" among them: no proxy at all."""
+    its subdomains; ".NAME" and "*.NAME": its subdomains only); "*" among them: no proxy
+    at all."""
     env = urllib.request.getproxies_environment()
     mounts: dict[str, str | None] = {}
     for key in ("http", "https", "all"):
@@ -111,15 +112,32 @@ def get_environment_proxies() -> dict[str, str | None]:
             return {}
         if not entry:
             continue
+        address = entry[1:-1] if entry[:1] == "[" and entry[-1:] == "]" else entry
         if "://" in entry:
             mounts[entry] = None
-        elif _network(entry) is not None:
-            mounts[f"all://[{entry}]" if ":" in entry else f"all://{entry}"] = None
-        elif entry.lower() == "localhost":
+        elif _network(address) is not None:
+            mounts[f"all://[{address}]" if ":" in address else f"all://{address}"] = None
+        elif entry.lower() == "localhost" or entry[:1] == "*":
             mounts[f"all://{entry}"] = None
         else:
             mounts[f"all://*{entry}"] = None
     return mounts
+
+
+def environment_mounts() -> "list[Mount]":
+    """``get_environment_proxies`` as mounts. A NO_PROXY entry that makes no pattern
+    ("exa mple.com") is left out with a warning, rather than every client failing; a proxy
+    URL that is none raises InvalidURL, as httpx's does: its requests are not sent direct."""
+    out = []
+    for pattern, proxy in get_environment_proxies().items():
+        try:
+            out.append(Mount(pattern, proxy))
+        except InvalidURL as exc:
+            if proxy is not None:
+                raise
+            warnings.warn(f"NO_PROXY: the pattern {pattern!r} is ignored: {exc}",
+                          RuntimeWarning, stacklevel=3)
+    return out
 
 
 def _network(text: str) -> "ipaddress.IPv4Network | ipaddress.IPv6Network | None":

@@ -25,7 +25,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .pool import Origin, Pool, connection_over
 from .portal import Portal
-from .proxy import Mount, Proxy, get_environment_proxies, parse_mounts
+from .proxy import Mount, Proxy, environment_mounts
 from .resolve import resolve_host
 from .network import open_stream
 from .timeout import DEFAULT_TIMEOUT, Timeout
@@ -270,7 +270,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         mounts = [m for m in proxy_mounts or () if m.transport is None]
         if trust_env and proxy is None:
             named = {m.pattern for m in proxy_mounts or ()}
-            mounts = sorted(mounts + [m for m in parse_mounts(get_environment_proxies())
+            mounts = sorted(mounts + [m for m in environment_mounts()
                                       if m.pattern not in named],
                             key=lambda m: m.pattern.priority)
         self._mounts = mounts

@@ -181,3 +181,39 @@ def test_url_patterns_as_httpx_s(pattern, url, expected):
     theirs = sorted(HttpxPattern(p) for p in reversed(patterns))
     assert [p.pattern for p in ours] == [p.pattern for p in theirs]
     assert URLPattern("all://") == URLPattern("all://") != URLPattern("http://")
+
+
+@pytest.mark.parametrize("no_proxy, url, direct", [
+    ("*.example.org", "http://www.example.org/", True),      # subdomains, as ".example.org"
+    ("*.example.org", "http://example.org/", False),
+    ("[::1]", "http://[::1]:8080/", True),                    # an address in brackets
+    ("exa mple.org, a.test", "http://a.test/", True),        # the bad entry left out
+])
+def test_no_proxy_entries_httpx_cannot_read_are_read_or_left_out(clean_env, no_proxy, url,
+                                                                 direct):
+    """NO_PROXY as people write it: httpx makes ``*.example.org`` a pattern that matches
+    nothing and ``[::1]`` one that fails; here the first covers the subdomains, the second
+    the address, and an entry that is no name is left out with a warning, the client
+    still made."""
+    from corenet.https.transport import AsyncHTTPTransport, ParsedURL
+
+    clean_env.setenv("ALL_PROXY", "http://p.test:1")
+    clean_env.setenv("NO_PROXY", no_proxy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t = AsyncHTTPTransport()
+    assert (t._proxy_for(ParsedURL(url)) is None) is direct
+    bad = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert bad == (["NO_PROXY: the pattern 'all://*exa mple.org' is ignored: Invalid host "
+                    "name: 'exa mple.org'"]
+                   if " " in no_proxy else []), bad
+
+
+def test_a_proxy_variable_that_is_no_url_fails_the_client(clean_env):
+    """Its requests are not sent direct: the client is not made, as httpx's is not."""
+    from corenet.https import InvalidURL
+    from corenet.https.transport import AsyncHTTPTransport
+
+    clean_env.setenv("HTTPS_PROXY", "http://[bad")
+    with pytest.raises(InvalidURL):
+        AsyncHTTPTransport()
