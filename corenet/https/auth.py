@@ -189,7 +189,6 @@ class DigestAuth(Auth):
             fields.append(f'opaque="{_quote(params["opaque"])}"')
         return "Digest " + ", ".join(fields)
 
-
     def _get_client_nonce(self, nonce_count: int, nonce: bytes) -> bytes:
         """The client nonce (cnonce) of the answer counted ``nonce_count`` to ``nonce``:
         16 random hex digits, as httpx's, under httpx's name (its tests and code replace
