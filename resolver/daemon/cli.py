@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
-    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0 or 2); "
+    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0, or 1 as unbound-checkconf); "
                        "an unbound.conf is read as import-unbound reads it")
     c.add_argument("file", metavar="FILE")
     i = sub.add_parser("import-unbound", help="convert an unbound.conf to corenet's TOML "
@@ -153,7 +153,9 @@ def cmd_import_unbound(ns: argparse.Namespace) -> int:
 def cmd_checkconf(ns: argparse.Namespace) -> int:
     """Everything ``serve`` checks before it binds (values, files, root hints, trust
     anchor), without binding or starting anything. An unbound.conf is converted first;
-    what could not be carried over is listed on standard error."""
+    what could not be carried over is listed on standard error. Exit status 1 for a file
+    it refuses, as unbound-checkconf's (a script's ``checkconf && reload`` reads both
+    alike)."""
     from resolver.daemon import config, unbound_conf
     from resolver.daemon.server import make_resolver
 
@@ -162,11 +164,11 @@ def cmd_checkconf(ns: argparse.Namespace) -> int:
             conv = _converted(ns.file)
             cfg = config.build(ns.file)
         except ConfigError as e:
-            return _fail(str(e))
+            return _fail(str(e), 1)
         try:
             make_resolver(cfg)
         except (ValueError, OSError, TypeError) as e:
-            return _fail(f"{ns.file}: root hints or trust anchor: {e}")
+            return _fail(f"{ns.file}: root hints or trust anchor: {e}", 1)
         _say_not_carried(ns.file)
         print(f"{ns.file}: ok (Unbound's format: {len(conv.mapped)} options carried over, "
               f"{len(conv.unmapped)} not)")
@@ -178,7 +180,7 @@ def cmd_checkconf(ns: argparse.Namespace) -> int:
         except (ValueError, OSError, TypeError) as e:
             raise ConfigError(f"{ns.file}: root hints or trust anchor: {e}") from None
     except ConfigError as e:
-        return _fail(str(e))
+        return _fail(str(e), 1)
     print(f"{ns.file}: ok")
     return 0
 

@@ -340,7 +340,7 @@ def daemon_man_page() -> str:
             ".TP", ".BI checkconf \" FILE\"",
             _roff("Checks a config file as serve would (values, files, root hints, trust "
                   "anchor) without starting anything: prints FILE: ok and exits 0, or the "
-                  "error and exits 2."),
+                  "error and exits 1, as unbound-checkconf(8) does."),
             ".TP", ".BI import\\-unbound \" UNBOUND_CONF\"",
             _roff("Reads an Unbound config (its clauses, include: and include-toplevel:, "
                   "quoted and bare values, k, m and g sizes) and writes the corenet TOML that "

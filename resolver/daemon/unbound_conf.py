@@ -911,13 +911,22 @@ def _upstream_tls(conv: Conversion, lines: list[Option]) -> None:
                         f"({len(zones)}) take it, as forward-tls-upstream")
 
 
+#: access-control actions Unbound has and corenet has not: left out (the network then falls
+#: to the rules around it; each of these only lets clients in)
+UNBOUND_ONLY_ACL_ACTIONS = ("allow_cookie",)
+
+
 def _access(conv: Conversion, acl: list[tuple[Option, Any, str]]) -> None:
-    """access-control: corenet's access-control, for the actions it has."""
+    """access-control: corenet's access-control, for the actions it has. An action Unbound
+    has not either is refused, as Unbound refuses the file."""
     for o, net, action in acl:
         if action in ACL_ACTIONS:
             conv.add(o, "access-control", f"{net} {action}")
+        elif action in UNBOUND_ONLY_ACL_ACTIONS:
+            conv.skip(o, f"no action {action} in corenet: the netblock is not let in by it")
         else:
-            conv.skip(o, f"unknown action {action}")
+            conv.refuse(o, ValueError(f"unknown action {action} (one of "
+                                      f"{', '.join(ACL_ACTIONS + UNBOUND_ONLY_ACL_ACTIONS)})"))
 
 
 def _control(conv: Conversion, opts: list[Option]) -> None:

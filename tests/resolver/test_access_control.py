@@ -149,7 +149,7 @@ def test_a_bad_line_is_an_error_that_says_why(tmp_path, line, said):
     conf = tmp_path / "c.toml"
     conf.write_text(f'access-control = ["{line}"]\n')
     r = cli("checkconf", str(conf))
-    assert r.returncode == 2 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
+    assert r.returncode == 1 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("value, said", [
@@ -162,7 +162,7 @@ def test_allow_networks_are_checked_as_written(tmp_path, value, said):
     conf = tmp_path / "c.toml"
     conf.write_text(f"allow = {value}\n")
     r = cli("checkconf", str(conf))
-    assert r.returncode == 2 and said in r.stderr, r.stderr
+    assert r.returncode == 1 and said in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("value", ['"127.0.0.0/8"', '["127.0.0.1", "::1", "10.0.0.0/8"]'])

@@ -37,22 +37,22 @@ def test_checkconf_accepts_the_sample_and_names_key_and_line_of_a_bad_one(tmp_pa
     bad = tmp_path / "bad.toml"
     bad.write_text('# comment\nlisten = ["127.0.0.1:5353"]\n\nprefetch-hits = 3\n')
     r = cli("checkconf", str(bad))
-    assert r.returncode == 2
+    assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{bad}:4:" in lines[0] and "'prefetch-hits'" in lines[0]
     bad.write_text('[server]\nworkers = 2\n"serve-stale-window" = -1\n')
     r = cli("checkconf", str(bad))
-    assert r.returncode == 2 and f"{bad}:3:" in r.stderr and "serve-stale-window" in r.stderr
+    assert r.returncode == 1 and f"{bad}:3:" in r.stderr and "serve-stale-window" in r.stderr
     bad.write_text('root-hints = "/nonexistent/hints"\n')
     r = cli("checkconf", str(bad))
-    assert r.returncode == 2 and f"{bad}:1:" in r.stderr and "root-hints" in r.stderr
+    assert r.returncode == 1 and f"{bad}:1:" in r.stderr and "root-hints" in r.stderr
     hints = tmp_path / "garbage.hints"
     hints.write_text("not a hints file\n")
     bad.write_text(f'root-hints = "{hints}"\n')
     r = cli("checkconf", str(bad))
-    assert r.returncode == 2 and "root hints" in r.stderr
+    assert r.returncode == 1 and "root hints" in r.stderr
     r = cli("checkconf", str(tmp_path / "missing.toml"))
-    assert r.returncode == 2 and "cannot read" in r.stderr
+    assert r.returncode == 1 and "cannot read" in r.stderr
 
 
 def test_the_sample_config_parses_and_lists_every_setting():

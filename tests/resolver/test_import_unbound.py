@@ -92,9 +92,13 @@ def unbound_says(conf: Path, option: str) -> str:
                           text=True, timeout=30).stdout.strip()
 
 
+def unbound_checkconf(conf: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([checkconf_tool(), str(conf)], capture_output=True, text=True,
+                          timeout=30)
+
+
 def unbound_accepts(conf: Path) -> tuple[bool, str]:
-    r = subprocess.run([checkconf_tool(), str(conf)], capture_output=True, text=True,
-                       timeout=30)
+    r = unbound_checkconf(conf)
     return r.returncode == 0, r.stdout + r.stderr
 
 
@@ -190,7 +194,7 @@ def test_unbound_s_example_is_read_whole_and_every_option_accounted_for(tmp_path
     ok, said = unbound_accepts(conf)
     assert not ok and "/usr/share/dns/root.key" in said
     r = cli("checkconf", str(conf))
-    assert r.returncode == 2 and "/usr/share/dns/root.key" in r.stderr
+    assert r.returncode == 1 and "/usr/share/dns/root.key" in r.stderr
 
 
 def test_debian_s_config_with_its_includes(tmp_path):
@@ -421,12 +425,44 @@ def test_a_quoted_value_keeps_its_escaped_quotes_as_unbound_reads_it(tmp_path):
 def test_a_file_unbound_cannot_read_is_an_error_with_its_line(tmp_path, text, error):
     conf = tmp_path / "bad.conf"
     conf.write_text(text)
-    ok, said = unbound_accepts(conf)
-    assert not ok, said                         # Unbound refuses it too
-    # checkconf takes a file for Unbound's once it has a clause (else it is read as TOML)
-    for command in ("import-unbound", "checkconf") if ":" in text else ("import-unbound",):
-        r = cli(command, str(conf))
-        assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr, r.stderr
+    unbound = unbound_checkconf(conf)
+    assert unbound.returncode != 0, unbound.stdout + unbound.stderr   # Unbound refuses it too
+    r = cli("import-unbound", str(conf))
+    assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr, r.stderr
+    # checkconf takes a file for Unbound's once it has a clause (else it is read as TOML),
+    # and exits as unbound-checkconf does
+    if ":" in text:
+        r = cli("checkconf", str(conf))
+        assert r.returncode == unbound.returncode and error in r.stderr, r.stderr
+        assert f"{conf}:" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "server:\n  verbosity: 1\n",                              # accepted
+    "server:\n  verbosty: 1\n",                               # a keyword misspelt
+    "server:\n  num-threads: many\n",                         # no number
+    "server:\n  do-ip4: perhaps\n",                           # no yes or no
+    "server:\n  access-control: 10.0.0.0/8 let-in\n",         # no such action
+    "server:\n  access-control: 10.0.0.0/33 allow\n",          # no netblock
+    "server:\n  local-zone: example. nowhere\n",              # no such zone type
+    "server:\n  local-data: \"example. IN A 300.1.1.1\"\n",   # no address
+    "server:\n  interface: 127.0.0.1@port\n",                 # no port
+    "server:\n  msg-cache-size: 4q\n",                        # no size
+    "forward-zone:\n  forward-addr: 192.0.2.1\n",             # a zone without its name
+    "remote-control:\n  control-enable: maybe\n",            # no yes or no
+    "server:\n  include: /nonexistent/extra.conf\n",          # an include not there
+    None,                                                      # the file itself not there
+])
+def test_checkconf_exits_as_unbound_checkconf_does(tmp_path, text):
+    """``checkconf && reload`` and monitoring that reads the exit status work unchanged:
+    the status is unbound-checkconf's for the same file, whatever the file's fault."""
+    conf = tmp_path / "unbound.conf"
+    if text is not None:
+        conf.write_text(text)
+    unbound = unbound_checkconf(conf)
+    r = cli("checkconf", str(conf))
+    assert r.returncode == unbound.returncode, (r.stderr, unbound.stdout + unbound.stderr)
+    assert (r.returncode == 0) == (text == "server:\n  verbosity: 1\n")
 
 
 @pytest.mark.parametrize("text, line", [
@@ -439,10 +475,10 @@ def test_an_unknown_keyword_is_refused_as_unbound_refuses_it(tmp_path, text, lin
     stops Unbound: checkconf fails with its line, and so does serving the file."""
     conf = tmp_path / "typo.conf"
     conf.write_text(text)
-    ok, said = unbound_accepts(conf)
-    assert not ok and "unknown keyword" in said, said
+    unbound = unbound_checkconf(conf)
+    assert "unknown keyword" in unbound.stdout + unbound.stderr, unbound.stdout + unbound.stderr
     r = cli("checkconf", str(conf))
-    assert r.returncode == 2 and f"{conf}:{line}:" in r.stderr, r.stderr
+    assert r.returncode == unbound.returncode == 1 and f"{conf}:{line}:" in r.stderr, r.stderr
     assert "unknown keyword" in r.stderr
     # an option Unbound knows and corenet has no setting for is still only reported
     conf.write_text("server:\n  delay-close: 10000\n")
@@ -477,7 +513,7 @@ def test_the_toml_takes_unbound_s_names_and_sizes_and_names_the_key_meant(tmp_pa
                                      "g), got '64q'")]:
         conf.write_text(text)
         r = cli("checkconf", str(conf))
-        assert r.returncode == 2 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
+        assert r.returncode == 1 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
 
 
 def test_options_whose_one_value_is_corenet_s_behaviour(lab, tmp_path):

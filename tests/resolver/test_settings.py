@@ -235,7 +235,7 @@ def test_checkconf_prints_the_line_of_a_bad_zone_entry(tmp_path):
     conf = tmp_path / "zones.toml"
     conf.write_text(_zones(local_type="stattic"))
     r = cli("checkconf", str(conf))
-    assert r.returncode == 2
+    assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{conf}:10: local-zone bad.example.: type 'stattic'" in lines[0]
 
