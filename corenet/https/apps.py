@@ -13,6 +13,7 @@ from urllib.parse import unquote
 from .headers import Headers
 from .models import Request, Response
 from .transport import AsyncBaseTransport
+from .urls import default_port
 
 __all__ = ["MockTransport", "ASGITransport", "WSGITransport"]
 
@@ -167,7 +168,7 @@ class WSGITransport(AsyncBaseTransport):
 
     def _call(self, request: Request, body: bytes) -> tuple[int, list, bytes]:
         url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = url.port or default_port(url.scheme) or 80
         environ = {
             "wsgi.version": (1, 0), "wsgi.url_scheme": url.scheme,
             "wsgi.input": io.BytesIO(body), "wsgi.errors": self.wsgi_errors or sys.stderr,

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import InvalidURL
 from .headers import Headers
-from .urls import URL, basic_auth, encode_host, split_url, userinfo
+from .urls import URL, basic_auth, default_port, encode_host, split_url, userinfo
 
 
 class Proxy:
@@ -43,7 +43,7 @@ class Proxy:
         # HTTP proxies' only.
         self.socks = scheme.startswith("socks")
         self.host = encode_host(parts.hostname)
-        self.port = port or _DEFAULT_PORTS[scheme]
+        self.port = port or default_port(scheme) or SOCKS_PORT
         self.url = URL(f"{scheme}://{parts.hostname}:{self.port}")
         auth = userinfo(parts) or auth
         self.auth = None if auth is None else (auth[0], auth[1])
@@ -72,7 +72,8 @@ class Proxy:
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
-_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+#: A SOCKS proxy's port when its URL names none (RFC 1928)
+SOCKS_PORT = 1080
 
 
 def _latin1(text: str) -> bool:
@@ -198,7 +199,7 @@ class URLPattern:
         """Whether ``url`` (a URL or its text) is one of this pattern's."""
         u = URL(url)
         return self.matches_origin(u.scheme, u.raw_host.decode("ascii"),
-                                   u.port or _ORIGIN_PORTS.get(u.scheme, -1))
+                                   u.port or default_port(u.scheme) or -1)
 
     def matches_origin(self, scheme: str, host: str, port: int) -> bool:
         """Whether the origin ``scheme``://``host``:``port`` (host as sent, in IDNA; the
@@ -228,9 +229,6 @@ class URLPattern:
 
     def __repr__(self) -> str:
         return f"URLPattern({self.pattern!r})"
-
-
-_ORIGIN_PORTS = {"http": 80, "https": 443}
 
 
 class Mount:

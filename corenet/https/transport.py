@@ -29,10 +29,11 @@ from .proxy import Mount, Proxy, environment_mounts
 from .resolve import resolve_host
 from .network import open_stream
 from .timeout import DEFAULT_TIMEOUT, Timeout
-from .urls import URL, basic_auth, encode_params
+from .urls import URL, basic_auth, default_port, encode_params
 
 UNSET: Any = object()
-_DEFAULT_PORTS = {"https": 443, "http": 80}
+#: The URL schemes the transport sends requests to
+SCHEMES = ("http", "https")
 _CACHE_SIZE = 512
 # Sends of one request at most: a connection may report it Resendable (HTTP/1.1: a kept-alive
 # connection closed under an idempotent request; HTTP/2: a GOAWAY or REFUSED_STREAM, or no
@@ -117,7 +118,7 @@ class ParsedURL:
                                       "protocol.")
         self.scheme = scheme
         self.host = host
-        self.port = port or _DEFAULT_PORTS.get(scheme, 0)
+        self.port = port or default_port(scheme) or 0
         extra = encode_params(params) if params else ""
         if extra:  # after the URL's own query, as requests and httpx before 0.28 add them
             query = given.query.decode("ascii")
@@ -448,7 +449,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         The pool hands out a connection, HTTP/1.1 or HTTP/2 alike, whose `send` returns
         the response stream; a request the connection reports Resendable goes again on
         another connection, as long as its body can be sent again."""
-        if u.scheme not in _DEFAULT_PORTS:
+        if u.scheme not in SCHEMES:
             raise UnsupportedProtocol(f"Request URL has an unsupported protocol "
                                       f"'{u.scheme}://'.")
         loop = deadline.loop

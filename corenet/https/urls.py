@@ -239,11 +239,19 @@ _PLAIN_URL = re.compile(r"(https?)://([a-z0-9_-]+(?:\.[a-z0-9_-]+)*)(?::([1-9][0
                         r"(?:\?([" + re.escape(_keeps('"#<>')) + r"]*))?").fullmatch
 _IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The port a URL of each scheme means when it names none (WHATWG's special schemes), which a
+#: URL then leaves out
 _SCHEME_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
 _URL_KEYWORDS = {"scheme": str, "username": str, "password": str, "userinfo": bytes,
                  "host": str, "port": int, "netloc": bytes, "path": str, "query": bytes,
                  "raw_path": bytes, "fragment": str, "params": object}
 MAX_URL_LENGTH = 65536
+
+
+def default_port(scheme: str) -> int | None:
+    """The port a URL of ``scheme`` means when it names none (443 for https, 80 for http),
+    or None for a scheme without one."""
+    return _SCHEME_PORTS.get(scheme)
 
 
 def _refuse_controls(text: str, where: str = "URL") -> None:
