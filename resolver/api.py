@@ -122,7 +122,10 @@ class Resolver(ResolverCore):
     ``harden_glue=False`` uses a referral's out-of-zone glue too (Unbound's ``harden-glue:
     no``); ``harden_unverified_glue=True`` uses only the glue of names inside the delegated
     zone, resolving the other servers' names and falling back on their glue when that
-    fails (Unbound's ``harden-unverified-glue: yes``). ``domain_insecure``: names (negative trust anchors) at and below which data is
+    fails (Unbound's ``harden-unverified-glue: yes``). ``harden_algo_downgrade=True`` has
+    every key algorithm a zone's DS names sign its keys and each of its rrsets, where one
+    that validates is otherwise enough (Unbound's ``harden-algo-downgrade: yes``).
+    ``domain_insecure``: names (negative trust anchors) at and below which data is
     treated as unsigned, never bogus, unless a trust anchor sits at or below one of them.
     ``auto_trust_anchor_file``: a file (or a list, one per zone) of trust anchors kept up to
     date by RFC 5011 probes (Unbound's ``auto-trust-anchor-file``,
@@ -189,6 +192,7 @@ class Resolver(ResolverCore):
                  forward: Iterable[str | tuple[str, int]] | None = None,
                  zones: Zones | None = None,
                  harden_glue: bool = True, harden_unverified_glue: bool = False,
+                 harden_algo_downgrade: bool = False,
                  domain_insecure: Iterable = (),
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
                  auto_trust_anchor_file=None, auto_trust_timers=None,
@@ -279,6 +283,9 @@ class Resolver(ResolverCore):
             self.dnssec = Validator(anchors, limits,
                                     insecure=[name_wire(n) for n in domain_insecure])
             self.dnssec.root_key_sentinel = bool(root_key_sentinel)
+            self.dnssec.harden_algo_downgrade = bool(harden_algo_downgrade)
+        if self.auto_anchors is not None:
+            self.auto_anchors.harden_algo_downgrade = bool(harden_algo_downgrade)
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
         self.message_table = self.cache.messages.table

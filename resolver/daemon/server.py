@@ -566,6 +566,7 @@ def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
                           "harden_glue": cfg.harden_glue,
                           "harden_unverified_glue": cfg.harden_unverified_glue,
+                          "harden_algo_downgrade": cfg.harden_algo_downgrade,
                           "private_address": cfg.private_address,
                           "private_domain": cfg.private_domain,
                           "do_not_query_address": cfg.do_not_query_address,

@@ -485,6 +485,19 @@ TABLE: tuple[Setting, ...] = (*section(
                 "servers named in a sibling or another zone are unverified, so those names "
                 "are resolved, and their glue is tried only when that fails. Off (Unbound's "
                 "default), glue that ``harden-glue`` lets through is used as it comes."),
+    Setting("harden_algo_downgrade", 'bool', False, boolean,
+            flag=Flag(None, "require a valid signature of every algorithm a zone's DS "
+                      "names", form="both"),
+            restart=True,
+            doc="Every key algorithm a zone's DS records name (those of the strongest digest "
+                "they use) must sign the zone's DNSKEY set and each of its rrsets, or the "
+                "answer is bogus, and each algorithm of an ``auto-trust-anchor-file``'s "
+                "trusted keys the key set a probe brings (Unbound's "
+                "``harden-algo-downgrade``): a zone signed with "
+                "two algorithms cannot be passed off with the signatures of the weaker one "
+                "alone. Off (Unbound's default, RFC 6840 5.11), one algorithm that validates "
+                "is enough, which keeps a zone whose signer left an algorithm out of some "
+                "rrsets resolving."),
     Setting("private_address", 'tuple[Any, ...]', (), networks,
             flag=Flag("CIDR", "remove addresses in this network from upstream answers "
                       "(DNS-rebinding guard; repeatable)", repeat=True),

@@ -469,8 +469,6 @@ FIXED = {
     "harden-dnssec-stripped": ("yes", "validation never accepts stripped signatures"),
     "harden-below-nxdomain": ("yes", "NXDOMAIN below a validated NXDOMAIN is always used"),
     "harden-short-bufsize": ("yes", "an EDNS buffer size below 512 is taken as 512"),
-    "harden-algo-downgrade": ("no", "a zone is secure once one algorithm its DS names "
-                                    "validates (RFC 6840 5.11)"),
     "harden-referral-path": ("no", "the NS sets of referrals are not validated"),
     "serve-expired-ttl-reset": ("no", "an expired answer's window runs from its expiry; a "
                                       "failed refresh does not extend it"),

@@ -64,6 +64,9 @@ class AutoAnchors:
         self.rng = rng
         #: signature checks per probe question (``Limits.dnssec_max_sig_checks_per_rrset``)
         self.max_checks = max_checks
+        #: every algorithm of the trusted keys must sign the probed key set (the
+        #: validator's ``harden_algo_downgrade``)
+        self.harden_algo_downgrade = False
         self.validator = None
         self.probes = 0
         self.failures = 0
@@ -132,7 +135,8 @@ class AutoAnchors:
                     sigs = rs
         before = p.tp.anchor()
         now = int(self.wallclock())
-        res = p.tp.probe(rrset, sigs, now, self.timers, self.rng, self.max_checks)
+        res = p.tp.probe(rrset, sigs, now, self.timers, self.rng, self.max_checks,
+                         self.harden_algo_downgrade)
         if not res.verified:
             self.failures += 1
             log.warning("auto trust anchor %s: probe not used: %s", p.tp.name, res.reason)

@@ -39,6 +39,7 @@ import dns.rrset
 
 from resolver.dnssec.dnspython import dnssec
 from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
+from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
 from resolver.dnssec.trust_anchor import TrustAnchor
 
 SEP = 0x0001
@@ -144,10 +145,12 @@ class TrustPoint:
     # ---- the probe ---------------------------------------------------------------------------
     def probe(self, dnskeys: dns.rrset.RRset | None, rrsigs: dns.rrset.RRset | None,
               now: int, timers: Timers = Timers(), rng: random.Random | None = None,
-              max_checks: int = 8) -> ProbeResult:
+              max_checks: int = 8, every_algorithm: bool = False) -> ProbeResult:
         """Feeds one probe's answer: the zone's DNSKEY rrset and the RRSIGs over it (None
         when the probe got no answer). ``max_checks``: signature verifications tried per
-        question asked of the rrset (is it signed by a trusted key, by a revoked one)."""
+        question asked of the rrset (is it signed by a trusted key, by a revoked one).
+        ``every_algorithm``: each algorithm of the trusted keys and of the DS must sign the
+        rrset with a trusted key (``harden-algo-downgrade``), not one of them."""
         now = int(now)
         changed = False
         if self.revoked:
@@ -164,7 +167,7 @@ class TrustPoint:
         if not self.trusted_keys() and not self.ds:
             self.revoked = True
             return ProbeResult(True, False, "every trusted key is revoked")
-        why = self._verify(dnskeys, sigs, now, max_checks)
+        why = self._verify(dnskeys, sigs, now, max_checks, every_algorithm)
         if why is not None:
             if self.last_success:
                 self.query_failed += 1
@@ -188,9 +191,10 @@ class TrustPoint:
         rnd = wait // 10
         self.next_probe_time = now + wait - rnd + (rng or random).randint(0, rnd)
 
-    def _verify(self, dnskeys, sigs, now: int, max_checks: int) -> str | None:
+    def _verify(self, dnskeys, sigs, now: int, max_checks: int,
+                every_algorithm: bool = False) -> str | None:
         """None when ``dnskeys`` verifies under a key trusted now (RFC 5011 2.2), else why
-        not."""
+        not; with ``every_algorithm``, under a trusted key of each algorithm trusted."""
         now_trusted = self.trusted_keys()
         trusted = [k for k in dnskeys if k in now_trusted]
         for ds in self.ds:
@@ -202,6 +206,15 @@ class TrustPoint:
             return "no key of the DNSKEY rrset is trusted"
         if not _signs(dnskeys, sigs, trusted, now, max_checks):
             return "the DNSKEY rrset is not signed by a trusted key"
+        if every_algorithm:
+            strongest = max([ds.digest_type for ds in self.ds], default=None)
+            needed = ({k.algorithm for k in now_trusted}
+                      | {ds.algorithm for ds in self.ds if ds.digest_type == strongest})
+            for algorithm in sorted(a for a in needed if a in SUPPORTED_ALGORITHMS):
+                if not _signs(dnskeys, sigs, [k for k in trusted if k.algorithm == algorithm],
+                              now, max_checks):
+                    return (f"the DNSKEY rrset is not signed by a trusted key of algorithm "
+                            f"{algorithm} (harden-algo-downgrade)")
         return None
 
     def _revocations(self, dnskeys, sigs, now: int, max_checks: int) -> bool:

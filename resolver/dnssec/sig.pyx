@@ -453,10 +453,13 @@ cdef inline bint _in_window(Sig sig, double now, unsigned int skew) noexcept:
 
 def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rdatas,
                  list sig_records, bytes zone, list keys, double now, limits,
-                 Counter counter) -> Sig:
+                 Counter counter, tuple algorithms=()) -> Sig:
     """Returns the RRSIG that verified the rrset with one of ``keys`` (zone ``zone``'s);
-    raises Bogus otherwise. Tries at most ``dnssec_max_sig_checks_per_rrset`` (signature,
-    key) pairs and ``dnssec_max_key_tag_collisions`` keys per signature."""
+    raises Bogus otherwise. ``algorithms``: each of these needs an RRSIG of its own that
+    verifies (Unbound's ``harden-algo-downgrade``: the zone's DS names them), and the one
+    of those that expires first is returned; empty, one RRSIG of any algorithm does. Tries
+    at most ``dnssec_max_sig_checks_per_rrset`` (signature, key) pairs and
+    ``dnssec_max_key_tag_collisions`` keys per signature."""
     cdef bytes lzone = lower(zone)
     cdef const unsigned char* op = <const unsigned char*>PyBytes_AS_STRING(owner)
     cdef Py_ssize_t on = PyBytes_GET_SIZE(owner), pos = 0
@@ -469,14 +472,18 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
     cdef unsigned int skew_max = limits.dnssec_sig_skew_max
     cdef int cap = limits.dnssec_max_sig_checks_per_rrset
     cdef int collisions = limits.dnssec_max_key_tag_collisions
-    cdef Sig sig
+    cdef Sig sig, proven = None
     cdef Key k
     cdef bytes data
+    cdef set needed = set(algorithms) if algorithms else None
+    cdef bint verified
     why, ede = "no RRSIG", EDE_RRSIGS_MISSING
     for rec in sig_records:
         sig = parse_sig(rec[4])
         if sig is None or sig.covered != rdtype or lower(sig.signer) != lzone:
             continue
+        if needed is not None and sig.algorithm not in needed:
+            continue                    # an algorithm proven already, or not one needed
         if sig.labels > nlabels:
             why, ede = "RRSIG labels exceed its owner's", EDE_BOGUS
             continue
@@ -494,6 +501,7 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
             continue
         data = None
         found = 0
+        verified = False
         for k in keys:
             if k.tag != <int>sig.key_tag or k.algorithm != <int>sig.algorithm:
                 continue
@@ -507,13 +515,25 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
             if data is None:
                 data = signed_data(sig, owner, rdtype, rdclass, rdatas)
             if k.verify(sig.signature, data):
-                counter.rely_until(now + <unsigned int>(sig.expiration - <unsigned int>(<long long>now))
-                                   if not _serial_lt(sig.expiration, now) else now)
+                verified = True
+                break
+        if verified:
+            counter.rely_until(now + <unsigned int>(sig.expiration - <unsigned int>(<long long>now))
+                               if not _serial_lt(sig.expiration, now) else now)
+            if needed is None:
                 return sig
-        if found == 0:
+            if proven is None or _serial_lt(sig.expiration, proven.expiration):
+                proven = sig
+            needed.discard(sig.algorithm)
+            if not needed:
+                return proven
+        elif found == 0:
             why, ede = f"no DNSKEY with tag {sig.key_tag}", EDE_DNSKEY_MISSING
         else:
             why, ede = "signature does not verify", EDE_BOGUS
+    if needed and (proven is not None or why == "no RRSIG"):
+        why, ede = (f"no RRSIG of algorithm {min(needed)} that verifies, where the DS names "
+                    f"it (harden-algo-downgrade)"), EDE_BOGUS
     raise Bogus(f"{why} ({dns.rdatatype.to_text(rdtype)})", ede)
 
 

@@ -76,13 +76,16 @@ SUSPEND = Suspend()
 
 @dataclass
 class ZoneKeys:
-    """What the chain of trust says about one zone: SECURE with its keys, INSECURE, BOGUS."""
+    """What the chain of trust says about one zone: SECURE with its keys, INSECURE, BOGUS.
+    ``algorithms``: those each of the zone's rrsets needs a verifying RRSIG of
+    (``harden_algo_downgrade``; empty: one RRSIG of any algorithm is enough)."""
 
     status: int
     keys: list = field(default_factory=list)
     expires: float = 0.0
     reason: str = ""
     ede: int = 0
+    algorithms: tuple = ()
 
 
 @dataclass
@@ -222,6 +225,10 @@ class Validator:
         #: the root key sentinel (RFC 8509, ``resolver.dnssec.sentinel``) is answered
         #: (Unbound's ``root-key-sentinel``)
         self.root_key_sentinel = True
+        #: every algorithm a zone's DS names must sign its keys and each of its rrsets
+        #: (Unbound's ``harden-algo-downgrade``); off, one algorithm that validates is
+        #: enough (RFC 6840 5.11)
+        self.harden_algo_downgrade = False
         #: negative trust anchors (Unbound's domain-insecure): lower-cased wire names
         self.insecure = frozenset(n.lower() for n in insecure)
         #: names (lower-cased wire) of the forward and stub zones: a zone at or below one
@@ -619,7 +626,7 @@ class Validator:
             yield SUSPEND
         wall = self.wallclock()
         sig = self._verify(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys, wall,
-                           ctx)
+                           ctx, zk.algorithms)
         if label_count(owner) - label_count(signer) > 1:
             # RFC 4035 5.3.1: the signer must be the zone that holds the rrset; a signature
             # by an ancestor over data below a zone cut proves nothing
@@ -641,12 +648,13 @@ class Validator:
         return SECURE, sig.labels, signer
 
     def _verify(self, owner: bytes, rdtype: int, rdclass: int, rdatas: list, sigs: list,
-                signer: bytes, keys: list, wall: float, ctx):
-        """``verify_rrset`` for an answer, authority or DS rrset: one found bogus is
-        counted (``stats.rrsets_bogus``) and its Bogus raised."""
+                signer: bytes, keys: list, wall: float, ctx, algorithms: tuple):
+        """``verify_rrset`` for an answer, authority or DS rrset (``algorithms``: its
+        zone's, ``ZoneKeys.algorithms``): one found bogus is counted
+        (``stats.rrsets_bogus``) and its Bogus raised."""
         try:
             return verify_rrset(owner, rdtype, rdclass, rdatas, sigs, signer, keys, wall,
-                                self.limits, ctx)
+                                self.limits, ctx, algorithms)
         except Bogus:
             self.stats.rrsets_bogus += 1
             raise
@@ -664,14 +672,14 @@ class Validator:
                 if self._charge(ctx):
                     yield SUSPEND
                 self._verify(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
-                             self.wallclock(), ctx)
+                             self.wallclock(), ctx, zk.algorithms)
                 continue
             if rdtype not in (NSEC, NSEC3) or not is_subdomain(owner, zone):
                 continue
             if self._charge(ctx):
                 yield SUSPEND
             self._verify(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
-                         self.wallclock(), ctx)
+                         self.wallclock(), ctx, zk.algorithms)
             try:
                 for rd in rdatas:
                     if rdtype == NSEC:
@@ -1090,6 +1098,14 @@ class Validator:
             except ValueError:
                 continue
         lim = self.limits
+        needs: tuple = ()
+        if self.harden_algo_downgrade:
+            # as Unbound's: the DS records of the strongest digest they use, and every key
+            # algorithm those and the anchor's keys name, each proven on its own
+            strongest = max([ds.digest_type for ds in ds_list], default=None)
+            ds_list = [ds for ds in ds_list if ds.digest_type == strongest]
+            needs = tuple(sorted({ds.algorithm for ds in ds_list}
+                                 | {k.algorithm for k in anchor_keys}))
         sep: list[Key] = []
         failures = 0
         for ds in ds_list:
@@ -1111,7 +1127,8 @@ class Validator:
         if self._charge(ctx):
             yield SUSPEND
         wall = self.wallclock()
-        sig = verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, wall, lim, ctx)
+        sig = verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, wall, lim, ctx,
+                           needs)
         zone_keys = [k for k in keys if k.signs_zone() and k.algorithm in SUPPORTED_ALGORITHMS]
         e = it.cache.rrsets.lru.peek((lz, DNSKEY, it.qclass))
         if e is not None and e.negative is None and set(e.rdatas) == set(g[3]):
@@ -1119,7 +1136,8 @@ class Validator:
             e.rank = C.VALIDATED
         return ZoneKeys(SECURE, zone_keys,
                         it.clock() + min(self._ttl(g[2]),
-                                         _ttl_cap(sig, wall, self.limits.min_ttl)))
+                                         _ttl_cap(sig, wall, self.limits.min_ttl)),
+                        algorithms=needs)
 
     def flush(self, name: bytes | None = None) -> None:
         """Forget zone keys and bogus verdicts (all, or those of ``name``)."""

@@ -17,7 +17,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zone
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from scenario import FakeNet, small_internet
 
@@ -318,10 +318,14 @@ def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype, proofs) 
             r.authority.append(rs)
 
 
-def signed_world(wall: float | None = None, prefix: str = "10.0", extra: str = ""):
+def signed_world(wall: float | None = None, prefix: str = "10.0", extra: str = "",
+                 second_algorithm: dict[str, bool] | None = None):
     """small_internet (its servers on ``prefix``) with EXTRA (and ``extra``) in
     example.com. and ., com. and example.com. signed (ECDSA P-256, NSEC), DS records in the
-    parents. Returns (net, anchor DS rrset, keys: origin -> (private key, DNSKEY))."""
+    parents. ``second_algorithm``: origin -> whether its parent holds a DS for it: those
+    zones are signed with an Ed25519 key as well (each rrset then has two RRSIGs). Returns
+    (net, anchor DS rrset, keys: origin -> (private key, DNSKEY) of its ECDSA key)."""
+    second_algorithm = second_algorithm or {}
     wall = time.time() if wall is None else wall
     net = small_internet(SignedNet(), prefix)
     net.zone("n3.example.com.", N3_ZONE.replace("10.0.", prefix + "."), [f"{prefix}.3.3"])
@@ -333,26 +337,36 @@ def signed_world(wall: float | None = None, prefix: str = "10.0", extra: str = "
         for n, rds in extra.iterate_rdatasets():
             txn.add(n, rds)
     keys = {}
+    delegated = {}                      # origin -> the DNSKEYs its parent holds a DS for
     for origin, children in (("n3.example.com.", ()), ("example.com.", ("n3.example.com.",)),
                              ("com.", ("example.com.",)), (".", ("com.",))):
         z = net.zones[name(origin)]
         with z.writer() as txn:
             for child in children:
-                txn.add(name(child), 86400,
-                        dns.dnssec.make_ds(child, keys[child][1], "SHA256"))
+                for k in delegated[child]:
+                    txn.add(name(child), 86400, dns.dnssec.make_ds(child, k, "SHA256"))
         priv = ec.generate_private_key(ec.SECP256R1())
         key = dns.dnssec.make_dnskey(priv.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256,
                                      flags=257)
+        pairs = [(priv, key)]
+        delegated[origin] = [key]
+        if origin in second_algorithm:
+            priv2 = ed25519.Ed25519PrivateKey.generate()
+            key2 = dns.dnssec.make_dnskey(priv2.public_key(), dns.dnssec.Algorithm.ED25519,
+                                          flags=257)
+            pairs.append((priv2, key2))
+            if second_algorithm[origin]:
+                delegated[origin].append(key2)
         n3 = origin == "n3.example.com."
         if n3:
             add_nsec3_chain(z)
-        dns.dnssec.sign_zone(z, keys=[(priv, key)], inception=int(wall) - 3600,
-                             lifetime=LIFETIME)
+        dns.dnssec.sign_zone(z, keys=pairs, inception=int(wall) - 3600, lifetime=LIFETIME)
         if n3:
             _strip_nsec(z)
         keys[origin] = (priv, key)
     anchor = dns.rrset.from_rdata_list(dns.name.root, 86400,
-                                       [dns.dnssec.make_ds(".", keys["."][1], "SHA256")])
+                                       [dns.dnssec.make_ds(".", k, "SHA256")
+                                        for k in delegated["."]])
     return net, anchor, keys
 
 
