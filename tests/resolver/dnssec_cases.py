@@ -80,6 +80,10 @@ CASES = [
     DCase("www.altered.com.", "A", "SERVFAIL", False, ede=6),                # altered record
     DCase("www.keytrap.org.", "A", "SERVFAIL", False, ede=6),                # KeyTrap
     DCase("www.manyds.com.", "A", "SERVFAIL", False, ede=9),                 # DS mismatches
+    # two algorithms, one left out over down/A: one that validates is enough (RFC 6840
+    # 5.11), unless harden-algo-downgrade is on
+    DCase("www.twoalg.com.", "A", "NOERROR", True, _d("192.0.2.157")),
+    DCase("down.twoalg.com.", "A", "NOERROR", True, _d("192.0.2.158")),
     # a DS with an unknown algorithm only: insecure, not bogus (RFC 6840 5.2)
     DCase("www.unkalg.com.", "A", "NOERROR", False, _d("192.0.2.156")),
 ]

@@ -79,7 +79,8 @@ def _texts() -> dict[str, str]:
         "example NS ns1.example\nexample NS ns2.example\n"
         f"ns1.example A {Z.EXAMPLE_COM_1}\nns2.example A {Z.EXAMPLE_COM_1}\n"
         + "".join(f"{z} NS ns.{z}\nns.{z} A {Z.EXAMPLE_COM_2}\n"
-                  for z in ("insecure", "badds", "expired", "altered", "manyds", "unkalg")))
+                  for z in ("insecure", "badds", "expired", "altered", "manyds", "unkalg",
+                            "twoalg")))
     t["net."] = _soa("net.", "a.gtld-servers.net.") + (
         "@ NS a.gtld-servers.net.\n@ NS b.gtld-servers.net.\n"
         f"a.root-servers A {Z.ROOT_A}\nb.root-servers A {Z.ROOT_B}\n"
@@ -111,6 +112,8 @@ def _texts() -> dict[str, str]:
                     ("expired.com.", "192.0.2.152"), ("altered.com.", "192.0.2.153"),
                     ("manyds.com.", "192.0.2.155"), ("unkalg.com.", "192.0.2.156")):
         t[z] = _soa(z, f"ns.{z}") + f"@ NS ns\nns A {Z.EXAMPLE_COM_2}\nwww A {addr}\n"
+    t["twoalg.com."] = _soa("twoalg.com.", "ns.twoalg.com.") + (
+        f"@ NS ns\nns A {Z.EXAMPLE_COM_2}\nwww A 192.0.2.157\ndown A 192.0.2.158\n")
     t["keytrap.org."] = _soa("keytrap.org.", "ns.keytrap.org.") + (
         f"@ NS ns\nns A {Z.BULK}\nwww A 203.0.113.66\n")
     t["unsigned.org."] = _soa("unsigned.org.", "ns.unsigned.org.") + (
@@ -126,8 +129,9 @@ SERVERS: tuple[Server, ...] = (
     Server(Z.NIC_ORG, ("org.",), "signed org (NSEC)"),
     Server(Z.EXAMPLE_COM_1, ("example.com.",), "signed example.com (NSEC)"),
     Server(Z.EXAMPLE_COM_2, ("insecure.com.", "badds.com.", "expired.com.", "altered.com.",
-                             "manyds.com.", "unkalg.com."),
-           "unsigned / wrong DS / expired / altered / many wrong DS / unknown DS algorithm"),
+                             "manyds.com.", "unkalg.com.", "twoalg.com."),
+           "unsigned / wrong DS / expired / altered / many wrong DS / unknown DS algorithm / "
+           "two algorithms, one left out over down.twoalg.com/A"),
     Server(Z.EXAMPLE_NET, ("example.net.", "unsigned.org.", "n3iter.net."),
            "example.net (NSEC3), unsigned.org, n3iter.net (NSEC3, 200 iterations)"),
     Server(Z.BULK, ("keytrap.org.",), "KeyTrap: colliding keys and signatures"),
@@ -135,7 +139,8 @@ SERVERS: tuple[Server, ...] = (
 )
 
 #: How each zone is signed: (algorithm, mode) with mode nsec | nsec3 | nsec3-optout |
-#: nsec3-200 (ldns) | expired | altered | unsigned | keytrap
+#: nsec3-200 (ldns) | expired | altered | unsigned | keytrap | twoalg (a second key, of
+#: Ed25519, signs too, and its RRSIG over down.twoalg.com/A is taken out)
 PLAN = {
     "example.com.": (13, "nsec"),
     "example.net.": (15, "nsec3"),
@@ -148,6 +153,7 @@ PLAN = {
     "altered.com.": (13, "altered"),
     "manyds.com.": (13, "nsec"),
     "unkalg.com.": (None, "unsigned"),
+    "twoalg.com.": (13, "twoalg"),
     "keytrap.org.": (8, "keytrap"),
     "com.": (8, "nsec3-optout"),
     "net.": (13, "nsec"),
@@ -157,7 +163,7 @@ PLAN = {
 CHILDREN = {
     ".": ["com.", "net.", "org."],
     "com.": ["example.com.", "insecure.com.", "badds.com.", "expired.com.", "altered.com.",
-             "manyds.com.", "unkalg.com."],
+             "manyds.com.", "unkalg.com.", "twoalg.com."],
     "net.": ["example.net.", "n3iter.net.", "bench.net."],
     "org.": ["unsigned.org.", "keytrap.org."],
 }
@@ -192,6 +198,7 @@ def _sign_bind(origin: str, text: str, alg: int, mode: str, d: Path) -> tuple[st
     zd = d / (origin.strip(".") or "root")
     zd.mkdir(parents=True, exist_ok=True)
     keyfile = _keygen(origin, alg, zd)
+    keyfiles = [keyfile] + ([_keygen(origin, 15, zd)] if mode == "twoalg" else [])
     src = zd / "zone"
     src.write_text(text)
     out = zd / "zone.signed"
@@ -213,8 +220,24 @@ def _sign_bind(origin: str, text: str, alg: int, mode: str, d: Path) -> tuple[st
         # a record changed after signing: its RRSIG no longer matches
         signed = signed.replace("192.0.2.153", "192.0.2.154")
         assert "192.0.2.154" in signed
-    dnskey = _dnskey_from_file(keyfile)
-    return signed, [dnskey]
+    if mode == "twoalg":
+        signed = _without_rrsig(signed, origin, f"down.{origin}", dns.rdatatype.A, 15)
+    return signed, [_dnskey_from_file(k) for k in keyfiles]
+
+
+def _without_rrsig(text: str, origin: str, owner: str, covered: int, algorithm: int) -> str:
+    """The zone ``text`` without the RRSIGs of ``algorithm`` over ``owner``/``covered``."""
+    z = dns.zone.from_text(text, origin=origin, relativize=False, check_origin=False)
+    node = z.get_node(owner)
+    sigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, covered)
+    kept = [rd for rd in sigs if rd.algorithm != algorithm]
+    assert len(kept) < len(sigs), f"no RRSIG of algorithm {algorithm} over {owner}"
+    node.delete_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, covered)
+    new = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, covered, create=True)
+    new.update_ttl(sigs.ttl)
+    for rd in kept:
+        new.add(rd)
+    return z.to_text(relativize=False)
 
 
 def _colliding_rsa_key(tag: int, rng: random.Random) -> dns.rdata.Rdata:

@@ -113,6 +113,46 @@ def test_daemon_shows_ad_rrsigs_and_cd_as_unbound_does(unbound_signed, tmp_path)
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
+def test_harden_algo_downgrade_as_unbound(unbound_signed, tmp_path):
+    """With ``harden-algo-downgrade: yes`` on both, over the lab's twoalg.com. (signed with
+    ECDSA P-256 and Ed25519, a DS for each, the Ed25519 RRSIG over down/A left out): the
+    daemon (its unbound.conf line, served as it is) and Unbound give the same rcode and AD,
+    www secure and down SERVFAIL; the library's ``Resolver(harden_algo_downgrade=True)`` as
+    well. Off, both names are secure (the cases above)."""
+    import resolver
+    from daemon_proc import Daemon
+
+    lab, anchor, _ = unbound_signed
+    setting = "  harden-algo-downgrade: yes"
+    ub = Unbound.start(tmp_path / "unbound", lab, extra="\n".join([
+        '  module-config: "validator iterator"', f'  trust-anchor-file: "{anchor}"',
+        setting]))
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(f"server:\n{setting}\n  trust-anchor-file: \"{anchor}\"\n")
+    d = Daemon(tmp_path / "daemon", lab, "--config", str(conf)).start()
+
+    async def library(q):
+        r = resolver.Resolver(root_hints=lab.root_hints, port=53, trust_anchor=anchor,
+                              do_not_query_localhost=False, harden_algo_downgrade=True)
+        try:
+            return await r.resolve_message(q)
+        finally:
+            await r.close()
+
+    try:
+        for name, rcode in (("www.twoalg.com.", dns.rcode.NOERROR),
+                            ("down.twoalg.com.", dns.rcode.SERVFAIL)):
+            q = dns.message.make_query(name, "A", want_dnssec=True)
+            answers = [dns.query.udp(q, addr, port=port, timeout=10)
+                       for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port))]
+            answers.append(asyncio.run(library(q)))
+            seen = [(r.rcode(), bool(r.flags & dns.flags.AD)) for r in answers]
+            assert seen == [(rcode, rcode == dns.rcode.NOERROR)] * 3, (name, seen)
+    finally:
+        ub.stop()
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 def _validation_lines(text: str) -> list[str]:
     return [line.split(" info: ", 1)[1] for line in text.splitlines()
             if " info: validation failure" in line]
