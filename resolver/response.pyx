@@ -16,9 +16,10 @@ every miss, which a resolver woken on cold caches pays for on every query.
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
-from resolver.wire.codec cimport (MsgEntry, Parsed, cache_key, opt_at, parse_response,
-                                  response_wire, under_any)
-from resolver.cache.store cimport Cache, store_message
+from resolver.wire.codec cimport (MsgEntry, Parsed, cache_key, is_subdomain, opt_at,
+                                  parse_response, response_wire, under_any)
+from resolver.cache.store cimport Cache, RRsetEntry, rrset_get, store_message
+from resolver.cache.ranks import VALIDATED
 from resolver.cache.dicts cimport dict_get
 from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
@@ -30,7 +31,7 @@ from libc.string cimport memcpy
 from resolver.cache.answer cimport (VARIANT_CD, VARIANT_DO, VARIANT_EDNS, VARIANT_SHADOWED,
                                     answer_from_entry, parse_query, prefetch_due,
                                     variant_bits)
-from resolver.wire.names cimport skip_name, u16
+from resolver.wire.names cimport lower, skip_name, u16
 from resolver.wire.codec import WireError
 
 cdef list _NO_RECORDS = []         # an empty section, only read
@@ -38,6 +39,8 @@ cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
 cdef int RRSIG = it.RRSIG, SECURE = it.SECURE
+cdef int NS = it.NS, A = it.A, AAAA = it.AAAA
+cdef int _VALIDATED = VALIDATED
 cdef int _BOGUS = it.BOGUS
 EDE_STALE_ANSWER = 3               # RFC 8914 4.4
 
@@ -508,8 +511,46 @@ cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, in
     set when the result is secure; a secure entry is not served, stale or not, past the
     signatures it relied on (``Result.valid_for``, RFC 4035 5.3.3)."""
     cdef bint ad = res.security == SECURE
-    wire = response(res, question, qtype, edns, do, ad, cd)
+    wire = response(res, question, qtype, edns, do, ad, cd,
+                    ns_addresses(cache, res, qtype, do, now))
     return store_message(cache.messages, key, wire, now, None, res.valid_for if ad else None)
+
+
+cpdef list ns_addresses(Cache cache, Result res, int qtype, bint do, double now):
+    """The additional section of the answer ``res`` to a question of type ``qtype``, as
+    Unbound gives one with ``minimal-responses``: only an NS answer has one, the addresses
+    (A, AAAA) of the servers it names inside their zone, from the rrset cache while fresh
+    (the zone's own records of them, or the glue of its parent's referral), with their
+    RRSIGs for DO;
+    a secure answer carries only those validated (Unbound's ``val-clean-additional``).
+    A priming resolver asking ``. NS`` gets the root servers' addresses with it."""
+    if qtype != NS or res.rcode != NOERROR:
+        return _NO_RECORDS
+    cdef list out = None
+    cdef RRsetEntry e
+    cdef bint secure = res.security == SECURE
+    cdef set seen = None
+    cdef int t
+    for r in res.answer:
+        if r[1] != NS or not is_subdomain(r[4], r[0]):
+            continue
+        target = lower(r[4])
+        if seen is None:
+            seen = set()
+        elif target in seen:
+            continue
+        seen.add(target)
+        for t in range(2):
+            e = rrset_get(cache.rrsets.lru, target, AAAA if t else A, r[2])
+            if (e is None or e.expires < now or e.negative is not None
+                    or (secure and e.rank < _VALIDATED)):
+                continue
+            if out is None:
+                out = []
+            out += e.records(now)
+            if do:
+                out += e.sig_records(now)
+    return _NO_RECORDS if out is None else out
 
 
 cpdef object store_keyed(Cache cache, bytes key, Result res, bytes question, int qtype,
@@ -584,9 +625,10 @@ cpdef bytes error(bytes q, int rcode, bint question=False):
 
 
 cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, bint ad=False,
-                     bint cd=False):
+                     bint cd=False, list additional=None):
     """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
-    cache may do as CD is part of its key."""
+    cache may do as CD is part of its key. ``additional``: its additional section
+    (``ns_addresses``), the OPT record apart."""
     answer, authority = res.answer, res.authority
     if res.rcode == SERVFAIL:
         answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
@@ -595,7 +637,8 @@ cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, 
             answer = without_types(answer, _SIG)
         authority = without_types(authority, _DNSSEC)
     flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
-    return response_wire(0, flags, question, answer, authority, _NO_RECORDS, edns, do,
+    return response_wire(0, flags, question, answer, authority,
+                         _NO_RECORDS if additional is None else additional, edns, do,
                          EDNS_BUFFER_SIZE, res.rcode)
 
 

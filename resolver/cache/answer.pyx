@@ -220,10 +220,18 @@ cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_o
     cdef const unsigned short* offs
     cdef unsigned char* o
     cdef bytes out
+    cdef Py_ssize_t cut
     if 0 <= limit < wlen:
-        out = _truncated(w, wlen)
-        truncated[0] = True
-        noffs = 0
+        out = _without_additional(w, wlen, limit, &cut)
+        if out is None:
+            out = _truncated(w, wlen)
+            truncated[0] = True
+            noffs = 0
+        else:                       # the TTLs of the records kept, which lie before ``cut``
+            offs = <const unsigned short*>PyBytes_AS_STRING(e.ttl_offsets)
+            noffs = 0
+            while noffs < PyBytes_GET_SIZE(e.ttl_offsets) // 2 and offs[noffs] < cut:
+                noffs += 1
     else:
         out = PyBytes_FromStringAndSize(<const char*>w, wlen)
         noffs = PyBytes_GET_SIZE(e.ttl_offsets) // 2
@@ -330,6 +338,51 @@ cpdef object answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double 
     return encode(e, qp, qend, _wants_ad(qp, n, qend), now, stale_ttl, -1, &truncated)
 
 
+cdef bytes _without_additional(const unsigned char* p, Py_ssize_t n, Py_ssize_t limit,
+                               Py_ssize_t* cut):
+    """The response at ``p`` without the records of its additional section but the OPT,
+    when it has some and that fits ``limit`` bytes: TC is not set, as the answer and
+    authority are whole (RFC 2181 9; Unbound leaves out the additional records that do not
+    fit). ``cut``: where the records left out began. None when it has none or does not
+    fit."""
+    cdef Py_ssize_t pos = 12, opt = -1, optlen = 0, start
+    cdef unsigned int i, ar = u16(p + 10)
+    cdef bytes out
+    cdef unsigned char* o
+    for i in range(u16(p + 4)):
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            return None
+        pos += 4
+    for i in range(u16(p + 6) + u16(p + 8)):
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return None
+        pos += 10 + u16(p + pos + 8)
+    if pos > n:
+        return None
+    cut[0] = pos
+    for i in range(ar):
+        start = pos
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return None
+        if u16(p + pos) == T_OPT:
+            opt = start
+            optlen = pos + 10 + u16(p + pos + 8) - start
+        pos += 10 + u16(p + pos + 8)
+    if pos > n or ar == (1 if opt >= 0 else 0) or cut[0] + optlen > limit:
+        return None
+    out = PyBytes_FromStringAndSize(NULL, cut[0] + optlen)
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    memcpy(o, p, cut[0])
+    if opt >= 0:
+        memcpy(o + cut[0], p + opt, optlen)
+    o[10] = 0
+    o[11] = 1 if opt >= 0 else 0
+    return out
+
+
 cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):
     """Header (TC set), question and OPT of the response at ``p``; every other record
     dropped, so the client retries over TCP."""
@@ -374,8 +427,14 @@ cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):
 
 
 def truncate(bytes resp, Py_ssize_t limit):
-    """``resp`` if it fits ``limit`` bytes, else its header with TC set, its question and its
-    OPT record (EDNS kept), every other record dropped, so the client retries over TCP."""
+    """``resp`` if it fits ``limit`` bytes; else without its additional records (but the
+    OPT) if that fits, TC clear; else its header with TC set, its question and its OPT
+    record (EDNS kept), every other record dropped, so the client retries over TCP."""
+    cdef Py_ssize_t cut
     if PyBytes_GET_SIZE(resp) <= limit or PyBytes_GET_SIZE(resp) < 12:
         return resp
+    out = _without_additional(<const unsigned char*>PyBytes_AS_STRING(resp),
+                              PyBytes_GET_SIZE(resp), limit, &cut)
+    if out is not None:
+        return out
     return _truncated(<const unsigned char*>PyBytes_AS_STRING(resp), PyBytes_GET_SIZE(resp))

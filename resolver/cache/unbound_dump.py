@@ -14,8 +14,8 @@
 TTLs are the seconds left at the dump. Each rrset goes to the rrset cache, its trust read
 as the nearest rank of the cache's (:data:`UNBOUND_TRUST`); each message, built from the
 rrsets it names, goes to the message cache for plain, EDNS and DO queries, as the response
-the resolver would give (additional section empty, DNSSEC records for DO only; AD kept for
-an answer Unbound validated secure). As in Unbound, a message whose rrsets are not all
+the resolver would give (an additional section for an NS answer alone, the addresses Unbound
+kept with it; DNSSEC records for DO only; AD kept for an answer Unbound validated secure). As in Unbound, a message whose rrsets are not all
 there (``BADREF``, expired, ``BADRR``) is skipped, and so is what Unbound found bogus.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ BOGUS, SECURE = 1, 5
 #: the query variants a message is kept for (bits: 1 EDNS, 2 DO): plain, EDNS, EDNS+DO
 VARIANTS = (0, 1, 3)
 _DNSSEC = frozenset((dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3))
+_ADDRESSES = frozenset((dns.rdatatype.A, dns.rdatatype.AAAA))
 
 
 def rank_of(trust: int, security: int) -> int:
@@ -236,6 +237,20 @@ def records(rrset: RRset) -> tuple[list, list]:
             [(owner, rd.rdtype, rd.rdclass, ttl, rd.to_wire()) for rd, ttl in rrset.sigs])
 
 
+def _as_rrsets(rrset, do: bool) -> list:
+    """A dumped rrset as the dnspython rrsets of a response: its records, and its RRSIGs
+    for ``do``."""
+    out = [dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)]
+    for rd, ttl in rrset.records:
+        out[0].add(rd, ttl)
+    if do and rrset.sigs:
+        out.append(dns.rrset.RRset(rrset.name, rrset.rdclass, dns.rdatatype.RRSIG,
+                                   rrset.rdtype))
+        for rd, ttl in rrset.sigs:
+            out[1].add(rd, ttl)
+    return out
+
+
 def response(msg: Msg, rrsets: dict, variant: int, payload: int) -> bytes | None:
     """The response the resolver would keep for ``msg`` and this query variant (bits: 1
     EDNS, 2 DO), or None when an rrset it names is not in ``rrsets``."""
@@ -253,19 +268,13 @@ def response(msg: Msg, rrsets: dict, variant: int, payload: int) -> bytes | None
             if not do and (rrset.rdtype in _DNSSEC if not answer else
                            rrset.rdtype == dns.rdatatype.RRSIG != msg.rdtype):
                 continue
-            out = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
-            for rd, ttl in rrset.records:
-                out.add(rd, ttl)
-            section.append(out)
-            if do and rrset.sigs:
-                sigs = dns.rrset.RRset(rrset.name, rrset.rdclass, dns.rdatatype.RRSIG,
-                                       rrset.rdtype)
-                for rd, ttl in rrset.sigs:
-                    sigs.add(rd, ttl)
-                section.append(sigs)
-    for key in msg.sections[2]:         # not sent, as the resolver's responses: but there
-        if key is None or key not in rrsets:
+            section += _as_rrsets(rrset, do)
+    for key in msg.sections[2]:         # all there; sent with an NS answer alone, as the
+        rrset = rrsets.get(key) if key is not None else None  # resolver's (ns_addresses)
+        if rrset is None:
             return None
+        if msg.rdtype == dns.rdatatype.NS and rrset.rdtype in _ADDRESSES:
+            m.additional += _as_rrsets(rrset, do)
     if variant & 1:
         m.use_edns(0, dns.flags.DO if do else 0, payload)
     return m.to_wire()

@@ -1127,8 +1127,8 @@ cdef class FrontDoor:
         return query_error(q, 5)
 
     cdef bytes fit_udp(self, bytes out, const unsigned char* p, Py_ssize_t n, int limit):
-        """``out``, the answer to the UDP query at ``p`` (``n`` bytes), cut (TC set) to the
-        largest answer the client takes (``limit`` when known, -1: its EDNS size, or 512;
+        """``out``, the answer to the UDP query at ``p`` (``n`` bytes), cut (``truncate``) to
+        the largest answer the client takes (``limit`` when known, -1: its EDNS size, or 512;
         never above ``max-udp-size``), counted when cut. Every client takes 512 bytes."""
         if PyBytes_GET_SIZE(out) <= 512:
             return out
@@ -1138,8 +1138,10 @@ cdef class FrontDoor:
             limit = self.max_udp_size
         if PyBytes_GET_SIZE(out) <= limit:
             return out
-        self.counters.truncated += 1
-        return _truncate(out, limit)
+        out = _truncate(out, limit)
+        if out[2] & 0x02:           # TC: not when only additional records were left out
+            self.counters.truncated += 1
+        return out
 
     cdef bytes identified(self, const unsigned char* p, Py_ssize_t n, bytes out):
         """``out``, the answer to the query at ``p`` (``n`` bytes), with the server's

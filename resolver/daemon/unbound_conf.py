@@ -474,7 +474,9 @@ FIXED = {
                                       "failed refresh does not extend it"),
     "aggressive-nsec": ("yes", "the aggressive NSEC/NSEC3 cache (RFC 8198) is always on "
                                "with validation"),
-    "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
+    "minimal-responses": ("yes", "an answer carries no NS records or addresses beside it, "
+                                 "but an NS answer the addresses of its servers inside the "
+                                 "zone, as Unbound's"),
     "edns-buffer-size": ("1232", "the EDNS size sent to authorities is 1232 bytes"),
     "prefer-ip6": ("no", "authorities are chosen by measured RTT, whatever the family"),
     "prefer-ip4": ("no", "authorities are chosen by measured RTT, whatever the family"),

@@ -9,6 +9,7 @@ serves the canonical name authoritatively, so the lab can be checked without a r
 |-------------------|-------------------------------------|---------------------------------|
 | glue referral     | www.example.com. A                  | 192.0.2.1, 192.0.2.11           |
 | AAAA/MX/TXT/SRV   | www.example.com. AAAA, example.com. MX/TXT, _sip._udp.example.com. SRV | |
+| NS                | example.com., ., com., oob.org. NS  | the servers (their addresses in the additional section when inside the zone) |
 | NODATA            | v4only.example.com. AAAA, ent.example.com. A (empty non-terminal) | |
 | NXDOMAIN          | nope.example.com. A, nosuch.com. A, nosuchtld. A | rcode NXDOMAIN    |
 | wildcard          | host.wild.example.com. A/TXT        | 192.0.2.80 / "wild"             |
@@ -72,6 +73,16 @@ CASES: tuple[Case, ...] = (
     Case("AAAA", "www.example.com.", "AAAA", data=_d("2001:db8::1"), auth=C2),
     Case("MX", "example.com.", "MX", data=_d("10 mail.example.com."), auth=C1),
     Case("TXT", "example.com.", "TXT", data=_d('"v=lab1"'), auth=C2),
+    # an NS answer carries the addresses of the servers named inside the zone (Unbound's
+    # additional section), not those of servers named elsewhere
+    Case("NS, servers inside the zone", "example.com.", "NS",
+         data=_d("ns1.example.com.", "ns2.example.com."), auth=C1),
+    Case("NS of the root", ".", "NS", data=_d("a.root-servers.net.", "b.root-servers.net."),
+         auth=Z.ROOT_A),
+    Case("NS, servers outside the zone", "com.", "NS",
+         data=_d("a.gtld-servers.net.", "b.gtld-servers.net."), auth=Z.GTLD_A),
+    Case("NS, a server of another zone", "oob.org.", "NS", data=_d("ns1.example.net."),
+         auth=NET),
     Case("SRV", "_sip._udp.example.com.", "SRV", data=_d("10 60 5060 sip.example.com."), auth=C1),
     Case("NODATA", "v4only.example.com.", "AAAA", auth=C1),
     Case("NODATA empty non-terminal", "ent.example.com.", "A", auth=C2),

@@ -1,0 +1,119 @@
+"""An NS answer's additional section, as Unbound gives it (``minimal-responses``): the
+addresses of the servers it names inside their zone, from the rrset cache while fresh, their
+RRSIGs for DO, only validated ones for a secure answer; and a UDP answer too long for the
+client losing its additional records before anything else, without TC (RFC 2181 9).
+Side by side with Unbound: the lab's NS cases in test_answers_as_unbound_s."""
+from __future__ import annotations
+
+import time
+
+import dns.flags
+import dns.message
+import dns.rrset
+import pytest
+
+from resolver import Resolver
+from resolver.cache import ranks
+from resolver.cache.answer import parse_query, truncate
+from resolver.daemon.admission import ALLOWED_ACL, FrontDoor
+from resolver.iterator import NS, SECURE, Result
+from resolver.response import ns_addresses
+from resolver.wire.codec import MsgEntry
+from scenario import W
+
+A, AAAA, RRSIG = 1, 1 + 27, 46
+ZONE = "example.org."
+SIG = ("A 13 3 3600 20300101000000 20200101000000 4242 example.org. "
+       "c2lnbmF0dXJlIGJ5dGVzIGhlcmU=")
+
+
+def _resolver() -> Resolver:
+    return Resolver([("a.root-servers.net.", "192.0.2.1")], validate=False)
+
+
+def _ns_result(*targets: str, security: int = 0) -> Result:
+    res = Result(0, [(W(ZONE), NS, 1, 3600, W(t)) for t in targets])
+    res.security = security
+    return res
+
+
+def _store(r: Resolver, name: str, rdtype: int, rdata: bytes, rank: int, sigs=()) -> None:
+    r.cache.rrsets.store_records([(W(name), rdtype, 1, 3600, rdata)], rank, r.clock(),
+                                 [(W(name), RRSIG, 1, 3600, s) for s in sigs])
+
+
+def test_the_addresses_of_servers_inside_the_zone_only():
+    r = _resolver()
+    _store(r, "ns1.example.org.", A, bytes([192, 0, 2, 53]), ranks.AUTH_ANSWER)
+    _store(r, "ns1.example.org.", AAAA, bytes(15) + b"\x35", ranks.AUTH_ANSWER)
+    _store(r, "ns.other.net.", A, bytes([198, 51, 100, 53]), ranks.AUTH_ANSWER)
+    got = ns_addresses(r.cache, _ns_result("ns1.example.org.", "ns.other.net.",
+                                           "ns2.example.org."), NS, False, r.clock())
+    assert sorted((rec[0], rec[1]) for rec in got) == [(W("ns1.example.org."), A),
+                                                       (W("ns1.example.org."), AAAA)]
+    # no other type of answer, and no failed or negative one, has any
+    assert ns_addresses(r.cache, _ns_result("ns1.example.org."), A, False, r.clock()) == []
+    res = _ns_result("ns1.example.org.")
+    res.rcode = 3
+    assert ns_addresses(r.cache, res, NS, False, r.clock()) == []
+
+
+def test_their_rrsigs_for_do_and_only_validated_ones_for_a_secure_answer():
+    sig = dns.rrset.from_text("ns1.example.org.", 3600, "IN", "RRSIG", SIG)[0]
+    wire = sig.to_digestable()
+    r = _resolver()
+    _store(r, "ns1.example.org.", A, bytes([192, 0, 2, 53]), ranks.AUTH_ANSWER, [wire])
+    _store(r, "ns2.example.org.", A, bytes([192, 0, 2, 54]), ranks.VALIDATED, [wire])
+    res = _ns_result("ns1.example.org.", "ns2.example.org.")
+    assert [rec[1] for rec in ns_addresses(r.cache, res, NS, False, r.clock())] == [A, A]
+    assert [rec[1] for rec in ns_addresses(r.cache, res, NS, True, r.clock())] == \
+        [A, RRSIG, A, RRSIG]
+    secure = _ns_result("ns1.example.org.", "ns2.example.org.", security=SECURE)
+    assert [(rec[0], rec[1]) for rec in ns_addresses(r.cache, secure, NS, True, r.clock())] \
+        == [(W("ns2.example.org."), A), (W("ns2.example.org."), RRSIG)]
+
+
+def _big_ns_response(servers: int, edns: bool) -> tuple[bytes, bytes]:
+    """(query, response) for ``ZONE`` NS with ``servers`` servers inside the zone, an A and
+    an AAAA for each in the additional section."""
+    q = dns.message.make_query(ZONE, "NS", use_edns=0 if edns else False)
+    resp = dns.message.make_response(q)
+    names = [f"ns{i:02d}.{ZONE}" for i in range(servers)]
+    resp.answer.append(dns.rrset.from_text(ZONE, 3600, "IN", "NS", *names))
+    for i, n in enumerate(names):
+        resp.additional.append(dns.rrset.from_text(n, 3600, "IN", "A", f"192.0.2.{i + 1}"))
+        resp.additional.append(dns.rrset.from_text(n, 3600, "IN", "AAAA", f"2001:db8::{i + 1}"))
+    return q.to_wire(), resp.to_wire()
+
+
+@pytest.mark.parametrize("edns", [False, True])
+def test_truncate_leaves_out_the_additional_records_first(edns):
+    _, wire = _big_ns_response(13, edns)
+    full = dns.message.from_wire(wire)
+    assert len(wire) > 512
+    out = truncate(wire, 512)
+    m = dns.message.from_wire(out)
+    assert not m.flags & dns.flags.TC and len(out) <= 512
+    assert m.answer == full.answer and m.additional == [] and (m.edns >= 0) == edns
+    # an answer that does not fit by itself still goes with TC and no record
+    out = truncate(wire, 100)
+    m = dns.message.from_wire(out)
+    assert m.flags & dns.flags.TC and m.answer == [] and (m.edns >= 0) == edns
+    assert truncate(wire, len(wire)) is wire
+
+
+def test_a_cached_ns_answer_over_udp_loses_its_additional_records_not_its_answer():
+    """The daemon's hit path (the front door's C answer): a plain query gets the 13 NS
+    records without their addresses and without TC, their TTLs counted down; a query with
+    EDNS gets the addresses too."""
+    r = _resolver()
+    door = FrontDoor(r.cache.messages.table, r)
+    for edns in (False, True):
+        q, wire = _big_ns_response(13, edns)
+        r.cache.messages.table[parse_query(q)[0]] = MsgEntry(wire, time.monotonic() - 100, 0.0)
+        verdict, out, _ = door.verdict(q, ALLOWED_ACL, udp=True)
+        m = dns.message.from_wire(out)
+        assert verdict == "hit" and not m.flags & dns.flags.TC
+        assert len(m.answer[0]) == 13 and 3490 <= m.answer[0].ttl <= 3500
+        assert len(m.additional) == (26 if edns else 0)
+        assert all(3490 <= rr.ttl <= 3500 for rr in m.additional)
