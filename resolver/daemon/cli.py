@@ -69,8 +69,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
-    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0, or 1 as unbound-checkconf); "
-                       "an unbound.conf is read as import-unbound reads it")
+    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0, or "
+                       "1 as unbound-checkconf); an unbound.conf is read as import-unbound "
+                       "reads it")
     c.add_argument("file", metavar="FILE")
     i = sub.add_parser("import-unbound", help="convert an unbound.conf to corenet's TOML "
                        "(the TOML on standard output, the report of every option on standard "

@@ -39,7 +39,6 @@ import dns.rrset
 
 from resolver.dnssec.dnspython import dnssec
 from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
-from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
 from resolver.dnssec.trust_anchor import TrustAnchor
 
 SEP = 0x0001

@@ -518,8 +518,9 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
                 verified = True
                 break
         if verified:
-            counter.rely_until(now + <unsigned int>(sig.expiration - <unsigned int>(<long long>now))
-                               if not _serial_lt(sig.expiration, now) else now)
+            counter.rely_until(
+                now + <unsigned int>(sig.expiration - <unsigned int>(<long long>now))
+                if not _serial_lt(sig.expiration, now) else now)
             if needed is None:
                 return sig
             if proven is None or _serial_lt(sig.expiration, proven.expiration):
@@ -531,7 +532,7 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
             why, ede = f"no DNSKEY with tag {sig.key_tag}", EDE_DNSKEY_MISSING
         else:
             why, ede = "signature does not verify", EDE_BOGUS
-    if needed and (proven is not None or why == "no RRSIG"):
+    if needed and proven is not None:      # another algorithm verified: this one did not
         why, ede = (f"no RRSIG of algorithm {min(needed)} that verifies, where the DS names "
                     f"it (harden-algo-downgrade)"), EDE_BOGUS
     raise Bogus(f"{why} ({dns.rdatatype.to_text(rdtype)})", ede)
