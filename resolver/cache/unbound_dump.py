@@ -15,8 +15,9 @@ TTLs are the seconds left at the dump. Each rrset goes to the rrset cache, its t
 as the nearest rank of the cache's (:data:`UNBOUND_TRUST`); each message, built from the
 rrsets it names, goes to the message cache for plain, EDNS and DO queries, as the response
 the resolver would give (an additional section for an NS answer alone, the addresses Unbound
-kept with it; DNSSEC records for DO only; AD kept for an answer Unbound validated secure). As in Unbound, a message whose rrsets are not all
-there (``BADREF``, expired, ``BADRR``) is skipped, and so is what Unbound found bogus.
+kept with it; DNSSEC records for DO only; AD kept for an answer Unbound validated secure).
+As in Unbound, a message whose rrsets are not all there (``BADREF``, expired, ``BADRR``) is
+skipped, and so is what Unbound found bogus.
 """
 from __future__ import annotations
 

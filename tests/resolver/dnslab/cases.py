@@ -9,7 +9,7 @@ serves the canonical name authoritatively, so the lab can be checked without a r
 |-------------------|-------------------------------------|---------------------------------|
 | glue referral     | www.example.com. A                  | 192.0.2.1, 192.0.2.11           |
 | AAAA/MX/TXT/SRV   | www.example.com. AAAA, example.com. MX/TXT, _sip._udp.example.com. SRV | |
-| NS                | example.com., ., com., oob.org. NS  | the servers (their addresses in the additional section when inside the zone) |
+| NS                | example.com., ., com., oob.org. NS  | the servers, the addresses of those inside the zone |
 | NODATA            | v4only.example.com. AAAA, ent.example.com. A (empty non-terminal) | |
 | NXDOMAIN          | nope.example.com. A, nosuch.com. A, nosuchtld. A | rcode NXDOMAIN    |
 | wildcard          | host.wild.example.com. A/TXT        | 192.0.2.80 / "wild"             |
