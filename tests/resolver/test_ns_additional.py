@@ -16,12 +16,11 @@ from resolver import Resolver
 from resolver.cache import ranks
 from resolver.cache.answer import parse_query, truncate
 from resolver.daemon.admission import ALLOWED_ACL, FrontDoor
-from resolver.iterator import NS, SECURE, Result
+from resolver.iterator import A, AAAA, NS, RRSIG, SECURE, Result
 from resolver.response import ns_addresses
 from resolver.wire.codec import MsgEntry
 from scenario import W
 
-A, AAAA, RRSIG = 1, 1 + 27, 46
 ZONE = "example.org."
 SIG = ("A 13 3 3600 20300101000000 20200101000000 4242 example.org. "
        "c2lnbmF0dXJlIGJ5dGVzIGhlcmU=")
