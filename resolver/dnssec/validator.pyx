@@ -486,6 +486,8 @@ class Validator:
             g[0].lower() == final.lower() and g[1] == qtype for g in sets)
         if not negative and not wild:
             self._mark(it, marks)
+            if status == SECURE and qtype == NS:
+                yield from self._prove_additional(ctx, it)
             return res, status
         auth = _group(res.authority)
         if negative and final.lower() in (getattr(it, "aggressive", None) or ()):
@@ -516,6 +518,45 @@ class Validator:
                 marks.pop((owner.lower(), rdtype, it.qclass), None)
         self._mark(it, marks)
         return res, status
+
+    def _prove_additional(self, ctx, it):
+        """Generator: Unbound's val-clean-additional for a secure NS answer: the addresses
+        of its servers from the reply's additional section (``ns_additional``) that the
+        zone's own keys sign are stored VALIDATED, for the answer to carry; the others
+        (unsigned, signed by another zone, not verifying, expanded from a wildcard, more
+        than one label below the zone, where a cut may lie between, beyond the query's
+        validation budget) are left out and do not change the answer's verdict."""
+        recs = getattr(it, "ns_additional", None)
+        if not recs:
+            return
+        it.ns_additional = None
+        zone = it.qname.lower()
+        zk = self._cached_keys(zone, it.clock())
+        if zk is None or zk.status != SECURE:
+            return
+        wall = self.wallclock()
+        now = it.clock()
+        zone_labels = label_count(zone)
+        for owner, rdtype, ttl, rdatas, sigs in _group(recs):
+            signer = _signer(sigs)
+            if (signer is None or signer.lower() != zone
+                    or label_count(owner) - zone_labels > 1):
+                continue
+            try:
+                if self._charge(ctx):
+                    yield SUSPEND
+            except Bogus:
+                return                  # the query's budget is spent: the rest left out
+            try:
+                sig = self._verify(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
+                                   wall, ctx, zk.algorithms)
+            except Bogus:
+                continue
+            if _expanded(owner, sig.labels):
+                continue
+            ttl = min(ttl, _ttl_cap(sig, wall, self.limits.min_ttl))
+            it.cache.rrsets.store_records([(owner, rdtype, it.qclass, ttl, rd) for rd in rdatas],
+                                          C.VALIDATED, now, list(sigs))
 
     @staticmethod
     def _cached_sigs(it, owner: bytes, rdtype: int) -> list:

@@ -37,6 +37,10 @@ cdef class Iterator:
     #: what the validator proved of deferred rrsets before they were stored: rrset cache
     #: key -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
     cdef public dict validated
+    #: with a validator, for an NS question: the A/AAAA records (and RRSIGs over them) of
+    #: the answer's additional section for the servers it names inside the zone, for the
+    #: validator to prove and the answer to carry; else None
+    cdef public list ns_additional
     cdef public object hints            # resolver.iterator.Hints (``hint_names``, ``hint_addrs``)
     #: a stub zone's servers that listen elsewhere: server -> (address, port), else None
     cdef public dict ports

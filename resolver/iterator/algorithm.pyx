@@ -179,6 +179,7 @@ cdef class Iterator:
         self.stack = ()
         self.deferred = None
         self.validated = None
+        self.ns_additional = None
         self.lv = limit_values(limits)
         cdef Cache c = cache
         self._rrsets = c.rrsets
@@ -976,6 +977,9 @@ cdef class Iterator:
             _in_zone(m.answer, zone), name, qtype, self.lv.max_cname_chain + 1))
         if count_type(answer, DNAME):
             answer = _without_dname_synthesis(answer)
+        if (qtype == NS and self.qtype == NS and self.dnssec is not None and m.additional
+                and name == self.qname):
+            self.ns_additional = _server_addresses(m.additional, answer, zone)
         if (self.deferred is not None and qtype == self.qtype and name == self.qname
                 and (self.dnssec is None or (qtype != DNSKEY and qtype != DS))):
             found = _owned(answer, name, qtype)
@@ -1074,6 +1078,17 @@ cdef list _wildcard_proofs(Parsed m, bytes zone, list out):
 def _has_denial(list authority, bytes zone):
     """NSEC or NSEC3 records of the zone in an authority section: the zone is signed."""
     return any(r[1] in (NSEC, NSEC3) and is_subdomain(r[0], zone) for r in authority)
+
+
+cdef list _server_addresses(list additional, list answer, bytes zone):
+    """The A/AAAA records of an NS answer's additional section for the servers the answer
+    names inside ``zone``, with the RRSIGs over them; None if there are none."""
+    cdef list addrs = _glue(additional, zone, [r for r in answer if r[1] == NS], True)
+    if not addrs:
+        return None
+    owners = {lower(r[0]) for r in addrs}
+    return addrs + [r for r in additional
+                    if (_covers(r, A) or _covers(r, AAAA)) and lower(r[0]) in owners]
 
 
 def _covers_any(rec, types):

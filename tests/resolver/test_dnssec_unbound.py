@@ -113,6 +113,39 @@ def test_daemon_shows_ad_rrsigs_and_cd_as_unbound_does(unbound_signed, tmp_path)
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
+def _owners_and_types(section) -> list:
+    return sorted((rr.name.to_text().lower(), dns.rdatatype.to_text(rr.rdtype))
+                  for rr in section)
+
+
+def test_ns_answers_carry_the_server_addresses_unbound_s_do(unbound_signed, tmp_path):
+    """An NS answer's additional section, daemon beside Unbound: in a signed zone the
+    servers' addresses its own keys signed (proven from the reply's additional section,
+    with their RRSIGs for DO), in an unsigned or insecure one the addresses as they came;
+    with and without DO, fresh and from the cache."""
+    from daemon_proc import Daemon
+
+    lab, anchor, ub = unbound_signed
+    d = Daemon(tmp_path / "daemon", lab, "--trust-anchor", str(anchor)).start()
+    try:
+        for name in ("example.com.", "example.net.", "twoalg.com.", "com.", "unsigned.org.",
+                     "insecure.com."):
+            for _round in range(2):
+                for do in (False, True):
+                    q = dns.message.make_query(name, "NS", use_edns=0, want_dnssec=do)
+                    answers = []
+                    for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+                        r = dns.query.udp(q, addr, port=port, timeout=10)
+                        answers.append((r.rcode(), bool(r.flags & dns.flags.AD),
+                                        _owners_and_types(r.answer),
+                                        _owners_and_types(r.additional)))
+                    assert answers[0] == answers[1], (name, do, answers)
+                    if name == "example.com." and do:
+                        assert ("ns1.example.com.", "RRSIG") in answers[0][3], answers[0]
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 def test_harden_algo_downgrade_as_unbound(unbound_signed, tmp_path):
     """With ``harden-algo-downgrade: yes`` on both, over the lab's twoalg.com. (signed with
     ECDSA P-256 and Ed25519, a DS for each, the Ed25519 RRSIG over down/A left out): the

@@ -1,8 +1,10 @@
 """An NS answer's additional section, as Unbound gives it (``minimal-responses``): the
 addresses of the servers it names inside their zone, from the rrset cache while fresh, their
-RRSIGs for DO, only validated ones for a secure answer; and a UDP answer too long for the
+RRSIGs for DO, only validated ones for a secure answer (those the zone's keys sign in the
+reply's own additional section, proven with the answer); and a UDP answer too long for the
 client losing its additional records before anything else, without TC (RFC 2181 9).
-Side by side with Unbound: the lab's NS cases in test_answers_as_unbound_s."""
+Side by side with Unbound: the lab's NS cases in test_answers_as_unbound_s, the signed
+lab's in test_dnssec_unbound."""
 from __future__ import annotations
 
 import time
@@ -116,3 +118,152 @@ def test_a_cached_ns_answer_over_udp_loses_its_additional_records_not_its_answer
         assert len(m.answer[0]) == 13 and 3490 <= m.answer[0].ttl <= 3500
         assert len(m.additional) == (26 if edns else 0)
         assert all(3490 <= rr.ttl <= 3500 for rr in m.additional)
+
+
+# ---- a secure NS answer's addresses, proven from its own additional section --------------
+
+PREFIX = "10.9"
+
+
+@pytest.fixture(scope="module")
+def signed():
+    from signed_net import signed_world
+
+    wall = time.time()
+    net, anchor, keys = signed_world(wall, PREFIX)
+    return net, anchor, wall, keys
+
+
+def _served_sigs(net, addr: str):
+    """The RRSIGs ``addr`` serves over an address rrset: from its signed answer for it."""
+    def sigs(rrset):
+        aq = dns.message.make_query(rrset.name, "A", want_dnssec=True)
+        a = dns.message.from_wire(net.answer(addr, aq.to_wire()))
+        return next((s for s in a.answer if s.rdtype == RRSIG), None)
+    return sigs
+
+
+def _signing_additional(net, addr: str, make_sigs):
+    """A fault for ``addr``: its genuine NS reply with ``make_sigs(rrset)`` (an RRSIG
+    rrset, or None) after each address rrset of its additional section."""
+    def fault(q: dns.message.Message) -> bytes:
+        del net.faults[addr]
+        try:
+            r = dns.message.from_wire(net.answer(addr, q.to_wire()))
+            for rrset in list(r.additional):
+                sigs = make_sigs(rrset) if rrset.rdtype == A else None
+                if sigs is not None:
+                    r.additional.append(sigs)
+        finally:
+            net.faults[addr] = fault
+        return r.to_wire()
+    return fault
+
+
+def _ask_ns(world, name: str, sigs_for=None, limits=None):
+    """Resolves ``name`` NS, validating; ``sigs_for(net, addr)``: what makes the RRSIGs
+    example.com.'s servers add over the addresses in their replies (none by default)."""
+    from resolver import iterator as itr
+    from resolver.cache import Cache
+    from resolver.dnssec import Validator
+    from resolver.dnssec.trust_anchor import load
+    from resolver.hints import parse_root_hints
+    from scenario import FakeClock, drive, root_hints
+    from test_ad_invariant import LIMITS
+
+    net, anchor, wall, _ = world
+    servers = (f"{PREFIX}.3.1", f"{PREFIX}.3.2")
+    if sigs_for is not None:
+        for addr in servers:
+            net.faults[addr] = _signing_additional(net, addr, sigs_for(net, addr))
+    try:
+        limits = limits or LIMITS
+        v = Validator(load(anchor), limits, wallclock=lambda: wall)
+        clock = FakeClock()
+        cache = Cache(1 << 22, limits)
+        it = itr.Iterator(W(name), NS, 1, cache, parse_root_hints(root_hints(PREFIX)), clock,
+                          limits=limits, dnssec=v)
+        res = drive(it, net, clock)
+        return res, cache, clock, v
+    finally:
+        for addr in servers:
+            net.faults.pop(addr, None)
+
+
+def _broken(net, addr):
+    served = _served_sigs(net, addr)
+
+    def sigs(rrset):
+        good = served(rrset)
+        out = good.copy()
+        out.clear()
+        for rd in good:
+            out.add(rd.replace(signature=bytes(b ^ 0xFF for b in rd.signature)))
+        return out
+    return sigs
+
+
+def _signed_by(world, origin: str):
+    """RRSIGs made with ``origin``'s own key (a genuine signature, by the wrong zone)."""
+    import dns.dnssec
+    import dns.name
+
+    _, _, wall, keys = world
+    priv, dnskey = keys[origin]
+
+    def sigs_for(net, addr):
+        def sigs(rrset):
+            rrsig = dns.dnssec.sign(rrset, priv, dns.name.from_text(origin), dnskey,
+                                    inception=int(wall) - 3600, expiration=int(wall) + 86400)
+            return dns.rrset.from_rdata(rrset.name, rrset.ttl, rrsig)
+        return sigs
+    return sigs_for
+
+
+def test_a_secure_ns_answer_carries_the_addresses_its_zone_signed(signed):
+    """The addresses come with their RRSIGs in the additional section (as NSD, Knot and
+    BIND send them): the validator proves them with the zone's keys and the answer carries
+    them, with the RRSIGs for DO (Unbound's val-clean-additional keeps these)."""
+    res, cache, clock, v = _ask_ns(signed, "example.com.", _served_sigs)
+    assert res.rcode == 0 and res.security == SECURE, res.reason
+    got = ns_addresses(cache, res, NS, True, clock())
+    assert sorted((rec[0], rec[1]) for rec in got) == [
+        (W("ns1.example.com."), A), (W("ns1.example.com."), RRSIG),
+        (W("ns2.example.com."), A), (W("ns2.example.com."), RRSIG)]
+    assert [rec[1] for rec in ns_addresses(cache, res, NS, False, clock())] == [A, A]
+    assert v.stats.rrsets_bogus == 0
+
+
+def test_addresses_without_a_good_signature_of_the_zone_are_left_out(signed):
+    """Unsigned (the glue the referral gave), a signature that does not verify, or one by
+    another zone's key: the answer stays secure and carries none of them; a signature that
+    does not verify counts as a bogus rrset, as in Unbound."""
+    res, cache, clock, v = _ask_ns(signed, "example.com.")
+    assert res.security == SECURE and ns_addresses(cache, res, NS, True, clock()) == []
+    res, cache, clock, v = _ask_ns(signed, "example.com.", _broken)
+    assert res.rcode == 0 and res.security == SECURE, res.reason
+    assert ns_addresses(cache, res, NS, True, clock()) == []
+    assert ns_addresses(cache, res, NS, False, clock()) == []
+    assert v.stats.rrsets_bogus == 2
+    res, cache, clock, v = _ask_ns(signed, "example.com.", _signed_by(signed, "com."))
+    assert res.rcode == 0 and res.security == SECURE, res.reason
+    assert ns_addresses(cache, res, NS, True, clock()) == []
+
+
+def test_the_query_s_validation_budget_bounds_the_proofs_not_the_verdict(signed):
+    """Each address rrset proven is charged to the query's validation budget (the KeyTrap
+    bound: ``dnssec_validations_at_once``, no suspension allowed here). A budget spent on the
+    answer itself makes it bogus; one spent on the addresses leaves the rest of them out and
+    the answer secure."""
+    import dataclasses
+
+    from test_ad_invariant import LIMITS
+
+    seen = []
+    for at_once in range(1, 13):
+        limits = dataclasses.replace(LIMITS, dnssec_validations_at_once=at_once,
+                                     dnssec_max_suspends=0)
+        res, cache, clock, v = _ask_ns(signed, "example.com.", _served_sigs, limits)
+        if res.security == SECURE and v.stats.retries == 0:
+            seen.append(len(ns_addresses(cache, res, NS, False, clock())))
+    assert seen == sorted(seen) and seen[0] < 2 and seen[-1] == 2, seen
