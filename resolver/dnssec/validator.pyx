@@ -523,9 +523,9 @@ class Validator:
         """Generator: Unbound's val-clean-additional for a secure NS answer: the addresses
         of its servers from the reply's additional section (``ns_additional``) that the
         zone's own keys sign are stored VALIDATED, for the answer to carry; the others
-        (unsigned, signed by another zone, not verifying, expanded from a wildcard, more
-        than one label below the zone, where a cut may lie between, beyond the query's
-        validation budget) are left out and do not change the answer's verdict."""
+        (unsigned, signed by another zone, not verifying, expanded from a wildcard, beyond
+        the query's validation budget) are left out and do not change the answer's
+        verdict."""
         recs = getattr(it, "ns_additional", None)
         if not recs:
             return
@@ -536,11 +536,9 @@ class Validator:
             return
         wall = self.wallclock()
         now = it.clock()
-        zone_labels = label_count(zone)
         for owner, rdtype, ttl, rdatas, sigs in _group(recs):
             signer = _signer(sigs)
-            if (signer is None or signer.lower() != zone
-                    or label_count(owner) - zone_labels > 1):
+            if signer is None or signer.lower() != zone:
                 continue
             try:
                 if self._charge(ctx):

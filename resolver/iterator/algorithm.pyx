@@ -381,14 +381,20 @@ cdef class Iterator:
             now = self._now()
 
     cdef _keep_proofs(self, _Step hit):
-        """Keeps a wildcard answer's proofs with its cached rrsets (``_from_cache`` returns
-        them with the rrsets)."""
+        """Keeps a wildcard answer's proofs with its cached rrsets that were expanded from
+        the wildcard (``_from_cache`` returns them with the rrsets); the chain's other
+        rrsets (a wildcard CNAME's target) prove nothing with them and keep none."""
         seen = set()
+        cdef int covered
         for r in hit.records:
-            if r[1] == RRSIG or r[1] == DNAME or (lower(r[0]), r[1]) in seen:
+            if r[1] != RRSIG or len(r[4]) < 4 or not _wildcard_expanded([r]):
                 continue
-            seen.add((lower(r[0]), r[1]))
-            keep_proofs(self._rrsets, r[0], r[1], self.qclass, hit.authority)
+            covered = (r[4][0] << 8) | r[4][1]
+            key = (lower(r[0]), covered)
+            if covered == DNAME or key in seen:
+                continue
+            seen.add(key)
+            keep_proofs(self._rrsets, r[0], covered, self.qclass, hit.authority)
 
     cdef _Step _from_cache(self, bytes name, int qtype, double now):
         cdef RRsetEntry e = None, neg, nx

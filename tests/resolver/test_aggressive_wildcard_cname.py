@@ -56,3 +56,29 @@ def test_a_cached_wildcard_cname_answers_other_names_for_any_type(world):
         if final is not None:
             assert (W("www.example.com."), final) in owners
     assert v.stats.synthesized == synthesized + 3
+
+
+def test_the_wildcard_s_proof_stays_with_the_expanded_cname_not_its_target(world):
+    """The NSEC proving the wildcard expansion is kept with the expanded CNAME only: the
+    CNAME's target, a name of its own, answers later from the cache without it (with DO
+    Unbound gives www.example.com. A no authority records)."""
+    net, anchor, wall = world
+    cache = Cache(1 << 22, LIMITS)
+    v = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
+    clock = FakeClock()
+
+    def ask(name, qtype):
+        it = itr.Iterator(W(name), qtype, 1, cache, parse_root_hints(root_hints()), clock,
+                          limits=LIMITS, dnssec=v)
+        before = len(net.log)
+        return drive(it, net, clock), net.log[before:]
+
+    res, _log = ask("e.cwild.example.com.", A)
+    assert res.rcode == 0 and res.security == SECURE, res.reason
+    assert any(r[1] == 47 for r in res.authority)           # the wildcard's NSEC proof
+    res, log = ask("www.example.com.", A)
+    assert log == [] and res.rcode == 0 and res.security == SECURE, res.reason
+    assert res.authority == []
+    res, log = ask("f.cwild.example.com.", A)         # the expanded CNAME keeps its proof
+    assert [q for _a, q, _t in log if q == W("f.cwild.example.com.")] == []
+    assert res.security == SECURE, res.reason

@@ -128,8 +128,8 @@ def test_ns_answers_carry_the_server_addresses_unbound_s_do(unbound_signed, tmp_
     lab, anchor, ub = unbound_signed
     d = Daemon(tmp_path / "daemon", lab, "--trust-anchor", str(anchor)).start()
     try:
-        for name in ("example.com.", "example.net.", "twoalg.com.", "com.", "unsigned.org.",
-                     "insecure.com."):
+        for name in ("example.com.", "example.net.", "twoalg.com.", "com.", "net.", "org.",
+                     "unsigned.org.", "insecure.com."):
             for _round in range(2):
                 for do in (False, True):
                     q = dns.message.make_query(name, "NS", use_edns=0, want_dnssec=do)
@@ -142,6 +142,46 @@ def test_ns_answers_carry_the_server_addresses_unbound_s_do(unbound_signed, tmp_
                     assert answers[0] == answers[1], (name, do, answers)
                     if name == "example.com." and do:
                         assert ("ns1.example.com.", "RRSIG") in answers[0][3], answers[0]
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def _sections(r) -> tuple:
+    def rrsets(section):
+        return sorted((rr.name.to_text().lower(), dns.rdatatype.to_text(rr.rdtype),
+                       dns.rdatatype.to_text(rr.covers) if rr.rdtype == dns.rdatatype.RRSIG
+                       else "") for rr in section)
+    return (r.rcode(), dns.flags.to_text(r.flags), rrsets(r.answer), rrsets(r.authority),
+            rrsets(r.additional))
+
+
+def test_every_case_s_sections_as_unbound_s(unbound_signed, tmp_path):
+    """The case table asked of the daemon and of Unbound: without EDNS, then with EDNS
+    with and without DO (answers made from the rrsets all the first round's questions
+    cached), then all three again (from the message caches): the same rcode, flags and
+    rrsets (owner, type, type covered) in each section, so nothing one answer's rrsets
+    keep in the cache (a wildcard's proof, a server's address) follows them into
+    another's."""
+    from daemon_proc import Daemon
+
+    lab, anchor, ub = unbound_signed
+    d = Daemon(tmp_path / "daemon", lab, "--trust-anchor", str(anchor)).start()
+    plain, edns, do = (False, False), (True, False), (True, True)
+    try:
+        for variants in ((plain,), (edns, do), (plain, edns, do)):
+            for case in CASES:
+                for use_edns, want_dnssec in variants:
+                    q = dns.message.make_query(case.qname, case.rdtype,
+                                               use_edns=0 if use_edns else False,
+                                               want_dnssec=want_dnssec)
+                    answers = []
+                    for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+                        r = dns.query.udp(q, addr, port=port, timeout=10)
+                        if r.flags & dns.flags.TC:
+                            r = dns.query.tcp(q, addr, port=port, timeout=10)
+                        answers.append(_sections(r))
+                    assert answers[0] == answers[1], (case.id, use_edns, want_dnssec,
+                                                      answers)
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
 
