@@ -38,7 +38,7 @@ cdef list _NO_RECORDS = []         # an empty section, only read
 cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
-cdef int RRSIG = it.RRSIG, SECURE = it.SECURE
+cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, ANY = 255
 cdef int NS = it.NS, A = it.A, AAAA = it.AAAA
 cdef int _VALIDATED = VALIDATED
 cdef int _BOGUS = it.BOGUS
@@ -633,7 +633,7 @@ cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, 
     if res.rcode == SERVFAIL:
         answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
     if not do:
-        if qtype != RRSIG:
+        if qtype != RRSIG and qtype != ANY:     # asked for by type (RFC 4035 3.2.1)
             answer = without_types(answer, _SIG)
         authority = without_types(authority, _DNSSEC)
     flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
@@ -652,7 +652,7 @@ cpdef bytes failed_with_chain(bytes q, tuple miss, Result res):
     cdef Parsed m = miss[0]
     cdef bint edns = miss[1], do = miss[2], cd = miss[3]
     answer = res.answer or _NO_RECORDS
-    if not do and m.qtype != RRSIG:
+    if not do and m.qtype != RRSIG and m.qtype != ANY:
         answer = without_types(answer, _SIG)
     wire = response_wire(0, 0x8000 | 0x0100 | 0x0080 | (0x0010 if cd else 0), m.question,
                          answer, _NO_RECORDS, _NO_RECORDS, edns, do, EDNS_BUFFER_SIZE,

@@ -429,7 +429,9 @@ class Validator:
             return e is not None and e.status == SECURE and e.expires >= now
 
         out = self.nsec_cache.synthesize(name, qtype, now, secure)
-        if out is None:
+        if out is None or (out[0] != "nx" and qtype in (RRSIG, 255)):
+            # no type bitmap holds ANY, and RRSIGs have no RRSIGs of their own: a range
+            # proves such a name absent, never that it has no data for them
             return None
         if out[0] == "nx":
             self.stats.aggressive_nxdomain += 1
@@ -447,8 +449,9 @@ class Validator:
     # ---- the result ------------------------------------------------------------------------
     def _validate(self, res, it, ctx: Counter, refetch: bool):
         qtype = it.qtype
-        if qtype in (RRSIG, 255):
-            return res, INSECURE          # meta-queries: returned, never marked secure
+        if qtype == RRSIG and res.rcode == NOERROR and any(r[1] == RRSIG for r in res.answer):
+            return res, INSECURE          # signatures have none: returned, never secure
+        # (a name or type that is not there is proven so, as for any type)
         status = SECURE
         wild = []
         caps: dict = {}
@@ -480,10 +483,18 @@ class Validator:
         if caps and _over_cap(res.answer, caps):
             res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
                           for (o, t, c, ttl, rd) in res.answer]
-        # a CNAME asked for is the answer itself, not a step to chase (RFC 4035 3.2.3)
-        final = it.qname if qtype == CNAME else self._final_name(it.qname, sets)
-        negative = res.rcode == NXDOMAIN or not any(
-            g[0].lower() == final.lower() and g[1] == qtype for g in sets)
+        # a CNAME asked for is the answer itself, not a step to chase (RFC 4035 3.2.3), and
+        # so is whatever ANY finds at the name (each of its rrsets validated, as Unbound
+        # does), unless the chain it came with ends in a name that does not exist
+        if qtype == 255:
+            final = (self._final_name(it.qname, sets) if res.rcode == NXDOMAIN
+                     else it.qname)
+            negative = res.rcode == NXDOMAIN or not any(
+                g[0].lower() == final.lower() for g in sets)
+        else:
+            final = it.qname if qtype == CNAME else self._final_name(it.qname, sets)
+            negative = res.rcode == NXDOMAIN or not any(
+                g[0].lower() == final.lower() and g[1] == qtype for g in sets)
         if not negative and not wild:
             self._mark(it, marks)
             if status == SECURE and qtype == NS:

@@ -246,14 +246,14 @@ cpdef list without_types(list records, frozenset rdtypes):
 
 cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
     """The part of an answer section that answers ``qname``/``qtype``: the records of that
-    name and type (every type for ANY), and the CNAME and DNAME chain from it with the
-    records at each link, each with the RRSIGs covering it; nothing else (RFC 2181 5.4.1,
-    Unbound's scrubber). A server's reply to one question is believed for that question
-    only: other rrsets it adds (another name's data, another type at the name) would
-    otherwise enter the cache at an answer's rank and answer later questions. ``answer``
-    itself when it holds nothing else, else a new list in the same order. The chain is
-    followed for at most ``max_links`` names, each once (the iterator gives its CNAME
-    chain limit: a longer chain fails there anyway)."""
+    name and type (every type for ANY, its RRSIGs for RRSIG), and the CNAME and DNAME chain
+    from it with the records at each link, each with the RRSIGs covering it; nothing else
+    (RFC 2181 5.4.1, Unbound's scrubber). A server's reply to one question is believed for
+    that question only: other rrsets it adds (another name's data, another type at the
+    name) would otherwise enter the cache at an answer's rank and answer later questions.
+    ``answer`` itself when it holds nothing else, else a new list in the same order. The
+    chain is followed for at most ``max_links`` names, each once (the iterator gives its
+    CNAME chain limit: a longer chain fails there anyway)."""
     cdef Py_ssize_t n = len(answer), i, kept = 0
     cdef list keep = [False] * n
     cdef bytes cur = qname
@@ -270,6 +270,8 @@ cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
             t = r[1]
             if t == RRSIG:
                 signed = True
+                if qtype == RRSIG and same_name(r[0], cur):
+                    keep[i] = True          # the RRSIGs asked for, whatever they cover
                 continue
             if same_name(r[0], cur):
                 if t == qtype or qtype == ANY or t == CNAME:

@@ -18,6 +18,15 @@ from dnslab.unbound import Unbound, lab_on_port_53
 from dnssec_cases import CASES, check
 
 
+def _validating_unbound(workdir, lab, anchor) -> Unbound:
+    return Unbound.start(workdir, lab, extra="\n".join([
+        '  module-config: "validator iterator"',
+        f'  trust-anchor-file: "{anchor}"',
+        "  val-log-level: 2",
+        "  ede: yes",
+    ]))
+
+
 @pytest.fixture(scope="module")
 def unbound_signed(tmp_path_factory):
     import dnssec_lab
@@ -30,12 +39,7 @@ def unbound_signed(tmp_path_factory):
     zones, servers, anchor = dnssec_lab.build(tmp / "keys")
     lab = lab_on_port_53(tmp / "lab", addresses, zone_texts=zones, servers=servers)
     try:
-        ub = Unbound.start(tmp / "unbound", lab, extra="\n".join([
-            '  module-config: "validator iterator"',
-            f'  trust-anchor-file: "{anchor}"',
-            "  val-log-level: 2",
-            "  ede: yes",
-        ]))
+        ub = _validating_unbound(tmp / "unbound", lab, anchor)
     except LabError:
         lab.stop()
         raise
@@ -183,6 +187,46 @@ def test_every_case_s_sections_as_unbound_s(unbound_signed, tmp_path):
                     assert answers[0] == answers[1], (case.id, use_edns, want_dnssec,
                                                       answers)
     finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_any_and_rrsig_questions_as_unbound_s(unbound_signed, tmp_path):
+    """ANY and RRSIG questions, asked of a daemon and of an Unbound that have seen nothing
+    else (Unbound answers a later ANY from what its cache holds of six types): the same
+    rcode, flags and sections. ANY's rrsets are validated (AD for DO), come with their
+    RRSIGs with or without DO (RFC 4035 3.2.1), and a name whose NSEC range is cached is
+    not taken for NODATA; an RRSIG question gets the name's signatures (never AD: they
+    have none of their own), and one for a name or type that is not there its proven
+    denial (AD for DO)."""
+    from daemon_proc import Daemon
+
+    lab, anchor, _ = unbound_signed
+    ub = _validating_unbound(tmp_path / "unbound", lab, anchor)
+    d = Daemon(tmp_path / "daemon", lab, "--trust-anchor", str(anchor)).start()
+    questions = [(n, "ANY") for n in ("example.com.", "www.example.com.", "insecure.com.",
+                                      "nope.example.com.", "nope.dname.example.com.")]
+    questions += [(n, "RRSIG") for n in ("example.com.", "www.example.com.",
+                                         "nope.example.com.", "b.ent.example.com.",
+                                         "insecure.com.")]
+    seen = set()
+    try:
+        for name, rdtype in questions:
+            for do in (False, True):
+                q = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=do)
+                answers = []
+                for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+                    r = dns.query.udp(q, addr, port=port, timeout=10)
+                    if r.flags & dns.flags.TC:
+                        r = dns.query.tcp(q, addr, port=port, timeout=10)
+                    answers.append(_sections(r))
+                assert answers[0] == answers[1], (name, rdtype, do, answers)
+                seen.add((name, rdtype, do, answers[0][1], bool(answers[0][2])))
+        # the table holds what the docstring says
+        assert ("www.example.com.", "ANY", True, "QR RD RA AD", True) in seen
+        assert ("www.example.com.", "RRSIG", True, "QR RD RA", True) in seen
+        assert ("nope.example.com.", "RRSIG", True, "QR RD RA AD", False) in seen
+    finally:
+        ub.stop()
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
