@@ -483,18 +483,12 @@ class Validator:
         if caps and _over_cap(res.answer, caps):
             res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
                           for (o, t, c, ttl, rd) in res.answer]
-        # a CNAME asked for is the answer itself, not a step to chase (RFC 4035 3.2.3), and
-        # so is whatever ANY finds at the name (each of its rrsets validated, as Unbound
-        # does), unless the chain it came with ends in a name that does not exist
-        if qtype == 255:
-            final = (self._final_name(it.qname, sets) if res.rcode == NXDOMAIN
-                     else it.qname)
-            negative = res.rcode == NXDOMAIN or not any(
-                g[0].lower() == final.lower() for g in sets)
-        else:
-            final = it.qname if qtype == CNAME else self._final_name(it.qname, sets)
-            negative = res.rcode == NXDOMAIN or not any(
-                g[0].lower() == final.lower() and g[1] == qtype for g in sets)
+        # a CNAME asked for is the answer itself, not a step to chase (RFC 4035 3.2.3); ANY
+        # is answered by whatever the chain's last name holds, each rrset validated (as
+        # Unbound does)
+        final = it.qname if qtype == CNAME else self._final_name(it.qname, sets)
+        negative = res.rcode == NXDOMAIN or not any(
+            g[0].lower() == final.lower() and (g[1] == qtype or qtype == 255) for g in sets)
         if not negative and not wild:
             self._mark(it, marks)
             if status == SECURE and qtype == NS:

@@ -58,6 +58,7 @@ cdef enum:
     DS = 43
     RRSIG = 46
     DNSKEY = 48
+    ANY = 255
     NSEC = 47
     NSEC3 = 50
     NOERROR = 0
@@ -988,7 +989,7 @@ cdef class Iterator:
             self.ns_additional = _server_addresses(m.additional, answer, zone)
         if (self.deferred is not None and qtype == self.qtype and name == self.qname
                 and (self.dnssec is None or (qtype != DNSKEY and qtype != DS))):
-            found = _owned(answer, name, qtype)
+            found = _answered(answer, name, qtype)
             if found is not None:
                 # The client's own question, answered directly: nothing but the validator
                 # reads these rrsets before the resolution ends (and it is handed them, and
@@ -1002,7 +1003,7 @@ cdef class Iterator:
         cdef list out = []
         cdef bytes cur = name
         for _ in range(len(answer) + 1):
-            found = _owned(answer, cur, qtype)
+            found = _answered(answer, cur, qtype)
             if found is not None:
                 out += found
                 return _step("answer", out,
@@ -1084,6 +1085,15 @@ cdef list _wildcard_proofs(Parsed m, bytes zone, list out):
 def _has_denial(list authority, bytes zone):
     """NSEC or NSEC3 records of the zone in an authority section: the zone is signed."""
     return any(r[1] in (NSEC, NSEC3) and is_subdomain(r[0], zone) for r in authority)
+
+
+cdef object _answered(list answer, bytes name, int qtype):
+    """``owned``, except that a CNAME does not answer ANY: it is followed, as for any other
+    type but CNAME (as Unbound does)."""
+    found = _owned(answer, name, qtype)
+    if found is not None and qtype == ANY and count_type(found, CNAME):
+        return None
+    return found
 
 
 cdef list _server_addresses(list additional, list answer, bytes zone):

@@ -247,8 +247,8 @@ cpdef list without_types(list records, frozenset rdtypes):
 cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
     """The part of an answer section that answers ``qname``/``qtype``: the records of that
     name and type (every type for ANY, its RRSIGs for RRSIG), and the CNAME and DNAME chain
-    from it with the records at each link, each with the RRSIGs covering it; nothing else
-    (RFC 2181 5.4.1, Unbound's scrubber). A server's reply to one question is believed for
+    from it (for ANY as well) with the records at each link, each with the RRSIGs covering
+    it; nothing else (RFC 2181 5.4.1, Unbound's scrubber). A server's reply to one question is believed for
     that question only: other rrsets it adds (another name's data, another type at the
     name) would otherwise enter the cache at an answer's rank and answer later questions.
     ``answer`` itself when it holds nothing else, else a new list in the same order. The
@@ -276,7 +276,7 @@ cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
             if same_name(r[0], cur):
                 if t == qtype or qtype == ANY or t == CNAME:
                     keep[i] = True
-                    if t == CNAME and qtype != CNAME and qtype != ANY and nxt is None:
+                    if t == CNAME and qtype != CNAME and nxt is None:
                         nxt = r[4]
             elif t == DNAME and qtype != DNAME and is_subdomain(cur, r[0]):
                 keep[i] = True

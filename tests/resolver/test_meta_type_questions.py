@@ -1,6 +1,6 @@
 """ANY and RRSIG questions through the validating iterator, on the signed fake network
 (``signed_net``, example.com. signed with NSEC): an ANY answer's rrsets are validated like
-any answer's; a name whose NSEC record is cached is never taken for NODATA to ANY (no type
+any answer's, a CNAME followed to its target; a name whose NSEC record is cached is never taken for NODATA to ANY (no type
 bitmap holds ANY) nor to RRSIG; an RRSIG question gets the name's signatures, which prove
 nothing by themselves (never secure), and its denial is proven as any other. The response
 carries an ANY or RRSIG answer's RRSIGs without DO too (RFC 4035 3.2.1). Beside Unbound:
@@ -22,14 +22,14 @@ from scenario import FakeClock, W, drive, root_hints
 from signed_net import signed_world
 
 LIMITS = Limits(exploration=0.0)
-A, SOA, TXT, RRSIG, NSEC, ANY = 1, 6, 16, 46, 47, 255
+A, CNAME, SOA, TXT, RRSIG, NSEC, ANY = 1, 5, 6, 16, 46, 47, 255
 PREFIX = "10.11"
 
 
 @pytest.fixture(scope="module")
 def world():
     wall = time.time()
-    net, anchor, _keys = signed_world(wall, PREFIX)
+    net, anchor, _keys = signed_world(wall, PREFIX, extra="alias 300 CNAME www.example.com.\n")
     return net, anchor, wall
 
 
@@ -102,6 +102,17 @@ def test_any_is_validated_and_not_taken_for_nodata_from_a_cached_nsec(world):
     assert res.security == SECURE and A in {r[1] for r in res.answer}, res.reason
     res, _ = ask("nope.example.com.", ANY)             # NXDOMAIN, proven
     assert res.rcode == 3 and res.security == SECURE, res.reason
+
+
+def test_any_follows_a_cname_as_every_other_type_does(world):
+    """A CNAME does not answer ANY (as Unbound): its target is asked, the chain is validated
+    to the data there, from the authority and from the cache alike."""
+    ask, v = _asker(world)
+    for _ in range(2):
+        res, _ = ask("alias.example.com.", ANY)
+        assert res.rcode == 0 and res.security == SECURE, res.reason
+        owners = {(r[0], r[1]) for r in res.answer}
+        assert {(W("alias.example.com."), CNAME), (W("www.example.com."), A)} <= owners
 
 
 def test_rrsig_questions_get_the_signatures_never_vouched_for(world):
