@@ -29,7 +29,9 @@ def world():
     return net, anchor, wall
 
 
-def test_a_cached_wildcard_cname_answers_other_names_for_any_type(world):
+def _asker(world):
+    """(ask, validator): ``ask(name, qtype)`` resolves through one cache and validator,
+    giving the Result and the questions sent upstream."""
     net, anchor, wall = world
     cache = Cache(1 << 22, LIMITS)
     v = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
@@ -40,7 +42,11 @@ def test_a_cached_wildcard_cname_answers_other_names_for_any_type(world):
                           limits=LIMITS, dnssec=v)
         before = len(net.log)
         return drive(it, net, clock), net.log[before:]
+    return ask, v
 
+
+def test_a_cached_wildcard_cname_answers_other_names_for_any_type(world):
+    ask, v = _asker(world)
     res, _log = ask("a.cwild.example.com.", A)
     assert res.rcode == 0 and res.security == SECURE, res.reason
     assert [r[1] for r in res.answer if r[1] != RRSIG] == [CNAME, A]
@@ -62,17 +68,7 @@ def test_the_wildcard_s_proof_stays_with_the_expanded_cname_not_its_target(world
     """The NSEC proving the wildcard expansion is kept with the expanded CNAME only: the
     CNAME's target, a name of its own, answers later from the cache without it (with DO
     Unbound gives www.example.com. A no authority records)."""
-    net, anchor, wall = world
-    cache = Cache(1 << 22, LIMITS)
-    v = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
-    clock = FakeClock()
-
-    def ask(name, qtype):
-        it = itr.Iterator(W(name), qtype, 1, cache, parse_root_hints(root_hints()), clock,
-                          limits=LIMITS, dnssec=v)
-        before = len(net.log)
-        return drive(it, net, clock), net.log[before:]
-
+    ask, _v = _asker(world)
     res, _log = ask("e.cwild.example.com.", A)
     assert res.rcode == 0 and res.security == SECURE, res.reason
     assert any(r[1] == 47 for r in res.authority)           # the wildcard's NSEC proof

@@ -159,6 +159,17 @@ def _sections(r) -> tuple:
             rrsets(r.additional))
 
 
+def _both_sections(q, ub, d) -> list:
+    """``_sections`` of Unbound's answer to ``q`` and of the daemon's (over TCP if TC)."""
+    answers = []
+    for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+        r = dns.query.udp(q, addr, port=port, timeout=10)
+        if r.flags & dns.flags.TC:
+            r = dns.query.tcp(q, addr, port=port, timeout=10)
+        answers.append(_sections(r))
+    return answers
+
+
 def test_every_case_s_sections_as_unbound_s(unbound_signed, tmp_path):
     """The case table asked of the daemon and of Unbound: without EDNS, then with EDNS
     with and without DO (answers made from the rrsets all the first round's questions
@@ -178,12 +189,7 @@ def test_every_case_s_sections_as_unbound_s(unbound_signed, tmp_path):
                     q = dns.message.make_query(case.qname, case.rdtype,
                                                use_edns=0 if use_edns else False,
                                                want_dnssec=want_dnssec)
-                    answers = []
-                    for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
-                        r = dns.query.udp(q, addr, port=port, timeout=10)
-                        if r.flags & dns.flags.TC:
-                            r = dns.query.tcp(q, addr, port=port, timeout=10)
-                        answers.append(_sections(r))
+                    answers = _both_sections(q, ub, d)
                     assert answers[0] == answers[1], (case.id, use_edns, want_dnssec,
                                                       answers)
     finally:
@@ -213,12 +219,7 @@ def test_any_and_rrsig_questions_as_unbound_s(unbound_signed, tmp_path):
         for name, rdtype in questions:
             for do in (False, True):
                 q = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=do)
-                answers = []
-                for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
-                    r = dns.query.udp(q, addr, port=port, timeout=10)
-                    if r.flags & dns.flags.TC:
-                        r = dns.query.tcp(q, addr, port=port, timeout=10)
-                    answers.append(_sections(r))
+                answers = _both_sections(q, ub, d)
                 assert answers[0] == answers[1], (name, rdtype, do, answers)
                 seen.add((name, rdtype, do, answers[0][1], bool(answers[0][2])))
         # the table holds what the docstring says
