@@ -58,9 +58,9 @@ cdef enum:
     DS = 43
     RRSIG = 46
     DNSKEY = 48
-    ANY = 255
     NSEC = 47
     NSEC3 = 50
+    ANY = 255
     NOERROR = 0
     SERVFAIL = 2
     NXDOMAIN = 3

@@ -248,12 +248,12 @@ cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
     """The part of an answer section that answers ``qname``/``qtype``: the records of that
     name and type (every type for ANY, its RRSIGs for RRSIG), and the CNAME and DNAME chain
     from it (for ANY as well) with the records at each link, each with the RRSIGs covering
-    it; nothing else (RFC 2181 5.4.1, Unbound's scrubber). A server's reply to one question is believed for
-    that question only: other rrsets it adds (another name's data, another type at the
-    name) would otherwise enter the cache at an answer's rank and answer later questions.
-    ``answer`` itself when it holds nothing else, else a new list in the same order. The
-    chain is followed for at most ``max_links`` names, each once (the iterator gives its
-    CNAME chain limit: a longer chain fails there anyway)."""
+    it; nothing else (RFC 2181 5.4.1, Unbound's scrubber). A server's reply to one question
+    is believed for that question only: other rrsets it adds (another name's data, another
+    type at the name) would otherwise enter the cache at an answer's rank and answer later
+    questions. ``answer`` itself when it holds nothing else, else a new list in the same
+    order. The chain is followed for at most ``max_links`` names, each once (the iterator
+    gives its CNAME chain limit: a longer chain fails there anyway)."""
     cdef Py_ssize_t n = len(answer), i, kept = 0
     cdef list keep = [False] * n
     cdef bytes cur = qname

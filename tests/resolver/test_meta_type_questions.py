@@ -1,10 +1,11 @@
 """ANY and RRSIG questions through the validating iterator, on the signed fake network
 (``signed_net``, example.com. signed with NSEC): an ANY answer's rrsets are validated like
-any answer's, a CNAME followed to its target; a name whose NSEC record is cached is never taken for NODATA to ANY (no type
-bitmap holds ANY) nor to RRSIG; an RRSIG question gets the name's signatures, which prove
-nothing by themselves (never secure), and its denial is proven as any other. The response
-carries an ANY or RRSIG answer's RRSIGs without DO too (RFC 4035 3.2.1). Beside Unbound:
-``test_any_and_rrsig_questions_as_unbound_s`` in test_dnssec_unbound."""
+any answer's, a CNAME followed to its target; a name whose NSEC record is cached is never
+taken for NODATA to ANY (no type bitmap holds ANY) nor to RRSIG; an RRSIG question gets the
+name's signatures, which prove nothing by themselves (never secure), and its denial is
+proven as any other. The response carries an ANY or RRSIG answer's RRSIGs without DO too
+(RFC 4035 3.2.1). Beside Unbound: ``test_any_and_rrsig_questions_as_unbound_s`` in
+test_dnssec_unbound."""
 from __future__ import annotations
 
 import time
