@@ -58,6 +58,7 @@ BOGUS_REASON = "DNSSEC validation failed: "
 UNCHECKED, INSECURE, SECURE, BOGUS = 0, 1, 2, 3
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 NS, CNAME, SOA, DNAME, DS, RRSIG, NSEC, NSEC3, DNSKEY = 2, 5, 6, 39, 43, 46, 47, 50, 48
+ANY = 255
 ROOT = b"\x00"
 EDE_NO_REACHABLE_AUTHORITY = 22
 
@@ -429,7 +430,7 @@ class Validator:
             return e is not None and e.status == SECURE and e.expires >= now
 
         out = self.nsec_cache.synthesize(name, qtype, now, secure)
-        if out is None or (out[0] != "nx" and qtype in (RRSIG, 255)):
+        if out is None or (out[0] != "nx" and qtype in (RRSIG, ANY)):
             # no type bitmap holds ANY, and RRSIGs have no RRSIGs of their own: a range
             # proves such a name absent, never that it has no data for them
             return None
@@ -488,7 +489,7 @@ class Validator:
         # Unbound does)
         final = it.qname if qtype == CNAME else self._final_name(it.qname, sets)
         negative = res.rcode == NXDOMAIN or not any(
-            g[0].lower() == final.lower() and (g[1] == qtype or qtype == 255) for g in sets)
+            g[0].lower() == final.lower() and (g[1] == qtype or qtype == ANY) for g in sets)
         if not negative and not wild:
             self._mark(it, marks)
             if status == SECURE and qtype == NS:

@@ -7,21 +7,30 @@ Side by side with Unbound: the lab's NS cases in test_answers_as_unbound_s, the 
 lab's in test_dnssec_unbound."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
+import dns.dnssec
 import dns.flags
 import dns.message
+import dns.name
 import dns.rrset
 import pytest
 
 from resolver import Resolver
-from resolver.cache import ranks
+from resolver import iterator as itr
+from resolver.cache import Cache, ranks
 from resolver.cache.answer import parse_query, truncate
 from resolver.daemon.admission import ALLOWED_ACL, FrontDoor
+from resolver.dnssec import Validator
+from resolver.dnssec.trust_anchor import load
+from resolver.hints import parse_root_hints
 from resolver.iterator import A, AAAA, NS, RRSIG, SECURE, Result
 from resolver.response import ns_addresses
 from resolver.wire.codec import MsgEntry
-from scenario import W
+from scenario import FakeClock, W, drive, root_hints
+from signed_net import signed_world
+from test_ad_invariant import LIMITS
 
 ZONE = "example.org."
 SIG = ("A 13 3 3600 20300101000000 20200101000000 4242 example.org. "
@@ -127,8 +136,6 @@ PREFIX = "10.9"
 
 @pytest.fixture(scope="module")
 def signed():
-    from signed_net import signed_world
-
     wall = time.time()
     net, anchor, keys = signed_world(wall, PREFIX)
     return net, anchor, wall, keys
@@ -163,14 +170,6 @@ def _signing_additional(net, addr: str, make_sigs):
 def _ask_ns(world, name: str, sigs_for=None, limits=None):
     """Resolves ``name`` NS, validating; ``sigs_for(net, addr)``: what makes the RRSIGs
     example.com.'s servers add over the addresses in their replies (none by default)."""
-    from resolver import iterator as itr
-    from resolver.cache import Cache
-    from resolver.dnssec import Validator
-    from resolver.dnssec.trust_anchor import load
-    from resolver.hints import parse_root_hints
-    from scenario import FakeClock, drive, root_hints
-    from test_ad_invariant import LIMITS
-
     net, anchor, wall, _ = world
     servers = (f"{PREFIX}.3.1", f"{PREFIX}.3.2")
     if sigs_for is not None:
@@ -205,8 +204,6 @@ def _broken(net, addr):
 
 def _signed_by(world, origin: str):
     """RRSIGs made with ``origin``'s own key (a genuine signature, by the wrong zone)."""
-    import dns.dnssec
-    import dns.name
 
     _, _, wall, keys = world
     priv, dnskey = keys[origin]
@@ -255,10 +252,6 @@ def test_the_query_s_validation_budget_bounds_the_proofs_not_the_verdict(signed)
     bound: ``dnssec_validations_at_once``, no suspension allowed here). A budget spent on the
     answer itself makes it bogus; one spent on the addresses leaves the rest of them out and
     the answer secure."""
-    import dataclasses
-
-    from test_ad_invariant import LIMITS
-
     seen = []
     for at_once in range(1, 13):
         limits = dataclasses.replace(LIMITS, dnssec_validations_at_once=at_once,
