@@ -136,14 +136,17 @@ class Limits:
     #: The least recently added go first (Unbound's infra-cache-numhosts, 10000).
     infra_cache_numhosts: int = 10000
 
-    #: Consecutive timeouts after which an authority address that has not answered for
-    #: ``max_rto`` is marked down: its timeout has backed off to ``max_rto`` by then (0.4,
-    #: 0.8, 1.5 s), so one more lost datagram is not what decides it, and a busy server that
-    #: loses some of its datagrams answers the others in between and is never marked. While down, questions that need only it fail fast (SERVFAIL, extended
-    #: error 22) instead of each one sending and holding a socket until its timeout, which is
-    #: what a flood of random names under a dead zone would otherwise cost; the mark lasts
-    #: ``infra_host_ttl`` (as Unbound's infrastructure cache, whose RTT backs off to its top
-    #: and then only probes) unless a probe is answered first.
+    #: Consecutive timeouts after which an authority address that has been silent for
+    #: ``max_rto`` since the first of them was sent is marked down: its timeout has backed
+    #: off to ``max_rto`` by then (0.4, 0.8, 1.5 s), so one more lost datagram is not what
+    #: decides it, queries in flight together that time out together (a burst lost, a
+    #: stall of a moment) count as one moment's silence, and a busy server that loses some
+    #: of its datagrams answers the others in between and is never marked. While down,
+    #: questions that need only it fail fast (SERVFAIL, extended error 22) instead of each
+    #: one sending and holding a socket until its timeout, which is what a flood of random
+    #: names under a dead zone would otherwise cost; the mark lasts ``infra_host_ttl`` (as
+    #: Unbound's infrastructure cache, whose RTT backs off to its top and then only probes)
+    #: unless a probe is answered first.
     server_down_timeouts: int = 3
     #: While an address is marked down, one query at most per this many seconds goes to it
     #: as a probe, so a server that comes back is used again within this, not after the

@@ -787,7 +787,7 @@ cdef class Resolution:
 
     cdef object _timed_out(self, str server):
         self.resolver.counts.upstream_timeouts += 1
-        self.infra.record_timeout(server, self.resolver.now())
+        self.infra.record_timeout(server, self.resolver.now(), self.timeout)
         return Timeout(server)
 
     cdef object _failed(self, str server, exc):

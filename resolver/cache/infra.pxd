@@ -24,6 +24,8 @@ cdef class ServerInfo:
     cdef public double probe_at         # while down: when the next probe may be sent
     cdef public int inflight            # UDP queries to it in flight (the driver counts)
     cdef public double replied_at       # when it last answered (resolver's clock), or 0
+    cdef public double silent_since     # when the first unanswered query of the current
+    #                                     run of timeouts was sent, or 0: no run
 
 
 cdef class InfraCache:

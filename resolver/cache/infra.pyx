@@ -38,10 +38,10 @@ cdef class InfraCache:
     The server table is bounded in entries (least recently added first out).
 
     An address whose queries time out ``server_down_timeouts`` times in a row, and that
-    has not answered for ``max_rto`` (the longest a query waits), is marked down until
-    ``infra_host_ttl`` from then: no query is sent to it (the question fails
-    fast) but one probe per ``server_probe_interval``, and an answer to any query clears
-    the mark. Once the mark expires the address starts afresh (initial timeout, no
+    has been silent for ``max_rto`` (the longest a query waits) since the first of them
+    was sent, is marked down until ``infra_host_ttl`` from then: no query is sent to it
+    (the question fails fast) but one probe per ``server_probe_interval``, and an answer
+    to any query clears the mark. Once the mark expires the address starts afresh (initial timeout, no
     timeouts counted)."""
 
     def __init__(self, limits=None, rng=None):
@@ -100,21 +100,32 @@ cdef class InfraCache:
         rto = srtt + 4 * s.rttvar
         s.rto = min(max(rto, self._min_rto), self._max_rto)
         s.timeouts = 0
+        s.silent_since = 0.0
         s.holddown_until = 0.0
         s.down_until = 0.0
         s.probe_at = 0.0
 
-    def record_timeout(self, str addr, double now) -> None:
+    def record_timeout(self, str addr, double now, double waited=-1.0) -> None:
+        """A query to ``addr`` went unanswered at ``now`` after waiting ``waited`` seconds
+        (its timeout; by default the server's RTO, what a query to it waits)."""
         cdef ServerInfo s = self.get(addr)
         self._down(s, now)              # an expired mark is cleared before counting anew
+        if waited < 0.0:
+            waited = s.rto
+        cdef double sent = now - waited
+        if s.silent_since == 0.0 or sent < s.silent_since:
+            s.silent_since = sent
         s.timeouts += 1
         s.rto = min(s.rto * 2, self._max_rto)
         if s.timeouts >= 2:
             s.holddown_until = now + self._holddown
-        # Down only if it has not answered for as long as a query waits: a busy server that
-        # loses some datagrams answers in between, whatever its run of timeouts.
+        # Down only once it has been silent for as long as a query waits, counted from the
+        # first unanswered query of the run (or its last answer, if later): queries in
+        # flight together that time out together are one moment's silence (a burst lost,
+        # a stall on either side), and a busy server that loses some datagrams answers
+        # the others in between.
         if (s.timeouts >= self._down_timeouts and s.down_until == 0.0
-                and (s.replied_at == 0.0 or now - s.replied_at > self._max_rto)):
+                and now - max(s.silent_since, s.replied_at) > self._max_rto):
             s.down_until = now + self.host_ttl
             s.probe_at = now + self._probe_interval
 
@@ -125,7 +136,7 @@ cdef class InfraCache:
             return False
         if s.down_until > now:
             return True
-        s.down_until = s.probe_at = s.holddown_until = 0.0
+        s.down_until = s.probe_at = s.holddown_until = s.silent_since = 0.0
         s.timeouts = 0
         s.rto = self._initial_rto
         return False

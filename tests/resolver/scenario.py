@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 
 import dns.flags
 import dns.message
@@ -47,6 +48,14 @@ class FakeClock:
 
     def advance(self, dt: float) -> None:
         self.t += dt
+
+
+class RunningClock(FakeClock):
+    """A FakeClock that also runs with real time, for a resolver whose timers are real:
+    ``advance`` still jumps it."""
+
+    def __call__(self) -> float:
+        return self.t + time.monotonic()
 
 
 SOA_TEXT = "@ 3600 SOA ns.invalid. host.invalid. 1 3600 600 86400 {neg}"

@@ -18,30 +18,60 @@ from resolver.cache import Cache, infra as I
 from resolver.limits import Limits
 from resolver.resolution import start
 from resolver.hints import parse_root_hints
-from scenario import FakeClock, W, drive, root_hints, small_internet
+from scenario import FakeClock, RunningClock, W, drive, root_hints, small_internet
 
 DEAD = "10.0.3.1"
 
 
 def _down(infra, addr: str, now: float, lim: Limits) -> None:
-    for _ in range(lim.server_down_timeouts):
-        infra.record_timeout(addr, now)
+    """Marks ``addr`` down at ``now`` as a dead server gets marked: a run of timeouts one
+    after the other, each having waited ``max_rto``, the last at ``now``."""
+    n = lim.server_down_timeouts
+    for k in range(n):
+        infra.record_timeout(addr, now - (n - 1 - k) * lim.max_rto, lim.max_rto)
 
 
 def test_timeouts_back_off_to_the_maximum_then_mark_the_server_down():
     lim = Limits(exploration=0.0)
     infra = I.InfraCache(lim)
-    rtos = []
+    rtos, now = [], 100.0
     for _ in range(lim.server_down_timeouts - 1):
-        infra.record_timeout(DEAD, 100.0)
+        waited = infra.rto(DEAD)             # each try waits the timeout it was given
+        now += waited
+        infra.record_timeout(DEAD, now, waited)
         rtos.append(infra.rto(DEAD))
-        assert not infra.is_down(DEAD, 100.0)
-        assert infra.choose([DEAD], 100.0) == DEAD       # not down yet: still asked
+        assert not infra.is_down(DEAD, now)
+        assert infra.choose([DEAD], now) == DEAD         # not down yet: still asked
     assert rtos == sorted(rtos) and rtos[0] == min(2 * lim.initial_rto, lim.max_rto)
-    infra.record_timeout(DEAD, 100.0)
+    now += infra.rto(DEAD)
+    infra.record_timeout(DEAD, now, infra.rto(DEAD))
     assert infra.rto(DEAD) == lim.max_rto
-    assert infra.is_down(DEAD, 100.0)
-    assert infra.info(DEAD).down_until == 100.0 + lim.infra_host_ttl
+    assert infra.is_down(DEAD, now)
+    assert infra.info(DEAD).down_until == now + lim.infra_host_ttl
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["never answered", "answered before"])
+def test_queries_in_flight_together_that_time_out_together_are_one_moment_s_silence(
+        answered):
+    """A burst of queries to a server, all lost (or a stall of a moment on either side):
+    however many time out together, the server has been silent for one timeout, not for
+    as long as a query may wait, and is not marked down. The retries' timeouts, ``max_rto``
+    after the first of them was sent, do mark it."""
+    lim = Limits(exploration=0.0)
+    infra = I.InfraCache(lim)
+    now = 100.0
+    if answered:                              # long before: its answer says nothing now
+        infra.record_rtt(DEAD, 0.02, now - 60.0)
+    sent, waited = now, infra.rto(DEAD)
+    now = sent + waited
+    for _ in range(4 * lim.server_down_timeouts):
+        infra.record_timeout(DEAD, now, waited)
+    assert not infra.is_down(DEAD, now)
+    assert infra.choose([DEAD], now) == DEAD
+    assert infra.rto(DEAD) == lim.max_rto     # backed off all the same
+    retry = infra.rto(DEAD)
+    infra.record_timeout(DEAD, now + retry, retry)
+    assert infra.is_down(DEAD, now + retry)
 
 
 def test_a_down_server_gets_one_probe_per_interval_and_an_answer_clears_the_mark():
@@ -138,7 +168,7 @@ def _dead_resolver(silent, minimise: bool = True, **limits) -> tuple[resolver.Re
                           qname_minimisation=minimise,
                           limits=Limits(**{"initial_rto": 0.02, "max_rto": 0.05,
                                            "max_query_time": 30.0, **limits}))
-    clock = FakeClock()
+    clock = RunningClock()          # its timers are real: silence is measured on it
     r.clock = clock
     return r, clock
 

@@ -80,6 +80,32 @@ def test_every_authority_dead_ends_within_the_time_limit(world, run, loop):
     assert r.stats.upstream_timeouts >= 1 and r.stats.upstream_queries >= 2
 
 
+def test_a_burst_lost_at_first_contact_does_not_cut_a_zone_off(world, run, loop):
+    """Questions under a zone with one server, all in flight when it first hears from us,
+    and that first burst lost (a moment's stall: the server's, the network's or ours):
+    their timeouts come back together, the retries go out, and every question is answered,
+    as none would be had the burst's timeouts marked the server down."""
+    net, fs, port = world
+    server, burst = f"{P}.4.1", []
+
+    def stall(data: bytes, sendto) -> None:
+        if not burst or loop.time() - burst[0] < FAST.initial_rto / 2:
+            burst.append(loop.time())
+            return
+        out = net.answer(server, data)
+        if out is not None:
+            sendto(out)
+
+    fs.udp_hooks[server] = stall
+    r = make(port)
+    names = [f"h{i}.other.net." for i in range(6)]
+    outs = run(asyncio.gather(*(r.resolve(n, "A") for n in names), return_exceptions=True))
+    assert len(burst) >= r.limits.server_down_timeouts
+    assert r.stats.upstream_timeouts >= r.limits.server_down_timeouts
+    assert all(isinstance(o, dns.resolver.NXDOMAIN) for o in outs), outs
+    assert not r.cache.infra.is_down(server, r.clock())
+
+
 def test_resolve_message_wire_and_message(world, run):
     net, fs, port = world
     r = make(port)
