@@ -41,8 +41,8 @@ cdef class InfraCache:
     has been silent for ``max_rto`` (the longest a query waits) since the first of them
     was sent, is marked down until ``infra_host_ttl`` from then: no query is sent to it
     (the question fails fast) but one probe per ``server_probe_interval``, and an answer
-    to any query clears the mark. Once the mark expires the address starts afresh (initial timeout, no
-    timeouts counted)."""
+    to any query clears the mark. Once the mark expires the address starts afresh (initial
+    timeout, no timeouts counted)."""
 
     def __init__(self, limits=None, rng=None):
         if limits is None:

@@ -80,21 +80,30 @@ def test_every_authority_dead_ends_within_the_time_limit(world, run, loop):
     assert r.stats.upstream_timeouts >= 1 and r.stats.upstream_queries >= 2
 
 
-def test_a_burst_lost_at_first_contact_does_not_cut_a_zone_off(world, run, loop):
+@pytest.mark.parametrize("fault", ["lost", "slow"])
+def test_a_burst_lost_at_first_contact_does_not_cut_a_zone_off(world, run, loop, fault):
     """Questions under a zone with one server, all in flight when it first hears from us,
-    and that first burst lost (a moment's stall: the server's, the network's or ours):
-    their timeouts come back together, the retries go out, and every question is answered,
-    as none would be had the burst's timeouts marked the server down."""
+    and that first burst unanswered in time: lost (a moment's stall: the server's, the
+    network's or ours), or every reply slower than the first timeout (a distant or loaded
+    server). Their timeouts come back together, the retries go out with the backed-off
+    timeout, and every question is answered, as none would be had the burst's timeouts
+    marked the server down."""
     net, fs, port = world
     server, burst = f"{P}.4.1", []
 
-    def stall(data: bytes, sendto) -> None:
-        if not burst or loop.time() - burst[0] < FAST.initial_rto / 2:
-            burst.append(loop.time())
-            return
+    def answer(data: bytes, sendto) -> None:
         out = net.answer(server, data)
         if out is not None:
             sendto(out)
+
+    def stall(data: bytes, sendto) -> None:
+        if fault == "slow":
+            burst.append(loop.time())
+            loop.call_later(1.5 * FAST.initial_rto, answer, data, sendto)
+        elif not burst or loop.time() - burst[0] < FAST.initial_rto / 2:
+            burst.append(loop.time())
+        else:
+            answer(data, sendto)
 
     fs.udp_hooks[server] = stall
     r = make(port)
