@@ -62,8 +62,8 @@ def test_queries_in_flight_together_that_time_out_together_are_one_moment_s_sile
     now = 100.0
     if answered:                              # long before: its answer says nothing now
         infra.record_rtt(DEAD, 0.02, now - 60.0)
-    sent, waited = now, infra.rto(DEAD)
-    now = sent + waited
+    waited = infra.rto(DEAD)                  # the burst, sent together at 100.0
+    now += waited
     for _ in range(4 * lim.server_down_timeouts):
         infra.record_timeout(DEAD, now, waited)
     assert not infra.is_down(DEAD, now)

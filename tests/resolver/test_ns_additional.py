@@ -204,7 +204,6 @@ def _broken(net, addr):
 
 def _signed_by(world, origin: str):
     """RRSIGs made with ``origin``'s own key (a genuine signature, by the wrong zone)."""
-
     _, _, wall, keys = world
     priv, dnskey = keys[origin]
 
