@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import re
 import ssl
 import warnings
@@ -31,7 +32,7 @@ from .transport import (  # noqa: F401  (ParsedURL, make_ssl_context: public thr
     UNSET, ParsedURL, AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, close_transport,
     make_ssl_context, send_through,
 )
-from .urls import URL, QueryParams, merge_params, param_pairs
+from .urls import URL, QueryParams, masked, merge_params, param_pairs
 
 USER_AGENT = "corenet-https/0.1"
 _UNSAFE = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -41,6 +42,10 @@ _URL_CACHE_SIZE = 512
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HOOK_KINDS = ("request", "response")
+#: httpx's logger, under httpx's name, so that logging set up for httpx (its request
+#: lines shown at INFO, or silenced with ``logging.getLogger("httpx").setLevel(...)``)
+#: holds for this client unchanged.
+logger = logging.getLogger("httpx")
 #: The warning on `cookies=` given to one request: whether they should stay in the
 #: client's jar is ambiguous (here, as in httpx, they go with that request only). Its text
 #: is httpx's word for word, so that a warnings filter written for httpx matches it.
@@ -620,6 +625,9 @@ class AsyncClient:
             except RequestError as exc:
                 attach_request(exc, req)
                 raise
+            if logger.isEnabledFor(logging.INFO):  # httpx's line, each hop's, at its headers
+                logger.info('HTTP Request: %s %s "%s %d %s"', req.method, masked(req.url),
+                            resp.http_version, resp.status_code, resp.reason_phrase)
             if response_hooks:
                 try:
                     await _call_hooks(response_hooks, resp)

@@ -393,6 +393,15 @@ def _url_parts(text: str, given: dict[str, Any]) -> tuple:
             None if fragment is None else _quote_fragment(fragment))
 
 
+def masked(url: "URL") -> str:
+    """The URL's text with its password, if it has one, as ``[secure]`` (httpx's mask):
+    what a log line or a repr shows."""
+    scheme, userinfo, *rest = url._parts
+    if ":" not in userinfo:
+        return url._text
+    return _url_text(scheme, userinfo.split(":")[0] + ":[secure]", *rest)
+
+
 def _url_text(scheme: str, userinfo: str, host: str, port: int | None, path: str,
               query: str | None, fragment: str | None) -> str:
     netloc = f"[{host}]" if ":" in host else host
@@ -597,10 +606,7 @@ class URL:
 
     def __repr__(self) -> str:
         """httpx's: a password in the URL is masked, so that logging it leaks nothing."""
-        scheme, userinfo, *rest = self._parts
-        if ":" in userinfo:
-            userinfo = userinfo.split(":")[0] + ":[secure]"
-        return f"URL({_url_text(scheme, userinfo, *rest)!r})"
+        return f"URL({masked(self)!r})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, URL):
