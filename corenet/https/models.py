@@ -283,6 +283,11 @@ class _SyncOnce:
         self.used = True
         return iter(self.source)
 
+    def close(self) -> None:
+        """Closes the iterator (a generator's ``finally`` runs), when it can be."""
+        if callable(getattr(self.source, "close", None)):
+            self.source.close()
+
 
 class _AsyncOnce:
     """A request body from an async iterator, as :class:`_SyncOnce`."""
@@ -300,6 +305,12 @@ class _AsyncOnce:
             raise StreamConsumed()
         self.used = True
         return self.source.__aiter__()  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Closes the iterator (an async generator's ``finally`` runs), when it can be."""
+        closer = getattr(self.source, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 async def _one(content: bytes) -> AsyncIterator[bytes]:
@@ -450,6 +461,10 @@ class Response:
             h["Transfer-Encoding"] = "chunked"  # as httpx heads a streamed body
         self.has_set_cookie = "set-cookie" in h
         self._content_encoding = h.get("content-encoding") or ""
+        if hasattr(content, "__anext__"):  # an iterator (a generator): read once, then
+            content = _AsyncOnce(content)  # StreamConsumed, as httpx's stream of one
+        elif hasattr(content, "__next__"):
+            content = _SyncOnce(content)
         self._chunks = _chunk_source(content)
         self._source = content
 
@@ -1126,19 +1141,23 @@ def _decode(dec: Decoder, chunks: list[bytes]) -> list[bytes]:
 def _chunk_source(content: Any) -> Callable[..., Any]:
     """The `_chunks` of a hand-made streamed response: pieces of `content`, a sync or
     async iterable of bytes."""
-    if hasattr(content, "__aiter__"):
-        it = content.__aiter__()
+    it: Any = None  # taken at the first read: a stream read once counts as read from then
 
+    if hasattr(content, "__aiter__"):
         async def next_chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
+            nonlocal it
+            if it is None:
+                it = content.__aiter__()
             async for piece in it:
                 if piece:
                     return [bytes(piece)]
             return []
     else:
-        sync_it = iter(content)
-
         async def next_chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
-            for piece in sync_it:
+            nonlocal it
+            if it is None:
+                it = iter(content)
+            for piece in it:
                 if piece:
                     return [bytes(piece)]
             return []

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import ssl
+import typing
 import warnings
 
 import httpx
@@ -419,6 +420,67 @@ def test_response_stream_and_sync_reads_of_a_hand_made_body_as_httpx_s():
     ours = https.Response(200, content=iter([b"x", b"yz"]))
     theirs = httpx.Response(200, content=iter([b"x", b"yz"]))
     assert list(ours.iter_bytes()) == list(theirs.iter_bytes()) == [b"x", b"yz"]
+
+
+def _outcome(step):
+    try:
+        return step()
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def _hand_made_generator_stream(module, reads: str):
+    """What reading a hand-made response's generator body gives, step by step: ``stream``
+    read through, ``read`` read whole, then its stream read again."""
+    closed = []
+
+    def gen():
+        try:
+            yield b"Hello, "
+            yield b"world!"
+        finally:
+            closed.append(True)
+
+    r = module.Response(200, content=gen())
+    kinds = (isinstance(r.stream, typing.Iterable), isinstance(r.stream, typing.AsyncIterable))
+    first = _outcome(lambda: b"".join(r.stream) if reads == "stream" else r.read())
+    return kinds, first, _outcome(lambda: list(r.stream)), dict(r.headers), bool(closed)
+
+
+@pytest.mark.parametrize("reads", ["stream", "read"])
+def test_a_hand_made_generator_body_is_streamed_once_as_in_httpx(reads):
+    """A generator gives its bytes once: a second pass over the response's stream is
+    StreamConsumed (it gave nothing before), and the stream is sync-only, as httpx's."""
+    ours = _hand_made_generator_stream(https, reads)
+    theirs = _hand_made_generator_stream(httpx, reads)
+    assert ours == theirs == ((True, False), b"Hello, world!", "StreamConsumed",
+                              {"transfer-encoding": "chunked"}, True)
+
+
+def test_a_hand_made_async_generator_body_is_streamed_once_as_in_httpx(run):
+    async def gen():
+        yield b"a"
+        yield b"bc"
+
+    async def steps(module):
+        r = module.Response(200, content=gen())
+        kinds = (isinstance(r.stream, typing.Iterable),
+                 isinstance(r.stream, typing.AsyncIterable))
+        body = b"".join([piece async for piece in r.stream])
+        try:
+            async for _ in r.stream:
+                pass
+        except module.StreamConsumed:
+            return kinds, body, "StreamConsumed"
+        return kinds, body, None
+
+    assert run(steps(https)) == run(steps(httpx)) == ((False, True), b"abc", "StreamConsumed")
+
+
+def test_a_hand_made_list_body_can_be_streamed_again_as_in_httpx():
+    for module in (https, httpx):
+        r = module.Response(200, content=[b"a", b"bc"])
+        assert list(r.stream) == list(r.stream) == [b"a", b"bc"]
 
 
 def test_a_streamed_response_s_stream_is_its_raw_body(run):
