@@ -141,7 +141,11 @@ class Limits:
     #: off to ``max_rto`` by then (0.4, 0.8, 1.5 s), so one more lost datagram is not what
     #: decides it, queries in flight together that time out together (a burst lost, a
     #: stall of a moment) count as one moment's silence, and a busy server that loses some
-    #: of its datagrams answers the others in between and is never marked. While down,
+    #: of its datagrams answers the others in between and is never marked. From its
+    #: ``server_down_timeouts``-th timeout until it answers or is marked, one query at a
+    #: time goes to it, and the other questions that need it wait for that one (at most
+    #: ``max_queries_per_server`` of them; past that they fail fast) instead of each
+    #: sending one more query to a server that may be dead. While down,
     #: questions that need only it fail fast (SERVFAIL, extended error 22) instead of each
     #: one sending and holding a socket until its timeout, which is what a flood of random
     #: names under a dead zone would otherwise cost; the mark lasts ``infra_host_ttl`` (as

@@ -446,7 +446,9 @@ cdef class Resolution:
     cdef dict ports             # server -> (address, port) where the iterator says so
     cdef readonly str host      # where the query in flight went
     cdef readonly int dport
-    cdef object resume          # the call_soon handle of a suspended validation
+    cdef object resume          # the call_soon handle of a suspended validation, or the
+                                # timer of a question waiting for a server (``_wait``)
+    cdef ServerInfo waits_for   # the server it waits for, whose ``waiting`` counts it
     cdef str server
     cdef double timeout
     cdef double try_timeout     # what each query waits (a Forwarder's, with attempts or
@@ -536,10 +538,16 @@ cdef class Resolution:
                 server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout,
                                            &edns)
             if server is None:
-                # Every server the iterator may ask is marked down (none due a probe) or has
-                # its most queries in flight (max_queries_per_server): nothing is sent, and
-                # each is reported as a query that could not leave, so the iterator turns to
-                # what else it has (another name's servers) or gives up.
+                if not self.counted_tries:
+                    info = self.infra.waiting_room(qa.servers, now)
+                    if info is not None:
+                        self._wait(qa, <ServerInfo>info, now)
+                        return
+                # Every server the iterator may ask is marked down (none due a probe) or
+                # busy (its most queries in flight, max_queries_per_server, or its one query
+                # after its timeouts) with no room to wait: nothing is sent, and each is
+                # reported as a query that could not leave, so the iterator turns to what
+                # else it has (another name's servers) or gives up.
                 r.counts.upstream_skipped_down += 1
                 self.skipped_down = True
                 action = self._feed(Failure(qa.servers[0], "marked down or busy", True))
@@ -672,6 +680,39 @@ cdef class Resolution:
             self._advance(self._feed(self._failed(self.server, exc)))
         except NoDescriptors as exc:
             self._shed(exc)
+
+    cdef _wait(self, CQuery qa, ServerInfo info, double now):
+        """No server of ``qa`` may be asked now, and ``info``'s has timed out in a row and
+        is being asked whether it is down: the question waits for that, trying again
+        every initial timeout within its time limit, rather than failing at once or
+        sending one more query to a server that may be dead. A burst lost at once (or a
+        stall) costs one query then, not one more per question, and the others go on when
+        it answers, or fail fast once it is marked down."""
+        info.waiting += 1
+        self.waits_for = info
+        self.action = qa
+        self.resume = self.loop.call_later(
+            min(self.resolver.lv.limits.initial_rto, max(self._left_at(now), 0.0)),
+            self._waited)
+
+    cdef inline void _stop_waiting(self):
+        if self.waits_for is not None:
+            self.waits_for.waiting -= 1
+            self.waits_for = None
+
+    def _waited(self):
+        self.resume = None
+        self._stop_waiting()
+        if self.finished:
+            return
+        try:
+            if self._left() <= 0:
+                self._finish(_Result(it.SERVFAIL, reason=f"time limit "
+                                     f"({self.max_time}s) reached", time_exhausted=True))
+                return
+            self._advance(self.action)
+        except Exception as exc:
+            self._crashed(exc)
 
     def _resumed(self):
         self.resume = None
@@ -841,6 +882,7 @@ cdef class Resolution:
         if self.resume is not None:
             self.resume.cancel()
             self.resume = None
+        self._stop_waiting()
         if self.iterator is not None and self._deferred():
             self.iterator.store_deferred()
 

@@ -26,6 +26,7 @@ cdef class ServerInfo:
     cdef public double replied_at       # when it last answered (resolver's clock), or 0
     cdef public double silent_since     # when the first unanswered query of the current
     #                                     run of timeouts was sent, or 0: no run
+    cdef public int waiting             # questions waiting to ask it (the driver counts)
 
 
 cdef class InfraCache:
@@ -44,6 +45,8 @@ cdef class InfraCache:
 
     cpdef ServerInfo get(self, str addr)
     cdef bint _down(self, ServerInfo s, double now)
+    cdef bint _busy(self, ServerInfo s)
+    cpdef ServerInfo waiting_room(self, list addrs, double now)
     cpdef bint usable(self, str addr, double now)
     cpdef str choose(self, list addrs, double now)
     cpdef record_rtt(self, str addr, double rtt, double now=*)

@@ -42,7 +42,9 @@ cdef class InfraCache:
     was sent, is marked down until ``infra_host_ttl`` from then: no query is sent to it
     (the question fails fast) but one probe per ``server_probe_interval``, and an answer
     to any query clears the mark. Once the mark expires the address starts afresh (initial
-    timeout, no timeouts counted)."""
+    timeout, no timeouts counted). Between its timeouts and the mark, one query at a time
+    goes to it (the one finding out whether it is down) and other questions that need it
+    wait for that (``waiting_room``) rather than each sending one more."""
 
     def __init__(self, limits=None, rng=None):
         if limits is None:
@@ -141,6 +143,28 @@ cdef class InfraCache:
         s.rto = self._initial_rto
         return False
 
+    cdef bint _busy(self, ServerInfo s):
+        """``s`` takes no more queries now: ``max_queries_per_server`` are in flight to it,
+        or its last ``server_down_timeouts`` queries or more timed out and one query in
+        flight is finding out whether it is down."""
+        return ((self.max_inflight > 0 and s.inflight >= self.max_inflight)
+                or (s.inflight > 0 and s.timeouts >= self._down_timeouts))
+
+    cpdef ServerInfo waiting_room(self, list addrs, double now):
+        """When ``choose`` found no server among ``addrs``: the first that is not marked
+        down and is busy finding out whether it is (see ``_busy``), with fewer than
+        ``max_queries_per_server`` questions waiting for it (``waiting``, which the caller
+        counts); None when there is none, and the question fails fast."""
+        cdef ServerInfo s
+        for a in addrs:
+            s = self.get(a)
+            if s.down_until != 0.0 and self._down(s, now):
+                continue
+            if (s.inflight > 0 and s.timeouts >= self._down_timeouts
+                    and (self.max_inflight <= 0 or s.waiting < self.max_inflight)):
+                return s
+        return None
+
     def is_down(self, str addr, double now) -> bool:
         """``addr`` is marked down at ``now`` (see the class docstring)."""
         s = dict_get(self.servers, addr)
@@ -215,18 +239,16 @@ cdef class InfraCache:
     cpdef str choose(self, list addrs, double now):
         """The server to ask: the first never measured, else the lowest smoothed RTT among
         those not held down (all of them if every one is), or a random one of those with
-        probability ``exploration``. Servers marked down, or with
-        ``max_queries_per_server`` queries in flight, are left out; when every one is, the
-        first marked down whose probe is due (and below that count) is the one, else None:
-        nothing is to be sent."""
+        probability ``exploration``. Servers marked down or busy (``_busy``) are left
+        out; when every one is, the first marked down whose probe is due (and not busy) is
+        the one, else None: nothing is to be sent."""
         cdef Py_ssize_t n = len(addrs)
         cdef ServerInfo s
         cdef list up = None             # made at the first server down: those before it
         cdef Py_ssize_t i
         for i in range(n):
             s = self.get(addrs[i])
-            if ((s.down_until != 0.0 and self._down(s, now))
-                    or (self.max_inflight > 0 and s.inflight >= self.max_inflight)):
+            if (s.down_until != 0.0 and self._down(s, now)) or self._busy(s):
                 if up is None:
                     up = addrs[:i]
             elif up is not None:
@@ -235,8 +257,7 @@ cdef class InfraCache:
             if not up:
                 for a in addrs:
                     s = self.get(a)
-                    if ((self.max_inflight <= 0 or s.inflight < self.max_inflight)
-                            and self.usable(a, now)):
+                    if not self._busy(s) and self.usable(a, now):
                         return a
                 return None
             addrs, n = up, len(up)

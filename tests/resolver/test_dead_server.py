@@ -74,6 +74,33 @@ def test_queries_in_flight_together_that_time_out_together_are_one_moment_s_sile
     assert infra.is_down(DEAD, now + retry)
 
 
+def test_after_its_timeouts_a_server_is_asked_one_query_at_a_time_the_others_wait():
+    """A run of timeouts, not yet a mark: while one query is in flight finding out whether
+    the server is down, no other is sent to it; a question with no other server to ask
+    waits for it (``waiting_room``, while there is room), one with another asks that one;
+    an answer, or the mark, ends the wait."""
+    lim = Limits(exploration=0.0)
+    infra = I.InfraCache(lim)
+    now = 100.0
+    for _ in range(lim.server_down_timeouts):
+        infra.record_timeout(DEAD, now, lim.initial_rto)
+    s = infra.info(DEAD)
+    assert not infra.is_down(DEAD, now)
+    assert infra.choose([DEAD], now) == DEAD           # nothing in flight: this one asks
+    s.inflight = 1
+    assert infra.choose([DEAD], now) is None
+    assert infra.waiting_room([DEAD], now) is s
+    assert infra.choose([DEAD, "10.0.3.2"], now) == "10.0.3.2"
+    s.waiting = lim.max_queries_per_server
+    assert infra.waiting_room([DEAD], now) is None     # no room left: the question fails
+    s.waiting = 0
+    infra.record_rtt(DEAD, 0.02, now + 0.1)            # it answers
+    assert infra.choose([DEAD], now + 0.1) == DEAD
+    assert infra.waiting_room([DEAD], now + 0.1) is None
+    _down(infra, DEAD, now + 10.0, lim)                # it dies: nobody waits for it
+    assert infra.waiting_room([DEAD], now + 10.0) is None
+
+
 def test_a_down_server_gets_one_probe_per_interval_and_an_answer_clears_the_mark():
     lim = Limits(exploration=0.0, server_probe_interval=5.0)
     infra = I.InfraCache(lim)

@@ -115,6 +115,25 @@ def test_a_burst_lost_at_first_contact_does_not_cut_a_zone_off(world, run, loop,
     assert not r.cache.infra.is_down(server, r.clock())
 
 
+def test_questions_that_need_a_silent_server_wait_for_one_query_to_find_it_dead(world, run):
+    """A zone's one server stops answering with many questions in flight: their timeouts
+    come back together, then one query at a time asks it (backed off) while the other
+    questions wait for it, and once it is marked down they all end at once. The dead
+    server costs each question its first query and a few more in all, not a second
+    round of them."""
+    net, fs, port = world
+    server, heard = f"{P}.4.1", []
+    fs.udp_hooks[server] = lambda data, sendto: heard.append(data)
+    r = make(port)
+    names = [f"h{i}.other.net." for i in range(40)]
+    outs = run(asyncio.gather(*(r.resolve(n, "A") for n in names), return_exceptions=True))
+    assert all(isinstance(o, (dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout))
+               for o in outs), outs
+    assert r.cache.infra.is_down(server, r.clock())
+    assert len(names) < len(heard) <= len(names) + r.limits.server_down_timeouts
+    assert r.cache.infra.info(server).waiting == 0      # nobody is left counted as waiting
+
+
 def test_resolve_message_wire_and_message(world, run):
     net, fs, port = world
     r = make(port)
