@@ -681,6 +681,14 @@ cdef class Resolution:
         except NoDescriptors as exc:
             self._shed(exc)
 
+    cdef bint _out_of_time(self) except -1:
+        """The question's time limit has passed: it ends in SERVFAIL (True), else False."""
+        if self._left() >= 0:
+            return False
+        self._finish(_Result(it.SERVFAIL, reason=f"time limit ({self.max_time}s) reached",
+                             time_exhausted=True))
+        return True
+
     cdef _wait(self, CQuery qa, ServerInfo info, double now):
         """No server of ``qa`` may be asked now, and ``info``'s has timed out in a row and
         is being asked whether it is down: the question waits for that, trying again
@@ -706,11 +714,8 @@ cdef class Resolution:
         if self.finished:
             return
         try:
-            if self._left() <= 0:
-                self._finish(_Result(it.SERVFAIL, reason=f"time limit "
-                                     f"({self.max_time}s) reached", time_exhausted=True))
-                return
-            self._advance(self.action)
+            if not self._out_of_time():
+                self._advance(self.action)
         except Exception as exc:
             self._crashed(exc)
 
@@ -719,11 +724,8 @@ cdef class Resolution:
         if self.finished:
             return
         try:
-            if self._left() < 0:
-                self._finish(_Result(it.SERVFAIL, reason=f"time limit "
-                                     f"({self.max_time}s) reached", time_exhausted=True))
-                return
-            self._advance(self._feed(None))
+            if not self._out_of_time():
+                self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
 

@@ -45,6 +45,7 @@ cdef class InfraCache:
 
     cpdef ServerInfo get(self, str addr)
     cdef bint _down(self, ServerInfo s, double now)
+    cdef bint _finding_out(self, ServerInfo s)
     cdef bint _busy(self, ServerInfo s)
     cpdef ServerInfo waiting_room(self, list addrs, double now)
     cpdef bint usable(self, str addr, double now)

@@ -143,16 +143,20 @@ cdef class InfraCache:
         s.rto = self._initial_rto
         return False
 
+    cdef bint _finding_out(self, ServerInfo s):
+        """``s``'s last ``server_down_timeouts`` queries or more timed out, and one query in
+        flight to it is finding out whether it is down."""
+        return s.inflight > 0 and s.timeouts >= self._down_timeouts
+
     cdef bint _busy(self, ServerInfo s):
         """``s`` takes no more queries now: ``max_queries_per_server`` are in flight to it,
-        or its last ``server_down_timeouts`` queries or more timed out and one query in
-        flight is finding out whether it is down."""
+        or it is being found out (``_finding_out``)."""
         return ((self.max_inflight > 0 and s.inflight >= self.max_inflight)
-                or (s.inflight > 0 and s.timeouts >= self._down_timeouts))
+                or self._finding_out(s))
 
     cpdef ServerInfo waiting_room(self, list addrs, double now):
         """When ``choose`` found no server among ``addrs``: the first that is not marked
-        down and is busy finding out whether it is (see ``_busy``), with fewer than
+        down and is being found out (``_finding_out``), with fewer than
         ``max_queries_per_server`` questions waiting for it (``waiting``, which the caller
         counts); None when there is none, and the question fails fast."""
         cdef ServerInfo s
@@ -160,8 +164,8 @@ cdef class InfraCache:
             s = self.get(a)
             if s.down_until != 0.0 and self._down(s, now):
                 continue
-            if (s.inflight > 0 and s.timeouts >= self._down_timeouts
-                    and (self.max_inflight <= 0 or s.waiting < self.max_inflight)):
+            if self._finding_out(s) and (self.max_inflight <= 0
+                                         or s.waiting < self.max_inflight):
                 return s
         return None
 
