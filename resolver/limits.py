@@ -145,7 +145,8 @@ class Limits:
     #: ``server_down_timeouts``-th timeout until it answers or is marked, one query at a
     #: time goes to it, and the other questions that need it wait for that one (at most
     #: ``max_queries_per_server`` of them; past that they fail fast) instead of each
-    #: sending one more query to a server that may be dead. While down,
+    #: sending one more query to a server that may be dead; they go on as soon as it has
+    #: its outcome. While down,
     #: questions that need only it fail fast (SERVFAIL, extended error 22) instead of each
     #: one sending and holding a socket until its timeout, which is what a flood of random
     #: names under a dead zone would otherwise cost; the mark lasts ``infra_host_ttl`` (as

@@ -341,6 +341,7 @@ cdef class _SharedQuery(QueryDone):
         outcome."""
         cdef Resolution res
         cdef bint first = True
+        cdef ServerInfo info = self.info
         self._release_slot()
         self._forget()
         waiters, self.waiters = self.waiters, None
@@ -355,6 +356,8 @@ cdef class _SharedQuery(QueryDone):
                         self.stores.append(iterator)
                     else:
                         self.stores = [self.stores, iterator]
+            if info is not None and info.waiters and waiters:
+                _wake_waiting(res.infra, info)      # the outcome is recorded: it decides
         finally:
             if q.corenet:
                 self.q = q                  # until the call below
@@ -398,10 +401,31 @@ cdef class _SharedQuery(QueryDone):
         except ValueError:
             return
         if not self.waiters:
+            info = self.info
             self._release_slot()
             self._forget()
             self.q.close()
             self.q = None
+            if info is not None and info.waiters:
+                _wake_waiting(res.infra, info)      # dropped: one of them finds out instead
+
+
+cdef int _wake_waiting(InfraCache infra, ServerInfo info) except -1:
+    """The questions waiting for ``info``'s server (``Resolution._wait``) go on, in the
+    loop's next iteration, once no query is finding out whether it is down: it answered
+    (they ask it), its timeout marked it down (they fail fast), or it timed out again
+    without the mark or the query was dropped (one of them asks it next, the others wait
+    again). Not woken while that query is still in flight."""
+    if infra._finding_out(info):
+        return 0
+    cdef Resolution res
+    waiters, info.waiters = info.waiters, None
+    for res in waiters:
+        res.waits_for = None
+        if res.resume is not None:
+            res.resume.cancel()
+        res.resume = res.loop.call_soon(res._waited)
+    return 0
 
 
 cdef bint _at_or_below(bytes name, frozenset domains):
@@ -448,7 +472,7 @@ cdef class Resolution:
     cdef readonly int dport
     cdef object resume          # the call_soon handle of a suspended validation, or the
                                 # timer of a question waiting for a server (``_wait``)
-    cdef ServerInfo waits_for   # the server it waits for, whose ``waiting`` counts it
+    cdef ServerInfo waits_for   # the server it waits for, in whose ``waiters`` it is
     cdef str server
     cdef double timeout
     cdef double try_timeout     # what each query waits (a Forwarder's, with attempts or
@@ -692,21 +716,27 @@ cdef class Resolution:
     cdef _wait(self, CQuery qa, ServerInfo info, double now):
         """No server of ``qa`` may be asked now, and ``info``'s has timed out in a row and
         is being asked whether it is down: the question waits for that, trying again
-        every initial timeout within its time limit, rather than failing at once or
-        sending one more query to a server that may be dead. A burst lost at once (or a
-        stall) costs one query then, not one more per question, and the others go on when
-        it answers, or fail fast once it is marked down."""
-        info.waiting += 1
+        every initial timeout within its time limit (or sooner: ``_wake_waiting``), rather
+        than failing at once or sending one more query to a server that may be dead. A
+        burst lost at once (or a stall) costs one query then, not one more per question,
+        and the others go on as soon as it answers, or fail fast once it is marked down."""
+        if info.waiters is None:
+            info.waiters = [self]
+        else:
+            info.waiters.append(self)
         self.waits_for = info
         self.action = qa
         self.resume = self.loop.call_later(
             min(self.resolver.lv.limits.initial_rto, max(self._left_at(now), 0.0)),
             self._waited)
 
-    cdef inline void _stop_waiting(self):
-        if self.waits_for is not None:
-            self.waits_for.waiting -= 1
+    cdef int _stop_waiting(self) except -1:
+        cdef ServerInfo info = self.waits_for
+        if info is not None:
             self.waits_for = None
+            if info.waiters is not None and self in info.waiters:
+                info.waiters.remove(self)
+        return 0
 
     def _waited(self):
         self.resume = None

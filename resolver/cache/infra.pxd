@@ -26,7 +26,7 @@ cdef class ServerInfo:
     cdef public double replied_at       # when it last answered (resolver's clock), or 0
     cdef public double silent_since     # when the first unanswered query of the current
     #                                     run of timeouts was sent, or 0: no run
-    cdef public int waiting             # questions waiting to ask it (the driver counts)
+    cdef public list waiters            # questions waiting to ask it (the driver's), or None
 
 
 cdef class InfraCache:

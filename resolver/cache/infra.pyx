@@ -157,15 +157,15 @@ cdef class InfraCache:
     cpdef ServerInfo waiting_room(self, list addrs, double now):
         """When ``choose`` found no server among ``addrs``: the first that is not marked
         down and is being found out (``_finding_out``), with fewer than
-        ``max_queries_per_server`` questions waiting for it (``waiting``, which the caller
-        counts); None when there is none, and the question fails fast."""
+        ``max_queries_per_server`` questions waiting for it (``waiters``, which the caller
+        keeps); None when there is none, and the question fails fast."""
         cdef ServerInfo s
         for a in addrs:
             s = self.get(a)
             if s.down_until != 0.0 and self._down(s, now):
                 continue
-            if self._finding_out(s) and (self.max_inflight <= 0
-                                         or s.waiting < self.max_inflight):
+            if self._finding_out(s) and (self.max_inflight <= 0 or s.waiters is None
+                                         or len(s.waiters) < self.max_inflight):
                 return s
         return None
 

@@ -91,9 +91,9 @@ def test_after_its_timeouts_a_server_is_asked_one_query_at_a_time_the_others_wai
     assert infra.choose([DEAD], now) is None
     assert infra.waiting_room([DEAD], now) is s
     assert infra.choose([DEAD, "10.0.3.2"], now) == "10.0.3.2"
-    s.waiting = lim.max_queries_per_server
+    s.waiters = [object()] * lim.max_queries_per_server
     assert infra.waiting_room([DEAD], now) is None     # no room left: the question fails
-    s.waiting = 0
+    s.waiters = None
     infra.record_rtt(DEAD, 0.02, now + 0.1)            # it answers
     assert infra.choose([DEAD], now + 0.1) == DEAD
     assert infra.waiting_room([DEAD], now + 0.1) is None

@@ -115,6 +115,39 @@ def test_a_burst_lost_at_first_contact_does_not_cut_a_zone_off(world, run, loop,
     assert not r.cache.infra.is_down(server, r.clock())
 
 
+def test_questions_waiting_for_a_server_go_on_as_soon_as_it_answers(world, run, loop):
+    """After a lost burst, the questions that wait while one query finds out whether the
+    server is down (``Resolution._wait``) send theirs as soon as that query is answered,
+    not when their own wait would end (``initial_rto`` later). Timers keep their order
+    however late the loop runs them: the marker set when the first answer leaves fires
+    half a wait later, and every waiting question's query must have come before it."""
+    net, fs, port = world
+    server, lost, seen = f"{P}.4.1", [], []
+    limits = FAST.replace(initial_rto=0.4, max_rto=0.8, max_query_time=5.0)
+    names = [f"h{i}.other.net." for i in range(8)]
+    marker = {}
+
+    def hook(data: bytes, sendto) -> None:
+        if len(lost) < len(names):              # the whole first burst is lost
+            lost.append(data)
+            return
+        seen.append("marker passed" in marker)
+        if not marker:
+            marker["set"] = loop.call_later(limits.initial_rto / 2, marker.__setitem__,
+                                            "marker passed", True)
+        out = net.answer(server, data)
+        if out is not None:
+            sendto(out)
+
+    fs.udp_hooks[server] = hook
+    r = make(port, limits=limits)
+    outs = run(asyncio.gather(*(r.resolve(n, "A") for n in names), return_exceptions=True))
+    assert all(isinstance(o, dns.resolver.NXDOMAIN) for o in outs), outs
+    assert r.stats.upstream_timeouts >= limits.server_down_timeouts
+    assert len(seen) == len(names) and not any(seen), seen
+    assert not r.cache.infra.info(server).waiters
+
+
 def test_questions_that_need_a_silent_server_wait_for_one_query_to_find_it_dead(world, run):
     """A zone's one server stops answering with many questions in flight: their timeouts
     come back together, then one query at a time asks it (backed off) while the other
@@ -131,7 +164,7 @@ def test_questions_that_need_a_silent_server_wait_for_one_query_to_find_it_dead(
                for o in outs), outs
     assert r.cache.infra.is_down(server, r.clock())
     assert len(names) < len(heard) <= len(names) + r.limits.server_down_timeouts
-    assert r.cache.infra.info(server).waiting == 0      # nobody is left counted as waiting
+    assert not r.cache.infra.info(server).waiters       # nobody is left waiting
 
 
 def test_resolve_message_wire_and_message(world, run):
