@@ -161,9 +161,8 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
     """What a resolution runs for one question (``Resolver.new_iterator``): the deepest
     forward or stub zone's (``zones``), else the recursive Iterator, or with ``forward`` a
     Forwarder that asks those servers."""
-    zones = r.zones
-    if zones is not None and zones.cuts:        # forward or stub zones, not local ones only
-        cut = zones.match(qname)
+    if r.zone_cuts:                             # forward or stub zones, not local ones only
+        cut = r._zones.match(qname)
         if cut is not None:
             return cut.iterator(r, qname, qtype, qclass, iterator_for)
     if r.forward:

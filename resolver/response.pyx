@@ -114,14 +114,14 @@ cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass, clie
     """What the local zones say of the question (counted when they hold it): None (resolve
     it), ``DROP`` or (rcode, answer records, authority records). ``client``: the asker's
     socket address (``inform`` zones log it; with views, its view answers first)."""
-    zones = r.local_zones
+    zones = r._local_zones
     if zones is None or qclass != 1:
         return None
-    if client is not None and zones.clients is not None:
+    if client is not None and r.local_views:
         # views: the client's first (LocalZones.answer); a question without a client (the
         # library's) reads no attribute more than before
         found = zones.answer(qname, qtype, client)
-    elif not under_any(qname, zones.tails):
+    elif not under_any(qname, r.local_tails):
         return None
     else:
         found = zones.lookup(qname, qtype, client)
@@ -311,7 +311,7 @@ cdef object alias_miss(ResolverCore r, bytes q, Parsed m, object alias, bint edn
                                     False)
     cdef tuple how = (q2, m.question, alias.record)
     cdef unsigned char variant = variant_bits(edns, do, cd)
-    if under_any(target, r.local_zones.tails):
+    if under_any(target, r.local_tails):
         variant |= VARIANT_SHADOWED
     key = cache_key(target, m.qtype, m.qclass, variant)
     cdef double now = r.now()

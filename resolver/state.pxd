@@ -42,8 +42,14 @@ cdef class ResolverCore:
     cdef public object message_table      # the message cache's table (cache.messages.table)
     cdef public object hint_index         # resolver.iterator.Hints of ``hints``, made on use
     cdef public object hint_index_source  # the ``hints`` that ``hint_index`` was made from
-    cdef public object local_zones        # resolver.zones.LocalZones, or None
-    cdef public object zones              # resolver.zones.Zones (forward, stub, local), or None
+    # the ``local_zones`` and ``zones`` properties, and what the miss path reads of them
+    # (set with them: both are made whole before they are installed, and replaced, never
+    # changed, afterwards)
+    cdef object _local_zones              # resolver.zones.LocalZones, or None
+    cdef tuple local_tails                # its ``tails`` (None without local zones)
+    cdef bint local_views                 # it answers through clients' views (``clients``)
+    cdef object _zones                    # resolver.zones.Zones (forward, stub, local), or None
+    cdef bint zone_cuts                   # it has forward or stub zones (``cuts``)
     cdef public object forward            # the forwarders' addresses (Resolver(forward=)), or None
     cdef public dict resolutions          # resolver.resolution.Resolution in flight, by question
     # upstream UDP queries in flight, by (address, port, lower-cased name, type, class and

@@ -202,6 +202,27 @@ cdef class ResolverCore:
         self.counts = value
 
     @property
+    def local_zones(self):
+        """The local zones (``resolver.zones.LocalZones``), or None."""
+        return self._local_zones
+
+    @local_zones.setter
+    def local_zones(self, zones):
+        self._local_zones = zones
+        self.local_tails = None if zones is None else tuple(zones.tails)
+        self.local_views = zones is not None and zones.clients is not None
+
+    @property
+    def zones(self):
+        """The configured zones (``resolver.zones.Zones``: forward, stub, local), or None."""
+        return self._zones
+
+    @zones.setter
+    def zones(self, zones):
+        self._zones = zones
+        self.zone_cuts = zones is not None and bool(zones.cuts)
+
+    @property
     def limits(self):
         return None if self.lv is None else self.lv.limits
 

@@ -1224,6 +1224,7 @@ cdef class FrontDoor:
         client = client_key(addr[0], self.prefix_v4, self.prefix_v6) if addr else None
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
         cdef int reason = -1
+        cdef bint jostled = False
         if busy and n:
             reason = R_BUSY
         elif n >= self.max_inflight_per_client:
@@ -1236,14 +1237,16 @@ cdef class FrontDoor:
                     reason = R_OVERLOAD
                     self.counters.requestlist_exceeded += 1
                     break
+                jostled = True
         if reason < 0 and not self.within_ratelimit(client, t0, self.ip_ratelimit):
             reason = R_RATELIMIT
         if reason >= 0:
             self.counters.drops[reason] += 1
             reply.drop()
             return False
-        # read again: a jostled miss of the same client has released its count meanwhile
-        self.inflight_by_client[client] = self.inflight_by_client.get(client, 0) + 1
+        if jostled:     # a jostled miss of the same client has released its count meanwhile
+            n = self.inflight_by_client.get(client, 0)
+        self.inflight_by_client[client] = n + 1
         cdef Counters c = self.counters
         cdef unsigned long long depth = len(self.misses)
         c.requestlist_inserts += 1
@@ -1404,10 +1407,8 @@ cdef class FrontDoor:
             self.misses.pop(d, None)
             if not self.misses and self.drained is not None and not self.drained.done():
                 self.drained.set_result(None)
-        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
-        if n <= 0:
-            self.inflight_by_client.pop(client, None)
-        else:
+        cdef Py_ssize_t n = self.inflight_by_client.pop(client, 0) - 1
+        if n > 0:
             self.inflight_by_client[client] = n
         return 0
 
