@@ -1,5 +1,5 @@
-# The daemon's miss driver (resolution.pyx), for the daemon's compiled front door: the Drive's
-# fields, and the callback type a Drive calls in C when it ends.
+# The daemon's miss driver (resolution.pyx), for the daemon's compiled front door: how a miss
+# starts, the Drive's fields, and the callback type a Drive calls in C when it ends.
 from resolver.state cimport ResolverCore
 
 cdef class Drive
@@ -24,3 +24,6 @@ cdef class Drive:
     cdef resolved(self, res)
     cdef bint stale_ready(self) except -1
     cdef object _settle(self)
+
+
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=*, client=*)

@@ -131,6 +131,9 @@ cdef class Reply:
 cdef class FrontDoor:
     cdef object table               # the engine's message cache (a dict)
     cdef public object resolver     # local data, the cache probe of a query with RD clear, misses
+    cdef object start_checked       # the resolver ``start_direct`` was found for
+    cdef bint start_direct          # its misses start in C (``resolution.start``), not by a
+                                    # Python call of its ``start_miss``
     cdef Stats stats                # the engine's counters: parses, look-ups and hits counted
     cdef public double prefetch_fraction
     cdef public unsigned int max_udp_size
@@ -189,6 +192,7 @@ cdef class FrontDoor:
     cdef bint miss(self, bytes q, Reply reply, double t0, bint busy, absent) except -1
     cdef bint start(self, bytes q, Reply reply, double t0, bint busy, absent, rewrite,
                     bytes shown) except -1
+    cdef object start_miss(self, bytes q, object done, object absent, object addr)
     cdef bint jostle(self, double now, double timeout) except -1
     cdef bint within_ratelimit(self, client, double now, double rate)
     cdef resolved(self, bytes q, client, Reply reply, double t0, d, out, rewrite)

@@ -71,8 +71,9 @@ from resolver.response cimport (HEADER_COUNTS, HEADER_NO_RECURSION, HEADER_NOT_Q
                                 HEADER_NOTIFY, HEADER_RESPONSE, HEADER_SHORT,
                                 HEADER_TRUNCATED, header_error, header_rule, query_error,
                                 type_rule)
-from resolver.resolution cimport Drive, MissDone
-from resolver.state cimport Stats
+from resolver.resolution cimport Drive, MissDone, start as start_query
+from resolver.resolution import start as _start_query
+from resolver.state cimport ResolverCore, Stats
 from resolver.wire.codec cimport MsgEntry, Parsed, asks_option, with_option
 from resolver.wire.codec import EDNS_NSID
 from resolver.dnssec import with_ede
@@ -1261,7 +1262,7 @@ cdef class FrontDoor:
         done.rewrite = rewrite
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            d = self.resolver.start_miss(q, done, self.loop, absent, addr)
+            d = self.start_miss(q, done, absent, addr)
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)
@@ -1280,6 +1281,22 @@ cdef class FrontDoor:
                     done.timer = self.loop.call_later(self.stale_client_timeout,
                                                       done.stale_due, d)
         return True
+
+    cdef object start_miss(self, bytes q, object done, object absent, object addr):
+        """The resolver's ``start_miss(q, done, loop, absent, addr)``: a C call of
+        ``resolution.start`` when the resolver is a ResolverCore whose class binds that
+        function as ``start_miss`` and the instance does not replace it (looked at once per
+        resolver object), else the Python call, as a resolver's subclass or a stand-in
+        defines it."""
+        r = self.resolver
+        if r is not self.start_checked:
+            self.start_checked = r
+            self.start_direct = (isinstance(r, ResolverCore)
+                                 and getattr(type(r), "start_miss", None) is _start_query
+                                 and "start_miss" not in getattr(r, "__dict__", ()))
+        if self.start_direct:
+            return start_query(<ResolverCore>r, q, done, self.loop, absent, addr)
+        return r.start_miss(q, done, self.loop, absent, addr)
 
     cdef int answer_stale(self, object miss_done, object d) except -1:
         """RFC 8767's client response timer has run out for the miss ``d`` (a Drive, or a

@@ -10,6 +10,7 @@ import struct
 import time
 
 import dns.message
+import dns.rcode
 import dns.rrset
 import h2.config
 import h2.connection
@@ -200,6 +201,39 @@ def test_generated_headers_get_the_verdict_the_rules_give(flags, who, cut, name)
 
 
 test_generated_headers_get_the_verdict_the_rules_give.door = _door()
+
+
+class _Refusing(Resolver):
+    """A resolver whose class replaces ``start_miss``: every miss REFUSED."""
+
+    def start_miss(self, q, done, loop, absent=None, client=None):
+        return error(q, 5)
+
+
+def test_misses_start_through_the_resolvers_own_start_miss():
+    """The door starts a plain Resolver's misses in C (``resolution.start``, which answers
+    BADVERS to an EDNS version it does not speak), and calls the ``start_miss`` a subclass
+    defines or an instance is given, also when its resolver is replaced after misses have
+    started."""
+    door = _door()
+    plain = door.resolver
+    q = dns.message.make_query("other.example.", "A", use_edns=1).to_wire()
+
+    def rcode_of_a_miss() -> int:
+        calls = []
+        reply = CallReply("udp", ("192.0.2.9", 53), calls.append, lambda: calls.append(None))
+        assert door.handle(q, ALLOWED_ACL, reply) == 1
+        return dns.message.from_wire(calls[0]).rcode()
+
+    assert rcode_of_a_miss() == dns.rcode.BADVERS
+    door.resolver = _Refusing([("a.root-servers.net.", "192.0.2.1")])
+    assert rcode_of_a_miss() == dns.rcode.REFUSED
+    given = Resolver([("a.root-servers.net.", "192.0.2.1")])
+    given.start_miss = lambda q, done, loop, absent=None, client=None: error(q, 4)
+    door.resolver = given
+    assert rcode_of_a_miss() == dns.rcode.NOTIMP
+    door.resolver = plain
+    assert rcode_of_a_miss() == dns.rcode.BADVERS
 
 
 class _Engine:
