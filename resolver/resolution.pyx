@@ -39,6 +39,7 @@ The entry points are thin:
 - the library: ``Resolver.resolve`` and ``resolve_message`` await a future that such a
   callback completes (``resolver.api``).
 """
+cimport cython
 import logging
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -448,6 +449,7 @@ cdef inline _store_later(iterator):
         iterator.store_deferred()
 
 
+@cython.freelist(64)
 cdef class Resolution:
     """One question being resolved (see the module docstring)."""
 
@@ -1008,6 +1010,7 @@ cdef inline _call_done(done, Drive drive, response):
         done(drive, response)
 
 
+@cython.freelist(64)
 cdef class Drive:
     """One client query's miss for the daemon: its question's Resolution, then the
     response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,

@@ -13,6 +13,7 @@ The daemon turns an outcome into response bytes (``finish``, ``cached``); the li
 dnspython objects (``resolver.api.Resolver.resolve``). They are compiled because they run on
 every miss, which a resolver woken on cold caches pays for on every query.
 """
+cimport cython
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
@@ -51,6 +52,7 @@ OUTCOME_BOGUS, OUTCOME_FAILURE, OUTCOME_MISS = BOGUS, FAILURE, MISS
 KEY_VARIANT_DO, KEY_VARIANT_CD = VARIANT_DO, VARIANT_CD
 
 
+@cython.freelist(64)
 cdef class Outcome:
     """What a query gets (``kind``: HIT, STALE, LOCAL, BOGUS, FAILURE or MISS), with what
     answers it: ``entry`` (HIT, STALE), ``local`` (LOCAL), ``result`` (BOGUS, FAILURE) and

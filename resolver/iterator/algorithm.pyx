@@ -5,6 +5,7 @@ attribute reads, cache look-ups and calls into ``resolver.iterator.replies`` cos
 operations rather than bytecode: they are most of a cache miss's Python time. The events
 (Query, Reply, ...) are ``resolver.iterator.events``, re-exported by ``resolver.iterator``.
 """
+cimport cython
 from types import GeneratorType
 
 import logging
@@ -109,6 +110,7 @@ class _Exhausted(Exception):
         self.time = time
 
 
+@cython.freelist(64)
 cdef class _Step:
     """What one (qname, qtype) came to: kind is answer | cname | nx | nodata | servfail."""
     def __init__(self, kind, records=None, authority=None, next=None, reason=None):
@@ -131,6 +133,7 @@ cdef _Step _step(str kind, list records, list authority, next=None):
     return s
 
 
+@cython.freelist(64)
 cdef class Iterator:
     """Resolves one (qname, qtype, qclass) from the closest cached delegation downwards."""
 

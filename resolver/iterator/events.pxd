@@ -4,12 +4,12 @@ cdef class _Event:
     pass
 
 
-cdef class Query(_Event):
+cdef class Query:
     cdef public object qname, qtype, qclass, zone, servers
     cdef public bint rd, ad
 
 
-cdef class Reply(_Event):
+cdef class Reply:
     cdef public object server, wire, rtt, parsed
 
 
@@ -21,7 +21,7 @@ cdef class Failure(_Event):
     cdef public object server, reason, unreachable
 
 
-cdef class Result(_Event):
+cdef class Result:
     cdef public object rcode, answer, authority, reason, time_exhausted, security, ede
     # seconds until the earliest signature a SECURE verdict relied on expires (RFC 4035
     # 5.3.3: validated data is not served past it, stale or not); None when not secure

@@ -6,43 +6,72 @@ every Python frame, so they are compiled; they behave as dataclasses would: posi
 keyword construction with defaults, settable fields, a readable ``repr`` and field-wise
 ``==`` between events of the same class. Their fields are declared in events.pxd.
 """
+cimport cython
+
+
+cdef object _equal(event, other):
+    """``==`` of two events: field-wise over ``_fields``, events of the same class only."""
+    if type(other) is not type(event):
+        return NotImplemented
+    return (tuple([getattr(event, f) for f in event._fields])
+            == tuple([getattr(other, f) for f in other._fields]))
+
+
+cdef str _text(event):
+    """A dataclass-like ``repr`` over ``_fields``."""
+    return "%s(%s)" % (type(event).__name__,
+                       ", ".join(f"{f}={getattr(event, f)!r}" for f in event._fields))
 
 
 cdef class _Event:
-    """Field-wise ``==`` and a dataclass-like ``repr`` over ``_fields``."""
+    """Field-wise ``==`` and a dataclass-like ``repr`` over ``_fields``. The three events
+    every miss makes (Query, Reply, Result) are no subclasses: a class of its own keeps its
+    freed objects for the next miss (``cython.freelist``), which a subclass cannot."""
 
     _fields = ()
 
-    def _values(self):
-        return tuple([getattr(self, f) for f in self._fields])
-
     def __eq__(self, other):
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._values() == other._values()
+        return _equal(self, other)
 
     __hash__ = None          # mutable, as the dataclasses were
 
     def __repr__(self):
-        return "%s(%s)" % (type(self).__name__,
-                           ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields))
+        return _text(self)
 
 
-cdef class Query(_Event):
+@cython.freelist(64)
+cdef class Query:
     """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers);
     ``rd``: ask for recursion (a forwarder), else an authority is asked; ``ad``: the query
     sets AD (a forwarder whose AD bit is trusted)."""
 
     _fields = ("qname", "qtype", "qclass", "zone", "servers", "rd", "ad")
 
+    def __eq__(self, other):
+        return _equal(self, other)
+
+    __hash__ = None          # mutable, as the dataclasses were
+
+    def __repr__(self):
+        return _text(self)
+
     def __init__(self, qname, qtype, qclass, zone, servers, rd=False, ad=False):
         _set_query(self, qname, qtype, qclass, zone, servers, rd, ad)
 
 
-cdef class Reply(_Event):
+@cython.freelist(64)
+cdef class Reply:
     """A reply from ``server``; ``parsed`` is its wire.Parsed when the driver already has it."""
 
     _fields = ("server", "wire", "rtt", "parsed")
+
+    def __eq__(self, other):
+        return _equal(self, other)
+
+    __hash__ = None          # mutable, as the dataclasses were
+
+    def __repr__(self):
+        return _text(self)
 
     def __init__(self, server, wire, rtt=0.0, parsed=None):
         _set_reply(self, server, wire, rtt, parsed)
@@ -68,7 +97,8 @@ cdef class Failure(_Event):
         self.server, self.reason, self.unreachable = server, reason, unreachable
 
 
-cdef class Result(_Event):
+@cython.freelist(64)
+cdef class Result:
     """The outcome: rcode, answer and authority record tuples (RRSIG/NSEC included; the driver
     strips them for clients without DO), and why it failed when it did. ``security`` is the
     DNSSEC verdict (UNCHECKED, INSECURE, SECURE, BOGUS) and ``ede``, when BOGUS, the RFC 8914
@@ -78,6 +108,14 @@ cdef class Result(_Event):
     that failed, or None."""
 
     _fields = ("rcode", "answer", "authority", "reason", "time_exhausted", "security", "ede")
+
+    def __eq__(self, other):
+        return _equal(self, other)
+
+    __hash__ = None          # mutable, as the dataclasses were
+
+    def __repr__(self):
+        return _text(self)
 
     def __init__(self, rcode, answer=None, authority=None, reason=None,
                  time_exhausted=False, security=0, ede=None):

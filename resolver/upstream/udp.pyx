@@ -28,6 +28,7 @@ through ``on_done`` with ``UpstreamFailure``.
 Addresses must be numeric (``inet_pton``): the root hints are checked when they are read, and
 glue and A/AAAA data are numeric by construction. Anything else raises ``UpstreamFailure``.
 """
+cimport cython
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -215,6 +216,7 @@ cdef inline bint _answers(Py_ssize_t n, unsigned int qid, Py_ssize_t ql) noexcep
             and (_buf[2] & 0x80) != 0 and _buf[4] == 0 and _buf[5] == 1)
 
 
+@cython.freelist(64)
 cdef class UDPQuery:
     # fields: udp.pxd (the Drive reads the outcome as C fields)
 

@@ -262,6 +262,7 @@ cdef bytes _ttl_offsets(bytes wire, unsigned int* min_ttl_out, Py_ssize_t* qend_
 # Responses from authorities: the cold path
 
 
+@cython.freelist(64)
 cdef class Parsed:
     """What the iterator needs from an upstream reply, without dnspython (its fields are
     declared in codec.pxd, so the compiled miss path reads them as C fields)."""
