@@ -108,9 +108,18 @@ cdef inline Py_ssize_t copy_lower_name(const unsigned char* p, Py_ssize_t n, Py_
 cdef inline bint eq_nocase(const unsigned char* a, const unsigned char* b,
                             Py_ssize_t n) noexcept nogil:
     """Whether the ``n`` bytes at ``a`` and ``b`` are equal but for ASCII case (two wire
-    names: length octets are < 64 and never fold)."""
-    cdef Py_ssize_t i
-    for i in range(n):
+    names: length octets are < 64 and never fold), eight bytes at a time: names compared
+    are most often the same bytes, which then cost one comparison a word."""
+    cdef Py_ssize_t i = 0
+    cdef uint64_t x, y
+    while i + 8 <= n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y and _fold8(x) != _fold8(y):
+            return False
+        i += 8
+    while i < n:
         if a[i] != b[i] and _fold(a[i]) != _fold(b[i]):
             return False
+        i += 1
     return True

@@ -365,6 +365,21 @@ def test_to_text_is_dnspythons_text_and_refuses_what_is_no_name(labels, garbage)
                 wire.to_text(cut)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40), st.data())
+def test_names_compare_as_lowered_bytes(a, data):
+    """``same_name`` and ``is_subdomain`` ignore ASCII case only: every byte value, every
+    length around the word size, and pairs that differ in one byte or only in case."""
+    b = data.draw(st.sampled_from([
+        a, a.upper(), a.lower(), a.swapcase(),
+        data.draw(st.binary(min_size=len(a), max_size=len(a))),
+        a[:-1] + bytes([(a[-1] + data.draw(st.integers(1, 255))) % 256]) if a else a]))
+    assert wire.same_name(a, b) == (a.lower() == b.lower())
+    child = b"\x01x" + bytes([len(a) % 64]) + a[:len(a) % 64] + b"\x00"
+    parent = bytes([len(b) % 64]) + b[:len(b) % 64] + b"\x00"
+    assert wire.is_subdomain(child, parent) == (child[2:].lower() == parent.lower())
+
+
 def test_under_any_is_is_subdomain_of_any():
     names = [W(t) for t in ("a.b.Example.com.", "com.", "ample.com.", "xcom.", ".",
                             "localhost.", "x.LOCALHOST.", "a.arpa.")]
