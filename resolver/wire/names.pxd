@@ -6,27 +6,6 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 
-cdef inline bytes lower(bytes b):
-    """``b.lower()`` (ASCII letters only, as ``bytes.lower``), but ``b`` itself when it has no
-    capital letter: names from the wire almost never have one, and the same object keeps its
-    cached hash. Saves a method call and an allocation per cache key on the miss path."""
-    if b is None:
-        raise TypeError("lower() needs bytes, not None")
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(b)
-    cdef Py_ssize_t i, j, n = PyBytes_GET_SIZE(b)
-    cdef unsigned char* q
-    for i in range(n):
-        if 65 <= p[i] <= 90:
-            break
-    else:
-        return b
-    out = PyBytes_FromStringAndSize(<const char*>p, n)
-    q = <unsigned char*>PyBytes_AS_STRING(out)
-    for j in range(i, n):
-        if 65 <= q[j] <= 90:
-            q[j] += 32
-    return out
-
 cdef inline unsigned int u16(const unsigned char* p) noexcept nogil:
     """The big-endian 16-bit number at ``p``."""
     return (p[0] << 8) | p[1]
@@ -58,15 +37,51 @@ cdef inline unsigned char _fold(unsigned char c) noexcept nogil:
     return c + 32 if 65 <= c <= 90 else c
 
 
-cdef inline uint64_t _fold8(uint64_t x) noexcept nogil:
-    """The eight bytes in ``x`` with their ASCII capitals lower-cased, all at once: a byte's
-    high bit in ``upper`` is set when the byte is in 'A'..'Z' (its low seven bits at least
-    0x41 and below 0x5B, and its own high bit clear); shifted to 0x20 it sets the letter's
-    lower-case bit. No sum carries into the next byte (0x7F + 0x3F < 0x100)."""
+cdef inline uint64_t _capitals8(uint64_t x) noexcept nogil:
+    """The ASCII capitals among the eight bytes in ``x``, all at once: a byte's high bit is
+    set when the byte is in 'A'..'Z' (its low seven bits at least 0x41 and below 0x5B, and
+    its own high bit clear). No sum carries into the next byte (0x7F + 0x3F < 0x100)."""
     cdef uint64_t low7 = x & 0x7F7F7F7F7F7F7F7FULL
-    cdef uint64_t upper = ((low7 + 0x3F3F3F3F3F3F3F3FULL) & ~(low7 + 0x2525252525252525ULL)
-                           & ~x & 0x8080808080808080ULL)
-    return x | (upper >> 2)
+    return ((low7 + 0x3F3F3F3F3F3F3F3FULL) & ~(low7 + 0x2525252525252525ULL)
+            & ~x & 0x8080808080808080ULL)
+
+
+cdef inline uint64_t _fold8(uint64_t x) noexcept nogil:
+    """The eight bytes in ``x`` with their ASCII capitals lower-cased: each capital's high
+    bit (``_capitals8``) shifted to 0x20 sets the letter's lower-case bit."""
+    return x | (_capitals8(x) >> 2)
+
+
+cdef inline bytes lower(bytes b):
+    """``b.lower()`` (ASCII letters only, as ``bytes.lower``), but ``b`` itself when it has no
+    capital letter: names from the wire almost never have one, and the same object keeps its
+    cached hash. Saves a method call and an allocation per cache key on the miss path; the
+    capitals are looked for eight bytes at a time."""
+    if b is None:
+        raise TypeError("lower() needs bytes, not None")
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t i = 0, n = PyBytes_GET_SIZE(b)
+    cdef unsigned char* q
+    cdef uint64_t w
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        if _capitals8(w):
+            break
+        i += 8
+    else:
+        while i < n:
+            if 65 <= p[i] <= 90:
+                break
+            i += 1
+        else:
+            return b
+    out = PyBytes_FromStringAndSize(<const char*>p, n)
+    q = <unsigned char*>PyBytes_AS_STRING(out)
+    while i < n:
+        if 65 <= q[i] <= 90:
+            q[i] += 32
+        i += 1
+    return out
 
 
 cdef inline Py_ssize_t copy_lower_name(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,

@@ -390,3 +390,19 @@ def test_infra_server_table_is_bounded():
     for i in range(5):
         infra.record_rtt(f"10.0.0.{i}", 0.01)
     assert list(infra.servers) == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=20), min_size=1, max_size=4), st.data())
+def test_an_rrset_is_found_by_every_ascii_case_of_its_name(labels, data):
+    """The rrset cache keys a name lower-cased as ``bytes.lower`` does, for every byte value
+    and lengths around the word the scan for capitals reads: any case of the stored name
+    finds the entry, and a name that differs in a byte other than by case does not."""
+    name = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+    rc = C.RRsetCache(1 << 20)
+    assert rc.store(C.RRsetEntry(name, 1, 1, 300, 300.0, C.AUTH_ANSWER, [b"\x01\x02\x03\x04"]))
+    for asked in (name, name.upper(), name.lower(), name.swapcase()):
+        assert rc.get(asked, 1, 1, 1.0) is not None
+    at = data.draw(st.integers(1, len(name) - 2))
+    other = name[:at] + bytes([name[at] ^ data.draw(st.sampled_from([1, 0x40, 0x80]))]) + name[at + 1:]
+    assert (rc.get(other, 1, 1, 1.0) is not None) == (other.lower() == name.lower())
