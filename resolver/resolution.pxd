@@ -22,7 +22,6 @@ cdef class Drive:
 
     cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done)
     cdef resolved(self, res)
-    cdef bint stale_ready(self) except -1
     cdef object _settle(self)
 
 

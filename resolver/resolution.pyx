@@ -1061,10 +1061,6 @@ cdef class Drive:
 
     def has_stale(self):
         """Whether ``stale`` would answer now."""
-        return self.stale_ready()
-
-    cdef bint stale_ready(self) except -1:
-        """``has_stale`` for the daemon's compiled front door, which asks it of every miss."""
         return not self.finished and has_stale(self.resolver, self.miss)
 
     def failed_chain(self):

@@ -163,6 +163,8 @@ cdef class FrontDoor:
     cdef double jostle_timeout, ip_ratelimit
     cdef double stale_client_timeout    # ``serve-stale-client-timeout``, seconds (< 0: none)
     cdef public dict misses             # resolver.resolution.Drive in flight -> start time
+    cdef object stale_sweep             # the client response timer of them all, or None
+    cdef dict stale_swept               # misses in flight past that timer, as swept: -> None
     cdef public dict inflight_by_client
     cdef public dict rate_buckets       # client address -> _Bucket
     cdef public object drained          # a Future, set when the last miss ends

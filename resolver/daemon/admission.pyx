@@ -654,7 +654,6 @@ cdef class _Done(MissDone):
     cdef Reply reply
     cdef double t0
     cdef object rewrite                 # the policy's check of the answer (out, miss), or None
-    cdef object timer                   # the stale answer's timer (``serve-stale-client-timeout``)
     cdef bint answered                  # the client has had a stale answer: the miss goes on
                                         # only to refresh the cache
 
@@ -666,19 +665,11 @@ cdef class _Done(MissDone):
         return 0
 
     cdef int over(self, d, out) except -1:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         if self.answered:
             self.door.release(self.client, d)
         else:
             self.door.resolved(self.q, self.client, self.reply, self.t0, d, out, self.rewrite)
         return 0
-
-    def stale_due(self, d):
-        """The client response timer has run out: the client gets the expired answer."""
-        self.timer = None
-        self.door.answer_stale(self, d)
 
 
 #: The number of the last response policy a door was given: each gets a new one, so an
@@ -751,6 +742,8 @@ cdef class FrontDoor:
         self.counters = Counters()
         self.policy = None
         self.misses = {}
+        self.stale_sweep = None
+        self.stale_swept = {}
         self.inflight_by_client = {}
         self.rate_buckets = {}
         self.drained = None
@@ -1273,13 +1266,12 @@ cdef class FrontDoor:
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
             reply.started = d
-            if (self.stale_client_timeout >= 0.0 and self.loop is not None
-                    and ((<Drive>d).stale_ready() if type(d) is Drive else d.has_stale())):
+            if self.stale_client_timeout >= 0.0 and self.loop is not None:
                 if self.stale_client_timeout == 0.0:
                     self.answer_stale(done, d)
-                else:
-                    done.timer = self.loop.call_later(self.stale_client_timeout,
-                                                      done.stale_due, d)
+                elif self.stale_sweep is None:
+                    self.stale_sweep = self.loop.call_later(
+                        t0 + self.stale_client_timeout - monotonic(), self.sweep_stale)
         return True
 
     cdef object start_miss(self, bytes q, object done, object absent, object addr):
@@ -1319,17 +1311,58 @@ cdef class FrontDoor:
         self.answer(done.q, out, done.reply, done.t0, False, -1, -1, None, True)
         return 0
 
+    def sweep_stale(self):
+        """RFC 8767's client response timer (``serve-stale-client-timeout``), one for all
+        the misses in flight, set for the oldest that has not run it yet: each miss that
+        has run the timeout gets, once, the answer its cache entry gives then
+        (``answer_stale``: an expired answer in its stale window, or one stored meanwhile),
+        and the timer is set again for the next. ``misses`` holds them in the order they
+        started, so the sweep stops at the first that has not run the timeout; a miss still
+        in flight after its turn moves to the end of ``misses`` and into ``stale_swept``,
+        and a later sweep that comes to it again only moves it on. A miss costs nothing
+        here unless it runs the timeout: no look-up of its entry when it starts, no timer
+        of its own."""
+        self.stale_sweep = None
+        cdef double timeout = self.stale_client_timeout
+        if timeout <= 0.0 or self.loop is None or not self.misses:
+            return
+        cdef double now = monotonic(), next_due = -1.0
+        cdef list due = []
+        for d, started in self.misses.items():
+            if <double>started + timeout > now:
+                next_due = <double>started + timeout
+                break
+            due.append(d)
+        for d in due:
+            if d in self.stale_swept:
+                del self.stale_swept[d]
+            else:
+                done = (<Drive>d).done if type(d) is Drive else getattr(d, "done", None)
+                if isinstance(done, _Done):
+                    self.answer_stale(done, d)
+            started = self.misses.pop(d, None)   # answered: the miss may have ended
+            if started is not None:
+                self.misses[d] = started
+                self.stale_swept[d] = None
+        if next_due >= 0.0:
+            self.stale_sweep = self.loop.call_later(next_due - now, self.sweep_stale)
+
     cdef bint jostle(self, double now, double timeout) except -1:
         """Makes room by cancelling the oldest miss if it has run ``timeout`` seconds (its
-        client gets no answer, as from Unbound's jostle); False when none is that old."""
+        client gets no answer, as from Unbound's jostle); False when none is that old. The
+        oldest is the first of ``stale_swept`` when it holds any (misses that have run the
+        client response timer, moved behind younger ones by ``sweep_stale``), else the
+        first of ``misses``."""
         if timeout <= 0 or not self.misses:
             return False
-        for oldest, started in self.misses.items():
+        for oldest in (self.stale_swept or self.misses):
             break
+        started = self.misses[oldest]
         if now - <double>started < timeout:
             return False
         oldest.cancel()                 # its done() releases the slot and the client's count
         self.misses.pop(oldest, None)
+        self.stale_swept.pop(oldest, None)
         self.counters.drops[R_JOSTLED] += 1
         return True
 
@@ -1422,6 +1455,8 @@ cdef class FrontDoor:
         of the misses in flight and of its client's count."""
         if d is not None:
             self.misses.pop(d, None)
+            if self.stale_swept:
+                self.stale_swept.pop(d, None)
             if not self.misses and self.drained is not None and not self.drained.done():
                 self.drained.set_result(None)
         cdef Py_ssize_t n = self.inflight_by_client.pop(client, 0) - 1

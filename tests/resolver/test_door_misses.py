@@ -3,6 +3,8 @@ read from the wire, UDP truncation, the miss budgets' drops (each ending in the 
 drop) and the release of per-client counts, without sockets (a stand-in engine answers)."""
 from __future__ import annotations
 
+import time
+
 import dns.exception
 import dns.message
 import dns.rdatatype
@@ -341,3 +343,131 @@ def test_a_jostled_reply_that_asks_again_at_once_cannot_push_misses_past_the_cap
     assert d.counters.dropped == {"jostled": 1, "overload": 1}
     assert len(d.misses) == 1 and again.started is not None and first.started is None
     assert d.inflight_by_client == {"127.0.0.3": 1}
+
+
+class _Stale(_Cancellable):
+    """A miss in flight whose cache entry gives ``out`` (None: nothing) while it runs;
+    ``asked`` counts the door's questions about it."""
+
+    def __init__(self, done, q: bytes, out: bytes | None) -> None:
+        super().__init__(done, q)
+        self.out = out
+        self.asked = 0
+
+    def stale(self):
+        self.asked += 1
+        return None if self.finished else self.out
+
+    def has_stale(self):
+        self.asked += 1
+        return not self.finished and self.out is not None
+
+
+class _StaleEngine(_Engine):
+    def __init__(self, out: bytes | None) -> None:
+        super().__init__()
+        self.stale_out = out
+
+    def start_miss(self, q, done, loop, absent=None, client=None):
+        d = _Stale(done, q, self.stale_out)
+        self.pending.append(d)
+        return d
+
+
+class _Timers:
+    """The door's loop, keeping the timers it is asked for, to be run by hand."""
+
+    def __init__(self) -> None:
+        self.set: list = []
+
+    def call_later(self, delay, callback, *args):
+        self.set.append((delay, callback))
+        return object()                 # a handle, never cancelled
+
+
+def _stale_door(engine, timeout: float, **cfg) -> tuple[FrontDoor, _Timers]:
+    d = _dispatch(engine, serve_stale_client_timeout=timeout, ip_ratelimit=0,
+                  max_inflight_per_client=1000, **cfg)
+    d.loop = _Timers()
+    return d, d.loop
+
+
+STALE = b"\x00\x00\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00" + b"\x00" * 30
+FRESH = b"\x00\x00\x81\x80" + b"\x00" * 8
+
+
+def test_one_timer_gives_each_miss_its_stale_answer_once_it_has_run_the_timeout():
+    """RFC 8767's client response timer: the door asks nothing of a miss as it starts and
+    keeps one timer for all of them, set for the oldest; each miss that has run the
+    timeout gets its expired answer once (and no second answer when its resolution ends),
+    a miss that ended before gets none, a miss still waiting after its turn is not asked
+    again."""
+    engine = _StaleEngine(STALE)
+    d, timers = _stale_door(engine, 0.5)
+    sent: dict[int, list] = {}
+    now = time.monotonic()
+    ages = [1.0, 0.6, 0.46, 0.2] + [0.0] * 40
+    for port, age in enumerate(ages):
+        assert _miss(d, _query(), ("127.0.0.1", port), "udp",
+                     sent.setdefault(port, []).append, now - age)
+    assert len(timers.set) == 1 and -0.6 < timers.set[0][0] <= -0.5   # the oldest's, due
+    assert [p.asked for p in engine.pending] == [0] * len(ages)
+    engine.pending[3].finish(FRESH)                  # resolved before its time
+    timers.set[0][1]()
+    assert sent[0] == [STALE] and sent[1] == [STALE] and sent[3] == [FRESH]
+    assert not any(sent[p] for p in (2, *range(4, len(ages))))
+    assert [p.asked for p in engine.pending[:5]] == [1, 1, 0, 0, 0]
+    assert len(d.misses) == len(ages) - 1            # the answered ones refresh the cache
+    delay = timers.set[1][0]                          # the next: the miss of age 0.46
+    assert 0.0 < delay <= 0.04
+    time.sleep(delay + 0.01)
+    timers.set[1][1]()
+    assert sent[2] == [STALE] and [p.asked for p in engine.pending[:3]] == [1, 1, 1]
+    assert len(timers.set) == 3 and 0.4 < timers.set[2][0] <= 0.5
+    engine.pending[0].finish(FRESH)                  # the refresh: to no one
+    assert sent[0] == [STALE] and d.inflight_by_client["127.0.0.1"] == len(ages) - 2
+    for p in engine.pending:
+        if not p.finished:
+            p.finish(FRESH)
+    assert d.misses == {} and d.inflight_by_client == {}
+    timers.set[2][1]()                                # nothing left: no timer again
+    assert len(timers.set) == 3
+
+
+def test_a_miss_with_nothing_stale_at_its_turn_is_not_asked_again():
+    engine = _StaleEngine(None)
+    d, timers = _stale_door(engine, 0.5)
+    sent: list = []
+    now = time.monotonic()
+    assert _miss(d, _query(), ("127.0.0.1", 1), "udp", sent.append, now - 1.0)
+    timers.set[0][1]()
+    assert engine.pending[0].asked == 1 and not sent and len(timers.set) == 1
+    engine.stale_out = STALE
+    assert _miss(d, _query(), ("127.0.0.1", 2), "udp", sent.append, now - 0.9)
+    assert len(timers.set) == 2
+    timers.set[1][1]()                                # the first comes round: not asked
+    assert [p.asked for p in engine.pending] == [1, 1] and sent == [STALE]
+
+
+def test_zero_answers_the_stale_answer_as_the_miss_starts_without_a_timer():
+    engine = _StaleEngine(STALE)
+    d, timers = _stale_door(engine, 0.0)
+    sent: list = []
+    assert _miss(d, _query(), ("127.0.0.1", 1), "udp", sent.append, time.monotonic())
+    assert sent == [STALE] and timers.set == [] and len(d.misses) == 1
+
+
+def test_a_miss_past_its_stale_turn_is_jostled_first_though_younger_ones_lead():
+    """The sweep moves a miss still running after its turn behind the younger ones; it is
+    still the oldest, the one a full door cancels."""
+    engine = _StaleEngine(None)
+    d, timers = _stale_door(engine, 0.5, max_inflight=2, jostle_timeout=0.2)
+    sent: list = []
+    now = time.monotonic()
+    assert _miss(d, _query(), ("127.0.0.1", 1), "udp", sent.append, now - 1.0)
+    assert _miss(d, _query(), ("127.0.0.2", 1), "udp", sent.append, now - 0.05)
+    timers.set[0][1]()
+    assert list(d.misses) == [engine.pending[1], engine.pending[0]]
+    assert _miss(d, _query(), ("127.0.0.3", 1), "udp", sent.append, now)
+    assert engine.pending[0].finished and not engine.pending[1].finished
+    assert d.counters.dropped == {"jostled": 1} and not sent
