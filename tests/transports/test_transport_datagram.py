@@ -770,3 +770,53 @@ def test_datagrams_a_protocol_keeps_are_never_changed_by_later_ones(loop, run):
         await p.lost
 
     run(main(), timeout=30)
+
+
+def test_many_senders_texts_and_replies_stay_their_own(loop, run):
+    """Datagrams from 600 loopback addresses (more than corenet keeps address texts for, so
+    texts are made again and slots taken over), twice: each arrives with its sender's
+    address as the socket module reports it, and answers sent later to the tuples kept
+    from either round, in another order, reach their own sender only."""
+    hosts = [f"127.{1 + i // 250}.{i % 250}.{1 + i % 7}" for i in range(600)]
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Dgram, local_addr=("127.0.0.1", 0))
+        addr = t.get_extra_info("sockname")
+        senders = []
+        try:
+            for h in hosts:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                senders.append(s)
+                s.bind((h, 0))
+                s.setblocking(False)
+            for rnd in range(2):
+                for i, s in enumerate(senders):
+                    s.sendto(b"%d" % i, addr)
+                    if i % 50 == 49:
+                        await p.wait(rnd * len(hosts) + i + 1)
+                await p.wait((rnd + 1) * len(hosts))
+            names = [s.getsockname() for s in senders]
+            assert [(int(d), a) for d, a in p.got] == [(i, names[i]) for i in
+                                                     range(len(hosts))] * 2
+            kept = [a for _, a in p.got]
+            for k in (*range(len(kept) - 1, -1, -3), *range(0, len(kept), 5)):
+                t.sendto(b"%d" % (k % len(hosts)), kept[k])
+            for i, s in enumerate(senders):
+                want = sum(1 for k in (*range(len(kept) - 1, -1, -3), *range(0, len(kept), 5))
+                           if k % len(hosts) == i)
+                got = []
+                for _ in range(400):
+                    try:
+                        got.append(s.recvfrom(100))
+                    except BlockingIOError:
+                        if len(got) == want:
+                            break
+                        await asyncio.sleep(0.002)
+                assert [(d, src) for d, src in got] == [(b"%d" % i, addr)] * want, i
+        finally:
+            for s in senders:
+                s.close()
+            t.close()
+        await p.lost
+
+    run(main())
