@@ -1345,6 +1345,8 @@ cdef class FrontDoor:
                 self.misses[d] = started
                 self.stale_swept[d] = None
         if next_due >= 0.0:
+            if self.stale_sweep is not None:    # set by a miss an answer above started
+                self.stale_sweep.cancel()
             self.stale_sweep = self.loop.call_later(next_due - now, self.sweep_stale)
 
     cdef bint jostle(self, double now, double timeout) except -1:

@@ -379,10 +379,19 @@ class _Timers:
 
     def __init__(self) -> None:
         self.set: list = []
+        self.cancelled: list = []
 
     def call_later(self, delay, callback, *args):
         self.set.append((delay, callback))
-        return object()                 # a handle, never cancelled
+        return _Handle(self.cancelled)
+
+
+class _Handle:
+    def __init__(self, cancelled: list) -> None:
+        self.cancelled = cancelled
+
+    def cancel(self) -> None:
+        self.cancelled.append(self)
 
 
 def _stale_door(engine, timeout: float, **cfg) -> tuple[FrontDoor, _Timers]:
@@ -471,3 +480,26 @@ def test_a_miss_past_its_stale_turn_is_jostled_first_though_younger_ones_lead():
     assert _miss(d, _query(), ("127.0.0.3", 1), "udp", sent.append, now)
     assert engine.pending[0].finished and not engine.pending[1].finished
     assert d.counters.dropped == {"jostled": 1} and not sent
+
+
+def test_a_miss_started_by_a_stale_answer_leaves_one_timer_set():
+    """Sending a stale answer can hand the door the connection's next query (a DoH
+    stream's) while the sweep runs: the timer that miss sets is replaced by the sweep's
+    own, set for the oldest miss still to run the timeout, so one is set, not two."""
+    engine = _StaleEngine(STALE)
+    d, timers = _stale_door(engine, 0.5)
+    sent: list = []
+    now = time.monotonic()
+    nxt = CallReply("https", ("127.0.0.1", 2), sent.append)
+
+    def send(out: bytes) -> None:
+        sent.append(out)
+        d.start_held(_query("next.example."), nxt, False, None, time.monotonic())
+
+    assert d.start_held(_query(), CallReply("https", ("127.0.0.1", 1), send), False, None,
+                        now - 1.0)
+    assert _miss(d, _query(), ("127.0.0.1", 3), "udp", sent.append, now - 0.3)
+    timers.set[0][1]()
+    assert sent == [STALE] and len(engine.pending) == 3
+    assert len(timers.set) == 3 and timers.cancelled and len(timers.cancelled) == 1
+    assert 0.1 < timers.set[2][0] <= 0.2           # the miss of age 0.3, not the new one
