@@ -48,7 +48,7 @@ from cpython.object cimport PyObject
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport (begin as begin_miss, failed_with_chain, finish as finish_miss,
-                                has_stale, hit_or_begin, stale_answer)
+                                hit_or_begin, stale_answer)
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery, Result as CResult, new_reply
@@ -1058,10 +1058,6 @@ cdef class Drive:
         if self.finished:
             return None
         return stale_answer(self.resolver, self.query, self.miss)
-
-    def has_stale(self):
-        """Whether ``stale`` would answer now."""
-        return not self.finished and has_stale(self.resolver, self.miss)
 
     def failed_chain(self):
         """The SERVFAIL this Drive handed to ``done`` with the answer section its resolution

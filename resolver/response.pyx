@@ -502,11 +502,6 @@ cdef bytes _marked_stale(ResolverCore r, bytes wire):
     return with_ede(wire, EDE_STALE_ANSWER)
 
 
-cpdef bint has_stale(ResolverCore r, tuple miss):
-    """Whether ``stale_answer`` would answer ``miss`` now."""
-    return _stale_entry(r, miss_key(miss), r.now()) is not None
-
-
 cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, int qtype,
                           bint edns, bint do, bint cd, double now):
     """The message-cache entry of a NOERROR or NXDOMAIN result for one query variant, AD

@@ -39,7 +39,7 @@ from typing import Any, Callable
 from resolver.cache.redis_link import RedisLink
 from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 from resolver.resolution import Drive
-from resolver.response import entry_answer, has_stale, miss_key, stale_answer
+from resolver.response import entry_answer, miss_key, stale_answer
 from resolver.wire.codec import MsgEntry, WireError, cache_key
 
 log = logging.getLogger("resolver.cache.shared")
@@ -301,8 +301,7 @@ def _time_out(sent: asyncio.Future) -> None:
 class Lookup:
     """One client query's miss with a shared cache: Redis first, then a :class:`Drive`.
     Like a Drive, it calls ``done(lookup, response)`` once, ``done(lookup, None)`` if
-    cancelled, and has ``finished``, ``cancel``, ``failed_chain``, ``stale`` and
-    ``has_stale``."""
+    cancelled, and has ``finished``, ``cancel``, ``failed_chain`` and ``stale``."""
 
     __slots__ = ("shared", "r", "loop", "query", "miss", "done", "key", "t0", "sent", "drive",
                  "finished")
@@ -367,10 +366,6 @@ class Lookup:
         if self.finished:
             return None
         return stale_answer(self.r, self.query, self.miss)
-
-    def has_stale(self) -> bool:
-        """Whether ``stale`` would answer now."""
-        return not self.finished and has_stale(self.r, self.miss)
 
     def failed_chain(self) -> bytes | None:
         """Its Drive's ``failed_chain``: a SERVFAIL with the CNAME/DNAME chain the

@@ -358,10 +358,6 @@ class _Stale(_Cancellable):
         self.asked += 1
         return None if self.finished else self.out
 
-    def has_stale(self):
-        self.asked += 1
-        return not self.finished and self.out is not None
-
 
 class _StaleEngine(_Engine):
     def __init__(self, out: bytes | None) -> None:
